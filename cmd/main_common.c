@@ -1,0 +1,118 @@
+/* main_common.c: create a Lua state, point it at the engine, hand over.
+ *
+ * The executable lives in PREFIX/bin; its Lua files are in
+ * PREFIX/share/lua/5.4 and its binding modules in PREFIX/lib/lua/5.4. The
+ * build tree has the same shape, so the build tree's juju works uninstalled.
+ */
+#include "main_common.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if LUA_VERSION_NUM != 504
+#error "juju targets Lua 5.4 exactly"
+#endif
+
+static void exe_prefix(char *out, size_t size)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) {
+        snprintf(out, size, ".");
+        return;
+    }
+    path[n] = '\0';
+    /* strip "/bin/<exe>" */
+    for (int i = 0; i < 2; i++) {
+        char *slash = strrchr(path, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+    }
+    snprintf(out, size, "%s", path[0] ? path : "/");
+}
+
+static void prepend_path(lua_State *L, const char *field, const char *prefix, const char *patterns)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, field);
+    const char *old = lua_tostring(L, -1);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (const char *p = patterns; *p;) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        luaL_addstring(&b, prefix);
+        luaL_addlstring(&b, p, len);
+        luaL_addchar(&b, ';');
+        p += len + (end ? 1 : 0);
+    }
+    luaL_addstring(&b, old ? old : "");
+    luaL_pushresult(&b);
+    lua_setfield(L, -3, field);
+    lua_pop(L, 2);
+}
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = luaL_tolstring(L, 1, NULL);
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+static int run(lua_State *L)
+{
+    int argc = (int)lua_tointeger(L, 1);
+    char **argv = lua_touserdata(L, 2);
+    const char *entry = lua_tostring(L, 3);
+
+    luaL_openlibs(L);
+    char prefix[PATH_MAX];
+    exe_prefix(prefix, sizeof prefix);
+    prepend_path(L, "path", prefix, "/share/lua/5.4/?.lua;/share/lua/5.4/?/init.lua");
+    prepend_path(L, "cpath", prefix, "/lib/lua/5.4/?.so");
+
+    lua_getglobal(L, "require");
+    lua_pushstring(L, entry);
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "main");
+    lua_createtable(L, argc, 1);
+    for (int i = 0; i < argc; i++) {
+        lua_pushstring(L, argv[i]);
+        lua_rawseti(L, -2, i);
+    }
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+int jj_run_main(int argc, char **argv, const char *entry_module)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        fprintf(stderr, "ERROR cannot create Lua state: out of memory\n");
+        return 1;
+    }
+    lua_pushcfunction(L, traceback);
+    lua_pushcfunction(L, run);
+    lua_pushinteger(L, argc);
+    lua_pushlightuserdata(L, argv);
+    lua_pushstring(L, entry_module);
+    int rc;
+    if (lua_pcall(L, 3, 1, 1) != LUA_OK) {
+        fprintf(stderr, "ERROR internal error: %s\n", lua_tostring(L, -1));
+        rc = 1;
+    } else {
+        rc = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (lua_toboolean(L, -1) ? 0 : 1);
+    }
+    lua_close(L);
+    return rc;
+}

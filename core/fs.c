@@ -1,0 +1,2 @@
+/* fs.c: placeholder, being written. */
+#include "fs.h"

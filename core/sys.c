@@ -1,0 +1,2 @@
+/* sys.c: placeholder, being written. */
+#include "sys.h"

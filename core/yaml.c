@@ -1,0 +1,2 @@
+/* yaml.c: placeholder, being written. */
+#include "yaml.h"

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian packages (Debian 12, as root).
+# Idempotent: a second run only checks.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config git ca-certificates
+  lua5.4 liblua5.4-dev
+  libyaml-dev libssl-dev libssh2-1-dev libcurl4-openssl-dev
+  libmongoc-dev libsqlite3-dev libarchive-dev
+  lua-busted lua-cjson lua-check
+  openssh-server openssh-client openssl
+  python3-mockupdb
+  shellcheck
+  clang libclang-rt-14-dev valgrind
+  procps iproute2 util-linux
+)
+# cloud-init is large; only the tests need its schema checker.
+if [ "${1:-}" = "--with-test-tools" ] || [ "${JUJU_INSTALL_TEST_TOOLS:-}" = 1 ]; then
+  PKGS+=(cloud-init)
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run this script as root" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: all packages present"
