@@ -1,10 +1,529 @@
-/* fs.c: placeholder binding, being written. */
+/* fs.c: Lua binding of core/fs (module `juju.fs`).
+ *
+ * Misuse (wrong argument types, a released lock) raises; operational
+ * failure returns nil, message, code. Modes are integers (0x180, or
+ * tonumber("600", 8)) or octal strings ("0600"). Memory the core hands
+ * over is parked in a small "owned" userdata first, so a Lua memory error
+ * while pushing results cannot leak it.
+ */
 #include "common.h"
 #include "fs.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OWNED_MT "juju.fs.Owned"
+#define LOCK_MT "juju.fs.Lock"
+
 int luaopen_juju_fs(lua_State *L);
+
+/* A core allocation owned by the Lua GC until released explicitly. */
+typedef struct owned {
+    void *p;
+    size_t n;
+    void (*free_fn)(void *p, size_t n);
+} owned;
+
+static void free_plain(void *p, size_t n)
+{
+    (void)n;
+    free(p);
+}
+
+static void free_names(void *p, size_t n)
+{
+    jj_fs_free_names(p, n);
+}
+
+static void free_entries(void *p, size_t n)
+{
+    jj_fs_free_entries(p, n);
+}
+
+static inline void owned_release(owned *o)
+{
+    if (o->p)
+        o->free_fn(o->p, o->n);
+    o->p = NULL;
+    o->n = 0;
+}
+
+static int owned_gc(lua_State *L)
+{
+    owned_release(luaL_checkudata(L, 1, OWNED_MT));
+    return 0;
+}
+
+/* Pushes an empty owned box (may raise: call before the core allocates). */
+static owned *push_owned(lua_State *L, void (*free_fn)(void *, size_t))
+{
+    owned *o = lua_newuserdatauv(L, sizeof *o, 0);
+    o->p = NULL;
+    o->n = 0;
+    o->free_fn = free_fn;
+    luaL_setmetatable(L, OWNED_MT);
+    return o;
+}
+
+/* Optional mode argument: an integer or a string of octal digits. */
+static mode_t opt_mode(lua_State *L, int idx, mode_t def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    lua_Integer m;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        char *end;
+        if (!*s || strspn(s, "01234567") != strlen(s))
+            luaL_argerror(L, idx, "mode string must be octal digits");
+        m = (lua_Integer)strtol(s, &end, 8);
+    } else {
+        m = luaL_checkinteger(L, idx);
+    }
+    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
+    return (mode_t)m;
+}
+
+static inline int push_ok(lua_State *L, int rc, const jj_error *err)
+{
+    if (rc)
+        return jj_push_error(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_read_file(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    owned *o = push_owned(L, free_plain);
+    jj_error err;
+    char *buf;
+    size_t len;
+    if (jj_fs_read_file(path, &buf, &len, &err))
+        return jj_push_error(L, &err);
+    o->p = buf;
+    lua_pushlstring(L, buf, len);
+    owned_release(o);
+    return 1;
+}
+
+typedef int (*write_fn)(const char *, const void *, size_t, mode_t, jj_error *);
+
+static inline int write_with(lua_State *L, write_fn fn)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    mode_t mode = opt_mode(L, 3, 0600);
+    jj_error err;
+    return push_ok(L, fn(path, data, len, mode, &err), &err);
+}
+
+static int l_write_atomic(lua_State *L)
+{
+    return write_with(L, jj_fs_write_atomic);
+}
+
+static int l_create_exclusive(lua_State *L)
+{
+    return write_with(L, jj_fs_create_exclusive);
+}
+
+static int l_append_sync(lua_State *L)
+{
+    return write_with(L, jj_fs_append_sync);
+}
+
+static int l_mkdir(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = opt_mode(L, 2, 0700);
+    jj_error err;
+    return push_ok(L, jj_fs_mkdir(path, mode, &err), &err);
+}
+
+static int l_mkdir_p(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    mode_t mode = opt_mode(L, 2, 0700);
+    jj_error err;
+    return push_ok(L, jj_fs_mkdir_p(path, mode, &err), &err);
+}
+
+static void push_stat(lua_State *L, const jj_fs_stat_t *st)
+{
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, jj_fs_type_name(st->type));
+    lua_setfield(L, -2, "type");
+    lua_pushinteger(L, (lua_Integer)st->mode);
+    lua_setfield(L, -2, "mode");
+    lua_pushinteger(L, (lua_Integer)st->size);
+    lua_setfield(L, -2, "size");
+    lua_pushnumber(L, (lua_Number)st->mtime);
+    lua_setfield(L, -2, "mtime");
+    lua_pushinteger(L, (lua_Integer)st->uid);
+    lua_setfield(L, -2, "uid");
+    lua_pushinteger(L, (lua_Integer)st->gid);
+    lua_setfield(L, -2, "gid");
+}
+
+static int l_stat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    jj_fs_stat_t st;
+    jj_error err;
+    if (jj_fs_stat(path, &st, &err))
+        return jj_push_error(L, &err);
+    push_stat(L, &st);
+    return 1;
+}
+
+static int l_lstat(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    jj_fs_stat_t st;
+    jj_error err;
+    if (jj_fs_lstat(path, &st, &err))
+        return jj_push_error(L, &err);
+    push_stat(L, &st);
+    return 1;
+}
+
+static int l_exists(lua_State *L)
+{
+    lua_pushboolean(L, jj_fs_exists(luaL_checkstring(L, 1)));
+    return 1;
+}
+
+static int l_chmod(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    if (lua_isnoneornil(L, 2))
+        luaL_argerror(L, 2, "mode expected");
+    mode_t mode = opt_mode(L, 2, 0);
+    jj_error err;
+    return push_ok(L, jj_fs_chmod(path, mode, &err), &err);
+}
+
+static int l_remove(lua_State *L)
+{
+    jj_error err;
+    return push_ok(L, jj_fs_remove(luaL_checkstring(L, 1), &err), &err);
+}
+
+static int l_remove_tree(lua_State *L)
+{
+    jj_error err;
+    return push_ok(L, jj_fs_remove_tree(luaL_checkstring(L, 1), &err), &err);
+}
+
+static int l_rename(lua_State *L)
+{
+    const char *from = luaL_checkstring(L, 1);
+    const char *to = luaL_checkstring(L, 2);
+    jj_error err;
+    return push_ok(L, jj_fs_rename(from, to, &err), &err);
+}
+
+static int l_symlink(lua_State *L)
+{
+    const char *target = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    jj_error err;
+    return push_ok(L, jj_fs_symlink(target, path, &err), &err);
+}
+
+typedef int (*path_fn)(const char *, char **, jj_error *);
+
+/* Calls a core function that returns one malloc'd string. */
+static inline int string_result(lua_State *L, path_fn fn)
+{
+    const char *path = luaL_checkstring(L, 1);
+    owned *o = push_owned(L, free_plain);
+    char *out;
+    jj_error err;
+    if (fn(path, &out, &err))
+        return jj_push_error(L, &err);
+    o->p = out;
+    lua_pushstring(L, out);
+    owned_release(o);
+    return 1;
+}
+
+static int l_readlink(lua_State *L)
+{
+    return string_result(L, jj_fs_readlink);
+}
+
+static int l_realpath(lua_State *L)
+{
+    return string_result(L, jj_fs_realpath);
+}
+
+static int l_mkdtemp(lua_State *L)
+{
+    return string_result(L, jj_fs_mkdtemp);
+}
+
+static int l_list(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    owned *o = push_owned(L, free_names);
+    char **names;
+    size_t n;
+    jj_error err;
+    if (jj_fs_list(dir, &names, &n, &err))
+        return jj_push_error(L, &err);
+    o->p = names;
+    o->n = n;
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, names[i]);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    owned_release(o);
+    return 1;
+}
+
+static int l_copy_file(lua_State *L)
+{
+    const char *src = luaL_checkstring(L, 1);
+    const char *dst = luaL_checkstring(L, 2);
+    int mode = lua_isnoneornil(L, 3) ? -1 : (int)opt_mode(L, 3, 0);
+    jj_error err;
+    return push_ok(L, jj_fs_copy_file(src, dst, mode, &err), &err);
+}
+
+/* "file 0600 42", "dir 0700", "link -> target", "other 0644". */
+static void push_entry_desc(lua_State *L, const jj_fs_entry *e)
+{
+    const char *type = jj_fs_type_name(e->st.type);
+    char mode[8];
+    snprintf(mode, sizeof mode, "%04o", (unsigned)e->st.mode);
+    switch (e->st.type) {
+    case JJ_FS_FILE:
+        lua_pushfstring(L, "%s %s %I", type, mode, (lua_Integer)e->st.size);
+        break;
+    case JJ_FS_LINK:
+        lua_pushfstring(L, "%s -> %s", type, e->target ? e->target : "");
+        break;
+    default:
+        lua_pushfstring(L, "%s %s", type, mode);
+        break;
+    }
+}
+
+/* Returns path -> description, plus the sorted array of paths. */
+static int l_tree_snapshot(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    owned *o = push_owned(L, free_entries);
+    jj_fs_entry *entries;
+    size_t n;
+    jj_error err;
+    if (jj_fs_tree_snapshot(dir, &entries, &n, &err))
+        return jj_push_error(L, &err);
+    o->p = entries;
+    o->n = n;
+    lua_createtable(L, 0, (int)n);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushstring(L, entries[i].path);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)i + 1);
+        push_entry_desc(L, &entries[i]);
+        lua_rawset(L, -4);
+    }
+    owned_release(o);
+    return 2;
+}
+
+static int l_umask(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1)) {
+        mode_t old = jj_fs_umask(022);
+        jj_fs_umask(old);
+        lua_pushinteger(L, (lua_Integer)old);
+        return 1;
+    }
+    mode_t mask = opt_mode(L, 1, 0);
+    luaL_argcheck(L, mask <= 0777, 1, "umask out of range");
+    lua_pushinteger(L, (lua_Integer)jj_fs_umask(mask));
+    return 1;
+}
+
+/* --- locks ------------------------------------------------------------ */
+
+typedef struct lua_lock {
+    jj_fs_lock lk; /* fd -1 once released */
+} lua_lock;
+
+static lua_lock *check_lock(lua_State *L, int idx)
+{
+    lua_lock *l = luaL_checkudata(L, idx, LOCK_MT);
+    if (l->lk.fd < 0)
+        luaL_error(L, "attempt to use a released lock");
+    return l;
+}
+
+static int lock_cleanup(lua_State *L)
+{
+    lua_lock *l = luaL_checkudata(L, 1, LOCK_MT);
+    jj_fs_lock_release(&l->lk);
+    return 0;
+}
+
+static int lock_release(lua_State *L)
+{
+    lock_cleanup(L);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int lock_path(lua_State *L)
+{
+    check_lock(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int lock_set_message(lua_State *L)
+{
+    lua_lock *l = check_lock(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    jj_error err;
+    return push_ok(L, jj_fs_lock_set_message(&l->lk, msg, &err), &err);
+}
+
+static int lock_is_held(lua_State *L)
+{
+    lua_lock *l = luaL_checkudata(L, 1, LOCK_MT);
+    lua_pushboolean(L, l->lk.fd >= 0);
+    return 1;
+}
+
+static int lock_tostring(lua_State *L)
+{
+    lua_lock *l = luaL_checkudata(L, 1, LOCK_MT);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushfstring(L, "juju.fs.Lock(%s%s)", lua_tostring(L, -1),
+                    l->lk.fd >= 0 ? "" : ", released");
+    return 1;
+}
+
+static double opt_seconds(lua_State *L, int opts, const char *field, double def)
+{
+    int t = lua_getfield(L, opts, field);
+    double v = def;
+    if (t != LUA_TNIL) {
+        if (t != LUA_TNUMBER)
+            luaL_error(L, "bad option '%s' (number expected, got %s)", field, luaL_typename(L, -1));
+        v = (double)lua_tonumber(L, -1);
+        if (!(v >= 0))
+            luaL_error(L, "bad option '%s' (must be >= 0)", field);
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* lock(path [, {timeout=, interval=, message=}]) -> Lock | nil, msg, code */
+static int l_lock(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    double timeout = 0, interval = 0.05;
+    const char *message = NULL;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        timeout = opt_seconds(L, 2, "timeout", 0);
+        interval = opt_seconds(L, 2, "interval", 0.05);
+        luaL_argcheck(L, interval > 0, 2, "interval must be > 0");
+        int t = lua_getfield(L, 2, "message");
+        if (t != LUA_TNIL && t != LUA_TSTRING)
+            luaL_error(L, "bad option 'message' (string expected, got %s)", luaL_typename(L, -1));
+        message = lua_tostring(L, -1); /* stays on the stack, hence alive */
+    }
+    lua_lock *l = lua_newuserdatauv(L, sizeof *l, 1);
+    jj_fs_lock_init(&l->lk);
+    luaL_setmetatable(L, LOCK_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    jj_error err;
+    if (jj_fs_lock_acquire(&l->lk, path, timeout, interval, message, &err))
+        return jj_push_error(L, &err);
+    return 1;
+}
+
+static int l_lock_holder(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    owned *o = push_owned(L, free_plain);
+    char *out;
+    jj_error err;
+    if (jj_fs_lock_holder(path, &out, &err))
+        return jj_push_error(L, &err);
+    if (!out) {
+        lua_pushnil(L);
+        return 1;
+    }
+    o->p = out;
+    lua_pushstring(L, out);
+    owned_release(o);
+    return 1;
+}
+
+static const luaL_Reg lock_methods[] = {
+    {"release", lock_release},
+    {"close", lock_release},
+    {"path", lock_path},
+    {"set_message", lock_set_message},
+    {"is_held", lock_is_held},
+    {NULL, NULL},
+};
+
+static const luaL_Reg lock_meta[] = {
+    {"__close", lock_cleanup},
+    {"__gc", lock_cleanup},
+    {"__tostring", lock_tostring},
+    {NULL, NULL},
+};
+
+static const luaL_Reg owned_meta[] = {
+    {"__gc", owned_gc},
+    {NULL, NULL},
+};
+
+static const luaL_Reg fs_functions[] = {
+    {"read_file", l_read_file},
+    {"write_atomic", l_write_atomic},
+    {"create_exclusive", l_create_exclusive},
+    {"append_sync", l_append_sync},
+    {"mkdir", l_mkdir},
+    {"mkdir_p", l_mkdir_p},
+    {"stat", l_stat},
+    {"lstat", l_lstat},
+    {"exists", l_exists},
+    {"chmod", l_chmod},
+    {"remove", l_remove},
+    {"remove_tree", l_remove_tree},
+    {"rename", l_rename},
+    {"symlink", l_symlink},
+    {"readlink", l_readlink},
+    {"realpath", l_realpath},
+    {"list", l_list},
+    {"copy_file", l_copy_file},
+    {"mkdtemp", l_mkdtemp},
+    {"lock", l_lock},
+    {"lock_holder", l_lock_holder},
+    {"tree_snapshot", l_tree_snapshot},
+    {"umask", l_umask},
+    {NULL, NULL},
+};
+
 int luaopen_juju_fs(lua_State *L)
 {
-    lua_newtable(L);
+    jj_new_class(L, OWNED_MT, NULL, owned_meta);
+    jj_new_class(L, LOCK_MT, lock_methods, lock_meta);
+    luaL_newlib(L, fs_functions);
     return 1;
 }

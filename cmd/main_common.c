@@ -20,6 +20,9 @@
 #error "juju targets Lua 5.4 exactly"
 #endif
 
+/* The prefix of this installation: the executable's directory when it holds
+ * share/lua/5.4 (unpacked agent tools keep jujud beside its modules), else
+ * the parent of bin/. */
 static void exe_prefix(char *out, size_t size)
 {
     char path[PATH_MAX];
@@ -29,12 +32,15 @@ static void exe_prefix(char *out, size_t size)
         return;
     }
     path[n] = '\0';
-    /* strip "/bin/<exe>" */
-    for (int i = 0; i < 2; i++) {
-        char *slash = strrchr(path, '/');
-        if (!slash)
-            break;
+    char *slash = strrchr(path, '/');
+    if (slash)
         *slash = '\0';
+    char probe[PATH_MAX + 32];
+    snprintf(probe, sizeof probe, "%s/share/lua/5.4", path);
+    if (access(probe, F_OK) != 0) {
+        slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
     }
     snprintf(out, size, "%s", path[0] ? path : "/");
 }

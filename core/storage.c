@@ -1,0 +1,643 @@
+/* storage.c: environ storage backed by a local directory (see storage.h). */
+#include "storage.h"
+
+#include "crypto.h"
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Fixed copy buffer: objects (tools tarballs) are streamed in constant memory. */
+#define COPY_CHUNK 65536
+/* Names shown in messages are cut so a hostile name cannot drown the rest. */
+#define SHOWN_NAME_MAX 200
+
+struct jj_storage {
+    char *root;
+    mode_t file_mode;
+    mode_t dir_mode;
+};
+
+int jj_storage_check_name(const char *name, size_t len, jj_error *err)
+{
+    const char *why = NULL;
+    if (len == 0)
+        why = "empty name";
+    else if (memchr(name, '\0', len))
+        why = "contains NUL";
+    else if (memchr(name, '\\', len))
+        why = "contains a backslash";
+    else if (name[0] == '/')
+        why = "absolute name";
+    for (size_t start = 0; !why && start <= len;) {
+        const char *slash = memchr(name + start, '/', len - start);
+        size_t end = slash ? (size_t)(slash - name) : len;
+        size_t n = end - start;
+        if (n == 0)
+            why = "empty path component";
+        else if (n == 1 && name[start] == '.')
+            why = "\".\" component";
+        else if (n == 2 && name[start] == '.' && name[start + 1] == '.')
+            why = "\"..\" component";
+        start = end + 1;
+    }
+    if (!why)
+        return 0;
+    return jj_error_set(err, JJ_EINVAL, "invalid storage name \"%.*s\": %s",
+                        (int)(len < SHOWN_NAME_MAX ? len : SHOWN_NAME_MAX), name, why);
+}
+
+static inline int check_cname(const char *name, jj_error *err)
+{
+    if (!name)
+        return jj_error_set(err, JJ_EINVAL, "invalid storage name: NULL");
+    return jj_storage_check_name(name, strlen(name), err);
+}
+
+/* *out = a + "/" + b, malloc'd, owned by the caller. */
+static int join_path(const char *a, const char *b, char **out, jj_error *err)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    char *p = malloc(na + nb + 2);
+    if (!p)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    memcpy(p, a, na);
+    p[na] = '/';
+    memcpy(p + na + 1, b, nb + 1);
+    *out = p;
+    return 0;
+}
+
+/* Validates name and builds its path (owned by the caller). */
+static int object_path(const jj_storage *s, const char *name, char **out, jj_error *err)
+{
+    *out = NULL;
+    int rc = check_cname(name, err);
+    return rc ? rc : join_path(s->root, name, out, err);
+}
+
+int jj_storage_open_dir(const char *path, mode_t file_mode, mode_t dir_mode, jj_storage **out,
+                        jj_error *err)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return jj_error_set(err, JJ_EINVAL, "storage directory: empty path");
+    int rc = jj_fs_mkdir_p(path, 0700, err);
+    if (rc) {
+        jj_error_prefix(err, "storage directory %s", path);
+        return rc;
+    }
+    jj_storage *s = calloc(1, sizeof *s);
+    if (!s)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    rc = jj_fs_realpath(path, &s->root, err);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->file_mode = file_mode & 07777;
+    s->dir_mode = dir_mode & 07777;
+    *out = s;
+    return 0;
+}
+
+void jj_storage_close(jj_storage *s)
+{
+    if (!s)
+        return;
+    free(s->root);
+    free(s);
+}
+
+const char *jj_storage_root(const jj_storage *s)
+{
+    return s->root;
+}
+
+/* Creates the root (0700) and the object's missing parent directories. */
+static int ensure_parents(const jj_storage *s, const char *name, const char *path, jj_error *err)
+{
+    int rc = jj_fs_mkdir_p(s->root, 0700, err);
+    const char *slash = strrchr(name, '/');
+    if (rc || !slash)
+        return rc;
+    size_t n = strlen(s->root) + 1 + (size_t)(slash - name);
+    char *dir = strndup(path, n);
+    if (!dir)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    rc = jj_fs_mkdir_p(dir, s->dir_mode, err);
+    free(dir);
+    return rc;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A rename is only durable once its directory is fsynced; some file
+ * systems refuse fsync on directories (EINVAL): nothing more to do there. */
+static int fsync_parent(const char *path, jj_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    int rc = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        rc = jj_error_errno(err, errno, "open directory %s", dir);
+    else if (fsync(fd) != 0 && errno != EINVAL)
+        rc = jj_error_errno(err, errno, "fsync directory %s", dir);
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    return rc;
+}
+
+/* An atomic replacement in progress: ".<base>.tmp-XXXXXX" beside dst. */
+typedef struct sink {
+    int fd;
+    const char *dst;
+    char *tmp;
+} sink;
+
+static int sink_begin(sink *k, const char *dst, mode_t mode, jj_error *err)
+{
+    k->fd = -1;
+    k->dst = dst;
+    const char *slash = strrchr(dst, '/');
+    const char *base = slash ? slash + 1 : dst;
+    if (!*base)
+        return jj_error_set(err, JJ_EISDIR, "write %s: not a file name", dst);
+    size_t n = strlen(dst) + 13;
+    k->tmp = malloc(n);
+    if (!k->tmp)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    snprintf(k->tmp, n, "%.*s.%s.tmp-XXXXXX", (int)(base - dst), dst, base);
+    k->fd = mkostemp(k->tmp, O_CLOEXEC);
+    if (k->fd < 0) {
+        int e = errno;
+        free(k->tmp);
+        k->tmp = NULL;
+        return jj_error_errno(err, e, "create temporary file for %s", dst);
+    }
+    /* fchmod: the stored mode must not depend on the umask. */
+    if (fchmod(k->fd, mode) != 0) {
+        int e = errno;
+        close(k->fd);
+        k->fd = -1;
+        unlink(k->tmp);
+        free(k->tmp);
+        k->tmp = NULL;
+        return jj_error_errno(err, e, "chmod %s", dst);
+    }
+    return 0;
+}
+
+static void sink_abort(sink *k)
+{
+    if (k->fd >= 0)
+        close(k->fd);
+    k->fd = -1;
+    if (k->tmp)
+        unlink(k->tmp);
+    free(k->tmp);
+    k->tmp = NULL;
+}
+
+static int sink_commit(sink *k, jj_error *err)
+{
+    int rc = 0;
+    if (fsync(k->fd) != 0)
+        rc = jj_error_errno(err, errno, "fsync %s", k->tmp);
+    int fd = k->fd;
+    k->fd = -1;
+    if (close(fd) != 0 && !rc)
+        rc = jj_error_errno(err, errno, "close %s", k->tmp);
+    if (!rc && rename(k->tmp, k->dst) != 0)
+        rc = jj_error_errno(err, errno, "rename %s to %s", k->tmp, k->dst);
+    if (rc) {
+        sink_abort(k);
+        return rc;
+    }
+    free(k->tmp);
+    k->tmp = NULL;
+    return fsync_parent(k->dst, err);
+}
+
+/* Copies in_fd to the sink through a fixed buffer, hashing if h is set. */
+static int stream_copy(int in_fd, const char *src_shown, sink *k, jj_hasher *h, uint64_t *size,
+                       jj_error *err)
+{
+    char *buf = malloc(COPY_CHUNK);
+    if (!buf)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    uint64_t total = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(in_fd, buf, COPY_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = jj_error_errno(err, errno, "read %s", src_shown);
+            break;
+        }
+        if (n == 0)
+            break;
+        if (write_all(k->fd, buf, (size_t)n) != 0) {
+            rc = jj_error_errno(err, errno, "write %s", k->tmp);
+            break;
+        }
+        if (h && (rc = jj_hasher_update(h, buf, (size_t)n, err)) != 0)
+            break;
+        total += (uint64_t)n;
+    }
+    free(buf);
+    if (!rc && size)
+        *size = total;
+    return rc;
+}
+
+int jj_storage_put(jj_storage *s, const char *name, const void *data, size_t len, int mode,
+                   jj_error *err)
+{
+    char *path;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    sink k;
+    rc = ensure_parents(s, name, path, err);
+    if (!rc)
+        rc = sink_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err);
+    if (!rc) {
+        if (write_all(k.fd, data, len) != 0) {
+            rc = jj_error_errno(err, errno, "write %s", k.tmp);
+            sink_abort(&k);
+        } else {
+            rc = sink_commit(&k, err);
+        }
+    }
+    if (rc)
+        jj_error_prefix(err, "put %s", name);
+    free(path);
+    return rc;
+}
+
+/* Opens a regular file for streaming; a directory is JJ_EISDIR. */
+static int open_regular(const char *path, struct stat *sb, jj_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return jj_error_errno(err, errno, "open %s", path);
+    if (fstat(fd, sb) != 0) {
+        int e = errno;
+        close(fd);
+        return jj_error_errno(err, e, "stat %s", path);
+    }
+    if (!S_ISREG(sb->st_mode)) {
+        close(fd);
+        if (S_ISDIR(sb->st_mode))
+            return jj_error_errno(err, EISDIR, "open %s", path);
+        return jj_error_set(err, JJ_EINVAL, "%s: not a regular file", path);
+    }
+    return fd;
+}
+
+int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, int mode,
+                        uint64_t *size, unsigned char *sha256, jj_error *err)
+{
+    char *path;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    jj_hasher *h = NULL;
+    struct stat sb;
+    int in = -1;
+    sink k;
+    if ((rc = jj_hasher_new(JJ_DIGEST_SHA256, &h, err)) != 0)
+        goto out;
+    if ((in = open_regular(src_path, &sb, err)) < 0) {
+        rc = in;
+        goto out;
+    }
+    if ((rc = ensure_parents(s, name, path, err)) != 0)
+        goto out;
+    if ((rc = sink_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err)) != 0)
+        goto out;
+    rc = stream_copy(in, src_path, &k, h, size, err);
+    if (rc)
+        sink_abort(&k);
+    else
+        rc = sink_commit(&k, err);
+    if (!rc && sha256)
+        rc = jj_hasher_final(h, sha256, err);
+out:
+    if (in >= 0)
+        close(in);
+    jj_hasher_free(h);
+    if (rc)
+        jj_error_prefix(err, "put %s", name);
+    free(path);
+    return rc;
+}
+
+/* A parent of the name being an object (ENOTDIR) means there is no such
+ * object, as with object stores. */
+static inline int as_missing_object(int rc, jj_error *err)
+{
+    if (rc != JJ_ENOTDIR)
+        return rc;
+    if (err)
+        err->code = JJ_ENOENT;
+    return JJ_ENOENT;
+}
+
+int jj_storage_get(jj_storage *s, const char *name, char **out, size_t *len, jj_error *err)
+{
+    char *path;
+    *out = NULL;
+    *len = 0;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    rc = as_missing_object(jj_fs_read_file(path, out, len, err), err);
+    if (rc)
+        jj_error_prefix(err, "get %s", name);
+    free(path);
+    return rc;
+}
+
+int jj_storage_get_to_file(jj_storage *s, const char *name, const char *dst_path, int mode,
+                           uint64_t *size, jj_error *err)
+{
+    char *path;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    struct stat sb;
+    int in = open_regular(path, &sb, err);
+    if (in < 0) {
+        rc = as_missing_object(in, err);
+    } else {
+        sink k;
+        rc = sink_begin(&k, dst_path, mode < 0 ? (sb.st_mode & 07777) : (mode_t)(mode & 07777),
+                        err);
+        if (!rc) {
+            rc = stream_copy(in, path, &k, NULL, size, err);
+            if (rc)
+                sink_abort(&k);
+            else
+                rc = sink_commit(&k, err);
+        }
+        close(in);
+    }
+    if (rc)
+        jj_error_prefix(err, "get %s", name);
+    free(path);
+    return rc;
+}
+
+int jj_storage_exists(jj_storage *s, const char *name, bool *exists, jj_error *err)
+{
+    char *path;
+    *exists = false;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    struct stat sb;
+    if (stat(path, &sb) == 0)
+        *exists = S_ISREG(sb.st_mode);
+    else if (errno != ENOENT && errno != ENOTDIR)
+        rc = jj_error_errno(err, errno, "stat %s", path);
+    free(path);
+    return rc;
+}
+
+int jj_storage_size(jj_storage *s, const char *name, uint64_t *size, jj_error *err)
+{
+    char *path;
+    *size = 0;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        rc = jj_error_errno(err, errno == ENOTDIR ? ENOENT : errno, "size %s", name);
+    else if (S_ISDIR(sb.st_mode))
+        rc = jj_error_errno(err, EISDIR, "size %s", name);
+    else
+        *size = (uint64_t)sb.st_size;
+    free(path);
+    return rc;
+}
+
+/* ---- listing ---- */
+
+typedef struct name_list {
+    char **v;
+    size_t n, cap;
+} name_list;
+
+/* ".<base>.tmp-XXXXXX": an atomic write in progress (or one a crash left). */
+static bool is_temp_name(const char *base)
+{
+    size_t n = strlen(base);
+    return base[0] == '.' && n >= 13 && memcmp(base + n - 11, ".tmp-", 5) == 0;
+}
+
+static int add_name(name_list *l, const char *rel, jj_error *err)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return jj_error_set(err, JJ_ENOMEM, "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(rel)))
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    l->n++;
+    return 0;
+}
+
+/* A directory whose names start with dir_prefix ("a/b/") can hold a match
+ * for prefix only if one of the two starts with the other. */
+static bool may_match(const char *dir_prefix, size_t n, const char *prefix, size_t plen)
+{
+    return strncmp(dir_prefix, prefix, n < plen ? n : plen) == 0;
+}
+
+/* Lists directory dfd (taken over and closed), whose path relative to the
+ * root is rel[0..len) (with a trailing '/' unless at the root). */
+static int walk(int dfd, char *rel, size_t len, const char *prefix, name_list *l, jj_error *err)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        int e = errno;
+        close(dfd);
+        return jj_error_errno(err, e, "list %.*s", (int)len, rel);
+    }
+    size_t plen = strlen(prefix);
+    int rc = 0;
+    struct dirent *de;
+    while (!rc && (errno = 0, de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (!strcmp(nm, ".") || !strcmp(nm, ".."))
+            continue;
+        size_t nlen = strlen(nm);
+        if (len + nlen + 2 > PATH_MAX) {
+            rc = jj_error_set(err, JJ_ERANGE, "list: path too long under %.*s", (int)len, rel);
+            break;
+        }
+        memcpy(rel + len, nm, nlen + 1);
+        struct stat sb;
+        if (fstatat(dirfd(d), nm, &sb, AT_SYMLINK_NOFOLLOW) != 0) {
+            if (errno != ENOENT) /* removed while listing: not an object any more */
+                rc = jj_error_errno(err, errno, "stat %s", rel);
+            continue;
+        }
+        if (S_ISREG(sb.st_mode)) {
+            if (!is_temp_name(nm) && strncmp(rel, prefix, plen) == 0)
+                rc = add_name(l, rel, err);
+        } else if (S_ISDIR(sb.st_mode)) {
+            rel[len + nlen] = '/';
+            rel[len + nlen + 1] = '\0';
+            if (!may_match(rel, len + nlen + 1, prefix, plen))
+                continue;
+            int cfd = openat(dirfd(d), nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (cfd < 0) {
+                if (errno != ENOENT)
+                    rc = jj_error_errno(err, errno, "open directory %s", rel);
+                continue;
+            }
+            rc = walk(cfd, rel, len + nlen + 1, prefix, l, err);
+        }
+    }
+    if (!rc && errno != 0)
+        rc = jj_error_errno(err, errno, "list %.*s", (int)len, rel);
+    closedir(d);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int jj_storage_list(jj_storage *s, const char *prefix, char ***names, size_t *count,
+                    jj_error *err)
+{
+    *names = NULL;
+    *count = 0;
+    int dfd = open(s->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENOENT) /* nothing stored since remove_all */
+            return 0;
+        return jj_error_errno(err, errno, "list %s", s->root);
+    }
+    char *rel = malloc(PATH_MAX);
+    if (!rel) {
+        close(dfd);
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    }
+    rel[0] = '\0';
+    name_list l = {0};
+    int rc = walk(dfd, rel, 0, prefix ? prefix : "", &l, err);
+    free(rel);
+    if (rc) {
+        jj_fs_free_names(l.v, l.n);
+        return rc;
+    }
+    if (l.n > 1)
+        qsort(l.v, l.n, sizeof *l.v, cmp_names);
+    *names = l.v;
+    *count = l.n;
+    return 0;
+}
+
+/* ---- removal ---- */
+
+int jj_storage_remove(jj_storage *s, const char *name, jj_error *err)
+{
+    char *path;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    if (unlink(path) != 0) {
+        if (errno != ENOENT && errno != ENOTDIR)
+            rc = jj_error_errno(err, errno, "remove %s", name);
+    } else {
+        rc = fsync_parent(path, err);
+    }
+    free(path);
+    return rc;
+}
+
+int jj_storage_remove_all(jj_storage *s, jj_error *err)
+{
+    return jj_fs_remove_tree(s->root, err);
+}
+
+/* ---- paths and URLs ---- */
+
+int jj_storage_path(const jj_storage *s, const char *name, char **out, jj_error *err)
+{
+    return object_path(s, name, out, err);
+}
+
+static inline bool is_unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+}
+
+int jj_storage_url(const jj_storage *s, const char *name, char **out, jj_error *err)
+{
+    char *path;
+    *out = NULL;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(path);
+    char *u = malloc(7 + 3 * n + 1);
+    if (!u) {
+        free(path);
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    }
+    char *w = u + 7;
+    memcpy(u, "file://", 7);
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        if (is_unreserved(*p)) {
+            *w++ = (char)*p;
+        } else {
+            *w++ = '%';
+            *w++ = hex[*p >> 4];
+            *w++ = hex[*p & 15];
+        }
+    }
+    *w = '\0';
+    free(path);
+    *out = u;
+    return 0;
+}

@@ -1,0 +1,184 @@
+-- juju.boilerplate: the environments.yaml that `juju init` writes, for the
+-- seven providers of this engine. A provider script may carry its own
+-- `boilerplate` string, which then replaces the entry here.
+local M = {}
+
+M.HEADER = [[
+# Juju environments: each entry under "environments" names one environment
+# and says which provider runs it ("type"). Values in <brackets> must be
+# filled in; commented lines show optional settings with sample values.
+#
+# Which environment a command uses, in descending order of precedence:
+#  1. the -e/--environment option, e.g. juju bootstrap -e myenv
+#  2. the JUJU_ENV environment variable
+#  3. the environment chosen with: juju switch myenv
+#  4. the "default" below
+#
+# Settings every environment understands include default-series,
+# admin-secret (generated when absent), authorized-keys-path,
+# agent-metadata-url, agent-stream, bootstrap-timeout (seconds),
+# enable-os-refresh-update and enable-os-upgrade.
+
+default: local
+
+environments:
+]]
+
+M.ENTRIES = {}
+
+M.ENTRIES["local"] = [[
+# This machine is machine 0: no cloud account needed.
+local:
+    type: local
+
+    # root-dir holds the state, storage and logs of the environment.
+    # The default is $JUJU_HOME/<environment name>.
+    #
+    # root-dir: ~/.juju/local
+
+    # state-store is the database of the state server: sqlite (the
+    # default here) or mongodb (needs a mongod on this machine).
+    #
+    # state-store: sqlite
+
+    # Refreshing and upgrading packages makes a local bootstrap slow;
+    # they are off unless you turn them on.
+    #
+    # enable-os-refresh-update: false
+    # enable-os-upgrade: false
+]]
+
+M.ENTRIES.manual = [[
+# An existing machine reached over SSH becomes machine 0.
+manual:
+    type: manual
+    # bootstrap-host is the machine to bootstrap, optionally with a port
+    # (host:port).
+    bootstrap-host: somehost.example.com
+
+    # bootstrap-user is the user to log in as; it defaults to the
+    # current user. It needs passwordless sudo on the host.
+    #
+    # bootstrap-user: ubuntu
+
+    # enable-os-refresh-update: true
+    # enable-os-upgrade: false
+]]
+
+M.ENTRIES.ec2 = [[
+# Amazon Web Services.
+amazon:
+    type: ec2
+
+    # region is the EC2 region; the default is us-east-1.
+    #
+    # region: us-east-1
+
+    # access-key and secret-key default to the environment variables
+    # AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #
+    # access-key: <secret>
+    # secret-key: <secret>
+
+    # agent-stream picks the simplestreams stream of the tools.
+    #
+    # agent-stream: released
+]]
+
+M.ENTRIES.openstack = [[
+# An OpenStack cloud (Keystone, Nova, Swift).
+openstack:
+    type: openstack
+
+    # auth-url is the Keystone endpoint; defaults to $OS_AUTH_URL.
+    #
+    # auth-url: https://keystone.example.com:5000/v2.0/
+
+    # region defaults to $OS_REGION_NAME; tenant-name to $OS_TENANT_NAME.
+    #
+    # region: <your region>
+    # tenant-name: <your tenant name>
+
+    # auth-mode is userpass (username, password; default $OS_USERNAME and
+    # $OS_PASSWORD) or keypair (access-key, secret-key).
+    #
+    # auth-mode: userpass
+    # username: <your username>
+    # password: <secret>
+
+    # use-floating-ip: false
+]]
+
+M.ENTRIES.azure = [[
+# Microsoft Azure (service management API).
+azure:
+    type: azure
+
+    # location is where instances start, e.g. West US, North Europe.
+    #
+    location: West US
+
+    # The management subscription and certificate of your account.
+    #
+    management-subscription-id: 00000000-0000-0000-0000-000000000000
+    management-certificate-path: /home/me/azure.pem
+
+    # storage-account-name is the storage account for the environment.
+    #
+    storage-account-name: abcdefghijkl
+]]
+
+M.ENTRIES.joyent = [[
+# Joyent public cloud (CloudAPI and Manta).
+joyent:
+    type: joyent
+
+    # sdc-user and sdc-key-id identify you to CloudAPI; they default to
+    # $SDC_ACCOUNT and $SDC_KEY_ID.
+    #
+    # sdc-user: <secret>
+    # sdc-key-id: <secret>
+
+    # sdc-url defaults to the us-west-1 CloudAPI endpoint.
+    #
+    # sdc-url: https://us-west-1.api.joyentcloud.com
+
+    # private-key-path is the key that signs requests.
+    #
+    # private-key-path: ~/.ssh/id_rsa
+]]
+
+M.ENTRIES.maas = [[
+# A MAAS cluster (API 1.0).
+maas:
+    type: maas
+
+    # maas-server is the MAAS API URL.
+    #
+    maas-server: 'http://192.168.1.1/MAAS'
+
+    # maas-oauth is the API key from the MAAS preferences page.
+    #
+    maas-oauth: '<add your OAuth credentials from MAAS here>'
+]]
+
+M.ORDER = { "local", "manual", "ec2", "openstack", "azure", "joyent", "maas" }
+
+local function indent(text)
+  return (text:gsub("([^\n]*)\n", function(line)
+    if line == "" then return "\n" end
+    return "    " .. line .. "\n"
+  end))
+end
+
+--- The whole file. provider_text(name) may return a provider's own entry.
+function M.render(provider_text)
+  local parts = { M.HEADER }
+  for _, name in ipairs(M.ORDER) do
+    local text = provider_text and provider_text(name) or M.ENTRIES[name]
+    parts[#parts + 1] = indent(text or M.ENTRIES[name])
+  end
+  return table.concat(parts, "\n")
+end
+
+return M

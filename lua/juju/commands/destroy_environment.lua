@@ -1,0 +1,91 @@
+-- juju destroy-environment NAME: destroys an environment through its
+-- provider, then its .jenv.
+local prepare = require("juju.environs.prepare")
+local configstore = require("juju.environs.configstore")
+local config = require("juju.environs.config")
+
+local M = {
+  name = "destroy-environment",
+  args = "[options] <environment name>",
+  purpose = "terminate all machines and other associated resources for an environment",
+  aliases = { "destroy-env" },
+  doc = "Destroys everything the environment owns, then removes its .jenv.\n"
+    .. "--force removes the .jenv even when the provider cannot be reached or loaded.",
+}
+
+function M.flags(fs)
+  fs:add { names = { "y", "yes" }, kind = "bool", key = "yes", help = "do not ask for confirmation" }
+  fs:add { names = { "force" }, kind = "bool", help = "forcefully destroy the environment, directly through the environment provider" }
+  fs:add { names = { "e", "environment" }, help = "juju environment to operate in (deprecated: give the name as an argument)" }
+end
+
+function M.init(_, opts, args)
+  local name = args[1] or opts.environment
+  if not name then return "no environment specified" end
+  if #args > 1 then
+    local q = {}
+    for i = 2, #args do q[#q + 1] = string.format("%q", args[i]) end
+    return string.format("unrecognized args: [%s]", table.concat(q, " "))
+  end
+  opts.name = name
+  return nil
+end
+
+local function confirm(ctx, name, type_name)
+  ctx:write_stderr(string.format("WARNING! this command will destroy the %q environment (type: %s)\n"
+    .. "This includes all machines, services, data and other resources.\n\nContinue [y/N]? ", name, type_name))
+  local line = ctx.stdin:read("l")
+  return line and (line:lower() == "y" or line:lower() == "yes")
+end
+
+--- Destroys environment `name` (used by the command and by bootstrap's
+--- cleanup). Returns true or nil, message.
+function M.destroy(ctx, home, name, force)
+  local store, serr = configstore.open(ctx, home)
+  if not store then return nil, serr end
+  local info, rerr, code = store:read(name)
+  if not info then
+    if code == "ENOENT" then return nil, string.format("environment %q is not prepared: nothing to destroy", name), code end
+    if not force then return nil, rerr .. "\nUse --force to remove it anyway." end
+    ctx:log_for("juju.cmd"):warningf("%s; removing it (--force)", rerr)
+  elseif type(info["bootstrap-config"]) == "table" then
+    local bc = info["bootstrap-config"]
+    local provider, perr = prepare.provider_for(home, name, bc.type, ctx)
+    local cfg, cerr
+    if provider then cfg, cerr = config.from_prepared(ctx, bc, { provider = provider, file = info.path }) end
+    if provider and cfg then config.register_secrets(ctx, cfg, provider) end
+    local env, oerr
+    if provider and cfg then env, oerr = provider.open(ctx, cfg) end
+    local ok, derr = nil, perr or cerr or oerr
+    if env then ok, derr = provider.destroy(env) end
+    if not ok then
+      if not force then
+        return nil, string.format("cannot destroy environment %q: %s\nUse --force to remove its .jenv anyway.", name, tostring(derr))
+      end
+      ctx:log_for("juju.cmd"):warningf("cannot destroy through the provider: %s; removing the .jenv (--force)", tostring(derr))
+    end
+  end
+  local lock <close>, lerr = store:lock("destroying")
+  if not lock then return nil, lerr end
+  return store:remove(name)
+end
+
+function M.run(_, ctx, opts)
+  local home, herr = ctx:juju_home()
+  if not home then return nil, herr end
+  local name = opts.name
+  if not opts.yes then
+    local store = configstore.open(ctx, home)
+    local info = store and store:read(name)
+    local t = info and info["bootstrap-config"] and info["bootstrap-config"].type or "unknown"
+    if not confirm(ctx, name, t) then return nil, "environment destruction aborted" end
+  end
+  local ok, err, code = M.destroy(ctx, home, name, opts.force)
+  if not ok then
+    if code == "ENOENT" and opts.force then return true end
+    return nil, err
+  end
+  return true
+end
+
+return M

@@ -1,0 +1,220 @@
+-- juju.environs.config: building an environment's configuration (spec 3.1):
+-- deprecated keys, file-backed keys, the schema engine, then the rules that
+-- look at more than one key. Two modes: "defaults" for environments.yaml
+-- entries, "nodefaults" for .jenv bootstrap-config and the node's payload.
+local config = require("juju.config")
+local crypto = require("juju.crypto")
+local fs = require("juju.fs")
+local log = require("juju.log")
+local yaml = require("juju.yaml")
+local version = require("juju.version")
+local schema_data = require("juju.environs.schema")
+local authkeys = require("juju.environs.authkeys")
+
+local M = {}
+
+local core_schema
+
+function M.core_schema()
+  if not core_schema then core_schema = config.schema(schema_data.fields) end
+  return core_schema
+end
+
+--- The schema of an environment: core fields plus the provider's.
+function M.schema_for(provider)
+  if not provider then return M.core_schema() end
+  if not provider._schema then
+    local s, err = M.core_schema():merge((provider.config and provider.config.fields) or {})
+    if not s then return nil, string.format("provider %q: %s", provider.name, err) end
+    provider._schema = s
+  end
+  return provider._schema
+end
+
+local function present(v) return v ~= nil and v ~= yaml.null end
+
+-- Deprecated and renamed keys (spec 3.1 rule 11, step 4.4).
+local function translate_deprecated(ctx, attrs)
+  local lg = ctx:log_for("juju.environs.config")
+  for old, new in pairs(schema_data.renamed) do
+    if present(attrs[old]) then
+      if not present(attrs[new]) then
+        attrs[new] = attrs[old]
+        lg:warningf("Config attribute %q is deprecated: use %q instead (update your environments.yaml).", old, new)
+      end
+    end
+  end
+  if attrs.type == "null" then attrs.type = "manual" end
+  if present(attrs["provisioner-safe-mode"]) and not present(attrs["provisioner-harvest-mode"]) then
+    attrs["provisioner-harvest-mode"] = attrs["provisioner-safe-mode"] == true and "destroyed" or "all"
+  end
+  for _, k in ipairs({ "block-destroy-environment", "block-remove-object", "block-all-changes" }) do
+    if attrs[k] == true then
+      lg:warningf("%s is deprecated and ignored; use juju block commands instead", k)
+    end
+    attrs[k] = nil
+  end
+  if attrs["firewall-mode"] == "" then attrs["firewall-mode"] = nil end
+end
+
+local function read_key_file(ctx, path, what)
+  local p = ctx:expand_home(path)
+  local text, err = fs.read_file(p)
+  if not text then return nil, string.format("cannot read %s: %s", what, err) end
+  if text:match("^%s*$") then return nil, string.format("file %q is empty", p) end
+  return text
+end
+
+-- ca-cert / ca-private-key from *-path keys or JUJU_HOME/NAME-cert.pem.
+local function load_ca_files(ctx, home, attrs)
+  for _, key in ipairs({ "ca-cert", "ca-private-key" }) do
+    local path = attrs[key .. "-path"]
+    if present(path) and path ~= "" then
+      if not present(attrs[key]) or attrs[key] == "" then
+        local text, err = read_key_file(ctx, path, key .. "-path")
+        if not text then return nil, err end
+        attrs[key] = text
+      end
+    elseif (not present(attrs[key]) or attrs[key] == "") and home and attrs.name then
+      local file = home .. "/" .. attrs.name .. (key == "ca-cert" and "-cert.pem" or "-private-key.pem")
+      if fs.exists(file) then
+        local text, err = read_key_file(ctx, file, key)
+        if not text then return nil, err end
+        attrs[key] = text
+      end
+    end
+    attrs[key .. "-path"] = nil
+  end
+  return true
+end
+
+local function derive_logging_config(ctx, attrs)
+  local lc = attrs["logging-config"]
+  if not present(lc) or lc == "" then
+    lc = ctx:getenv("JUJU_LOGGING_CONFIG") or "<root>=WARNING"
+  end
+  local parsed, err = log.parse_config(lc)
+  if not parsed then return nil, "logging-config: " .. err end
+  if not parsed.unit then parsed.unit = log.levels.DEBUG end
+  attrs["logging-config"] = log.format_config(parsed)
+  return true
+end
+
+-- Rules that span keys or need parsing (spec 3.1 rules 4-10).
+local function validate(cfg)
+  if cfg.name and cfg.name:find("[/\\]") then
+    return nil, "environment name contains unsafe characters"
+  end
+  if present(cfg["agent-version"]) and not version.parse(cfg["agent-version"]) then
+    return nil, string.format("invalid agent version in environment configuration: %q", cfg["agent-version"])
+  end
+  local cert, key = cfg["ca-cert"], cfg["ca-private-key"]
+  if present(key) and key ~= "" and not (present(cert) and cert ~= "") then
+    return nil, "environment configuration with a certificate but no CA private key"
+  end
+  if present(cert) and cert ~= "" then
+    if present(key) and key ~= "" then
+      local ok, err = crypto.check_ca_pair(cert, key)
+      if not ok then return nil, err end
+    else
+      local info = crypto.cert_info(cert)
+      if not info then return nil, "bad CA certificate/key in configuration: cannot parse ca-cert" end
+    end
+  end
+  if present(cfg.uuid) and not crypto.is_uuid(cfg.uuid) then
+    return nil, string.format("uuid: expected uuid, got string(%q)", tostring(cfg.uuid))
+  end
+  if type(cfg["resource-tags"]) == "table" then
+    for k in pairs(cfg["resource-tags"]) do
+      if tostring(k):match("^juju%-") then
+        return nil, string.format("validating resource tags: tag %q uses reserved prefix \"juju-\"", k)
+      end
+    end
+  end
+  if type(cfg["lxc-default-mtu"]) == "number" and cfg["lxc-default-mtu"] < 0 then
+    return nil, string.format("lxc-default-mtu: expected positive integer, got %d", cfg["lxc-default-mtu"])
+  end
+  return true
+end
+
+--- Builds the configuration of an environments.yaml entry (defaults mode).
+--- attrs/marks come from Environs:attrs (attrs is modified). opts: provider
+--- (loaded provider or nil), file (source name), home (JUJU_HOME),
+--- with_keys (discover authorized-keys, which may create the client key).
+--- Returns cfg, warnings, or nil, message.
+function M.from_environments(ctx, attrs, marks, opts)
+  opts = opts or {}
+  local name = attrs.name
+  if not present(name) or name == "" then return nil, "empty name in environment configuration" end
+  if not present(attrs.type) then return nil, string.format("environment %q has no type", name) end
+  if present(attrs["storage-default-block-source"]) then
+    return nil, string.format("attribute %q is not allowed in bootstrap configurations", "storage-default-block-source")
+  end
+  translate_deprecated(ctx, attrs)
+  local ok, err = load_ca_files(ctx, opts.home, attrs)
+  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  if opts.with_keys then
+    local keys, kerr = authkeys.discover(ctx, opts.home, present(attrs["authorized-keys"]) and attrs["authorized-keys"] or nil,
+      present(attrs["authorized-keys-path"]) and ctx:expand_home(attrs["authorized-keys-path"]) or nil)
+    if not keys then return nil, string.format("environment %q: %s", name, kerr) end
+    attrs["authorized-keys"] = keys
+  end
+  attrs["authorized-keys-path"] = nil
+  local schema, serr = M.schema_for(opts.provider)
+  if not schema then return nil, serr end
+  local cfg, warnings = schema:coerce(attrs, {
+    mode = "defaults", env = name, file = opts.file, marks = marks, unknown = opts.provider ~= nil,
+  })
+  if not cfg then return nil, warnings end
+  ok, err = derive_logging_config(ctx, cfg)
+  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  ok, err = validate(cfg)
+  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  return cfg, warnings
+end
+
+--- Builds a configuration from a prepared bootstrap-config (no defaults).
+function M.from_prepared(_, attrs, opts)
+  opts = opts or {}
+  for _, k in ipairs({ "authorized-keys-path", "ca-cert-path", "ca-private-key-path" }) do
+    if present(attrs[k]) then return nil, string.format("attribute %q is not allowed in configuration", k) end
+  end
+  local schema, serr = M.schema_for(opts.provider)
+  if not schema then return nil, serr end
+  local cfg, err = schema:coerce(attrs, { mode = "nodefaults", env = attrs.name, file = opts.file })
+  if not cfg then return nil, err end
+  if not present(cfg["authorized-keys"]) then
+    return nil, "authorized-keys missing from environment configuration"
+  end
+  local ok, verr = validate(cfg)
+  if not ok then return nil, verr end
+  return cfg
+end
+
+--- The secret attribute names of an environment (core and provider).
+function M.secret_keys(provider)
+  local s = M.schema_for(provider)
+  return s and s:secrets() or {}
+end
+
+--- Registers every secret value of cfg for redaction in ctx.
+function M.register_secrets(ctx, cfg, provider)
+  for _, k in ipairs(M.secret_keys(provider)) do
+    if type(cfg[k]) == "string" then ctx:add_secret(cfg[k]) end
+  end
+end
+
+--- Accessor-level defaults (not stored) (spec 3.2).
+function M.get(cfg, key)
+  local v = cfg[key]
+  if v ~= nil and v ~= yaml.null then return v end
+  local defaults = {
+    ["agent-stream"] = "released", ["image-stream"] = "released",
+    ["provisioner-harvest-mode"] = "destroyed", ["enable-os-refresh-update"] = true,
+    ["enable-os-upgrade"] = true, ["enable-package-install"] = true, ["lxc-default-mtu"] = 0,
+    ["proxy-ssh"] = false,
+  }
+  return defaults[key]
+end
+
+return M

@@ -1,0 +1,107 @@
+-- juju.environs.configstore: the .jenv store (spec 2.2, 2.3; users-and-cli 2.8).
+--
+-- JUJU_HOME/environments/NAME.jenv, mode 0600 in a 0700 directory; created
+-- exclusively (a concurrent prepare gets "environment info already exists"),
+-- rewritten atomically (write, fsync, rename), always under env.lock. The
+-- lock is an flock, so it dies with its holder (no lock breaking needed).
+local fs = require("juju.fs")
+local sys = require("juju.sys")
+local yaml = require("juju.yaml")
+
+local M = {}
+
+local MODE_FILE = tonumber("600", 8)
+local MODE_DIR = tonumber("700", 8)
+M.LOCK_TIMEOUT = 5
+
+local Store = {}
+Store.__index = Store
+
+--- Opens the store under home, creating JUJU_HOME and environments/ (0700).
+function M.open(ctx, home)
+  local dir = home .. "/environments"
+  local ok, err = fs.mkdir_p(dir, MODE_DIR)
+  if not ok then
+    return nil, string.format("cannot create environment info directory: %s\nCheck that JUJU_HOME (%s) is writable.", err, home)
+  end
+  local st = fs.stat(dir)
+  if st and st.mode ~= MODE_DIR then
+    ctx:log_for("juju.environs.configstore"):warningf("permission of %q is %q", dir, string.format("%o", st.mode))
+  end
+  return setmetatable({ ctx = ctx, home = home, dir = dir }, Store)
+end
+
+function Store:path(name) return self.dir .. "/" .. name .. ".jenv" end
+
+--- Takes env.lock for op ("reading", "writing", "destroying"); returns a
+--- lock to close (usable as `local l <close> = store:lock("writing")`).
+function Store:lock(op)
+  local l, err = fs.lock(self.dir .. "/env.lock", {
+    timeout = M.LOCK_TIMEOUT,
+    message = string.format("pid: %d, operation: %s", sys.getpid(), op),
+  })
+  if not l then return nil, "cannot lock the environment info store: " .. err end
+  return l
+end
+
+local order = { "user", "password", "environ-uuid", "server-uuid", "state-servers",
+  "server-hostnames", "ca-cert", "bootstrap-config", "bootstrap-journal" }
+
+local function encode(info)
+  local doc = {}
+  for _, k in ipairs(order) do doc[k] = info[k] end
+  if doc["environ-uuid"] == "" then doc["environ-uuid"] = nil end
+  doc["state-servers"] = yaml.array(doc["state-servers"] or {})
+  if doc["server-hostnames"] and #doc["server-hostnames"] == 0 then doc["server-hostnames"] = nil end
+  if doc["bootstrap-config"] and next(doc["bootstrap-config"]) == nil then doc["bootstrap-config"] = nil end
+  yaml.ordered(doc, order)
+  return yaml.encode(doc)
+end
+
+--- Reads NAME.jenv: info table, or nil, message, code ("ENOENT" when absent,
+--- "CORRUPT" when unreadable).
+function Store:read(name)
+  local path = self:path(name)
+  local text, err, code = fs.read_file(path)
+  if not text then
+    if code == "ENOENT" then return nil, err, code end
+    return nil, string.format("error reading environment info %q: %s", path, err), code
+  end
+  if text:match("^%s*$") then return { empty = true, path = path } end
+  local doc, perr = yaml.decode(text, path)
+  if doc == nil or type(doc) ~= "table" then
+    return nil, string.format("error reading environment info %q: %s\n"
+      .. "The file is corrupt: remove it (juju destroy-environment --force %s) and bootstrap again.",
+      path, perr or "not a mapping", name), "CORRUPT"
+  end
+  doc.path = path
+  return doc
+end
+
+function Store:exists(name) return fs.exists(self:path(name)) end
+
+--- Creates NAME.jenv exclusively; "environment info already exists" (code
+--- "EEXIST") if it appeared meanwhile.
+function Store:create(name, info)
+  local ok, err, code = fs.create_exclusive(self:path(name), encode(info), MODE_FILE)
+  if not ok then
+    if code == "EEXIST" then return nil, "environment info already exists", code end
+    return nil, string.format("cannot create environment info %q: %s", name, err), code
+  end
+  return true
+end
+
+--- Rewrites NAME.jenv atomically.
+function Store:write(name, info)
+  local ok, err, code = fs.write_atomic(self:path(name), encode(info), MODE_FILE)
+  if not ok then return nil, string.format("cannot write environment info %q: %s", name, err), code end
+  return true
+end
+
+function Store:remove(name)
+  local ok, err, code = fs.remove(self:path(name))
+  if not ok and code ~= "ENOENT" then return nil, err, code end
+  return true
+end
+
+return M

@@ -1,0 +1,190 @@
+-- providers/dummy.lua: the test provider, after Juju's. Its world (instances,
+-- storage, an operation log, the rendered user-data and scripts) lives in a
+-- directory, JUJU_HOME/dummy/<environment uuid> by default, so separate juju
+-- commands see the same world. `broken: "Bootstrap Destroy"` makes those
+-- operations fail with "dummy.<Method> is broken", as in Juju; the
+-- JUJU_DUMMY_DELAY environment variable ("start_instance=2 destroy=1") makes
+-- operations slow, for interrupt and kill tests.
+local fs = require("juju.fs")
+local json = require("juju.json")
+local yaml = require("juju.yaml")
+local storage_mod = require("juju.storage")
+local cloudinit = require("juju.cloudinit")
+local common = require("juju.provider_common")
+
+local P = {
+  name = "dummy",
+  api_version = 1,
+  description = "test provider: instances and storage in a directory under JUJU_HOME",
+  default_state_store = "sqlite",
+  public_tools = false,
+  config = {
+    fields = {
+      ["state-server"] = { type = "bool", default = true, description = "whether the environment runs a state server" },
+      broken = { type = "string", default = "", allow_empty = true,
+        description = "space-separated operation names that fail (Bootstrap, StartInstance, Destroy, ...)" },
+      secret = { type = "string", default = "pork", secret = true, description = "a secret attribute, for redaction tests" },
+      ["state-id"] = { type = "string", group = "juju", description = "set by the provider" },
+      ["dummy-root"] = { type = "string", description = "directory holding the dummy world (default JUJU_HOME/dummy)" },
+    },
+  },
+  constraints = { conflicts = { { "instance-type", { "mem", "cpu-cores", "cpu-power" } } }, unsupported = { "tags" } },
+}
+
+local DIR_MODE = tonumber("700", 8)
+
+-- Juju's method names, for `broken`.
+local METHOD = {
+  prepare_for_bootstrap = "PrepareForBootstrap", open = "Open", state_server_instances = "StateServerInstances",
+  bootstrap = "Bootstrap", start_instance = "StartInstance", stop_instances = "StopInstances",
+  destroy = "Destroy", storage = "Storage", instances = "Instances", all_instances = "AllInstances",
+  finalize = "FinalizeBootstrap",
+}
+
+local function broken(cfg, op)
+  for m in (cfg.broken or ""):gmatch("%S+") do
+    if m == METHOD[op] or m == op then return string.format("dummy.%s is broken", METHOD[op] or op) end
+  end
+  return nil
+end
+
+local function delay(ctx, op)
+  local spec = ctx and ctx:getenv("JUJU_DUMMY_DELAY")
+  if not spec then return end
+  for name, secs in spec:gmatch("([%w_]+)=([%d.]+)") do
+    if name == op then ctx.clock.sleep(tonumber(secs)) end
+  end
+end
+
+local function world_dir(ctx, cfg)
+  local root = cfg["dummy-root"]
+  if not root or root == "" then root = assert(ctx:juju_home()) .. "/dummy" end
+  return root .. "/" .. cfg.uuid
+end
+
+-- Appends one operation to the log (JSON lines; no secrets in arguments):
+-- $JUJU_DUMMY_LOG when set (scenarios keep it outside the world, so it
+-- survives destroy), else ops.log in the world directory.
+local function log_op(env, op, args)
+  local path = env.ctx and env.ctx:getenv("JUJU_DUMMY_LOG")
+  if not path then
+    if not fs.mkdir_p(env.dir, DIR_MODE) then return end
+    path = env.dir .. "/ops.log"
+  end
+  local rec = { op = op, env = env.cfg.name }
+  for k, v in pairs(args or {}) do rec[k] = v end
+  fs.append_sync(path, json.encode(rec) .. "\n")
+end
+
+-- Every operation starts here: broken check, delay, log.
+local function enter(env, op, args)
+  local err = broken(env.cfg, op)
+  log_op(env, op, { args = args, error = err })
+  if err then return nil, err end
+  delay(env.ctx, op)
+  return true
+end
+
+function P.prepare_for_bootstrap(ctx, cfg)
+  local err = broken(cfg, "prepare_for_bootstrap")
+  if err then return nil, err end
+  local _ = ctx
+  if not cfg["state-id"] then cfg["state-id"] = "1" end
+  return cfg
+end
+
+function P.open(ctx, cfg)
+  return { ctx = ctx, cfg = cfg, dir = world_dir(ctx, cfg) }
+end
+
+function P.storage(env)
+  if not env.storage then
+    local s, err = storage_mod.open_dir(env.dir .. "/storage")
+    if not s then error("dummy storage: " .. err) end
+    env.storage = s
+  end
+  return env.storage
+end
+
+function P.state_server_instances(env)
+  local err = broken(env.cfg, "state_server_instances")
+  if err then return nil, err end
+  if not fs.exists(env.dir .. "/storage") then return nil, "environment is not bootstrapped", "NOT_BOOTSTRAPPED" end
+  return common.state_server_instances(P.storage(env))
+end
+
+local function instance_path(env, id) return env.dir .. "/instances/" .. id .. ".yaml" end
+
+local function instance_object(id)
+  return { id = id, addresses = { "localhost" } }
+end
+
+function P.start_instance(env, params)
+  local icfg = params.instance_config
+  local ok, err = enter(env, "start_instance", {
+    machine_id = icfg.machine_id, series = icfg.series, placement = params.placement,
+    tools = #params.tools, constraints = require("juju.constraints").format(params.constraints or {}),
+  })
+  if not ok then return nil, err end
+  if not icfg.nonce or icfg.nonce == "" then return nil, "cannot start instance: missing machine nonce" end
+  if icfg.series:match("^unknown") then return nil, "cannot start instance: unknown series" end
+  local n = #(fs.list(env.dir .. "/instances") or {})
+  local id = string.format("dummy-%d", n)
+  assert(fs.mkdir_p(env.dir .. "/instances", DIR_MODE))
+  local arch = params.tools[1].arch
+  local rec = { id = id, series = icfg.series, arch = arch, state = "running" }
+  local wok, werr = fs.write_atomic(instance_path(env, id), yaml.encode(rec))
+  if not wok then return nil, werr end
+  -- The phase-1 user-data a cloud would receive.
+  assert(fs.mkdir_p(env.dir .. "/userdata", DIR_MODE))
+  fs.write_atomic(env.dir .. "/userdata/" .. id, cloudinit.userdata(icfg, {}))
+  return { instance = instance_object(id), hardware = { arch = arch, ["cpu-cores"] = 1, mem = 1024 } }
+end
+
+function P.stop_instances(env, ids)
+  local ok, err = enter(env, "stop_instances", { ids = yaml.array(ids) })
+  if not ok then return nil, err end
+  for _, id in ipairs(ids) do fs.remove(instance_path(env, id)) end
+  return true
+end
+
+function P.all_instances(env)
+  local out = {}
+  for _, f in ipairs(fs.list(env.dir .. "/instances") or {}) do
+    out[#out + 1] = instance_object((f:gsub("%.yaml$", "")))
+  end
+  return out
+end
+
+function P.instances(env, ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    if fs.exists(instance_path(env, id)) then out[#out + 1] = instance_object(id) end
+  end
+  if #out == 0 then return nil, "instances not found", "NO_INSTANCES" end
+  return out
+end
+
+function P.bootstrap(env, params)
+  local ok, err = enter(env, "bootstrap", {
+    constraints = require("juju.constraints").format(params.constraints or {}), placement = params.placement,
+  })
+  if not ok then return nil, err end
+  return common.bootstrap(params.run, {
+    -- No SSH: the dummy records what would be run on machine 0.
+    finish = function(_, inst, icfg, script)
+      local fok, ferr = enter(env, "finalize", { instance = inst.id, tools = icfg.tools.version })
+      if not fok then return nil, ferr end
+      assert(fs.mkdir_p(env.dir .. "/scripts", DIR_MODE))
+      return fs.write_atomic(env.dir .. "/scripts/" .. inst.id, script, tonumber("600", 8))
+    end,
+  })
+end
+
+function P.destroy(env)
+  local ok, err = enter(env, "destroy", {})
+  if not ok then return nil, err end
+  return fs.remove_tree(env.dir)
+end
+
+return P

@@ -1,0 +1,62 @@
+-- check-layering.lua: the architecture's "who may use whom", checked.
+--   core/      includes no Lua header;
+--   bindings/  one file per core module, each defining luaopen_juju_<module>;
+--   providers/ never require another provider;
+--   lua/juju/  never requires a provider script.
+-- Run: lua5.4 scripts/check-layering.lua (from the repository root).
+local failures = {}
+local function fail(fmt, ...) failures[#failures + 1] = string.format(fmt, ...) end
+
+local function lines_of(cmd)
+  local p = assert(io.popen(cmd))
+  local out = {}
+  for l in p:lines() do out[#out + 1] = l end
+  p:close()
+  return out
+end
+
+local function read(path)
+  local f = assert(io.open(path))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+for _, f in ipairs(lines_of("ls core/*.c core/*.h")) do
+  local s = read(f)
+  for h in s:gmatch('#%s*include%s*[<"]([^>"]+)[>"]') do
+    if h:match("^lua") or h:match("lauxlib") or h:match("lualib") then
+      fail("%s includes %s: the C core must stay free of Lua", f, h)
+    end
+  end
+end
+
+local core_modules = {}
+for _, f in ipairs(lines_of("ls core/*.c")) do core_modules[f:match("core/(.-)%.c$")] = true end
+for _, f in ipairs(lines_of("ls bindings/*.c")) do
+  local m = f:match("bindings/(.-)%.c$")
+  if not core_modules[m] then fail("%s binds no core module (no core/%s.c)", f, m) end
+  if not read(f):find("luaopen_juju_" .. m, 1, true) then fail("%s does not define luaopen_juju_%s", f, m) end
+end
+
+local provider_names = {}
+for _, f in ipairs(lines_of("ls providers/*.lua")) do provider_names[f:match("providers/(.-)%.lua$")] = true end
+local function check_requires(f, what)
+  local s = read(f)
+  for mod in s:gmatch('require%s*%(?%s*["\']([^"\']+)["\']') do
+    local last = mod:match("([^.]+)$")
+    if mod:match("^providers?%.") or (what == "provider" and provider_names[mod]) then
+      fail("%s requires %s: %s", f, mod, what == "provider" and "providers never require each other" or
+        "lua/juju must not depend on provider scripts")
+    end
+    local _ = last
+  end
+end
+for _, f in ipairs(lines_of("ls providers/*.lua")) do check_requires(f, "provider") end
+for _, f in ipairs(lines_of("find lua -name '*.lua'")) do check_requires(f, "library") end
+
+if #failures > 0 then
+  for _, m in ipairs(failures) do io.stderr:write("layering: " .. m .. "\n") end
+  os.exit(1)
+end
+print("layering: ok")

@@ -1,0 +1,78 @@
+-- tests/helpers.lua: shared helpers for the busted specs.
+local fs = require("juju.fs")
+local sys = require("juju.sys")
+local context = require("juju.context")
+local cli = require("juju.cli")
+
+local M = {}
+
+M.build_dir = os.getenv("JUJU_TEST_BUILD_DIR") or "build"
+M.source_dir = os.getenv("JUJU_TEST_SOURCE_DIR") or "."
+M.shared_dir = os.getenv("JUJU_TEST_SHARED") or (M.source_dir .. "/../shared")
+M.juju_exe = M.build_dir .. "/bin/juju"
+
+--- A fresh temporary directory, removed by M.cleanup().
+local made = {}
+function M.tmpdir(prefix)
+  local d = assert(fs.mkdtemp("/tmp/" .. (prefix or "juju-test-")))
+  made[#made + 1] = d
+  return d
+end
+
+function M.cleanup()
+  for _, d in ipairs(made) do fs.remove_tree(d) end
+  made = {}
+end
+
+function M.write(path, text, mode)
+  local dir = path:match("^(.*)/[^/]*$")
+  if dir then assert(fs.mkdir_p(dir, tonumber("700", 8))) end
+  assert(fs.write_atomic(path, text, mode or tonumber("600", 8)))
+end
+
+function M.read(path) return assert(fs.read_file(path)) end
+
+--- An isolated environment table: HOME and JUJU_HOME under a temp dir.
+function M.env(home, extra)
+  local env = { HOME = home .. "/user", JUJU_HOME = home .. "/juju", PATH = os.getenv("PATH") }
+  assert(fs.mkdir_p(env.HOME, tonumber("700", 8)))
+  for k, v in pairs(extra or {}) do env[k] = v end
+  return env
+end
+
+--- Runs `juju args...` in-process; returns code, stdout, stderr.
+function M.juju(env, args, stdin_text)
+  local out, err = {}, {}
+  local stdin = nil
+  if stdin_text then
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w")); f:write(stdin_text); f:close()
+    stdin = assert(io.open(path, "r"))
+    os.remove(path)
+  end
+  local ctx = context.new {
+    env = env,
+    stdout = function(s) out[#out + 1] = s end,
+    stderr = function(s) err[#err + 1] = s end,
+    stdin = stdin,
+  }
+  local code = cli.run(ctx, args)
+  if stdin then stdin:close() end
+  return code, table.concat(out), table.concat(err)
+end
+
+--- Runs the built juju executable (a separate process); returns result of sys.run.
+function M.juju_exe_run(env, args, opts)
+  local argv = { M.juju_exe }
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  opts = opts or {}
+  opts.env = env
+  return sys.run(argv, opts)
+end
+
+--- A minimal environments.yaml with the given entries text (already indented).
+function M.environments_yaml(default, entries)
+  return (default and ("default: " .. default .. "\n") or "") .. "environments:\n" .. entries
+end
+
+return M
