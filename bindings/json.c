@@ -13,6 +13,7 @@
  * userdata while Lua values are built, so a Lua error frees them via __gc.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -81,16 +81,27 @@ static const char *entry_string(lua_State *L, int tidx, lua_Integer i, const cha
     return s;
 }
 
+/* entries[i].mode: an integer or a string of octal digits ("0755", as
+ * everywhere in the API); -1 when absent. */
 static int entry_mode(lua_State *L, int tidx, lua_Integer i)
 {
     lua_getfield(L, tidx, "mode");
     int mode = -1;
-    if (!lua_isnil(L, -1)) {
-        int isint;
-        lua_Integer m = lua_tointegerx(L, -1, &isint);
-        if (!isint || m < 0 || m > 07777)
+    int type = lua_type(L, -1);
+    if (type != LUA_TNIL) {
+        int ok = 0;
+        lua_Integer m = -1;
+        if (type == LUA_TSTRING) {
+            const char *s = lua_tostring(L, -1);
+            ok = *s && strspn(s, "01234567") == strlen(s) && strlen(s) <= 5;
+            if (ok)
+                m = (lua_Integer)strtol(s, NULL, 8);
+        } else if (type == LUA_TNUMBER) {
+            m = lua_tointegerx(L, -1, &ok);
+        }
+        if (!ok || m < 0 || m > 07777)
             luaL_error(L, "bad argument #2 to 'build_tarball' (entries[%I].mode must be an "
-                          "integer in 0..0o7777)", i);
+                          "integer in 0..0o7777 or an octal string)", i);
         mode = (int)m;
     }
     lua_pop(L, 1);

@@ -88,8 +88,7 @@ function M.find_available(b)
   found = found or {}
   if #found == 0 and can_upload and not requested then
     -- This engine publishes no tools: fall back to building them, as Juju
-    -- did for development clients.
-    b.log:warningf("no prepackaged tools available")
+    -- did for development clients (select_tools warns).
     return buildable(host), "upload"
   end
   if #found == 0 then return nil, M.NO_TOOLS end
@@ -145,12 +144,15 @@ local function add_tree(entries, src_dir, prefix, pattern)
 end
 
 -- juju_site.lua for the tools: paths relative to wherever they are unpacked.
-local TOOLS_SITE = [[
--- juju_site for agent tools: everything is relative to the unpacked tools.
-local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-local prefix = here:gsub("/share/lua/5%.4$", "")
-return { version = %q, providers_dir = prefix .. "/share/juju/providers", bin_dir = prefix }
-]]
+local function tools_site(number)
+  return table.concat({
+    "-- juju_site for agent tools: everything is relative to the unpacked tools.",
+    'local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."',
+    'local prefix = here:gsub("/share/lua/5%.4$", "")',
+    string.format('return { version = %q, providers_dir = prefix .. "/share/juju/providers", bin_dir = prefix }', number),
+    "",
+  }, "\n")
+end
 
 --- Builds the tools tarball for `binary` (a buildable record) into dir;
 --- returns {path=, sha256=, size=} or nil, message.
@@ -165,7 +167,7 @@ function M.build(b, record, dir)
   if not ok then return nil, err end
   entries[#entries + 1] = { src = force, name = "FORCE-VERSION", mode = tonumber("644", 8) }
   local site_file = dir .. "/juju_site.lua"
-  ok, err = fs.write_atomic(site_file, string.format(TOOLS_SITE, record.version), tonumber("644", 8))
+  ok, err = fs.write_atomic(site_file, tools_site(record.version), tonumber("644", 8))
   if not ok then return nil, err end
   entries[#entries + 1] = { src = site_file, name = "share/lua/5.4/juju_site.lua", mode = tonumber("644", 8) }
   add_tree(entries, lua_root .. "/juju", "share/lua/5.4/juju", "%.lua$")

@@ -53,8 +53,13 @@ function Run:op(name, ...)
   return res, err, code
 end
 
+--- The environment's storage; raises a Failure when it cannot be opened.
 function Run:storage()
-  if not self._storage then self._storage = self.provider.storage(self.env) end
+  if not self._storage then
+    local st, err = self.provider.storage(self.env)
+    if not st then error(failure("cannot open environment storage: " .. tostring(err)), 0) end
+    self._storage = st
+  end
   return self._storage
 end
 
@@ -123,7 +128,8 @@ end
 --- bootstrap did not finish.
 function steps.check_bootstrapped(b)
   local j = b.journal
-  if b.existed and j:phase() ~= "prepared" and #j:resources() > 0 then
+  local phase = j:phase()
+  if b.existed and phase ~= "prepared" and phase ~= "bootstrapped" and #j:resources() > 0 then
     b.keep = true
     return nil, string.format("a previous bootstrap of %q did not finish (phase %s, pid %s); "
       .. "its resources are recorded in %s.\nRun: juju destroy-environment %s", b.name, j:phase(),
@@ -231,6 +237,7 @@ function steps.finalize(b)
   local cfg = b.cfg
   local icfg, err = instancecfg.new_bootstrap(cfg, {
     series = b.result.series, constraints = b.constraints, provider_type = b.provider.name,
+    nonce = b.result.nonce,
   })
   if not icfg then return nil, err end
   icfg.tools = { version = b.tools.binary, url = b.tools.url, sha256 = b.tools.sha256, size = b.tools.size }
@@ -430,17 +437,17 @@ function M.run(ctx, home, name, opts)
   local result_ok = failed_step == nil
   local message
   if not result_ok then
-    if failed_step.id == "prepare" then
-      message = err_msg
-    elseif err_code == "ALREADY" or (b.keep and failed_step.id == "check-bootstrapped") then
+    if err_code == "ALREADY" or (b.keep and failed_step.id == "check-bootstrapped") then
       message = err_msg
     else
-      message = string.format("failed to bootstrap environment: %s", err_msg)
-      if err_code ~= "INTERRUPTED" then
-        message = message .. string.format("\n(step %q: %s)", failed_step.id, failed_step.what)
+      if failed_step.id == "prepare" then
+        message = err_msg
+      else
+        message = string.format("failed to bootstrap environment: %s", err_msg)
       end
+      message = message .. string.format("\n(step %q: %s)", failed_step.id, failed_step.what)
     end
-    if failed_step.id ~= "prepare" and not b.keep then
+    if not b.keep and (failed_step.id ~= "prepare" or b.created_jenv) then
       if opts["keep-broken"] then
         ctx:log_for("juju.cmd.juju"):warningf("%s", M.KEEP_BROKEN_WARNING)
       else

@@ -83,7 +83,7 @@ function M.bootstrap(b, hooks)
   local hw = started.hardware or {}
   local arch = hw.arch or tools[1].arch
   return {
-    arch = arch, series = series, instance = inst, hardware = hw,
+    arch = arch, series = series, instance = inst, hardware = hw, nonce = icfg.nonce,
     finalize = function(fb, ficfg, script)
       return hooks.finish(fb, inst, ficfg, script)
     end,

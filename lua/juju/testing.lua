@@ -214,16 +214,36 @@ function Scenario:world(name, uuid)
   return self.home .. "/dummy/" .. uuid
 end
 
---- The dummy instances of a world (ids).
+-- A world directory, or the world of the environment of that name.
+function Scenario:resolve_world(world)
+  if world and not world:match("^/") then return self:world(world) end
+  return world or self:world(self:environment_names()[1])
+end
+
+function Scenario:environment_names()
+  local out = {}
+  for _, f in ipairs(fs.list(self.home .. "/environments") or {}) do
+    local n = f:match("^(.+)%.jenv$")
+    if n then out[#out + 1] = n end
+  end
+  return out
+end
+
+--- The dummy instances of a world (a directory or an environment name).
 function Scenario:instances(world)
+  world = self:resolve_world(world)
   local out = {}
   for _, f in ipairs(fs.list(world .. "/instances") or {}) do out[#out + 1] = (f:gsub("%.yaml$", "")) end
   return out
 end
 
 --- The phase-1 user-data and phase-2 script rendered for an instance.
-function Scenario:userdata(world, id) return fs.read_file(world .. "/userdata/" .. (id or "dummy-0")) end
-function Scenario:script(world, id) return fs.read_file(world .. "/scripts/" .. (id or "dummy-0")) end
+function Scenario:userdata(world, id)
+  return fs.read_file(self:resolve_world(world) .. "/userdata/" .. (id or "dummy-0"))
+end
+function Scenario:script(world, id)
+  return fs.read_file(self:resolve_world(world) .. "/scripts/" .. (id or "dummy-0"))
+end
 
 --- A snapshot of JUJU_HOME (or dir): relative path -> "type mode size".
 function Scenario:snapshot(dir)

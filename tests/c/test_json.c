@@ -332,10 +332,13 @@ static void test_emit_built_tree(void)
 
 static void test_roundtrip_file(void)
 {
+    /* JUJU_TEST_SHARED under ctest; else the checkout's sibling shared/. */
     const char *shared = getenv("JUJU_TEST_SHARED");
+    const char *source = getenv("JUJU_TEST_SOURCE_DIR");
     char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/simplestreams/juju-1.25-marshal-expected/"
-             "com.ubuntu.juju-released-tools.json", shared ? shared : "../shared");
+    snprintf(path, sizeof path, "%s%s/conformance/simplestreams/juju-1.25-marshal-expected/"
+             "com.ubuntu.juju-released-tools.json", shared ? shared : source ? source : "..",
+             shared ? "" : source ? "/../shared" : "/shared");
     FILE *f = fopen(path, "rb");
     CHECK(f != NULL);
     if (!f)

@@ -7,7 +7,32 @@ local h = require("helpers")
 
 local conformance = h.shared_dir .. "/conformance/environments"
 
--- Wraps a documentation fragment as a user would paste it into environments.yaml.
+-- Re-indents text by `by` spaces after removing its common indentation.
+local function reindent(text, by)
+  local common
+  for line in text:gmatch("[^\n]*") do
+    if line:match("%S") and not line:match("^%s*#") then
+      local n = #line:match("^ *")
+      if not common or n < common then common = n end
+    end
+  end
+  common = common or 0
+  local pad = string.rep(" ", by)
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    if line:match("%S") then
+      local lead = #line:match("^ *")
+      out[#out + 1] = pad .. line:sub(math.min(lead, common) + 1)
+    else
+      out[#out + 1] = ""
+    end
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- Wraps a documentation fragment as a user would paste it into environments.yaml:
+-- a fragment of environment entries goes under "environments:", a fragment of
+-- keys inside one environment entry.
 local function wrap(name, text)
   local doc = yaml.decode(text, name)
   local entries_fragment = type(doc) == "table" and doc.environments == nil and doc.type == nil
@@ -16,14 +41,9 @@ local function wrap(name, text)
       if type(v) ~= "table" then entries_fragment = false end
     end
   end
-  local indented = text:gsub("([^\n]*)\n?", function(line)
-    if line == "" then return "\n" end
-    return "    " .. line .. "\n"
-  end)
-  if entries_fragment then return "environments:\n" .. indented end
-  -- A fragment of keys: it goes inside one environment entry.
+  if entries_fragment then return "environments:\n" .. reindent(text, 4) end
   local typeline = (type(doc) == "table" and doc.type) and "" or "        type: local\n"
-  return "environments:\n  sample:\n" .. typeline .. indented:gsub("\n    ", "\n        "):gsub("^    ", "        ")
+  return "environments:\n    sample:\n" .. typeline .. reindent(text, 8)
 end
 
 local function silent_ctx(home)

@@ -41,6 +41,15 @@ with tarfile.open(out, "w:gz") as t:
         t.addfile(m)
 ]]
 
+local NO_TRAILER_PY = [[
+import sys, zlib
+data = open(sys.argv[1], "rb").read()
+d = zlib.decompressobj(31)
+d.decompress(data)
+assert d.eof and not d.unused_data, "bytes after the gzip stream"
+assert data[4:8] == b"\0\0\0\0", "gzip header carries a timestamp"
+]]
+
 describe("juju.tools", function()
   local dir
 
@@ -68,12 +77,14 @@ describe("juju.tools", function()
   describe("build_tarball", function()
     it("writes a gzip'd tar as Juju's: root files, ubuntu owner, 0755/0644", function()
       local entries = tool_files()
-      entries[3] = { src = p("FORCE-VERSION"), name = "extra/secret", mode = octal("600") }
+      entries[3] = { src = p("FORCE-VERSION"), name = "extra/secret", mode = "0600" }
+      entries[4] = { src = p("jujud"), name = "plain", mode = octal("640") }
       local r = assert(tools.build_tarball(p("tools.tgz"), entries))
       local listing = run({ "tar", "-tzvf", p("tools.tgz") })
       local lines = {}
       for line in listing:gmatch("[^\n]+") do lines[#lines + 1] = line end
-      assert.are.equal(3, #lines)
+      assert.are.equal(4, #lines)
+      assert.truthy(lines[4]:match("^%-rw%-r%-%-%-%-%- ubuntu/ubuntu +21 .* plain$"), lines[4])
       assert.truthy(lines[1]:match("^%-rwxr%-xr%-x ubuntu/ubuntu +21 .* jujud$"), lines[1])
       assert.truthy(lines[2]:match("^%-rw%-r%-%-r%-%- ubuntu/ubuntu +8 .* FORCE%-VERSION$"), lines[2])
       assert.truthy(lines[3]:match("^%-rw%-%-%-%-%-%-%- ubuntu/ubuntu +8 .* extra/secret$"), lines[3])
@@ -84,6 +95,9 @@ describe("juju.tools", function()
       assert.are.equal(run({ "sha256sum", p("tools.tgz") }):match("^(%x+)"), r.sha256)
       assert.are.equal(tonumber(run({ "stat", "-c", "%s", p("tools.tgz") })), r.size)
       assert.are.equal(octal("644"), fs.stat(p("tools.tgz")).mode)
+      -- one gzip member and nothing after it: Go's gzip reader (jujud) reads
+      -- trailing padding as a broken second member
+      run({ "/usr/bin/python3", "-c", NO_TRAILER_PY, p("tools.tgz") })
       -- mtime from the file (whole seconds)
       local members = assert(tools.list_tarball(p("tools.tgz")))
       assert.are.equal(math.floor(fs.stat(p("jujud")).mtime), members[1].mtime)
@@ -116,7 +130,8 @@ describe("juju.tools", function()
       assert(fs.write_atomic(p("tools.tgz"), "old"))
       assert.is_nil((tools.build_tarball(p("tools.tgz"), entries)))
       assert.are.equal("old", fs.read_file(p("tools.tgz")))
-      r, _, code = tools.build_tarball(p("no/such/dir/t.tgz"), tool_files())
+      r, msg, code = tools.build_tarball(p("no/such/dir/t.tgz"), tool_files())
+      assert.truthy(msg:find(p("no/such/dir/t.tgz"), 1, true))
       assert.is_nil(r)
       assert.are.equal("ENOENT", code)
     end)
@@ -134,7 +149,8 @@ describe("juju.tools", function()
       assert.is_nil(r)
       assert.are.equal("EINVAL", code)
       assert.truthy(msg:find("duplicate", 1, true))
-      r, _, code = tools.build_tarball(p("t.tgz"), { { src = dir, name = "d" } })
+      r, msg, code = tools.build_tarball(p("t.tgz"), { { src = dir, name = "d" } })
+      assert.truthy(msg:find(dir, 1, true))
       assert.is_nil(r)
       assert.are.equal("EISDIR", code)
       assert.is_false(fs.exists(p("t.tgz")))
@@ -149,7 +165,10 @@ describe("juju.tools", function()
       assert.has_error(function() tools.build_tarball(p("t.tgz"), { { name = "x" } }) end)
       assert.has_error(function() tools.build_tarball(p("t.tgz"), { { src = 1, name = "x" } }) end)
       assert.has_error(function()
-        tools.build_tarball(p("t.tgz"), { { src = p("jujud"), name = "x", mode = "0755" } })
+        tools.build_tarball(p("t.tgz"), { { src = p("jujud"), name = "x", mode = "0789" } })
+      end)
+      assert.has_error(function()
+        tools.build_tarball(p("t.tgz"), { { src = p("jujud"), name = "x", mode = 1.5 } })
       end)
       assert.has_error(function()
         tools.build_tarball(p("t.tgz"), { { src = p("jujud"), name = "x", mode = octal("10000") } })

@@ -154,6 +154,8 @@ function M.from_environments(ctx, attrs, marks, opts)
   local ok, err = load_ca_files(ctx, opts.home, attrs)
   if not ok then return nil, string.format("environment %q: %s", name, err) end
   if opts.with_keys then
+    local priv, perr = authkeys.ensure_client_key(opts.home)
+    if not priv then return nil, string.format("environment %q: %s", name, perr) end
     local keys, kerr = authkeys.discover(ctx, opts.home, present(attrs["authorized-keys"]) and attrs["authorized-keys"] or nil,
       present(attrs["authorized-keys-path"]) and ctx:expand_home(attrs["authorized-keys-path"]) or nil)
     if not keys then return nil, string.format("environment %q: %s", name, kerr) end

@@ -1,0 +1,119 @@
+-- The fault matrix: every step of the orchestrator's step table and every
+-- operation of the provider contract, enumerated at run time, gets an
+-- error, a timeout and an interrupt injected. For each: exit 1, the error
+-- names the step and the cause, and nothing created is left behind, which
+-- is checked independently of the engine (a diff of the JUJU_HOME tree and
+-- the dummy's directory).
+local testing = require("juju.testing")
+local fs = require("juju.fs")
+
+-- What a fault in each contract operation does to a dummy bootstrap. An
+-- operation missing here fails the suite: a new operation needs a case.
+local OP_CASES = {
+  prepare_for_bootstrap = "fails-bootstrap",
+  open = "fails-bootstrap",
+  state_server_instances = "fails-bootstrap",
+  bootstrap = "fails-bootstrap",
+  start_instance = "fails-bootstrap",
+  storage = "fails-bootstrap",
+  destroy = "fails-cleanup",
+  stop_instances = "fails-cleanup",
+  validate_config = "not-called",
+  instances = "not-called",
+  all_instances = "not-called",
+  supported_architectures = "not-called",
+  constraints_validator = "not-called",
+  tools_sources = "not-called",
+  wait_agent = "not-called",
+}
+
+local KINDS = { "error", "timeout", "interrupt" }
+
+-- A scenario that has bootstrapped and destroyed once (so the client key and
+-- lock files exist), and the snapshot of its JUJU_HOME then.
+local function baseline()
+  local s = testing.new { environments = { dummyenv = { type = "dummy" } }, default = "dummyenv" }
+  assert(s:juju("bootstrap").code == 0, s.last.stderr)
+  assert(s:juju("destroy-environment", "-y", "dummyenv").code == 0, s.last.stderr)
+  return s, s:snapshot()
+end
+
+local function assert_nothing_left(s, snap)
+  assert.are.same({}, testing.diff(snap, s:snapshot()))
+  assert.are.same({}, fs.list(s.home .. "/dummy") or {})
+end
+
+local function inject(s, what, name, kind)
+  local method = ({ error = "fail_", timeout = "timeout_", interrupt = "interrupt_" })[kind] .. what
+  s[method](s, name)
+end
+
+describe("fault matrix", function()
+  after_each(function() collectgarbage() end)
+
+  it("has a case for every operation of the contract", function()
+    for _, name in ipairs(testing.operation_names()) do
+      assert.is_string(OP_CASES[name], "no fault case for provider operation " .. name)
+    end
+  end)
+
+  for _, step in ipairs(testing.step_ids()) do
+    for _, kind in ipairs(KINDS) do
+      it(kind .. " at step " .. step, function()
+        local s, snap = baseline()
+        inject(s, "step", step, kind)
+        local r = s:juju("bootstrap")
+        assert.are.equal(1, r.code, r.stderr)
+        assert.matches(string.format('step "%s"', step:gsub("%-", "%%-")), r.stderr)
+        local cause = ({ error = "injected failure at " .. step, timeout = "timed out after 10m0s",
+          interrupt = "interrupted" })[kind]
+        assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
+        assert_nothing_left(s, snap)
+        s:close()
+      end)
+    end
+  end
+
+  for _, op in ipairs(testing.operation_names()) do
+    for _, kind in ipairs(KINDS) do
+      it(kind .. " in operation " .. op, function()
+        local case = OP_CASES[op]
+        assert.is_string(case, "no fault case for " .. op)
+        local s, snap = baseline()
+        if case == "fails-bootstrap" then
+          inject(s, "op", op, kind)
+          local r = s:juju("bootstrap")
+          assert.are.equal(1, r.code, r.stderr)
+          assert.matches('step "[%w-]+"', r.stderr)
+          local cause = ({ error = "injected failure in " .. op, timeout = "timed out after 10m0s",
+            interrupt = "interrupted" })[kind]
+          assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
+          assert_nothing_left(s, snap)
+        elseif case == "fails-cleanup" then
+          -- A late failure makes the cleanup call the operation.
+          s:fail_step("finalize", "late failure")
+          inject(s, "op", op, kind)
+          local r = s:juju("bootstrap")
+          assert.are.equal(1, r.code, r.stderr)
+          assert.matches("late failure", r.stderr)
+          if kind ~= "interrupt" then
+            assert.matches("cleanup was incomplete", r.stderr)
+            assert.is_table(s:jenv("dummyenv")["bootstrap-journal"])
+            s:clear_faults()
+            local d = s:juju("destroy-environment", "-y", "dummyenv")
+            assert.are.equal(0, d.code, d.stderr)
+          end
+          assert_nothing_left(s, snap)
+        else
+          inject(s, "op", op, kind)
+          local r = s:juju("bootstrap")
+          assert.are.equal(0, r.code, r.stderr)
+          for _, called in ipairs(s:operations_called()) do assert.are_not.equal(op, called) end
+          assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code)
+          assert_nothing_left(s, snap)
+        end
+        s:close()
+      end)
+    end
+  end
+end)
