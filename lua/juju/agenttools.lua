@@ -1,6 +1,7 @@
 -- juju.agenttools: finding, choosing and building the agent tools of
 -- machine 0 (spec steps 7.6, 9; sections 2.6, 2.7).
 local fs = require("juju.fs")
+local http = require("juju.http")
 local sys = require("juju.sys")
 local tools = require("juju.tools")
 local site = require("juju_site")
@@ -32,6 +33,11 @@ function M.sources(b)
     if url:match("^/") then url = "file://" .. url end
     out[#out + 1] = { url = url, description = "agent-metadata-url" }
   end
+  -- Tools metadata previously put in environ storage (sync-tools, earlier uploads).
+  local storage = b:storage()
+  if storage:exists("tools/streams/v1/index2.json") or storage:exists("tools/streams/v1/index.json") then
+    out[#out + 1] = { url = storage:url("tools"), description = "environ storage" }
+  end
   if b.provider.tools_sources then
     for _, s in ipairs(b.provider.tools_sources(b.env) or {}) do out[#out + 1] = s end
   end
@@ -41,6 +47,22 @@ function M.sources(b)
     out[#out + 1] = { url = M.DEFAULT_SOURCE, description = "default simplestreams" }
   end
   return out
+end
+
+--- A metadata fetcher honouring the environment's proxies and TLS setting.
+function M.fetcher(cfg)
+  local proxy
+  if cfg["http-proxy"] or cfg["https-proxy"] or cfg["no-proxy"] then
+    proxy = { http = cfg["http-proxy"], https = cfg["https-proxy"], no_proxy = cfg["no-proxy"] }
+  end
+  return function(url)
+    local r, err, code = http.get(url, {
+      retries = 2, connect_timeout = 30, idle_timeout = 60, max_size = 64 * 1024 * 1024,
+      proxy = proxy, insecure = cfg["ssl-hostname-verification"] == false,
+    })
+    if not r then return nil, err, code end
+    return r.body
+  end
 end
 
 --- Host facts for locally built tools.
@@ -82,7 +104,7 @@ function M.find_available(b)
     arches = (cons_arch and cons_arch ~= "") and { cons_arch } or nil,
   }
   local found, err, code = simplestreams.find_tools(M.sources(b), want, {
-    fetch = b.fetch, insecure = b.cfg["ssl-hostname-verification"] == false,
+    fetch = b.fetch or M.fetcher(b.cfg), insecure = b.cfg["ssl-hostname-verification"] == false,
   })
   if not found and code ~= "ENOENT" then return nil, err end
   found = found or {}

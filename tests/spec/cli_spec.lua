@@ -165,6 +165,19 @@ describe("juju CLI", function()
   end)
 
   describe("bootstrap environment selection and prepare", function()
+    it("uses ~/.juju when JUJU_HOME is not set", function()
+      local env = setup()
+      env.JUJU_HOME = nil
+      h.write(env.HOME .. "/.juju/environments.yaml", DUMMY)
+      local code, out = h.juju(env, { "switch" })
+      assert.are.equal(0, code)
+      assert.are.equal("dummyenv\n", out)
+      env.HOME = nil
+      local hcode, _, herr = h.juju(env, { "switch" })
+      assert.are.equal(1, hcode)
+      assert.matches("cannot determine juju home, required environment variables are not set", herr)
+    end)
+
     it("needs an environment name", function()
       local code, _, err = h.juju(setup(), { "bootstrap" })
       assert.are.equal(1, code)

@@ -68,6 +68,12 @@ describe("environments.yaml", function()
         assert(envs, tostring(err))
         local names = envs:names()
         assert.is_true(#names > 0, f)
+        -- `juju switch -l` lists exactly these names.
+        local env = h.env(h.tmpdir())
+        h.write(env.JUJU_HOME .. "/environments.yaml", text)
+        local code, out, err = h.juju(env, { "switch", "-l" })
+        assert.are.equal(0, code, err)
+        assert.are.equal(table.concat(names, "\n"), (out:gsub(" %*", ""):gsub("\n$", "")), f)
         local home = h.tmpdir()
         local ctx = silent_ctx(home)
         for _, n in ipairs(names) do

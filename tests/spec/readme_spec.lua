@@ -14,6 +14,14 @@ end
 describe("README examples", function()
   after_each(function() h.cleanup(); collectgarbage() end)
 
+  it("the scenario script runs under juju lua", function()
+    local dir = h.tmpdir()
+    h.write(dir .. "/my_scenario.lua", readme_block("my_scenario.lua"))
+    local r = require("juju.sys").run({ h.juju_exe, "lua", dir .. "/my_scenario.lua" }, {})
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("^steps: prepare check%-bootstrapped preflight", r.stdout)
+  end)
+
   it("the provider script loads, passes the contract and prepares an environment", function()
     local root = h.tmpdir()
     local env = h.env(root)
