@@ -235,14 +235,16 @@ end
 --- and let the provider's finalizer install the agent (step 11).
 function steps.finalize(b)
   local cfg = b.cfg
-  local icfg, err = instancecfg.new_bootstrap(cfg, {
-    series = b.result.series, constraints = b.constraints, provider_type = b.provider.name,
-    nonce = b.result.nonce,
-  })
+  local iparams = {}
+  for k, v in pairs(b.result.instance_params or {}) do iparams[k] = v end
+  iparams.series, iparams.constraints, iparams.nonce = b.result.series, b.constraints, b.result.nonce
+  local icfg, err = instancecfg.new_bootstrap(cfg, iparams)
   if not icfg then return nil, err end
+  icfg.agent_start = iparams.agent_start
   icfg.tools = { version = b.tools.binary, url = b.tools.url, sha256 = b.tools.sha256, size = b.tools.size }
   icfg.instance_id = b.result.instance.id
   icfg.hardware = b.result.hardware
+  icfg.addresses = M.instance_addresses(b.result.instance)
   local finished, ferr = instancecfg.finish(icfg, cfg, { strip_keys = envconfig.secret_keys(b.provider) })
   if not finished then return nil, "cannot complete machine configuration: " .. ferr end
   local ok, verr = instancecfg.verify(finished)
@@ -257,12 +259,19 @@ function steps.finalize(b)
   return true
 end
 
---- Step 13.1: record machine 0's API addresses in the .jenv.
-function steps.record_endpoints(b)
-  local inst = b.result.instance
+--- The addresses of an instance (a list, or a method returning one).
+function M.instance_addresses(inst)
   local addrs = {}
   if type(inst.addresses) == "function" then addrs = inst:addresses() or {}
   elseif type(inst.addresses) == "table" then addrs = inst.addresses end
+  local out = {}
+  for _, a in ipairs(addrs) do out[#out + 1] = type(a) == "table" and a.value or a end
+  return out
+end
+
+--- Step 13.1: record machine 0's API addresses in the .jenv.
+function steps.record_endpoints(b)
+  local addrs = M.instance_addresses(b.result.instance)
   local servers = {}
   for _, a in ipairs(addrs) do
     local host = type(a) == "table" and a.value or a
@@ -378,7 +387,8 @@ local function run_step(b, step)
   local elapsed = clock.monotonic() - t0
   b.timings[#b.timings + 1] = { id = step.id, seconds = elapsed }
   b.log:infof("step %s: %s in %s", step.id, ok and "done" or "failed", M.duration(elapsed))
-  if elapsed >= 1 and ok then b.ctx:infof("(%s took %s)", step.what, M.duration(elapsed)) end
+  -- Slow steps (and every step with -v) report their time on the progress stream.
+  if ok and (elapsed >= 1 or b.ctx.verbose) then b.ctx:infof("(%s took %s)", step.what, M.duration(elapsed)) end
   return ok, err, code
 end
 

@@ -8,9 +8,10 @@ local context = require("juju.context")
 
 local M = {}
 
-M.COMMANDS = { "bootstrap", "destroy-environment", "help", "init", "lua", "switch", "version" }
+M.COMMANDS = { "bootstrap", "destroy-environment", "help", "init", "lua", "status", "switch", "version" }
 
-local aliases = { ["generate-config"] = "init", env = "switch", ["destroy-env"] = "destroy-environment" }
+local aliases = { ["generate-config"] = "init", env = "switch", ["destroy-env"] = "destroy-environment",
+  stat = "status" }
 
 function M.load_command(name)
   name = aliases[name] or name

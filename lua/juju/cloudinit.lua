@@ -157,7 +157,10 @@ function M.bootstrap_params(icfg)
   if hw ~= "" then p.hardware = hw end
   local cons = instancecfg.format_constraints(icfg)
   if cons ~= "" then p.constraints = cons end
-  return yaml.ordered(p, { "env-config", "instance-id", "hardware", "constraints", "state-store" })
+  -- The instance's addresses as the client knows them: the node does not
+  -- need provider credentials to learn them (they are not sent).
+  if icfg.addresses and #icfg.addresses > 0 then p.addresses = yaml.array(icfg.addresses) end
+  return yaml.ordered(p, { "env-config", "instance-id", "hardware", "constraints", "addresses", "state-store" })
 end
 
 -- Every value taken from the instance config becomes one of these
@@ -315,7 +318,7 @@ cat > "$init_dir/exec-start.sh" << EOF
 #!/bin/bash
 # Ensure log files are properly protected
 touch '$LOG_DIR/$MACHINE_TAG.log'
-if id syslog > /dev/null 2>&1; then chown syslog:syslog '$LOG_DIR/$MACHINE_TAG.log'; fi
+if [ "\$(id -u)" = 0 ] && id syslog > /dev/null 2>&1; then chown syslog:syslog '$LOG_DIR/$MACHINE_TAG.log'; fi
 chmod 0600 '$LOG_DIR/$MACHINE_TAG.log'
 exec '$DATA_DIR/tools/$MACHINE_TAG/jujud' machine --data-dir '$DATA_DIR' --machine-id '$MACHINE_ID' $LOG_FLAG >> '$LOG_DIR/$MACHINE_TAG.log' 2>&1
 EOF
@@ -351,10 +354,10 @@ systemd)
     systemctl restart "$SERVICE_NAME.service"
     ;;
 supervised)
-    (
-        trap '' HUP
-        until "$init_dir/exec-start.sh"; do sleep 5; done
-    ) < /dev/null > /dev/null 2>&1 9>&- &
+    # A restart loop in its own session (process group = its pid), so
+    # stopping the agent is one signal to the group.
+    setsid bash -c 'trap "" HUP; until "$1"; do sleep 5; done' supervise "$init_dir/exec-start.sh" \
+        < /dev/null > /dev/null 2>&1 9>&- &
     echo $! > "$init_dir/$SERVICE_NAME.pid"
     ;;
 *)
@@ -415,9 +418,9 @@ function M.script(icfg, opts)
   package_commands(icfg, add)
   proxy_commands(icfg, add)
   add([[mkdir -p "$DATA_DIR/locks"]])
-  add([[if id ubuntu > /dev/null 2>&1; then chown ubuntu:ubuntu "$DATA_DIR/locks"; fi]])
+  add([[if [ "$(id -u)" = 0 ] && id ubuntu > /dev/null 2>&1; then chown ubuntu:ubuntu "$DATA_DIR/locks"; fi]])
   add([[mkdir -p "$LOG_DIR"]])
-  add([[if id syslog > /dev/null 2>&1; then chown syslog:adm "$LOG_DIR"; fi]])
+  add([[if [ "$(id -u)" = 0 ] && id syslog > /dev/null 2>&1; then chown syslog:adm "$LOG_DIR"; fi]])
   add([[bin="$DATA_DIR/tools/$TOOLS_VERSION"]])
   add([[mkdir -p "$bin"]])
   fetch_commands(icfg, o, add)

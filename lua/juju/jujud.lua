@@ -1,9 +1,13 @@
--- juju.jujud: the machine agent's command line. `jujud version` prints the
--- binary version; a FORCE-VERSION file beside the executable overrides the
--- number, as uploaded tools require (spec 2.6). bootstrap-state and machine
--- come with the state-server work.
+-- juju.jujud: the machine agent's command line.
+--   jujud version                       the binary version (FORCE-VERSION wins)
+--   jujud bootstrap-state --params FILE turn this host into machine 0
+--   jujud machine --machine-id 0        run the machine agent
 local fs = require("juju.fs")
+local sys = require("juju.sys")
+local flags = require("juju.flags")
 local version = require("juju.version")
+local context = require("juju.context")
+local log = require("juju.log")
 
 local M = {}
 
@@ -19,16 +23,74 @@ function M.version_number()
   return version.current
 end
 
-function M.main(argv)
-  local cmd = argv[1]
-  if cmd == "version" or cmd == "--version" then
-    local sys = require("juju.sys")
-    local series = version.host_series(sys)
-    io.stdout:write(string.format("%s-%s-%s\n", tostring(M.version_number()), series, sys.arch() or "unknown"))
+function M.binary_version()
+  local series = version.host_series(sys)
+  return string.format("%s-%s-%s", tostring(M.version_number()), series, sys.arch() or "unknown")
+end
+
+local COMMANDS = {
+  ["bootstrap-state"] = function() return require("juju.agent.bootstrap_state") end,
+  machine = function() return require("juju.agent.machine") end,
+}
+
+local function common_flags(fs_)
+  fs_:add { names = { "data-dir" }, default = "/var/lib/juju", help = "directory for juju data" }
+  fs_:add { names = { "show-log" }, kind = "bool", help = "write the log to stderr" }
+  fs_:add { names = { "debug" }, kind = "bool", help = "debug logging to stderr" }
+  fs_:add { names = { "logging-config" }, help = "log levels for modules" }
+end
+
+--- Runs `jujud args...` in ctx; returns the exit code.
+function M.run(ctx, args)
+  local name = args[1]
+  if name == "version" or name == "--version" then
+    ctx:write_stdout(M.binary_version() .. "\n")
     return 0
   end
-  io.stderr:write(string.format("error: unrecognized command: jujud %s\n", tostring(cmd)))
-  return 2
+  local loader = COMMANDS[name or ""]
+  if not loader then
+    ctx:write_stderr(string.format("error: unrecognized command: jujud %s\n", tostring(name)))
+    return 2
+  end
+  local cmd = loader()
+  local fs_ = flags.new()
+  common_flags(fs_)
+  cmd.flags(fs_)
+  local opts, pos = fs_:parse(table.move(args, 2, #args, 1, {}))
+  if not opts then
+    ctx:write_stderr("error: " .. pos .. "\n")
+    return 2
+  end
+  if #pos > 0 then
+    ctx:write_stderr(string.format("error: unrecognized args: [%q]\n", pos[1]))
+    return 2
+  end
+  local spec = opts["logging-config"] or (opts.debug and "<root>=DEBUG") or "<root>=INFO"
+  ctx.logger.config = assert(log.parse_config(spec))
+  ctx.logger.show_log = opts["show-log"] or opts.debug or false
+  local uerr = cmd.validate and cmd.validate(opts)
+  if uerr then
+    ctx:write_stderr("error: " .. uerr .. "\n")
+    return 2
+  end
+  local ok, res, err = xpcall(cmd.run, debug.traceback, ctx, opts)
+  if not ok then
+    ctx:write_stderr("ERROR internal error: " .. tostring(res) .. "\n")
+    return 1
+  end
+  if not res then
+    ctx:write_stderr("ERROR " .. tostring(err) .. "\n")
+    return 1
+  end
+  return 0
+end
+
+--- The process entry point (called by the C main).
+function M.main(argv)
+  local ctx = context.new()
+  local args = {}
+  for i = 1, #argv do args[i] = argv[i] end
+  return M.run(ctx, args)
 end
 
 return M

@@ -52,6 +52,15 @@ function M.record_state_instance(storage, id)
   return true
 end
 
+--- The parameters of machine 0's instance config: the provider's overrides
+--- (hooks.instance_params: data_dir, service_name, switches...) over the
+--- defaults, with the provider's default state store.
+function M.instance_params(b, hooks, series)
+  local p = { series = series, constraints = b.constraints, state_store = b.provider.default_state_store }
+  for k, v in pairs(hooks.instance_params or {}) do p[k] = v end
+  return p
+end
+
 --- The common Bootstrap. b is the orchestrator's run (ctx, cfg, env,
 --- provider, journal, op, params); hooks.finish(b, instance, icfg, script)
 --- installs the agent (SSH for clouds; providers may replace it).
@@ -62,9 +71,8 @@ function M.bootstrap(b, hooks)
   local tools = {}
   for _, t in ipairs(b.available) do if t.series == series then tools[#tools + 1] = t end end
   if #tools == 0 then return nil, "no matching tools available" end
-  local icfg, ierr = instancecfg.new_bootstrap(cfg, {
-    series = series, constraints = b.constraints, provider_type = b.provider.name,
-  })
+  local iparams = M.instance_params(b, hooks, series)
+  local icfg, ierr = instancecfg.new_bootstrap(cfg, iparams)
   if not icfg then return nil, ierr end
   b.ctx:infof("Launching instance")
   local started, err = b:op("start_instance", {
@@ -84,6 +92,7 @@ function M.bootstrap(b, hooks)
   local arch = hw.arch or tools[1].arch
   return {
     arch = arch, series = series, instance = inst, hardware = hw, nonce = icfg.nonce,
+    instance_params = iparams,
     finalize = function(fb, ficfg, script)
       return hooks.finish(fb, inst, ficfg, script)
     end,

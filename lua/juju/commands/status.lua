@@ -1,0 +1,105 @@
+-- juju status: the environment's machines in Juju 1.x's format, read from
+-- the state store the client can reach (the local provider's SQLite file).
+-- agent-state comes from the machine agent's heartbeat.
+local yaml = require("juju.yaml")
+local json = require("juju.json")
+local sys = require("juju.sys")
+local state = require("juju.state")
+local initialize = require("juju.state.initialize")
+local configstore = require("juju.environs.configstore")
+local prepare = require("juju.environs.prepare")
+local envconfig = require("juju.environs.config")
+local bootstrap_cmd = require("juju.commands.bootstrap")
+
+local M = {
+  name = "status",
+  args = "[options] [pattern ...]",
+  purpose = "output status information about an environment",
+  aliases = { "stat" },
+}
+
+function M.flags(fs)
+  fs:add { names = { "e", "environment" }, help = "juju environment to operate in" }
+  fs:add { names = { "format" }, default = "yaml", help = "specify output format (json|yaml)" }
+  fs:add { names = { "o", "output" }, help = "specify an output file" }
+end
+
+function M.init(_, opts)
+  if opts.format ~= "yaml" and opts.format ~= "json" then
+    return string.format("invalid value %q for flag --format: unknown format %q", opts.format, opts.format)
+  end
+  return nil
+end
+
+local function unable(name)
+  return string.format("Unable to connect to environment %q.\nPlease check your credentials or use 'juju bootstrap' to create a new environment.", name)
+end
+
+--- The status document of a bootstrapped environment: table or nil, message.
+function M.collect(ctx, home, name)
+  local store_, serr = configstore.open(ctx, home)
+  if not store_ then return nil, serr end
+  local info = store_:read(name)
+  if not info or type(info["bootstrap-config"]) ~= "table" then return nil, unable(name) end
+  local bc = info["bootstrap-config"]
+  local provider, perr = prepare.provider_for(home, name, bc.type, ctx)
+  if not provider then return nil, perr end
+  local cfg, cerr = envconfig.from_prepared(ctx, bc, { provider = provider, file = info.path })
+  if not cfg then return nil, cerr end
+  envconfig.register_secrets(ctx, cfg, provider)
+  local env, oerr = provider.open(ctx, cfg)
+  if not env then return nil, oerr end
+  if not provider.state_info then
+    return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
+  end
+  local where = provider.state_info(env)
+  local st, err = state.open(where.kind, where)
+  if not st then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+  local machines = {}
+  local uuid = cfg.uuid
+  for _, m in ipairs(st:find("machines") or {}) do
+    local id = m.machineid
+    local idata = st:get("instanceData", uuid .. ":" .. id) or {}
+    local status = initialize.machine_status(st, uuid, id, sys.time())
+    local addrs = m.addresses or {}
+    local hw = {}
+    for _, k in ipairs({ "arch", "cpucores", "cpupower", "mem", "rootdisk" }) do
+      local v = idata[k]
+      if v ~= nil and v ~= yaml.null then
+        local key = ({ cpucores = "cpu-cores", cpupower = "cpu-power", rootdisk = "root-disk" })[k] or k
+        hw[#hw + 1] = string.format("%s=%s%s", key, tostring(v), (k == "mem" or k == "rootdisk") and "M" or "")
+      end
+    end
+    local entry = {
+      ["agent-state"] = status.agent_state,
+      ["agent-version"] = status.agent_version,
+      ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
+      ["instance-id"] = idata.instanceid,
+      series = m.series,
+      hardware = #hw > 0 and table.concat(hw, " ") or nil,
+    }
+    machines[id] = yaml.ordered(entry, { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware" })
+  end
+  st:close()
+  return yaml.ordered({ environment = name, machines = machines, services = {} },
+    { "environment", "machines", "services" })
+end
+
+function M.run(_, ctx, opts)
+  local home, herr = ctx:juju_home()
+  if not home then return nil, herr end
+  local name, nerr = bootstrap_cmd.environment_name(ctx, home, opts.environment)
+  if not name then return nil, nerr end
+  local doc, err = M.collect(ctx, home, name)
+  if not doc then return nil, err end
+  local text = opts.format == "json" and (json.encode(doc) .. "\n") or yaml.encode(doc)
+  if opts.output then
+    local ok, werr = require("juju.fs").write_atomic(opts.output, text, tonumber("644", 8))
+    if not ok then return nil, werr end
+    return true
+  end
+  ctx:write_stdout(text)
+  return true
+end
+
+return M
