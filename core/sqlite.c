@@ -93,8 +93,9 @@ int jj_sqlite_open(const char *path, int flags, int busy_timeout_ms, jj_sqlite *
 
     int created = 0;
     if (flags & JJ_SQLITE_CREATE) {
-        if (create_private_file(path, &created, err))
-            return err ? err->code : JJ_EIO;
+        int crc = create_private_file(path, &created, err);
+        if (crc)
+            return crc;
     } else {
         struct stat sb;
         if (stat(path, &sb) != 0)
@@ -130,16 +131,13 @@ int jj_sqlite_open(const char *path, int flags, int busy_timeout_ms, jj_sqlite *
     if (rc != SQLITE_OK) {
         char op[64 + JJ_ERROR_FILE_MAX];
         snprintf(op, sizeof op, "open %s", path);
-        if (h->db && sqlite3_extended_errcode(h->db) == rc)
-            fail(err, h->db, rc, op);
-        else
-            fail(err, NULL, rc, op);
+        int code = fail(err, h->db, rc, op);
         sqlite3_close_v2(h->db);
         free(h->path);
         free(h);
         if (created)
             unlink(path);
-        return err ? err->code : code_for(rc);
+        return code;
     }
     *out = h;
     return 0;

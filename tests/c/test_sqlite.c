@@ -84,6 +84,8 @@ static void test_open_errors(void)
     CHECK(db == NULL);
     CHECK(strstr(err.message, "missing.db") != NULL);
     CHECK(access(path_of("missing.db"), F_OK) != 0);
+    CHECK_INT(jj_sqlite_open(path_of("missing.db"), 0, 0, &db, NULL), JJ_ENOENT);
+    CHECK_INT(jj_sqlite_open(path_of("nodir/x.db"), JJ_SQLITE_CREATE, 0, &db, NULL), JJ_ENOENT);
     CHECK_INT(jj_sqlite_open(path_of("nodir/x.db"), JJ_SQLITE_CREATE, 0, &db, &err), JJ_ENOENT);
     CHECK_INT(jj_sqlite_open(path_of("x.db"), JJ_SQLITE_CREATE | JJ_SQLITE_READONLY, 0, &db, &err),
               JJ_EINVAL);

@@ -60,7 +60,10 @@ function M.collect(ctx, home, name)
   for _, m in ipairs(st:find("machines") or {}) do
     local id = m.machineid
     local idata = st:get("instanceData", uuid .. ":" .. id) or {}
-    local status = initialize.machine_status(st, uuid, id, sys.time())
+    -- A heartbeat is stale after three of the agent's own intervals.
+    local beat = st:get("presence", uuid .. ":m#" .. id)
+    local interval = beat and tonumber(beat.interval) or 10
+    local status = initialize.machine_status(st, uuid, id, sys.time(), math.max(3 * interval, 3))
     local addrs = m.addresses or {}
     local hw = {}
     for _, k in ipairs({ "arch", "cpucores", "cpupower", "mem", "rootdisk" }) do
@@ -72,7 +75,7 @@ function M.collect(ctx, home, name)
     end
     local entry = {
       ["agent-state"] = status.agent_state,
-      ["agent-version"] = status.agent_version,
+      ["agent-version"] = status.agent_version and (status.agent_version:match("^([^-]+)") or status.agent_version),
       ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
       ["instance-id"] = idata.instanceid,
       series = m.series,

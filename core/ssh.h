@@ -1,0 +1,213 @@
+/* ssh.h: the SSH client the bootstrap uses to reach machine 0, on libssh2.
+ *
+ * Juju 1.x ran `ssh -o StrictHostKeyChecking=no` and pushed the CA key over
+ * whatever answered (bootstrap.md 7, W2). Here every connection verifies the
+ * server's host key before a byte of ours is sent: a pinned key first, else
+ * a per-environment known_hosts file; an unknown key is refused unless the
+ * caller asked for trust-on-first-use, and a changed key is always refused,
+ * with both fingerprints and the known_hosts line in the message.
+ *
+ * The session runs libssh2 in non-blocking mode and does every wait itself
+ * with poll(), so each wait has a bound: `connect_timeout` covers TCP
+ * connect, handshake and authentication; `timeout` is the longest one
+ * protocol step (opening a channel, an SFTP request, pushing data the server
+ * does not drain) may make no progress; waiting for a remote command's output
+ * is bounded by the exec's own timeout and by keepalives (a server that
+ * leaves three keepalive intervals unanswered is declared gone; with
+ * keepalive 0 the session timeout bounds silences too).
+ *
+ * libssh2 1.10 resends nothing correctly if a second packet is started while
+ * one is half-sent, so a call that leaves a partial packet behind is always
+ * repeated, with the same arguments, before any other call.
+ *
+ * Codes: JJ_ESSH (connection refused, protocol or channel failures), JJ_ETIMEOUT,
+ * JJ_ESSH_AUTH, JJ_ESSH_HOSTKEY, JJ_ECORRUPT (malformed known_hosts line, with
+ * file and line), JJ_EINTERRUPTED (a callback asked to stop, or a watched signal
+ * arrived: see sys.h), JJ_ENOENT/JJ_EACCES (local or remote files), JJ_EINVAL.
+ * lib_code is the libssh2 error, or the SFTP status for remote file errors.
+ */
+#ifndef JUJU_CORE_SSH_H
+#define JUJU_CORE_SSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "error.h"
+
+/* libssh2_init, done once per process (pthread_once); jj_ssh_connect calls
+ * it too. Never undone: libssh2 may be shared with other users. */
+int jj_ssh_global_init(jj_error *err);
+
+/* ---- known_hosts -------------------------------------------------------- */
+
+typedef struct jj_ssh_known_host {
+    int lineno;    /* 1-based line in the file */
+    char *line;    /* the whole line, without its newline */
+    char *key;     /* "<type> <base64>", without comment */
+    char *marker;  /* NULL, "revoked" or "cert-authority" */
+} jj_ssh_known_host;
+
+/* Parses known_hosts text (OpenSSH format: optional @marker, comma-separated
+ * host patterns with * ? and !negation or a hashed |1|salt|hash name, key
+ * type, base64 key, optional comment) and returns the entries whose hosts
+ * match host at port (the name is "host", or "[host]:port" when port is not
+ * 22; hosts compare case-insensitively). host NULL returns every entry.
+ * A malformed line is JJ_ECORRUPT with source and the line number recorded
+ * (jj_error_at). On success *out (may be NULL when *count is 0) is owned by
+ * the caller: jj_ssh_known_hosts_free. */
+int jj_ssh_known_hosts_parse(const char *text, size_t len, const char *source, const char *host,
+                             int port, jj_ssh_known_host **out, size_t *count, jj_error *err);
+
+/* As jj_ssh_known_hosts_parse on the file at path; a missing file has no
+ * entries. Ownership as above. */
+int jj_ssh_known_hosts_lookup(const char *path, const char *host, int port,
+                              jj_ssh_known_host **out, size_t *count, jj_error *err);
+
+void jj_ssh_known_hosts_free(jj_ssh_known_host *entries, size_t count);
+
+/* Appends "<name> <type> <base64>" for host:port to path (created 0600, its
+ * directory 0700 when missing), fsynced. key_line must parse as a public key
+ * line; its comment is not copied. */
+int jj_ssh_known_hosts_add(const char *path, const char *host, int port, const char *key_line,
+                           jj_error *err);
+
+/* ---- host key verification ----------------------------------------------- */
+
+typedef enum {
+    JJ_SSH_VERIFIED_PINNED = 1, /* matched the pinned key */
+    JJ_SSH_VERIFIED_KNOWN,      /* matched a known_hosts entry */
+    JJ_SSH_VERIFIED_ADDED       /* unknown, trusted on first use and recorded */
+} jj_ssh_verified;
+
+typedef struct jj_ssh_host_check {
+    const char *host;
+    int port;
+    const char *presented;   /* the server's key line, "<type> <base64>" */
+    const char *pinned;      /* a pinned key line, or NULL */
+    const char *known_hosts; /* path, or NULL */
+    int trust_on_first_use;  /* record an unknown key instead of refusing it */
+} jj_ssh_host_check;
+
+/* The verification policy of jj_ssh_connect, usable on its own (a key read
+ * from a cloud console, tests). 0 and *how set when the key is accepted;
+ * JJ_ESSH_HOSTKEY when refused, the message naming host:port, the presented
+ * fingerprint and, for a changed key, the expected one and where it came
+ * from (pin, or file and line). JJ_EINVAL for an unparseable key line. */
+int jj_ssh_check_host_key(const jj_ssh_host_check *c, jj_ssh_verified *how, jj_error *err);
+
+/* "pinned", "known_hosts" or "added". */
+const char *jj_ssh_verified_name(jj_ssh_verified how);
+
+/* ---- sessions ------------------------------------------------------------ */
+
+typedef struct jj_ssh_session jj_ssh_session;
+
+typedef struct jj_ssh_connect_opts {
+    const char *host;             /* name or address (required) */
+    int port;                     /* default 22 */
+    const char *user;             /* required */
+    const char *private_key_file; /* required: OpenSSH or PEM private key */
+    const char *public_key_file;  /* optional; libssh2 derives it otherwise */
+    double connect_timeout;       /* seconds, default 30 */
+    double timeout;               /* seconds without progress per step, default 60 */
+    int keepalive;                /* seconds between keepalives, default 30; 0 = off */
+    const char *known_hosts;      /* per-environment known_hosts path, or NULL */
+    const char *host_key;         /* pinned public key line, or NULL */
+    int trust_on_first_use;
+    /* libssh2 host key algorithm list; NULL = the default below, reordered
+     * so the pinned or known key types come first. */
+    const char *hostkey_prefs;
+} jj_ssh_connect_opts;
+
+#define JJ_SSH_DEFAULT_HOSTKEY_PREFS                                                   \
+    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"         \
+    "rsa-sha2-512,rsa-sha2-256,ssh-rsa"
+
+/* Fills o with the defaults above (strings NULL). */
+void jj_ssh_connect_opts_init(jj_ssh_connect_opts *o);
+
+/* Connects, verifies the host key (see jj_ssh_check_host_key) and
+ * authenticates with the key pair. On success *out is owned by the caller
+ * (jj_ssh_close). Nothing is left open on failure. */
+int jj_ssh_connect(const jj_ssh_connect_opts *o, jj_ssh_session **out, jj_error *err);
+
+/* Disconnects (bounded to a couple of seconds) and frees. NULL is fine. */
+void jj_ssh_close(jj_ssh_session *s);
+
+typedef struct jj_ssh_host_key {
+    char type[64];                           /* "ssh-ed25519" ... */
+    char fingerprint[JJ_SSH_FP_SHA256_SIZE]; /* "SHA256:..." */
+    char *line;                              /* "<type> <base64>" */
+    jj_ssh_verified verified;
+} jj_ssh_host_key;
+
+/* The server's key as verified at connect; owned by the session. */
+const jj_ssh_host_key *jj_ssh_session_host_key(const jj_ssh_session *s);
+
+/* ---- exec ------------------------------------------------------------------ */
+
+enum { JJ_SSH_STDOUT = 1, JJ_SSH_STDERR = 2 };
+
+/* Output sink: return 0 to go on, non-zero to abort the command
+ * (JJ_EINTERRUPTED). Called from the exec loop, never from inside libssh2. */
+typedef int (*jj_ssh_output_fn)(void *ud, int stream, const char *data, size_t len);
+
+typedef struct jj_ssh_exec_opts {
+    const char *stdin_data;  /* streamed to the command's stdin (borrowed) */
+    size_t stdin_len;
+    const char *stdin_file;  /* or streamed from this file; neither: empty stdin */
+    jj_ssh_output_fn on_output;
+    void *ud;
+    int collect;             /* default 1: keep stdout/stderr in the result */
+    double timeout;          /* seconds for the whole command, 0 = none */
+} jj_ssh_exec_opts;
+
+void jj_ssh_exec_opts_init(jj_ssh_exec_opts *o);
+
+typedef struct jj_ssh_exec_result {
+    int code;          /* exit status; 128 + signal number when killed */
+    char signal[32];   /* "KILL", "TERM" ... when killed by a signal, else "" */
+    char *out, *err;   /* collected output, NUL-terminated (NULL when not collected) */
+    size_t out_len, err_len;
+    size_t out_cap, err_cap;
+} jj_ssh_exec_result;
+
+void jj_ssh_exec_result_init(jj_ssh_exec_result *r);
+/* Frees the collected output and re-inits r. */
+void jj_ssh_exec_result_free(jj_ssh_exec_result *r);
+
+/* Runs command in a new channel, feeding stdin and draining stdout and
+ * stderr together so no direction can stall the other. r must be initialised;
+ * its buffers belong to the caller (jj_ssh_exec_result_free) whatever the
+ * outcome. On timeout or abort the channel is closed (the remote command is
+ * not signalled: libssh2 1.10 cannot) and the session stays usable if the
+ * close completes. */
+int jj_ssh_exec(jj_ssh_session *s, const char *command, const jj_ssh_exec_opts *o,
+                jj_ssh_exec_result *r, jj_error *err);
+
+/* ---- SFTP ------------------------------------------------------------------ */
+
+/* Progress: bytes done and the total (-1 when unknown); non-zero aborts
+ * (JJ_EINTERRUPTED). */
+typedef int (*jj_ssh_progress_fn)(void *ud, uint64_t done, int64_t total);
+
+typedef struct jj_ssh_transfer_opts {
+    int mode;                    /* file mode; default 0644 (upload), 0600 (download) */
+    jj_ssh_progress_fn on_progress;
+    void *ud;
+} jj_ssh_transfer_opts;
+
+/* SFTP upload in 1 MiB writes through "<remote>.juju-upload-<random>",
+ * fsynced, chmod'ed to mode and renamed over remote_path (a remote file in
+ * the way is removed first: SFTP v3 renames do not overwrite). The temp file
+ * is removed on failure. Constant memory. *bytes = bytes sent (may be NULL). */
+int jj_ssh_upload(jj_ssh_session *s, const char *local_path, const char *remote_path,
+                  const jj_ssh_transfer_opts *o, uint64_t *bytes, jj_error *err);
+
+/* SFTP download into "<local>.part-XXXXXX", fsynced and renamed over
+ * local_path; nothing is left behind on failure. */
+int jj_ssh_download(jj_ssh_session *s, const char *remote_path, const char *local_path,
+                    const jj_ssh_transfer_opts *o, uint64_t *bytes, jj_error *err);
+
+#endif

@@ -1,0 +1,154 @@
+-- The local provider, for real: machine 0 is this machine. Bootstraps run
+-- the production phase-2 script here, start a real machine agent, and
+-- `juju status` reads its heartbeat from the SQLite state store.
+local testing = require("juju.testing")
+local fs = require("juju.fs")
+local sys = require("juju.sys")
+local yaml = require("juju.yaml")
+local cloudinit = require("juju.cloudinit")
+
+local function scenario()
+  return testing.new { environments = { loc = { type = "local" } }, default = "loc", real_clock = true,
+    env = { JUJU_AGENT_HEARTBEAT = "1" } }
+end
+
+local function status(s)
+  local r = s:juju("status")
+  assert.are.equal(0, r.code, r.stderr)
+  return yaml.decode(r.stdout), r.stdout
+end
+
+local function wait_for(fn, seconds)
+  local deadline = sys.monotonic() + seconds
+  while sys.monotonic() < deadline do
+    if fn() then return true end
+    sys.sleep(0.1)
+  end
+  return false
+end
+
+-- Processes whose command line mentions dir (the agents of a scenario).
+local function processes_under(dir)
+  local out = {}
+  for _, pid in ipairs(fs.list("/proc") or {}) do
+    if pid:match("^%d+$") then
+      local cmd = fs.read_file("/proc/" .. pid .. "/cmdline")
+      if cmd and cmd:find(dir, 1, true) then out[#out + 1] = pid end
+    end
+  end
+  return out
+end
+
+describe("local provider", function()
+  local s
+  after_each(function()
+    if s then
+      s:juju("destroy-environment", "-y", "--force", "loc")
+      s:close()
+    end
+    s = nil
+    collectgarbage()
+  end)
+
+  it("bootstraps, shows machine 0 started, destroys, twice in a row", function()
+    s = scenario()
+    for round = 1, 2 do
+      local r = s:juju("bootstrap")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("Starting Juju machine agent %(juju%-agent%-[%w_-]+%-loc%)", r.stderr)
+      assert.matches("Bootstrap complete", r.stderr)
+      local doc = status(s)
+      assert.are.equal("loc", doc.environment)
+      local m = doc.machines["0"]
+      assert.are.equal("started", m["agent-state"], "round " .. round)
+      assert.are.equal("localhost", m["instance-id"])
+      assert.are.equal(require("juju.version").host_series(sys), m.series)
+      assert.matches("^arch=", m.hardware)
+      assert.are.same({ "127.0.0.1:17070" }, s:jenv("loc")["state-servers"])
+      local root = s:jenv("loc")["bootstrap-config"]["root-dir"]
+      assert.are.equal(tonumber("600", 8), fs.stat(root .. "/agents/machine-0/agent.conf").mode)
+      assert.are.equal(tonumber("600", 8), fs.stat(root .. "/system-identity").mode)
+      assert.are.equal(tonumber("600", 8), fs.stat(root .. "/shared-secret").mode)
+      assert.are.equal(tonumber("600", 8), fs.stat(root .. "/state.db").mode)
+      assert.is_false(fs.exists(root .. "/bootstrap-params"))
+      r = s:juju("destroy-environment", "-y", "loc")
+      assert.are.equal(0, r.code, r.stderr)
+      assert.is_false(fs.exists(root))
+      assert.are.same({}, processes_under(s.root))
+    end
+  end)
+
+  it("reports the agent down once it stops", function()
+    s = scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    local root = s:jenv("loc")["bootstrap-config"]["root-dir"]
+    local pid = tonumber(fs.read_file(root .. "/agents/machine-0/jujud.pid"))
+    assert.is_number(pid)
+    assert(sys.kill(pid, "TERM"))
+    assert.is_true(wait_for(function() return status(s).machines["0"]["agent-state"] == "down" end, 10))
+  end)
+
+  it("reports the agent down when it dies without a word", function()
+    s = scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    local root = s:jenv("loc")["bootstrap-config"]["root-dir"]
+    local init = root .. "/init"
+    local svc = fs.list(init)[1]
+    local loop = tonumber(fs.read_file(init .. "/" .. svc .. "/" .. svc .. ".pid"))
+    local pid = tonumber(fs.read_file(root .. "/agents/machine-0/jujud.pid"))
+    sys.kill(-loop, "KILL")
+    sys.kill(pid, "KILL")
+    assert.is_true(wait_for(function() return status(s).machines["0"]["agent-state"] == "down" end, 10))
+  end)
+
+  it("leaves nothing behind when the bootstrap is interrupted", function()
+    s = scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    assert.are.equal(0, s:juju("destroy-environment", "-y", "loc").code)
+    local before = s:snapshot()
+    s:interrupt_step("finalize")
+    local r = s:juju("bootstrap")
+    assert.are.equal(1, r.code)
+    assert.matches("interrupted", r.stderr)
+    assert.are.same({}, testing.diff(before, s:snapshot()))
+    assert.is_true(wait_for(function() return #processes_under(s.root) == 0 end, 5))
+  end)
+
+  it("runs the production script, different only in its variable lines", function()
+    s = scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    local run = require("juju.bootstrap").last_run
+    local icfg = run.icfg
+    -- The production rendering of the same machine: Juju's paths and names.
+    local prod = {}
+    for k, v in pairs(icfg) do prod[k] = v end
+    prod.data_dir, prod.log_dir = "/var/lib/juju", "/var/log/juju"
+    prod.cloud_init_output_log, prod.service_name = "/var/log/cloud-init-output.log", "jujud-machine-0"
+    prod.agent_start = nil
+    local production = assert(cloudinit.script(prod, {}))
+    local ran = run.script
+    local function body(text)
+      local out = {}
+      for line in text:gmatch("[^\n]*") do
+        -- Variable lines, and the agent.conf lines that carry their values.
+        if not line:match("^[A-Z_]+=") and not line:match("^datadir: ") and not line:match("^logdir: ")
+          and not line:match("^  AGENT_SERVICE_NAME: ") then
+          out[#out + 1] = line
+        end
+      end
+      return table.concat(out, "\n")
+    end
+    local variables = {}
+    for line in ran:gmatch("[^\n]*") do
+      local name = line:match("^([A-Z_]+)=")
+      if name then variables[#variables + 1] = name end
+    end
+    -- The documented variables (docs/cloudinit.md) are the only difference.
+    local doc = fs.read_file(require("helpers").source_dir .. "/docs/cloudinit.md")
+    for _, name in ipairs(variables) do
+      assert.is_truthy(doc:find(name, 1, true), name .. " is not documented in docs/cloudinit.md")
+    end
+    assert.are.equal(body(production), body(ran))
+    assert.are_not.equal(production, ran)
+  end)
+end)
