@@ -323,6 +323,27 @@ static void prepare_callbacks(lua_State *L, cb_ctx *cx)
 
 /* ---- exec ----------------------------------------------------------------------------- */
 
+/* Runs protected: 1 = the jj_ssh_exec_result, 2 = whether output was collected. */
+static int build_result(lua_State *L)
+{
+    const jj_ssh_exec_result *r = lua_touserdata(L, 1);
+    int collect = lua_toboolean(L, 2);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, r->code);
+    lua_setfield(L, -2, "code");
+    if (collect) {
+        lua_pushlstring(L, r->out ? r->out : "", r->out_len);
+        lua_setfield(L, -2, "stdout");
+        lua_pushlstring(L, r->err ? r->err : "", r->err_len);
+        lua_setfield(L, -2, "stderr");
+    }
+    if (r->signal[0]) {
+        lua_pushstring(L, r->signal);
+        lua_setfield(L, -2, "signal");
+    }
+    return 1;
+}
+
 static const char *const exec_keys[] = {
     "stdin", "stdin_file", "on_stdout", "on_stderr", "timeout", "collect", NULL,
 };
@@ -375,20 +396,13 @@ static int session_exec(lua_State *L)
         jj_ssh_exec_result_free(&r);
         return jj_push_error(L, &err);
     }
-    lua_createtable(L, 0, 4);
-    lua_pushinteger(L, r.code);
-    lua_setfield(L, -2, "code");
-    if (o.collect) {
-        lua_pushlstring(L, r.out ? r.out : "", r.out_len);
-        lua_setfield(L, -2, "stdout");
-        lua_pushlstring(L, r.err ? r.err : "", r.err_len);
-        lua_setfield(L, -2, "stderr");
-    }
-    if (r.signal[0]) {
-        lua_pushstring(L, r.signal);
-        lua_setfield(L, -2, "signal");
-    }
+    lua_pushcfunction(L, build_result);
+    lua_pushlightuserdata(L, &r);
+    lua_pushboolean(L, o.collect);
+    int status = lua_pcall(L, 2, 1, 0);
     jj_ssh_exec_result_free(&r);
+    if (status != LUA_OK)
+        return lua_error(L);
     return 1;
 }
 
@@ -472,14 +486,22 @@ static int push_known_hosts(lua_State *L, jj_ssh_known_host *e, size_t n)
     return 1;
 }
 
-/* Moves the entries into a Lua array, freeing them first if that raises. */
+static int build_entries(lua_State *L)
+{
+    return push_known_hosts(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+}
+
+/* Moves the entries into a Lua array; they are freed even when building it
+ * raises (out of memory). */
 static int push_and_free(lua_State *L, jj_ssh_known_host *e, size_t n)
 {
-    /* Build the strings under protection so a memory error cannot leak e. */
-    lua_pushcfunction(L, NULL);
-    lua_pop(L, 1);
-    push_known_hosts(L, e, n);
+    lua_pushcfunction(L, build_entries);
+    lua_pushlightuserdata(L, e);
+    lua_pushinteger(L, (lua_Integer)n);
+    int status = lua_pcall(L, 2, 1, 0);
     jj_ssh_known_hosts_free(e, n);
+    if (status != LUA_OK)
+        return lua_error(L);
     return 1;
 }
 
