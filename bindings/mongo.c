@@ -26,6 +26,8 @@
  * C trees are attached to a scratch userdata before they are filled, so a
  * Lua error in the middle (a bad value, memory) frees them through __gc.
  */
+#include <dlfcn.h>
+#include <mongoc/mongoc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -443,10 +445,12 @@ static int opt_bool(lua_State *L, int idx, const char *field)
 
 static int l_client(lua_State *L)
 {
-    static const char *const known[] = {"app_name", "username", "password", "auth_source", "tls",
-                                        NULL};
-    static const char *const tls_known[] = {"ca_file", "cert_key_file",
-                                            "allow_invalid_hostnames", NULL};
+    static const char *const known[] = {
+        "app_name", "username", "password", "auth_source", "tls", NULL,
+    };
+    static const char *const tls_known[] = {
+        "ca_file", "cert_key_file", "allow_invalid_hostnames", NULL,
+    };
     const char *uri = luaL_checkstring(L, 1);
     lua_settop(L, 2);
     jj_mongo_opts o;
@@ -554,7 +558,9 @@ static int client_find_one(lua_State *L)
 
 static int client_find(lua_State *L)
 {
-    static const char *const known[] = {"sort", "projection", "limit", NULL};
+    static const char *const known[] = {
+        "sort", "projection", "limit", NULL,
+    };
     lua_client *lc = check_client(L);
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
@@ -588,7 +594,9 @@ static int client_find(lua_State *L)
 
 static int client_update(lua_State *L)
 {
-    static const char *const known[] = {"upsert", "multi", NULL};
+    static const char *const known[] = {
+        "upsert", "multi", NULL,
+    };
     lua_client *lc = check_client(L);
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
@@ -648,8 +656,21 @@ static void push_shared_null(lua_State *L, int yaml)
     lua_setfield(L, LUA_REGISTRYINDEX, NULL_KEY);
 }
 
+/* libmongoc keeps process-wide state for as long as the process lives
+ * (mongoc_init's globals, the SCRAM key cache). When lua_close unloads this
+ * module, libmongoc would be unloaded with it and that memory orphaned; it
+ * is pinned instead (RTLD_NODELETE), which also makes a later reload in
+ * another Lua state find libmongoc initialised, as it promises. */
+static void pin_libmongoc(void)
+{
+    Dl_info info;
+    if (dladdr((void *)mongoc_init, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int luaopen_juju_mongo(lua_State *L)
 {
+    pin_libmongoc();
     static const luaL_Reg scratch_meta[] = {{"__gc", scratch_gc}, {NULL, NULL}};
     jj_new_class(L, SCRATCH_MT, NULL, scratch_meta);
 

@@ -96,7 +96,9 @@ static const char **check_env(lua_State *L, int env)
 
 static int l_start_daemon(lua_State *L)
 {
-    static const char *const known[] = {"log_file", "pid_file", "cwd", "env", NULL};
+    static const char *const known[] = {
+        "log_file", "pid_file", "cwd", "env", NULL,
+    };
     lua_settop(L, 2);
     jj_daemon_opts o;
     memset(&o, 0, sizeof o);
@@ -147,7 +149,9 @@ static int l_alive(lua_State *L)
 
 static int l_stop(lua_State *L)
 {
-    static const char *const known[] = {"timeout", NULL};
+    static const char *const known[] = {
+        "timeout", NULL,
+    };
     pid_t pid = 0;
     const char *pid_file = NULL;
     if (lua_type(L, 1) == LUA_TNUMBER)

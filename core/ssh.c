@@ -573,6 +573,7 @@ struct jj_ssh_session {
     int broken;         /* a step was abandoned half-way: libssh2's state is unknown */
     double last_rx;     /* when the server was last heard from */
     unsigned signals0;  /* jj_sys_signal_arrivals() when the current call began */
+    LIBSSH2_SFTP_HANDLE *orphan; /* left open by the call that broke the session */
     jj_ssh_host_key hk;
 };
 
@@ -809,6 +810,35 @@ static int describe_user_key(const jj_ssh_connect_opts *o, char *type, size_t ty
     return 0;
 }
 
+/* Appends name (len bytes) to the comma-separated list out unless present. */
+static void append_name(char *out, size_t size, size_t *used, const char *name, size_t len)
+{
+    if (len == 0)
+        return;
+    for (const char *q = out; *q;) {
+        size_t ql = strcspn(q, ",");
+        if (ql == len && memcmp(q, name, len) == 0)
+            return;
+        q += ql + (q[ql] == ',');
+    }
+    if (*used + len + 2 >= size)
+        return;
+    if (*used)
+        out[(*used)++] = ',';
+    memcpy(out + *used, name, len);
+    *used += len;
+    out[*used] = '\0';
+}
+
+static void append_names(char *out, size_t size, size_t *used, const char *list)
+{
+    for (const char *p = list; *p;) {
+        size_t l = strcspn(p, ",");
+        append_name(out, size, used, p, l);
+        p += l + (p[l] == ',');
+    }
+}
+
 /* The host key algorithm list: the caller's, or the default with the types
  * we expect (pinned, or recorded in known_hosts) moved to the front, so a
  * server offering several keys presents the one we can check. */
@@ -848,44 +878,55 @@ static int hostkey_prefs(const jj_ssh_connect_opts *o, char *out, size_t size, j
         }
         jj_ssh_known_hosts_free(ents, n);
     }
-    /* Expand the key types into algorithm names, then append the defaults;
-     * duplicates are dropped. */
+    /* The expected types first (an RSA key may be signed three ways), then
+     * the defaults; duplicates are dropped. */
     out[0] = '\0';
     size_t used = 0;
-    const char *lists[2] = {types, JJ_SSH_DEFAULT_HOSTKEY_PREFS};
-    for (int li = 0; li < 2; li++) {
-        const char *p = lists[li];
-        while (*p) {
-            size_t l = strcspn(p, ",");
-            char name[64];
-            if (l > 0 && l < sizeof name) {
-                memcpy(name, p, l);
-                name[l] = '\0';
-                const char *algs = strcmp(name, "ssh-rsa") == 0 && li == 0
-                                       ? "rsa-sha2-512,rsa-sha2-256,ssh-rsa"
-                                       : name;
-                const char *a = algs;
-                while (*a) {
-                    size_t al = strcspn(a, ",");
-                    int dup = 0;
-                    for (const char *q = out; *q && !dup;) {
-                        size_t ql = strcspn(q, ",");
-                        dup = ql == al && memcmp(q, a, al) == 0;
-                        q += ql + (q[ql] == ',');
-                    }
-                    if (!dup && used + al + 2 < size) {
-                        if (used)
-                            out[used++] = ',';
-                        memcpy(out + used, a, al);
-                        used += al;
-                        out[used] = '\0';
-                    }
-                    a += al + (a[al] == ',');
-                }
-            }
-            p += l + (p[l] == ',');
-        }
+    for (const char *p = types; *p;) {
+        size_t l = strcspn(p, ",");
+        if (l == 7 && memcmp(p, "ssh-rsa", 7) == 0)
+            append_names(out, size, &used, "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+        else
+            append_name(out, size, &used, p, l);
+        p += l + (p[l] == ',');
     }
+    append_names(out, size, &used, JJ_SSH_DEFAULT_HOSTKEY_PREFS);
+    return 0;
+}
+
+/* Hands libssh2 the algorithms of prefs it supports, in order. (Passing
+ * unsupported names is not only pointless: libssh2 1.10 removes them from
+ * the list with an overlapping memcpy.) */
+static int set_hostkey_prefs(jj_ssh_session *s, const char *prefs, jj_error *err)
+{
+    const char **algs = NULL;
+    int n = libssh2_session_supported_algs(s->ssh, LIBSSH2_METHOD_HOSTKEY, &algs);
+    if (n <= 0)
+        return ssh_fail(s, JJ_ESSH, n, err, "cannot list libssh2's host key algorithms");
+    char out[512];
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *p = prefs; *p;) {
+        size_t l = strcspn(p, ",");
+        for (int i = 0; i < n; i++) {
+            if (strlen(algs[i]) == l && memcmp(algs[i], p, l) == 0 && used + l + 2 < sizeof out) {
+                if (used)
+                    out[used++] = ',';
+                memcpy(out + used, p, l);
+                used += l;
+                out[used] = '\0';
+                break;
+            }
+        }
+        p += l + (p[l] == ',');
+    }
+    libssh2_free(s->ssh, (void *)algs);
+    if (!used)
+        return jj_error_set(err, JJ_EINVAL, "no host key algorithm libssh2 supports in '%s'",
+                            prefs);
+    int rc = libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, out);
+    if (rc)
+        return ssh_fail(s, JJ_EINVAL, rc, err, "cannot set host key algorithms '%s'", out);
     return 0;
 }
 
@@ -1041,10 +1082,7 @@ int jj_ssh_connect(const jj_ssh_connect_opts *o, jj_ssh_session **out, jj_error 
     }
     if (!rc) {
         libssh2_session_set_blocking(s->ssh, 0);
-        int prc = libssh2_session_method_pref(s->ssh, LIBSSH2_METHOD_HOSTKEY, prefs);
-        if (prc)
-            rc = jj_error_set_lib(err, JJ_EINVAL, prc,
-                                  "no host key algorithm libssh2 supports in '%s'", prefs);
+        rc = set_hostkey_prefs(s, prefs, err);
     }
     if (!rc) {
         int hrc;
@@ -1072,6 +1110,31 @@ int jj_ssh_connect(const jj_ssh_connect_opts *o, jj_ssh_session **out, jj_error 
     return 0;
 }
 
+/* The I/O of a session given up on: sends vanish, receives see a reset
+ * connection. libssh2 1.10 frees an SFTP handle only once its close request
+ * has been "sent", and otherwise waits on the network in its cleanup; with
+ * these it runs that cleanup at once, and nothing reaches the server. */
+static ssize_t sink_send(libssh2_socket_t fd, const void *buf, size_t len, int flags,
+                         void **abstract)
+{
+    (void)fd;
+    (void)buf;
+    (void)flags;
+    (void)abstract;
+    return (ssize_t)len;
+}
+
+static ssize_t sink_recv(libssh2_socket_t fd, void *buf, size_t len, int flags,
+                         void **abstract)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    (void)flags;
+    (void)abstract;
+    return -ECONNRESET;
+}
+
 void jj_ssh_close(jj_ssh_session *s)
 {
     if (!s)
@@ -1082,10 +1145,24 @@ void jj_ssh_close(jj_ssh_session *s)
          * live one. */
         libssh2_session_set_blocking(s->ssh, 1);
         libssh2_session_set_timeout(s->ssh, 2000);
+        if (s->broken) {
+            /* libssh2's state is unknown: say nothing more to the server. */
+            if (s->fd >= 0)
+                shutdown(s->fd, SHUT_RDWR);
+            libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_SEND, (void *)sink_send);
+            libssh2_session_callback_set(s->ssh, LIBSSH2_CALLBACK_RECV, (void *)sink_recv);
+            if (s->orphan)
+                libssh2_sftp_close_handle(s->orphan);
+        }
         if (s->sftp)
-            libssh2_sftp_shutdown(s->sftp); /* frees it; bounded like the rest */
+            libssh2_sftp_shutdown(s->sftp); /* frees it, even when the socket is gone */
         if (s->established && !s->broken)
             libssh2_session_disconnect(s->ssh, "closed by client");
+        /* Channels abandoned after a timeout still wait for the server's
+         * CLOSE, which comes only when their command ends: with the socket
+         * shut, libssh2 frees them at once instead of waiting. */
+        if (s->fd >= 0)
+            shutdown(s->fd, SHUT_RDWR);
         libssh2_session_free(s->ssh);
     }
     if (s->fd >= 0)
@@ -1110,6 +1187,11 @@ void jj_ssh_exec_result_init(jj_ssh_exec_result *r)
 
 void jj_ssh_exec_result_free(jj_ssh_exec_result *r)
 {
+    /* Output can carry secrets (a script printing agent.conf): wipe it. */
+    if (r->out)
+        OPENSSL_cleanse(r->out, r->out_cap);
+    if (r->err)
+        OPENSSL_cleanse(r->err, r->err_cap);
     free(r->out);
     free(r->err);
     jj_ssh_exec_result_init(r);
@@ -1141,9 +1223,14 @@ static int buf_append(char **data, size_t *len, size_t *cap, const char *p, size
         size_t c = *cap ? *cap : 4096;
         while (c < *len + n + 1)
             c *= 2;
-        char *d = realloc(*data, c);
+        char *d = malloc(c); /* not realloc: the old copy is wiped first */
         if (!d)
             return JJ_ENOMEM;
+        if (*data) {
+            memcpy(d, *data, *len);
+            OPENSSL_cleanse(*data, *cap);
+            free(*data);
+        }
         *data = d;
         *cap = c;
     }
@@ -1249,8 +1336,13 @@ static int exec_op_run(exec_state *st, exec_op op, int *is_jj)
     return op == OP_WRITE ? exec_write(st, is_jj) : exec_read(st, op, is_jj);
 }
 
-/* Finishes a half-sent packet, closes and frees the channel, within
- * `deadline`; on failure the session is marked broken. */
+/* Leaves the channel after a timeout or an abort: finishes a half-sent
+ * packet, then sends our CLOSE without waiting for the server's, which
+ * OpenSSH only sends once the command has exited (and libssh2 1.10 cannot
+ * ask it to signal the command). sshd then stops forwarding the command's
+ * output, and the command runs on until it ends or writes. A channel still
+ * waiting for the server's CLOSE is freed with the session. If even sending
+ * the CLOSE cannot be done by deadline, the session is marked broken. */
 static void exec_abandon(exec_state *st, double deadline)
 {
     jj_ssh_session *s = st->s;
@@ -1268,11 +1360,17 @@ static void exec_abandon(exec_state *st, double deadline)
         }
     }
     int rc;
-    while ((rc = libssh2_channel_close(st->ch)) == LIBSSH2_ERROR_EAGAIN)
+    while ((rc = libssh2_channel_close(st->ch)) == LIBSSH2_ERROR_EAGAIN) {
+        if (!(libssh2_session_block_directions(s->ssh) & LIBSSH2_SESSION_BLOCK_OUTBOUND)) {
+            st->ch = NULL; /* CLOSE sent; libssh2 keeps the channel until the session ends */
+            return;
+        }
         if (wait_socket(s, deadline, WAIT_STEP, "closing", &ignored)) {
             s->broken = 1;
             return;
         }
+    }
+    /* Closed locally: freeing waits for nothing more. */
     while ((rc = libssh2_channel_free(st->ch)) == LIBSSH2_ERROR_EAGAIN)
         if (wait_socket(s, deadline, WAIT_STEP, "closing", &ignored)) {
             s->broken = 1;
@@ -1404,8 +1502,12 @@ int jj_ssh_exec(jj_ssh_session *s, const char *command, const jj_ssh_exec_opts *
     }
     int erc;
     while ((erc = libssh2_channel_exec(st->ch, command)) == LIBSSH2_ERROR_EAGAIN)
-        if ((rc = wait_socket(s, deadline, WAIT_STEP, what, err)) != 0)
+        if ((rc = wait_socket(s, deadline, WAIT_STEP, what, err)) != 0) {
+            /* A request half-sent cannot be followed by our CLOSE. */
+            if (libssh2_session_block_directions(s->ssh) & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+                s->broken = 1;
             goto done;
+        }
     if (erc) {
         rc = ssh_fail(s, JJ_ESSH, erc, err, "cannot start the %s", what);
         goto done;
@@ -1414,11 +1516,12 @@ int jj_ssh_exec(jj_ssh_session *s, const char *command, const jj_ssh_exec_opts *
     if (!rc)
         rc = exec_finish(st, deadline, what, err);
 done:
-    if (st->ch)
+    if (st->ch && !s->broken) /* a broken session frees its channels at close */
         exec_abandon(st, now() + (s->timeout > 0 && s->timeout < CLOSE_GRACE ? s->timeout
                                                                               : CLOSE_GRACE));
     if (st->in_fd >= 0)
         close(st->in_fd);
+    OPENSSL_cleanse(st, sizeof *st); /* stdin chunks: the phase-2 script carries keys */
     free(st);
     return rc;
 }
@@ -1515,6 +1618,10 @@ static void sftp_close_quietly(jj_ssh_session *s, LIBSSH2_SFTP_HANDLE *h)
 {
     jj_error ignored;
     int rc;
+    if (s->broken) {
+        s->orphan = h; /* freed by jj_ssh_close, without the network */
+        return;
+    }
     while ((rc = libssh2_sftp_close_handle(h)) == LIBSSH2_ERROR_EAGAIN)
         if ((rc = sftp_wait(s, "closing a remote file", &ignored)) != 0)
             break;
@@ -1625,6 +1732,7 @@ static int sftp_send_file(jj_ssh_session *s, LIBSSH2_SFTP_HANDLE *h, int fd, int
             rc = report_progress(o, *done, total, what, err);
         }
     }
+    OPENSSL_cleanse(buf, SFTP_CHUNK);
     free(buf);
     return rc;
 }
@@ -1748,6 +1856,7 @@ static int sftp_receive_file(jj_ssh_session *s, LIBSSH2_SFTP_HANDLE *h, int fd, 
             rc = report_progress(o, *done, total, what, err);
         }
     }
+    OPENSSL_cleanse(buf, SFTP_CHUNK);
     free(buf);
     return rc;
 }

@@ -201,7 +201,9 @@ typedef struct jj_ssh_transfer_opts {
 /* SFTP upload in 1 MiB writes through "<remote>.juju-upload-<random>",
  * fsynced, chmod'ed to mode and renamed over remote_path (a remote file in
  * the way is removed first: SFTP v3 renames do not overwrite). The temp file
- * is removed on failure. Constant memory. *bytes = bytes sent (may be NULL). */
+ * is removed on failure, unless the failure is the connection itself (a
+ * step that timed out leaves the session unusable: connect again).
+ * Constant memory. *bytes = bytes sent (may be NULL). */
 int jj_ssh_upload(jj_ssh_session *s, const char *local_path, const char *remote_path,
                   const jj_ssh_transfer_opts *o, uint64_t *bytes, jj_error *err);
 

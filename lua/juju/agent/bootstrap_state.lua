@@ -99,13 +99,13 @@ local function address_scope(a)
 end
 
 -- Opens the state store of kind, starting mongod first when needed.
-local function open_store(ctx, kind, data_dir, conf, cfg)
+local function open_store(ctx, kind, data_dir, conf, cfg, addresses)
   if kind == "sqlite" then
     return state.open("sqlite", { path = data_dir .. "/state.db" })
   end
   local mongod = require("juju.mongod")
   return mongod.bootstrap_store(ctx, {
-    data_dir = data_dir, conf = conf, cfg = cfg,
+    data_dir = data_dir, conf = conf, cfg = cfg, addresses = addresses,
   })
 end
 
@@ -181,7 +181,7 @@ function M.run(ctx, opts)
   local ok, werr = fs.write_atomic(conf_path, agentconf.format(conf), MODE_SECRET)
   if not ok then return fail("writing agent configuration", "cannot write agent config: " .. werr) end
 
-  local store, oerr = open_store(ctx, kind, data_dir, conf, cfg)
+  local store, oerr = open_store(ctx, kind, data_dir, conf, cfg, p.addresses)
   if not store then return fail("starting the state server", oerr) end
   lg:infof("state server (%s) ready", kind)
 

@@ -1,0 +1,317 @@
+-- bench/run.lua [--quick]: the engine's benchmarks. Run through bench/run.sh,
+-- which builds the Release tree and starts this under its `juju lua`.
+--
+-- Every number is a median over many runs with its spread (IQR and
+-- min..max); every comparison is a ratio of medians measured in the same
+-- run, interleaved with its baseline. Prints Markdown tables and writes
+-- bench/results.json. The aims are printed next to the results, not
+-- asserted: this is a measuring instrument, not a test.
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+
+local lib = require("lib")
+local fs = require("juju.fs")
+local sys = require("juju.sys")
+local json = require("juju.json")
+local crypto = require("juju.crypto")
+
+local QUICK = arg[1] == "--quick"
+local function runs(full, quick) return QUICK and quick or full end
+
+local ROOT = fs.realpath(here .. "/..")
+local BUILD = assert(os.getenv("BENCH_BUILD_DIR"), "run me through bench/run.sh")
+local JUJU = BUILD .. "/bin/juju"
+local SCRATCH = assert(fs.mkdtemp("/tmp/juju-bench-"))
+local MB = 1024 * 1024
+
+local results, rows, aims = {}, {}, {}
+
+local function pct(x) return string.format("%.2fx", x) end
+
+-- Records one measured thing; `times` in seconds.
+local function record(name, times, extra)
+  local r = lib.summary(times)
+  r.name = name
+  for k, v in pairs(extra or {}) do r[k] = v end
+  results[#results + 1] = r
+  return r
+end
+
+local function row(r, baseline, note)
+  rows[#rows + 1] = {
+    r.name, tostring(r.n), lib.fmt_seconds(r.median),
+    lib.fmt_seconds(r.q1) .. " .. " .. lib.fmt_seconds(r.q3),
+    lib.fmt_seconds(r.min) .. " .. " .. lib.fmt_seconds(r.max),
+    baseline and string.format("%s (%s)", baseline.name, lib.fmt_seconds(baseline.median)) or "",
+    baseline and pct(r.median / baseline.median) or "",
+    r.maxrss_kib and lib.fmt_kib(r.maxrss_kib) or "",
+    note or "",
+  }
+end
+
+local function aim(text, met, detail)
+  aims[#aims + 1] = { aim = text, met = met, detail = detail }
+end
+
+local function env_for(home)
+  return { HOME = home .. "/user", JUJU_HOME = home .. "/juju", PATH = sys.getenv("PATH") }
+end
+
+-- 1. Cold start -------------------------------------------------------------
+local function bench_cold_start()
+  io.stderr:write("bench: cold start\n")
+  local n = runs(50, 10)
+  local juju_argv, juju_rss = lib.with_maxrss({ JUJU, "version" }, SCRATCH)
+  local lua_argv, lua_rss = lib.with_maxrss({ "lua5.4", "-e", "" }, SCRATCH)
+  local t = lib.run_interleaved(n, { { argv = juju_argv }, { argv = lua_argv } }, 3)
+  local lua = record("lua5.4 -e ''", t[2], { maxrss_kib = lua_rss() })
+  local juju = record("juju version", t[1], { maxrss_kib = juju_rss() })
+  row(lua)
+  row(juju, lua)
+  local ratio = juju.median / lua.median
+  aim("juju version within 3x of bare lua5.4", ratio <= 3, pct(ratio))
+  return juju
+end
+
+-- 2. Dummy bootstrap and destroy as separate processes ----------------------
+local function parse_duration(d)
+  local m, s = d:match("^(%d+)m(%d+)s$")
+  if m then return tonumber(m) * 60 + tonumber(s) end
+  local ms = d:match("^([%d.]+)ms$")
+  if ms then return tonumber(ms) / 1000 end
+  return tonumber(d:match("^([%d.]+)s$"))
+end
+
+local function collect_steps(text, steps, order)
+  for id, d in text:gmatch("step (%S+): done in (%S+)") do
+    if not steps[id] then steps[id] = {}; order[#order + 1] = id end
+    steps[id][#steps[id] + 1] = assert(parse_duration(d), "bad duration " .. d)
+  end
+end
+
+local function step_rows(title, steps, order, total)
+  local out = {}
+  for _, id in ipairs(order) do
+    local s = lib.summary(steps[id])
+    out[#out + 1] = { id, tostring(s.n), lib.fmt_seconds(s.median),
+      lib.fmt_seconds(s.min) .. " .. " .. lib.fmt_seconds(s.max),
+      string.format("%.0f%%", 100 * s.median / total) }
+  end
+  return { title = title, rows = out }
+end
+
+local function bench_bootstrap_processes()
+  io.stderr:write("bench: dummy bootstrap + destroy processes\n")
+  local n = runs(30, 5)
+  local boot, destroy, steps, order = {}, {}, {}, {}
+  for i = 0, n do
+    local home = assert(fs.mkdtemp(SCRATCH .. "/home-"))
+    assert(fs.mkdir_p(home .. "/user", "0700"))
+    assert(fs.mkdir_p(home .. "/juju", "0700"))
+    assert(fs.write_atomic(home .. "/juju/environments.yaml",
+      "default: bench\nenvironments:\n  bench:\n    type: dummy\n"))
+    local opts = { env = env_for(home) }
+    local tb, r = lib.run({ JUJU, "bootstrap", "-e", "bench", "--show-log",
+      "--logging-config", "juju.environs.bootstrap=INFO" }, opts)
+    local td = lib.run({ JUJU, "destroy-environment", "-y", "bench" }, opts)
+    if i > 0 then -- the first pair warms the page cache
+      boot[#boot + 1], destroy[#destroy + 1] = tb, td
+      collect_steps(r.stderr, steps, order)
+    end
+    fs.remove_tree(home)
+  end
+  local b = record("juju bootstrap (dummy, process)", boot)
+  local d = record("juju destroy-environment (dummy, process)", destroy)
+  row(b)
+  row(d)
+  aim("dummy bootstrap under 100 ms", b.median < 0.1, lib.fmt_seconds(b.median))
+  return step_rows("Bootstrap steps (separate `juju bootstrap` processes; log resolution 1 ms)",
+    steps, order, b.median)
+end
+
+-- 3. Scenario throughput in one Lua process -------------------------------
+local function bench_scenarios()
+  io.stderr:write("bench: scenario throughput\n")
+  local n = runs(200, 20)
+  local _, r = lib.run({ JUJU, "lua", ROOT .. "/bench/scenarios.lua", tostring(n) })
+  local out = assert(json.decode(r.stdout))
+  local per = record("dummy bootstrap + destroy (one process, per pair)", out.times)
+  local sum = 0
+  for _, t in ipairs(out.times) do sum = sum + t end
+  local rate = #out.times / sum
+  per.per_second = rate
+  per.memory_first, per.memory_last = out.first, out.last
+  row(per, nil, string.format("%.1f/s; Lua heap %d -> %d KiB, RSS %s -> %s", rate,
+    out.first.lua_kib, out.last.lua_kib, lib.fmt_kib(out.first.rss_kib), lib.fmt_kib(out.last.rss_kib)))
+  aim(">= 100 dummy bootstraps/s in one process", rate >= 100, string.format("%.1f/s", rate))
+  local heap_growth = out.last.lua_kib - out.first.lua_kib
+  local rss_growth = out.last.rss_kib - out.first.rss_kib
+  aim("flat memory over the scenario run", heap_growth <= 64 and rss_growth <= 4096,
+    string.format("Lua heap %+d KiB, RSS %+d KiB over %d pairs", heap_growth, rss_growth, n))
+  local steps, order = {}, {}
+  for _, id in ipairs(out.step_order) do
+    order[#order + 1] = id
+    steps[id] = {}
+    for _, v in ipairs(out.steps_ms[id]) do steps[id][#steps[id] + 1] = v / 1000 end
+  end
+  return step_rows("Bootstrap steps (in one process, juju.testing with the real clock)", steps, order, per.median)
+end
+
+-- 4. Crypto ---------------------------------------------------------------
+local function bench_crypto()
+  io.stderr:write("bench: crypto\n")
+  local n = runs(30, 5)
+  local ca_cert, ca_key
+  row(record("crypto.new_ca (ECDSA P-256)", lib.time_fn(n, function()
+    ca_cert, ca_key = assert(crypto.new_ca("bench"))
+  end)))
+  row(record("crypto.new_server_cert", lib.time_fn(n, function()
+    assert(crypto.new_server_cert(ca_cert, ca_key, { hostnames = { "localhost", "10.0.0.1" } }))
+  end)))
+  row(record("crypto.user_password_hash (8192 its)", lib.time_fn(n, function()
+    assert(crypto.user_password_hash("correct horse battery staple", crypto.COMPAT_SALT))
+  end)))
+end
+
+-- Payload files: half random bytes, half base64 text, so gzip has both
+-- incompressible and compressible input, like binaries next to scripts.
+local function make_payload(dir, total, parts)
+  assert(fs.mkdir_p(dir, "0700"))
+  local files = {}
+  local each = total // parts
+  for i = 1, parts do
+    local path = string.format("%s/part%d.bin", dir, i)
+    local cmd = (i % 2 == 1)
+      and string.format("head -c %d /dev/urandom > %s", each, path)
+      or string.format("head -c %d /dev/urandom | base64 -w 76 | head -c %d > %s", each, each, path)
+    assert(os.execute(cmd))
+    files[#files + 1] = path
+  end
+  return files
+end
+
+local function concat(a, b)
+  local out = {}
+  for _, x in ipairs(a) do out[#out + 1] = x end
+  for _, x in ipairs(b) do out[#out + 1] = x end
+  return out
+end
+
+-- Runs `ours` and `theirs` interleaved under /usr/bin/time; records both
+-- with their peak RSS and returns them.
+local function versus(n, ours_name, ours_argv, theirs_name, theirs_argv, before)
+  local ours, ours_rss = lib.with_maxrss(ours_argv, SCRATCH)
+  local theirs, theirs_rss = lib.with_maxrss(theirs_argv, SCRATCH)
+  local t = lib.run_interleaved(n, { { argv = theirs, before = before }, { argv = ours, before = before } }, 1)
+  -- The last run's peak stands for all: every run does the same work.
+  local base = record(theirs_name, t[1], { maxrss_kib = theirs_rss() })
+  local mine = record(ours_name, t[2], { maxrss_kib = ours_rss() })
+  row(base)
+  row(mine, base)
+  return mine, base
+end
+
+-- 5. SHA-256 of large files -----------------------------------------------
+local function bench_sha256(baseline_rss)
+  io.stderr:write("bench: sha256\n")
+  local small = make_payload(SCRATCH .. "/sha-10", 10 * MB, 1)[1]
+  local big = make_payload(SCRATCH .. "/sha-100", 100 * MB, 1)[1]
+  local s10 = versus(runs(15, 3), "crypto.sha256_file 10 MB (juju process)",
+    { JUJU, "lua", ROOT .. "/bench/child.lua", "sha256", small }, "sha256sum 10 MB", { "sha256sum", small })
+  local s100, b100 = versus(runs(9, 3), "crypto.sha256_file 100 MB (juju process)",
+    { JUJU, "lua", ROOT .. "/bench/child.lua", "sha256", big }, "sha256sum 100 MB", { "sha256sum", big })
+  local ratio = s100.median / b100.median
+  aim("sha256_file within 1.1x of sha256sum (100 MB)", ratio <= 1.1, pct(ratio))
+  aim("sha256_file memory flat in the size", s100.maxrss_kib - s10.maxrss_kib <= 1024,
+    string.format("peak RSS %s at 10 MB, %s at 100 MB (juju version alone: %s)", lib.fmt_kib(s10.maxrss_kib),
+      lib.fmt_kib(s100.maxrss_kib), lib.fmt_kib(baseline_rss)))
+  fs.remove_tree(SCRATCH .. "/sha-10")
+  fs.remove_tree(SCRATCH .. "/sha-100")
+end
+
+-- 6. Tools tarball build and upload ---------------------------------------
+local function bench_tools(size_mb, n)
+  io.stderr:write(string.format("bench: tools tarball and upload, %d MB\n", size_mb))
+  local dir = SCRATCH .. "/payload-" .. size_mb
+  local files = make_payload(dir, size_mb * MB, 4)
+  local out_ours, out_tar = SCRATCH .. "/ours.tgz", SCRATCH .. "/tar.tgz"
+  local tb, tt = versus(n, string.format("tools.build_tarball %d MB", size_mb),
+    concat({ JUJU, "lua", ROOT .. "/bench/child.lua", "tarball", out_ours }, files),
+    string.format("tar czf %d MB", size_mb),
+    concat({ "tar", "czf", out_tar, "-C", dir }, (function()
+      local names = {}
+      for i, f in ipairs(files) do names[i] = f:match("[^/]+$") end
+      return names
+    end)()),
+    function()
+      fs.remove(out_ours)
+      fs.remove(out_tar)
+    end)
+  local store, copy = SCRATCH .. "/storage", SCRATCH .. "/copy"
+  local pu, cp = versus(n, string.format("storage Dir:put_file %d MB", size_mb),
+    concat({ JUJU, "lua", ROOT .. "/bench/child.lua", "put", store }, files),
+    string.format("cp %d MB", size_mb), concat({ "cp" }, concat(files, { copy })),
+    function()
+      fs.remove_tree(store)
+      fs.remove_tree(copy)
+      assert(fs.mkdir_p(copy, "0700"))
+    end)
+  fs.remove_tree(dir)
+  fs.remove_tree(store)
+  fs.remove_tree(copy)
+  fs.remove(out_ours)
+  fs.remove(out_tar)
+  return { tarball = tb, tar = tt, put = pu, cp = cp }
+end
+
+-- Main ---------------------------------------------------------------------
+local machine = lib.machine()
+local juju_version = bench_cold_start()
+local step_tables = { bench_bootstrap_processes(), bench_scenarios() }
+bench_crypto()
+bench_sha256(juju_version.maxrss_kib)
+local t10 = bench_tools(10, runs(11, 3))
+local t200 = bench_tools(200, runs(5, 2))
+for _, pair in ipairs({ { "tarball", "tar", "tools.build_tarball within 1.1x of tar czf" },
+  { "put", "cp", "Dir:put_file within 1.1x of cp" } }) do
+  local ratio = t200[pair[1]].median / t200[pair[2]].median
+  aim(pair[3] .. " (200 MB)", ratio <= 1.1, string.format("%s at 200 MB, %s at 10 MB", pct(ratio),
+    pct(t10[pair[1]].median / t10[pair[2]].median)))
+  local grow = t200[pair[1]].maxrss_kib - t10[pair[1]].maxrss_kib
+  aim(pair[1] == "tarball" and "build_tarball memory flat in the size" or "put_file memory flat in the size",
+    grow <= 1024, string.format("peak RSS %s at 10 MB, %s at 200 MB", lib.fmt_kib(t10[pair[1]].maxrss_kib),
+      lib.fmt_kib(t200[pair[1]].maxrss_kib)))
+end
+fs.remove_tree(SCRATCH)
+
+local out = io.stdout
+out:write(string.format("\nMachine: %s, %s CPUs (nproc), %d MiB RAM, %s; %s%s\n\n", machine.cpu,
+  tostring(machine.nproc), machine.mem_total_mib, machine.kernel, machine.date, QUICK and " (--quick)" or ""))
+lib.print_table({ "benchmark", "n", "median", "IQR", "min .. max", "compared with", "ratio", "peak RSS", "note" }, rows)
+for _, t in ipairs(step_tables) do
+  out:write("\n", t.title, "\n\n")
+  lib.print_table({ "step", "n", "median", "min .. max", "share of median total" }, t.rows)
+end
+out:write("\nAims (printed, not asserted)\n\n")
+local aim_rows = {}
+for _, a in ipairs(aims) do aim_rows[#aim_rows + 1] = { a.aim, a.met and "met" or "MISSED", a.detail } end
+lib.print_table({ "aim", "result", "measured" }, aim_rows)
+
+local function clean(list)
+  local arr = json.array()
+  for i, x in ipairs(list) do arr[i] = x end
+  return arr
+end
+local step_json = json.array()
+for _, t in ipairs(step_tables) do
+  local rws = json.array()
+  for i, r in ipairs(t.rows) do
+    rws[i] = { step = r[1], n = tonumber(r[2]), median = r[3], range = r[4], share = r[5] }
+  end
+  step_json[#step_json + 1] = { title = t.title, steps = rws }
+end
+local doc = json.ordered({ machine = machine, quick = QUICK, results = clean(results), steps = step_json,
+  aims = clean(aims) }, { "machine", "quick", "results", "steps", "aims" })
+assert(fs.write_atomic(ROOT .. "/bench/results.json", assert(json.encode(doc, { indent = 2 })) .. "\n", "0644"))
+out:write("\nwrote bench/results.json\n")
+return 0

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# bench/run.sh [--quick]: builds a Release (unsanitized) tree in
+# $BENCH_BUILD_DIR (default build-bench) and runs the benchmarks
+# (bench/run.lua) under its juju. Prints Markdown tables and writes
+# bench/results.json. Takes about 5 minutes; --quick runs fewer repetitions
+# (a smoke test of the instrument, not numbers to quote). Not run by CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BENCH_BUILD_DIR:-build-bench}
+
+# The peak-memory figures come from GNU time (`/usr/bin/time -f %M`).
+if [ ! -x /usr/bin/time ]; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends time
+  else
+    echo "bench: /usr/bin/time is missing (Debian package 'time')" >&2
+    exit 1
+  fi
+fi
+
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DJUJU_SANITIZE=OFF >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target juju jujud >/dev/null
+# The binding modules (targets juju_<module>): whatever the tree defines today.
+mapfile -t bindings < <(cmake --build "$BUILD" --target help | sed -n 's/^\.\.\. \(juju_[a-z0-9_]*\).*/\1/p')
+cmake --build "$BUILD" -j"$(nproc)" --target "${bindings[@]}" >/dev/null
+
+BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/run.lua "$@"
