@@ -198,14 +198,21 @@ static int kh_corrupt(jj_error *err, const char *source, int lineno, const char 
     return JJ_ECORRUPT;
 }
 
+/* Field separators: blanks, and the CR/VT/FF that editors leave behind, so
+ * a stray control character never becomes part of a key. */
+static inline int kh_sep(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
 /* Next whitespace-separated token of line[*i..len). */
 static size_t next_token(const char *line, size_t len, size_t *i, const char **tok)
 {
-    while (*i < len && (line[*i] == ' ' || line[*i] == '\t'))
+    while (*i < len && kh_sep(line[*i]))
         (*i)++;
     *tok = line + *i;
     size_t start = *i;
-    while (*i < len && line[*i] != ' ' && line[*i] != '\t')
+    while (*i < len && !kh_sep(line[*i]))
         (*i)++;
     return *i - start;
 }

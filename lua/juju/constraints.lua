@@ -40,7 +40,10 @@ local function size(key)
     local num, suffix = v:match("^(%d*%.?%d+)([MGTP]?)$")
     local n = num and tonumber(num)
     if not n then return bad(key, "must be a non-negative float with optional M/G/T/P suffix") end
-    return math.ceil(n * multipliers[suffix ~= "" and suffix or "M"])
+    -- In floats: an integer product could wrap around.
+    local megabytes = math.ceil((n + 0.0) * multipliers[suffix ~= "" and suffix or "M"])
+    if math.type(megabytes) ~= "integer" then return bad(key, "value too large") end
+    return megabytes
   end
 end
 parsers.mem = size("mem")

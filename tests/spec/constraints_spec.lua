@@ -33,6 +33,7 @@ describe("juju.constraints", function()
       { "arch=sparc", 'bad "arch" constraint: "sparc" not recognized' },
       { "container=docker", 'bad "container" constraint: invalid container type "docker"' },
       { "mem=1G mem=2G", 'bad "mem" constraint: already set' },
+      { "mem=5555555555555555555P", 'bad "mem" constraint: value too large' },
     }
     for _, case in ipairs(cases) do
       local c, err = constraints.parse(case[1])
