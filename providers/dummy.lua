@@ -135,9 +135,10 @@ function P.start_instance(env, params)
   local rec = { id = id, series = icfg.series, arch = arch, state = "running" }
   local wok, werr = fs.write_atomic(instance_path(env, id), yaml.encode(rec))
   if not wok then return nil, werr end
-  -- The phase-1 user-data a cloud would receive.
+  -- The phase-1 user-data a cloud would receive, with the host key the
+  -- client generated for this bootstrap (it pins the public half).
   assert(fs.mkdir_p(env.dir .. "/userdata", DIR_MODE))
-  fs.write_atomic(env.dir .. "/userdata/" .. id, cloudinit.userdata(icfg, {}))
+  fs.write_atomic(env.dir .. "/userdata/" .. id, cloudinit.userdata(icfg, { host_keys = params.host_keys }))
   return { instance = instance_object(id), hardware = { arch = arch, ["cpu-cores"] = 1, mem = 1024 } }
 end
 

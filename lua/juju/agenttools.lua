@@ -2,6 +2,7 @@
 -- machine 0 (spec steps 7.6, 9; sections 2.6, 2.7).
 local fs = require("juju.fs")
 local http = require("juju.http")
+local crypto = require("juju.crypto")
 local sys = require("juju.sys")
 local tools = require("juju.tools")
 local site = require("juju_site")
@@ -176,20 +177,39 @@ local function tools_site(number)
   }, "\n")
 end
 
---- Builds the tools tarball for `binary` (a buildable record) into dir;
---- returns {path=, sha256=, size=} or nil, message.
+-- A cache key for the tarball of these entries: their names, modes and the
+-- identity of each source (size and mtime, or the content of generated files).
+local function cache_key(entries, generated)
+  local parts = {}
+  for _, e in ipairs(entries) do
+    local st = fs.stat(e.src)
+    local ident = generated[e.src] and crypto.sha256(generated[e.src])
+      or string.format("%d:%s", st and st.size or -1, tostring(st and st.mtime))
+    local src = generated[e.src] and "(generated)" or e.src
+    parts[#parts + 1] = string.format("%s\t%s\t%s\t%s", e.name, tostring(e.mode), src, ident)
+  end
+  return crypto.sha256(table.concat(parts, "\n"))
+end
+
+--- Builds the tools tarball for `record` (a buildable record); returns
+--- {path=, sha256=, size=} or nil, message. Tarballs are cached under
+--- JUJU_HOME/cache/tools by a key over their inputs, so repeated bootstraps
+--- with an unchanged engine do not compress the same files again.
 function M.build(b, record, dir)
   local jujud = site.bin_dir .. "/jujud"
   if not fs.exists(jujud) then return nil, "cannot find jujud next to juju (" .. jujud .. ")" end
   local lua_root, so_dir = engine_parts()
   if not lua_root or not so_dir then return nil, "cannot find the engine's Lua and binding modules" end
+  local generated = {}
   local entries = { { src = jujud, name = "jujud", mode = tonumber("755", 8) } }
   local force = dir .. "/FORCE-VERSION"
+  generated[force] = record.version
   local ok, err = fs.write_atomic(force, record.version, tonumber("644", 8))
   if not ok then return nil, err end
   entries[#entries + 1] = { src = force, name = "FORCE-VERSION", mode = tonumber("644", 8) }
   local site_file = dir .. "/juju_site.lua"
-  ok, err = fs.write_atomic(site_file, tools_site(record.version), tonumber("644", 8))
+  generated[site_file] = tools_site(record.version)
+  ok, err = fs.write_atomic(site_file, generated[site_file], tonumber("644", 8))
   if not ok then return nil, err end
   entries[#entries + 1] = { src = site_file, name = "share/lua/5.4/juju_site.lua", mode = tonumber("644", 8) }
   add_tree(entries, lua_root .. "/juju", "share/lua/5.4/juju", "%.lua$")
@@ -197,8 +217,25 @@ function M.build(b, record, dir)
   -- The provider scripts the environment uses, custom ones included.
   entries[#entries + 1] = { src = b.provider.path, name = "share/juju/providers/" .. b.provider.name .. ".lua",
     mode = tonumber("644", 8) }
+  local level = b.params.gzip_level or 6
+  local cache = b.home and (b.home .. "/cache/tools")
+  local key = cache_key(entries, generated) .. "-" .. level
+  if cache then
+    local cached = string.format("%s/juju-%s-%s.tgz", cache, record.binary, key:sub(1, 16))
+    local sum = fs.read_file(cached .. ".sha256")
+    local st = fs.stat(cached)
+    if sum and st and #sum >= 64 then
+      return { path = cached, sha256 = sum:sub(1, 64), size = st.size, cached = true }
+    end
+    if fs.mkdir_p(cache, tonumber("700", 8)) then
+      local res = tools.build_tarball(cached, entries, { level = level })
+      if res and fs.write_atomic(cached .. ".sha256", res.sha256, tonumber("600", 8)) then
+        return { path = cached, sha256 = res.sha256, size = res.size }
+      end
+    end
+  end
   local out = string.format("%s/juju-%s.tgz", dir, record.binary)
-  local res, terr = tools.build_tarball(out, entries, { level = b.params.gzip_level or 6 })
+  local res, terr = tools.build_tarball(out, entries, { level = level })
   if not res then return nil, terr end
   return { path = out, sha256 = res.sha256, size = res.size }
 end

@@ -3,10 +3,18 @@
 -- build machine 0's instance config, start the instance through the
 -- provider's start_instance, record it in provider-state, and hand back a
 -- finalizer that installs the agent (steps 10-11).
+--
+-- Host keys (W2): every bootstrap generates an ed25519 host key pair and
+-- hands it to start_instance (params.host_keys = {ed25519 = {private=,
+-- public=}}), which puts it into the phase-1 cloud-config
+-- (cloudinit.userdata(icfg, {host_keys = ...})); the SSH finalizer
+-- (juju.sshinit, the default `finish`) then accepts only that key.
 local yaml = require("juju.yaml")
 local sys = require("juju.sys")
+local crypto = require("juju.crypto")
 local version = require("juju.version")
 local instancecfg = require("juju.instancecfg")
+local sshinit = require("juju.sshinit")
 
 local M = {}
 
@@ -61,9 +69,25 @@ function M.instance_params(b, hooks, series)
   return p
 end
 
+--- A fresh ed25519 host key pair for machine 0, registered as a secret of
+--- the run (its private half travels only in the phase-1 user-data):
+--- {ed25519 = {private=, public=}}.
+function M.new_host_keys(ctx)
+  local pem, pub = crypto.ssh_keygen_ed25519("juju-bootstrap-host-key")
+  if ctx and ctx.add_secret then ctx:add_secret(pem) end
+  return { ed25519 = { private = pem, public = pub } }
+end
+
+--- The default finish: the SSH finalizer as user "ubuntu", accepting only
+--- the host key generated for this bootstrap.
+function M.ssh_finish(b, inst, icfg, script, extra)
+  return sshinit.finish(b, inst, icfg, script, { host_key = extra and extra.host_key })
+end
+
 --- The common Bootstrap. b is the orchestrator's run (ctx, cfg, env,
---- provider, journal, op, params); hooks.finish(b, instance, icfg, script)
---- installs the agent (SSH for clouds; providers may replace it).
+--- provider, journal, op, params); hooks.finish(b, instance, icfg, script,
+--- {host_key=}) installs the agent; without one the SSH finalizer
+--- (M.ssh_finish) does, pinning the generated host key.
 --- Returns {arch=, series=, instance=, hardware=, finalize=} or nil, message.
 function M.bootstrap(b, hooks)
   local cfg = b.cfg
@@ -74,9 +98,11 @@ function M.bootstrap(b, hooks)
   local iparams = M.instance_params(b, hooks, series)
   local icfg, ierr = instancecfg.new_bootstrap(cfg, iparams)
   if not icfg then return nil, ierr end
+  local host_keys = M.new_host_keys(b.ctx)
   b.ctx:infof("Launching instance")
   local started, err = b:op("start_instance", {
     constraints = b.constraints, tools = tools, instance_config = icfg, placement = b.params.placement,
+    host_keys = host_keys,
   })
   if not started then return nil, "cannot start bootstrap instance: " .. tostring(err) end
   local inst = started.instance
@@ -93,8 +119,9 @@ function M.bootstrap(b, hooks)
   return {
     arch = arch, series = series, instance = inst, hardware = hw, nonce = icfg.nonce,
     instance_params = iparams,
+    host_key = host_keys.ed25519.public,
     finalize = function(fb, ficfg, script)
-      return hooks.finish(fb, inst, ficfg, script)
+      return (hooks.finish or M.ssh_finish)(fb, inst, ficfg, script, { host_key = host_keys.ed25519.public })
     end,
   }
 end

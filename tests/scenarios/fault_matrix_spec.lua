@@ -29,6 +29,11 @@ local OP_CASES = {
 
 local KINDS = { "error", "timeout", "interrupt" }
 
+-- The matrix of outcomes, filled by the cases and printed at the end; a
+-- missing cell fails the suite.
+local cells = {}
+local function record(row, kind, outcome) cells[row .. "|" .. kind] = outcome end
+
 -- A scenario that has bootstrapped and destroyed once (so the client key and
 -- lock files exist), and the snapshot of its JUJU_HOME then.
 local function baseline()
@@ -69,6 +74,7 @@ describe("fault matrix", function()
           interrupt = "interrupted" })[kind]
         assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
         assert_nothing_left(s, snap)
+        record("step " .. step, kind, "exit 1, named, clean")
         s:close()
       end)
     end
@@ -89,6 +95,7 @@ describe("fault matrix", function()
             interrupt = "interrupted" })[kind]
           assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
           assert_nothing_left(s, snap)
+          record("op " .. op, kind, "exit 1, named, clean")
         elseif case == "fails-cleanup" then
           -- A late failure makes the cleanup call the operation.
           s:fail_step("finalize", "late failure")
@@ -104,6 +111,7 @@ describe("fault matrix", function()
             assert.are.equal(0, d.code, d.stderr)
           end
           assert_nothing_left(s, snap)
+          record("op " .. op, kind, kind == "interrupt" and "exit 1, cleanup done" or "exit 1, leftovers journaled, destroy cleans")
         else
           inject(s, "op", op, kind)
           local r = s:juju("bootstrap")
@@ -111,9 +119,29 @@ describe("fault matrix", function()
           for _, called in ipairs(s:operations_called()) do assert.are_not.equal(op, called) end
           assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code)
           assert_nothing_left(s, snap)
+          record("op " .. op, kind, "not called by bootstrap: exit 0")
         end
         s:close()
       end)
     end
   end
+
+  it("has every cell of the matrix, printed as a table", function()
+    local rows = {}
+    for _, step in ipairs(testing.step_ids()) do rows[#rows + 1] = "step " .. step end
+    for _, op in ipairs(testing.operation_names()) do rows[#rows + 1] = "op " .. op end
+    local lines = { string.format("%-32s | %-24s | %-24s | %s", "fault at", "error", "timeout", "interrupt") }
+    local missing = {}
+    for _, row in ipairs(rows) do
+      local out = {}
+      for _, kind in ipairs(KINDS) do
+        local c = cells[row .. "|" .. kind]
+        if not c then missing[#missing + 1] = row .. " / " .. kind end
+        out[#out + 1] = c or "MISSING"
+      end
+      lines[#lines + 1] = string.format("%-32s | %-24s | %-24s | %s", row, out[1], out[2], out[3])
+    end
+    io.stdout:write("\n" .. table.concat(lines, "\n") .. "\n")
+    assert.are.same({}, missing)
+  end)
 end)

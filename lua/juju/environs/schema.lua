@@ -82,6 +82,10 @@ M.fields = {
   ["block-destroy-environment"] = f { type = "bool", description = "deprecated" },
   ["block-remove-object"] = f { type = "bool", description = "deprecated" },
   ["block-all-changes"] = f { type = "bool", description = "deprecated" },
+  ["bootstrap-host-key"] = f { type = "string",
+    description = "machine 0's SSH host key (a public key line), checked before anything is sent (engine extension)" },
+  ["ssh-trust-on-first-use"] = f { type = "bool",
+    description = "accept and record an unknown SSH host key on first contact (default false; engine extension)" },
   ["state-store"] = f { type = "string", values = { "mongodb", "sqlite" },
     description = "state database of machine 0 (engine extension; default by provider)" },
 }

@@ -1,0 +1,427 @@
+-- juju.sshinit: the SSH finalizer (spec steps 10.4-11). It waits for machine
+-- 0 to answer over SSH, checks its host key (W2) and its nonce (W1) before
+-- anything secret is sent, brings file:// tools over SFTP instead of
+-- embedding them in the script (W17), runs the phase-2 script as root with
+-- its progress lines relayed as they arrive, and shows the tail of its
+-- output when it fails.
+--
+-- provider_common uses finish() when a provider gives no finish of its own;
+-- providers that talk SSH themselves (manual) share connect(),
+-- wait_for_ssh() and run_script(). Every wait runs on the run's clock
+-- (ctx.clock), so scenarios can use a virtual one.
+local ssh = require("juju.ssh")
+local fs = require("juju.fs")
+local shell = require("juju.shell")
+local crypto = require("juju.crypto")
+local cloudinit = require("juju.cloudinit")
+local authkeys = require("juju.environs.authkeys")
+
+local M = {}
+
+M.DEFAULT_USER = "ubuntu"
+M.DEFAULT_PORT = 22
+M.CONNECT_TIMEOUT = 30    -- seconds for one connection attempt (TCP, handshake, auth)
+M.SCRIPT_TIMEOUT = 3600   -- seconds the phase-2 script may run
+M.HEARTBEAT = 30          -- seconds between "Still waiting" lines
+M.TAIL_LINES = 25         -- lines of output shown when the script fails
+local TAIL_BYTES = 64 * 1024
+
+-- Errors worth another attempt while waiting: the host is still booting,
+-- its keys or nonce are not in place yet, or it answered too slowly.
+M.RETRY_CODES = { SSH = true, TIMEOUT = true, SSH_AUTH = true, NONCE = true }
+
+local function duration(s) return require("juju.bootstrap").duration(s) end
+
+--- "host" or "[v6]" with ":port" when not 22.
+function M.hostport(host, port)
+  local h = host:find(":", 1, true) and ("[" .. host .. "]") or host
+  return string.format("%s:%d", h, port or M.DEFAULT_PORT)
+end
+
+--- Splits "host", "host:port", "[v6]" or "[v6]:port": host, port (nil when
+--- absent), or nil, message.
+function M.parse_host(text)
+  if type(text) ~= "string" or text == "" then return nil, "empty host" end
+  local v6, rest = text:match("^%[([^%]]+)%](.*)$")
+  local host, port = v6, nil
+  if v6 then
+    if rest ~= "" then
+      port = rest:match("^:(%d+)$")
+      if not port then return nil, string.format("invalid host %q", text) end
+    end
+  else
+    host, port = text:match("^([^:]+):(%d+)$")
+    if not host then
+      if text:find(":", 1, true) then
+        if not text:find("^[%x:.]+$") then return nil, string.format("invalid host %q", text) end
+        host = text -- a bare IPv6 address
+      else
+        host = text
+      end
+    end
+  end
+  if not host:match("^[%w._:%-]+$") then return nil, string.format("invalid host %q", text) end
+  if port then
+    port = math.tointeger(tonumber(port))
+    if not port or port < 1 or port > 65535 then return nil, string.format("invalid port in %q", text) end
+  end
+  return host, port
+end
+
+--- The per-environment known_hosts file.
+function M.known_hosts_path(home, env_name)
+  return home .. "/environments/" .. env_name .. ".known_hosts"
+end
+
+--- The private keys offered when logging in, in order: the engine's client
+--- key, then the user's own ed25519 and ECDSA keys (libssh2 1.10 cannot
+--- sign with RSA-SHA2, so RSA keys are left out).
+function M.identities(ctx, home)
+  local out = {}
+  local client = home .. "/ssh/" .. authkeys.CLIENT_KEY
+  if fs.exists(client) then out[#out + 1] = client end
+  local user_home = ctx:getenv("HOME")
+  if user_home then
+    for _, name in ipairs({ "id_ed25519", "id_ecdsa" }) do
+      local p = user_home .. "/.ssh/" .. name
+      if fs.exists(p) then out[#out + 1] = p end
+    end
+  end
+  return out
+end
+
+--- How to log in and what host key to accept, from the environment
+--- config: the pinned key (opts.host_key, else bootstrap-host-key), the
+--- environment's known_hosts, trust on first use (ssh-trust-on-first-use)
+--- and the identities. opts: host_key, user, port.
+function M.target(ctx, cfg, opts)
+  opts = opts or {}
+  local home = assert(ctx:juju_home())
+  local pin = opts.host_key
+  if pin == nil and type(cfg["bootstrap-host-key"]) == "string" and cfg["bootstrap-host-key"] ~= "" then
+    pin = cfg["bootstrap-host-key"]
+  end
+  return {
+    user = opts.user or M.DEFAULT_USER,
+    port = opts.port or M.DEFAULT_PORT,
+    host = opts.host,
+    host_key = pin,
+    known_hosts = M.known_hosts_path(home, cfg.name),
+    trust_on_first_use = cfg["ssh-trust-on-first-use"] == true,
+    identities = M.identities(ctx, home),
+    connect = opts.connect,
+  }
+end
+
+local function who(target, host)
+  return string.format("%s@%s", target.user, M.hostport(host or target.host, target.port))
+end
+
+--- Connects to target.host as target.user, offering each identity in turn
+--- (one connection per key: libssh2 takes one key per attempt). Host-key
+--- failures and anything but a refused key end the attempt at once.
+--- Returns session or nil, message, code.
+function M.connect(target, host, connect_timeout)
+  host = host or target.host
+  local connect = target.connect or ssh.connect
+  if #target.identities == 0 then
+    return nil, string.format("cannot log in to %s: no SSH identity (no %s, no ~/.ssh/id_ed25519 or id_ecdsa)",
+      who(target, host), authkeys.CLIENT_KEY), "SSH_AUTH"
+  end
+  local refused = {}
+  for _, key in ipairs(target.identities) do
+    local s, err, code = connect({
+      host = host, port = target.port, user = target.user, private_key_file = key,
+      host_key = target.host_key, known_hosts = target.known_hosts,
+      trust_on_first_use = target.trust_on_first_use,
+      connect_timeout = connect_timeout or M.CONNECT_TIMEOUT, timeout = connect_timeout or M.CONNECT_TIMEOUT,
+    })
+    if s then return s end
+    if code ~= "SSH_AUTH" then return nil, err, code end
+    refused[#refused + 1] = err
+  end
+  return nil, string.format("%s refused every key offered (%s): %s", who(target, host),
+    table.concat(target.identities, ", "), refused[#refused]), "SSH_AUTH"
+end
+
+local function check_interrupt(w)
+  if w.check_interrupt then w:check_interrupt() end
+end
+
+--- The nonce check (W1): <data_dir>/nonce.txt must hold exactly nonce. Run
+--- as the logged-in user with the script on stdin. true or nil, message, "NONCE".
+function M.check_nonce(session, data_dir, nonce)
+  local script = table.concat({
+    "noncefile=" .. shell.quote(data_dir .. "/nonce.txt"),
+    'if [ ! -e "$noncefile" ]; then echo "$noncefile does not exist" >&2; exit 1; fi',
+    'content=$(cat "$noncefile")',
+    "if [ \"$content\" != " .. shell.quote(nonce) .. " ]; then",
+    '  echo "$noncefile contents do not match machine nonce" >&2; exit 1',
+    "fi",
+  }, "\n") .. "\n"
+  local r, err, code = session:exec("/bin/bash", { stdin = script, timeout = M.CONNECT_TIMEOUT })
+  if not r then return nil, err, code end
+  if r.code ~= 0 then
+    local out = (r.stderr .. r.stdout):gsub("%s+$", "")
+    return nil, out ~= "" and out or ("nonce check exited " .. r.code), "NONCE"
+  end
+  return true
+end
+
+--- Waits for a host that answers SSH (spec step 10.4, waitSSH). w is the
+--- run (ctx, check_interrupt) or {ctx=}. opts: target (M.target), addresses
+--- (function() -> list | nil, message: fatal), check (function(session,
+--- address) -> true | nil, message, code), timeout (600), retry_delay (5),
+--- addresses_delay (10), heartbeat (30), say_waiting (true: print "Waiting
+--- for address"). Each round tries every known address; addresses are
+--- re-read every addresses_delay. Returns session, address or nil, message, code.
+function M.wait_for_ssh(w, opts)
+  local ctx = w.ctx
+  local clock = ctx.clock
+  local lg = ctx:log_for("juju.provider.common")
+  local target = opts.target
+  local timeout = opts.timeout or 600
+  local retry = math.max(opts.retry_delay or 5, 0.01)
+  local refresh = opts.addresses_delay or 10
+  local beat_every = opts.heartbeat or M.HEARTBEAT
+  local start = clock.monotonic()
+  local next_refresh, next_beat = start, start + beat_every
+  local known, order = {}, {}
+  local last_err, attempts = nil, 0
+  if opts.say_waiting ~= false then ctx:infof("Waiting for address") end
+  while true do
+    local now = clock.monotonic()
+    if now >= next_refresh then
+      local addrs, aerr = opts.addresses()
+      if not addrs then return nil, tostring(aerr), "ADDRESSES" end
+      for _, a in ipairs(addrs) do
+        if not known[a] then
+          known[a] = true
+          order[#order + 1] = a
+          ctx:infof("Attempting to connect to %s", M.hostport(a, target.port))
+        end
+      end
+      next_refresh = now + refresh
+    end
+    for _, a in ipairs(order) do
+      local left = timeout - (clock.monotonic() - start)
+      if left <= 0 then break end
+      attempts = attempts + 1
+      local s, err, code = M.connect(target, a, math.min(M.CONNECT_TIMEOUT, math.max(left, 1)))
+      if s and opts.check then
+        local ok, cerr, ccode = opts.check(s, a)
+        if not ok then
+          s:close()
+          s, err, code = nil, cerr, ccode or "NONCE"
+        end
+      end
+      if s then return s, a end
+      check_interrupt(w)
+      if not M.RETRY_CODES[code] or (code == "SSH_AUTH" and opts.retry_auth == false) then
+        return nil, err, code
+      end
+      last_err = err
+      lg:debugf("connection attempt %d to %s failed: %s", attempts, M.hostport(a, target.port), err)
+    end
+    now = clock.monotonic()
+    local elapsed = now - start
+    if elapsed >= timeout then
+      if #order == 0 then
+        return nil, string.format("waited for %s without getting any addresses", duration(timeout)), "TIMEOUT"
+      end
+      return nil, string.format("waited for %s without being able to connect%s", duration(timeout),
+        last_err and (": " .. last_err) or ""), "TIMEOUT"
+    end
+    if now >= next_beat then
+      local where = #order > 0 and table.concat(order, ", ") or "an address"
+      ctx:infof("Still waiting for SSH on %s (%s of %s; %d attempts%s)", where, duration(elapsed), duration(timeout),
+        attempts, last_err and ("; last error: " .. last_err) or "")
+      next_beat = now + beat_every
+    end
+    local pause = math.min(retry, timeout - elapsed)
+    if #order == 0 then pause = math.min(pause, math.max(next_refresh - now, 0.01)) end
+    clock.sleep(pause)
+    check_interrupt(w)
+  end
+end
+
+-- Keeps the last bytes of a stream (bounded memory whatever the output).
+local function tail_buffer()
+  local buf = ""
+  return {
+    add = function(chunk)
+      buf = buf .. chunk
+      if #buf > 2 * TAIL_BYTES then buf = buf:sub(-TAIL_BYTES) end
+    end,
+    lines = function(n)
+      local lines = {}
+      for l in (buf:sub(-TAIL_BYTES)):gmatch("[^\n]+") do lines[#lines + 1] = l end
+      local first = math.max(1, #lines - n + 1)
+      return table.concat(lines, "\n", first, #lines)
+    end,
+  }
+end
+
+--- The remote command that runs a script fed on stdin as root: fd 9 (the
+--- script's progress channel) is the SSH stderr, everything else goes to
+--- stdout (the failure dump), and the process group is recorded in
+--- pid_file so that a destroy can stop a script orphaned by a dropped
+--- connection. user ~= "root" runs it through `sudo -n`.
+function M.root_command(user, pid_file, pause)
+  local inner = {
+    "exec 9>&2 2>&1",
+    "mkdir -p " .. shell.quote(pid_file:match("^(.*)/[^/]*$") or "/"),
+    "cut -d' ' -f5 /proc/$$/stat > " .. shell.quote(pid_file),
+  }
+  if pause and pause > 0 then
+    inner[#inner + 1] = string.format("echo 'Pausing %d s before the bootstrap script (JUJU_SSHINIT_PAUSE)' >&9", pause)
+    inner[#inner + 1] = string.format("sleep %d", pause)
+  end
+  inner[#inner + 1] = "/bin/bash -s"
+  inner[#inner + 1] = "rc=$?"
+  inner[#inner + 1] = "rm -f " .. shell.quote(pid_file)
+  inner[#inner + 1] = "exit $rc"
+  local cmd = "/bin/bash -c " .. shell.quote(table.concat(inner, "; "))
+  if user ~= "root" then cmd = "sudo -n " .. cmd end
+  return cmd
+end
+
+--- Runs the phase-2 script as root over session, relaying its progress
+--- lines (the script's fd 9) to the client's stderr as they arrive. opts:
+--- user, host, port (for messages), data_dir (where the script's pid file
+--- goes), timeout (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
+function M.run_script(w, session, script, opts)
+  local ctx = w.ctx
+  local pending, last_progress = "", nil
+  local function relay(chunk)
+    pending = pending .. chunk
+    while true do
+      local line, rest = pending:match("^([^\n]*)\n(.*)$")
+      if not line then break end
+      pending = rest
+      line = line:gsub("\r$", "")
+      last_progress = line
+      ctx:infof("%s", line)
+    end
+  end
+  local out = tail_buffer()
+  local pause = tonumber(ctx:getenv("JUJU_SSHINIT_PAUSE") or "")
+  local cmd = M.root_command(opts.user, (opts.data_dir or "/var/lib/juju") .. "/bootstrap-script.pgid", pause)
+  local r, err, code = session:exec(cmd, {
+    stdin = script, on_stderr = relay, on_stdout = out.add, collect = false,
+    timeout = opts.timeout or M.SCRIPT_TIMEOUT,
+  })
+  if pending ~= "" then relay("\n") end
+  local where = string.format("%s@%s", opts.user, M.hostport(opts.host, opts.port))
+  local tail = out.lines(M.TAIL_LINES)
+  local function with_tail(msg)
+    if last_progress then msg = msg .. "\nlast progress: " .. last_progress end
+    if tail ~= "" then msg = msg .. "\nlast lines of its output:\n" .. tail end
+    return msg
+  end
+  if not r then
+    return nil, with_tail(string.format("lost the SSH connection to %s while the bootstrap script ran: %s",
+      where, tostring(err))), code
+  end
+  if r.code ~= 0 then
+    local how = r.signal and ("killed by SIG" .. r.signal) or ("exit " .. r.code)
+    if r.code == 1 and tail:find("sudo: a password is required", 1, true) then
+      return nil, string.format("%s has no passwordless sudo: the bootstrap script must run as root", where), "SSH"
+    end
+    return nil, with_tail(string.format("the bootstrap script failed on %s (%s)", where, how)), "SCRIPT"
+  end
+  return true
+end
+
+local function file_url_path(url)
+  local p = url:match("^file://(/.*)$")
+  if not p then return nil end
+  return (p:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- Uploads the client's file:// tools tarball into the login user's home
+-- (SFTP, never through the script: W17); returns the remote path.
+local function upload_tools(session, icfg)
+  local src = file_url_path(icfg.tools.url)
+  if not src or not fs.exists(src) then
+    return nil, string.format("cannot upload tools: %s is not a file on this machine", icfg.tools.url)
+  end
+  local r, err = session:exec("printf '%s' \"$HOME\"", { timeout = M.CONNECT_TIMEOUT })
+  if not r or r.code ~= 0 or not r.stdout:match("^/") then
+    return nil, "cannot upload tools: cannot find the login user's home directory: " .. tostring(err or r.stderr)
+  end
+  local remote = string.format("%s/juju-tools-%s-%s.tgz", r.stdout, icfg.tools.version,
+    crypto.hex(crypto.random_bytes(4)))
+  local sent, uerr = session:upload(src, remote, { mode = "0600" })
+  if not sent then return nil, "cannot upload tools: " .. tostring(uerr) end
+  return remote
+end
+
+local function instance_addresses(inst)
+  if type(inst.refresh) == "function" then
+    local ok, err = inst:refresh()
+    if not ok and err then return nil, "refreshing addresses: " .. tostring(err) end
+  end
+  local list = inst.addresses
+  if type(list) == "function" then
+    local err
+    list, err = inst:addresses()
+    if not list then return nil, "getting addresses: " .. tostring(err) end
+  end
+  local out = {}
+  for _, a in ipairs(list or {}) do out[#out + 1] = type(a) == "table" and a.value or a end
+  return out
+end
+
+--- The whole SSH finalizer: wait for the instance (its addresses, SSH,
+--- the nonce), bring file:// tools over SFTP and render the script for
+--- them, run it as root. w is the run; inst the started instance; icfg the
+--- finished instance config; script its phase-2 script. opts: user
+--- ("ubuntu"), port (22), host_key (pinned public key line; else
+--- bootstrap-host-key), check_nonce (true), tools_on_host (the file:// URL
+--- is already a path on the host), addresses (function), connect
+--- (ssh.connect replacement, for tests), say_waiting. Returns true or nil,
+--- message, code.
+function M.finish(w, inst, icfg, script, opts)
+  opts = opts or {}
+  local cfg = w.cfg
+  local target = M.target(w.ctx, cfg, { user = opts.user, port = opts.port, host_key = opts.host_key,
+    connect = opts.connect })
+  local check
+  if opts.check_nonce ~= false then
+    check = function(session) return M.check_nonce(session, icfg.data_dir, icfg.nonce) end
+  end
+  local session, addr, code = M.wait_for_ssh(w, {
+    target = target, check = check, say_waiting = opts.say_waiting,
+    addresses = opts.addresses or function() return instance_addresses(inst) end,
+    timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
+    addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
+  })
+  if not session then return nil, addr, code end
+  local remote_tools
+  if icfg.tools.url:match("^file://") and not opts.tools_on_host then
+    local err
+    remote_tools, err = upload_tools(session, icfg)
+    if not remote_tools then
+      session:close()
+      return nil, err
+    end
+    local rerr
+    script, rerr = cloudinit.script(icfg, { tools_file = remote_tools, agent_start = icfg.agent_start })
+    if not script then
+      session:close()
+      return nil, rerr
+    end
+  end
+  local ok, err, ecode = M.run_script(w, session, script, {
+    user = target.user, host = addr, port = target.port, data_dir = icfg.data_dir,
+  })
+  if remote_tools and ecode ~= "SSH" and ecode ~= "TIMEOUT" then
+    session:exec("rm -f " .. shell.quote(remote_tools), { timeout = M.CONNECT_TIMEOUT })
+  end
+  session:close()
+  if not ok then return nil, err, ecode end
+  return true
+end
+
+return M
