@@ -2,7 +2,8 @@
 # bench/run.sh [--quick]: builds a Release (unsanitized) tree in
 # $BENCH_BUILD_DIR (default build-bench) and runs the benchmarks
 # (bench/run.lua) under its juju. Prints Markdown tables and writes
-# bench/results.json. Takes about 5 minutes; --quick runs fewer repetitions
+# bench/results.json (bench/manual-results.json for bench/manual.lua).
+# Takes about 5 minutes; --quick runs fewer repetitions
 # (a smoke test of the instrument, not numbers to quote). Not run by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,3 +26,8 @@ mapfile -t bindings < <(cmake --build "$BUILD" --target help | sed -n 's/^\.\.\.
 cmake --build "$BUILD" -j"$(nproc)" --target "${bindings[@]}" >/dev/null
 
 BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/run.lua "$@"
+
+# The manual provider against a loopback harness sshd (needs root for the
+# mount namespace): bootstrap vs the OpenSSH floor, SFTP vs scp. Writes
+# bench/manual-results.json; skipped with a note when not root.
+BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/manual.lua "$@"

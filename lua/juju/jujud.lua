@@ -2,6 +2,7 @@
 --   jujud version                       the binary version (FORCE-VERSION wins)
 --   jujud bootstrap-state --params FILE turn this host into machine 0
 --   jujud machine --machine-id 0        run the machine agent
+--   jujud state-dump                    print machine 0's status documents (JSON)
 local fs = require("juju.fs")
 local sys = require("juju.sys")
 local flags = require("juju.flags")
@@ -31,6 +32,7 @@ end
 local COMMANDS = {
   ["bootstrap-state"] = function() return require("juju.agent.bootstrap_state") end,
   machine = function() return require("juju.agent.machine") end,
+  ["state-dump"] = function() return require("juju.agent.state_dump") end,
 }
 
 local function common_flags(fs_)

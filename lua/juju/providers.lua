@@ -30,6 +30,8 @@ M.OPERATIONS = {
   { name = "constraints_validator", required = false, doc = "(env) -> constraints spec" },
   { name = "tools_sources", required = false, doc = "(env) -> {{url=, description=}...}" },
   { name = "wait_agent", required = false, doc = "(env, run) -> true: machine 0's agent reports" },
+  { name = "state_dump", required = false,
+    doc = "(env) -> {environment=, now=, machines=, instanceData=, presence=}: machine 0's status documents (juju status)" },
 }
 
 -- Provider type aliases (spec 3.1 rule 11).

@@ -134,7 +134,9 @@ function M.connect(target, host, connect_timeout)
       host = host, port = target.port, user = target.user, private_key_file = key,
       host_key = target.host_key, known_hosts = target.known_hosts,
       trust_on_first_use = target.trust_on_first_use,
-      connect_timeout = connect_timeout or M.CONNECT_TIMEOUT, timeout = connect_timeout or M.CONNECT_TIMEOUT,
+      -- The connection may be cut short by the deadline; the session's
+      -- later steps keep the normal per-step bound.
+      connect_timeout = connect_timeout or M.CONNECT_TIMEOUT, timeout = M.CONNECT_TIMEOUT,
     })
     if s then return s end
     if code ~= "SSH_AUTH" then return nil, err, code end
@@ -173,10 +175,13 @@ end
 --- (function() -> list | nil, message: fatal), check (function(session,
 --- address) -> true | nil, message, code), timeout (600), retry_delay (5),
 --- addresses_delay (10), heartbeat (30), say_waiting (true: print "Waiting
---- for address"). Each round tries every known address; addresses are
---- re-read every addresses_delay. Returns session, address or nil, message, code.
+--- for address"), quiet (no progress lines at all), retry_auth (true:
+--- a refused key is retried, as keys may not be installed yet). Each round
+--- tries every known address; addresses are re-read every addresses_delay.
+--- Returns session, address or nil, message, code.
 function M.wait_for_ssh(w, opts)
   local ctx = w.ctx
+  local function say(...) if not opts.quiet then ctx:infof(...) end end
   local clock = ctx.clock
   local lg = ctx:log_for("juju.provider.common")
   local target = opts.target
@@ -188,7 +193,7 @@ function M.wait_for_ssh(w, opts)
   local next_refresh, next_beat = start, start + beat_every
   local known, order = {}, {}
   local last_err, attempts = nil, 0
-  if opts.say_waiting ~= false then ctx:infof("Waiting for address") end
+  if opts.say_waiting ~= false then say("Waiting for address") end
   while true do
     local now = clock.monotonic()
     if now >= next_refresh then
@@ -198,7 +203,7 @@ function M.wait_for_ssh(w, opts)
         if not known[a] then
           known[a] = true
           order[#order + 1] = a
-          ctx:infof("Attempting to connect to %s", M.hostport(a, target.port))
+          say("Attempting to connect to %s", M.hostport(a, target.port))
         end
       end
       next_refresh = now + refresh
@@ -234,7 +239,7 @@ function M.wait_for_ssh(w, opts)
     end
     if now >= next_beat then
       local where = #order > 0 and table.concat(order, ", ") or "an address"
-      ctx:infof("Still waiting for SSH on %s (%s of %s; %d attempts%s)", where, duration(elapsed), duration(timeout),
+      say("Still waiting for SSH on %s (%s of %s; %d attempts%s)", where, duration(elapsed), duration(timeout),
         attempts, last_err and ("; last error: " .. last_err) or "")
       next_beat = now + beat_every
     end
@@ -289,7 +294,8 @@ end
 --- Runs the phase-2 script as root over session, relaying its progress
 --- lines (the script's fd 9) to the client's stderr as they arrive. opts:
 --- user, host, port (for messages), data_dir (where the script's pid file
---- goes), timeout (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
+--- goes), log (the script's output log on the host, for messages), timeout
+--- (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
 function M.run_script(w, session, script, opts)
   local ctx = w.ctx
   local pending, last_progress = "", nil
@@ -328,7 +334,12 @@ function M.run_script(w, session, script, opts)
     if r.code == 1 and tail:find("sudo: a password is required", 1, true) then
       return nil, string.format("%s has no passwordless sudo: the bootstrap script must run as root", where), "SSH"
     end
-    return nil, with_tail(string.format("the bootstrap script failed on %s (%s)", where, how)), "SCRIPT"
+    local msg = with_tail(string.format("the bootstrap script failed on %s (%s)", where, how))
+    if opts.log then
+      msg = msg .. string.format("\n(full log on the host: %s; run juju bootstrap with --keep-broken to keep the "
+        .. "machine as it is for diagnosis)", opts.log)
+    end
+    return nil, msg, "SCRIPT"
   end
   return true
 end
@@ -375,9 +386,10 @@ end
 
 --- The whole SSH finalizer: wait for the instance (its addresses, SSH,
 --- the nonce), bring file:// tools over SFTP and render the script for
---- them, run it as root. w is the run; inst the started instance; icfg the
---- finished instance config; script its phase-2 script. opts: user
---- ("ubuntu"), port (22), host_key (pinned public key line; else
+--- them, run it as root. w is the run; inst the started instance (id,
+--- addresses: a list or a method, optional refresh method, optional
+--- ssh_port); icfg the finished instance config; script its phase-2
+--- script. opts: user ("ubuntu"), port (inst.ssh_port, else 22), host_key (pinned public key line; else
 --- bootstrap-host-key), check_nonce (true), tools_on_host (the file:// URL
 --- is already a path on the host), addresses (function), connect
 --- (ssh.connect replacement, for tests), say_waiting. Returns true or nil,
@@ -385,19 +397,20 @@ end
 function M.finish(w, inst, icfg, script, opts)
   opts = opts or {}
   local cfg = w.cfg
-  local target = M.target(w.ctx, cfg, { user = opts.user, port = opts.port, host_key = opts.host_key,
-    connect = opts.connect })
+  local target = M.target(w.ctx, cfg, { user = opts.user, port = opts.port or inst.ssh_port,
+    host_key = opts.host_key, connect = opts.connect })
   local check
   if opts.check_nonce ~= false then
     check = function(session) return M.check_nonce(session, icfg.data_dir, icfg.nonce) end
   end
-  local session, addr, code = M.wait_for_ssh(w, {
+  local session, addr_or_err, code = M.wait_for_ssh(w, {
     target = target, check = check, say_waiting = opts.say_waiting,
     addresses = opts.addresses or function() return instance_addresses(inst) end,
     timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
     addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
   })
-  if not session then return nil, addr, code end
+  if not session then return nil, addr_or_err, code end
+  local addr = addr_or_err
   local remote_tools
   if icfg.tools.url:match("^file://") and not opts.tools_on_host then
     local err
@@ -414,7 +427,7 @@ function M.finish(w, inst, icfg, script, opts)
     end
   end
   local ok, err, ecode = M.run_script(w, session, script, {
-    user = target.user, host = addr, port = target.port, data_dir = icfg.data_dir,
+    user = target.user, host = addr, port = target.port, data_dir = icfg.data_dir, log = icfg.cloud_init_output_log,
   })
   if remote_tools and ecode ~= "SSH" and ecode ~= "TIMEOUT" then
     session:exec("rm -f " .. shell.quote(remote_tools), { timeout = M.CONNECT_TIMEOUT })

@@ -52,9 +52,10 @@ local function needle_of(secret)
   return secret
 end
 
-local function run_audit(env_attrs, extra_secrets)
+local function run_audit(env_attrs, extra_secrets, prepare_scenario)
   local s = testing.new { environments = { audit = env_attrs }, default = "audit", real_clock = true,
     env = { JUJU_AGENT_HEARTBEAT = "1" } }
+  if prepare_scenario then prepare_scenario(s) end
   local p = s:juju_process({ "bootstrap", "--debug" }, { spawn = true })
   local finished = false
   local out, err
@@ -156,5 +157,59 @@ describe("secrets audit", function()
     check_holders({ s.home }, secrets, function(name) return allowed[name] end)
     assert.are.equal(0, s:juju("destroy-environment", "-y", "audit").code)
     s:close()
+  end)
+
+  it("manual over SSH: no secret in output, host logs, host storage or command lines", function()
+    local sshd = require("juju.testing.sshd")
+    local ok, why = sshd.available()
+    if not ok then
+      pending("needs a harness sshd: " .. tostring(why))
+      return
+    end
+    local authkeys = require("juju.environs.authkeys")
+    local server = assert(sshd.start { address_index = 41 })
+    local attrs = {
+      type = "manual", ["bootstrap-host"] = server.host .. ":" .. server.port, ["bootstrap-user"] = "root",
+      ["bootstrap-host-key"] = server.host_key_pub, ["state-store"] = "sqlite", ["admin-secret"] = ADMIN_SECRET,
+      ["enable-os-refresh-update"] = false, ["enable-os-upgrade"] = false, ["enable-package-install"] = false,
+    }
+    local function on_host(cmd)
+      local r = assert(server.run({ "sh", "-c", cmd }))
+      return r.stdout, r.code
+    end
+    local okrun, err = pcall(function()
+      local s, secrets, search = run_audit(attrs, function()
+        local conf = agentconf.parse(on_host("cat /var/lib/juju/agents/machine-0/agent.conf"))
+        return {
+          ["agent password"] = conf.statepassword,
+          ["mongo keyfile"] = on_host("cat /var/lib/juju/shared-secret"),
+          ["server key"] = conf.stateserverkey,
+          ["system identity"] = conf.systemidentity,
+        }
+      end, function(sc)
+        local _, pub = assert(authkeys.ensure_client_key(sc.home))
+        assert(server.authorize(pub))
+      end)
+      -- Logs and storage on the host.
+      search("host logs", on_host("cat /var/log/juju/* 2>/dev/null; true"))
+      search("host storage", on_host("find /var/lib/juju/storage -type f -exec cat {} + 2>/dev/null; true"))
+      -- Every file on the host holding a secret is 0600 (or stricter).
+      for name, secret in pairs(secrets) do
+        local listing = on_host(string.format(
+          "grep -rlF -e %q /var/lib/juju /var/log/juju /home /etc 2>/dev/null | xargs -r stat -c '%%a %%n'",
+          needle_of(secret)))
+        for mode, file in listing:gmatch("(%d+) ([^\n]+)") do
+          assert.is_truthy(mode == "600" or mode == "400", string.format("%s holds %s with mode %s", file, name, mode))
+        end
+        if name == "agent password" then
+          assert.matches("600 /var/lib/juju/agents/machine%-0/agent%.conf", listing)
+        end
+      end
+      check_holders({ s.home }, secrets, function(n) return n == "audit.jenv" end)
+      assert.are.equal(0, s:juju("destroy-environment", "-y", "audit").code, s.last.stderr)
+      s:close()
+    end)
+    server.stop()
+    assert(okrun, err)
   end)
 end)

@@ -25,6 +25,7 @@ local OP_CASES = {
   constraints_validator = "not-called",
   tools_sources = "not-called",
   wait_agent = "not-called",
+  state_dump = "not-called",
 }
 
 local KINDS = { "error", "timeout", "interrupt" }

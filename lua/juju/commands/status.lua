@@ -1,6 +1,9 @@
 -- juju status: the environment's machines in Juju 1.x's format, read from
--- the state store the client can reach (the local provider's SQLite file).
--- agent-state comes from the machine agent's heartbeat.
+-- the state store the client can reach (the provider's state_info: the
+-- local provider's SQLite file) or from a dump the provider fetches from
+-- machine 0 (its state_dump: the manual provider runs `jujud state-dump`
+-- over SSH). agent-state comes from the machine agent's heartbeat, judged
+-- by the clock of the machine that reports it.
 local yaml = require("juju.yaml")
 local json = require("juju.json")
 local sys = require("juju.sys")
@@ -10,6 +13,7 @@ local configstore = require("juju.environs.configstore")
 local prepare = require("juju.environs.prepare")
 local envconfig = require("juju.environs.config")
 local bootstrap_cmd = require("juju.commands.bootstrap")
+local state_dump = require("juju.agent.state_dump")
 
 local M = {
   name = "status",
@@ -49,12 +53,21 @@ function M.collect(ctx, home, name)
   envconfig.register_secrets(ctx, cfg, provider)
   local env, oerr = provider.open(ctx, cfg)
   if not env then return nil, oerr end
-  if not provider.state_info then
+  -- A store to read (get, find, close) and the time to judge heartbeats by.
+  local st, now
+  if provider.state_info then
+    local where = provider.state_info(env)
+    local err
+    st, err = state.open(where.kind, where)
+    if not st then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    now = sys.time()
+  elseif provider.state_dump then
+    local dump, err = provider.state_dump(env)
+    if not dump then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    st, now = state_dump.view(dump), tonumber(dump.now) or sys.time()
+  else
     return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
   end
-  local where = provider.state_info(env)
-  local st, err = state.open(where.kind, where)
-  if not st then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
   local machines = {}
   local uuid = cfg.uuid
   for _, m in ipairs(st:find("machines") or {}) do
@@ -63,7 +76,7 @@ function M.collect(ctx, home, name)
     -- A heartbeat is stale after three of the agent's own intervals.
     local beat = st:get("presence", uuid .. ":m#" .. id)
     local interval = beat and tonumber(beat.interval) or 10
-    local status = initialize.machine_status(st, uuid, id, sys.time(), math.max(3 * interval, 3))
+    local status = initialize.machine_status(st, uuid, id, now, math.max(3 * interval, 3))
     local addrs = m.addresses or {}
     local hw = {}
     for _, k in ipairs({ "arch", "cpucores", "cpupower", "mem", "rootdisk" }) do

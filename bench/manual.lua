@@ -1,0 +1,203 @@
+-- bench/manual.lua [--quick]: the manual provider against a loopback
+-- harness host (juju.testing.sshd; needs root). Run by bench/run.sh after
+-- the other benchmarks, under the Release tree's `juju lua`.
+--
+--   1. wall time of `juju bootstrap` (a separate process, sqlite store, no
+--      package work) on a fresh host, next to the floor measured in the same
+--      run with OpenSSH: `scp` of the same tools tarball plus
+--      `ssh root@host 'bash -s' < script` of the same phase-2 script;
+--   2. SFTP upload of a 100 MB file with juju.ssh against OpenSSH `scp`.
+-- Every command runs under /usr/bin/time for its peak memory (VmHWM); the
+-- two sides are interleaved. Prints Markdown tables and writes
+-- bench/manual-results.json.
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+package.path = here .. "/?.lua;" .. package.path
+
+local lib = require("lib")
+local fs = require("juju.fs")
+local sys = require("juju.sys")
+local json = require("juju.json")
+local yaml = require("juju.yaml")
+local cloudinit = require("juju.cloudinit")
+local testing = require("juju.testing")
+local sshd = require("juju.testing.sshd")
+local authkeys = require("juju.environs.authkeys")
+
+local QUICK = arg[1] == "--quick"
+local function runs(full, quick) return QUICK and quick or full end
+
+local ok, why = sshd.available()
+if not ok then
+  io.stderr:write("bench/manual: skipped (" .. why .. ")\n")
+  return 0
+end
+
+local ROOT = fs.realpath(here .. "/..")
+local BUILD = assert(os.getenv("BENCH_BUILD_DIR"), "run me through bench/run.sh")
+local JUJU = BUILD .. "/bin/juju"
+local SCRATCH = assert(fs.mkdtemp("/tmp/juju-bench-manual-"))
+local MB = 1024 * 1024
+local ADDRESS = 60
+
+local results, rows = {}, {}
+
+-- Every host started, so that an error still stops them (their agents
+-- would outlive this process otherwise).
+local servers = {}
+local function start_host()
+  local server = assert(sshd.start { address_index = ADDRESS })
+  servers[#servers + 1] = server
+  return server
+end
+
+local function record(name, times, extra)
+  local r = lib.summary(times)
+  r.name = name
+  for k, v in pairs(extra or {}) do r[k] = v end
+  results[#results + 1] = r
+  return r
+end
+
+local function row(r, baseline, note)
+  rows[#rows + 1] = {
+    r.name, tostring(r.n), lib.fmt_seconds(r.median),
+    lib.fmt_seconds(r.q1) .. " .. " .. lib.fmt_seconds(r.q3),
+    lib.fmt_seconds(r.min) .. " .. " .. lib.fmt_seconds(r.max),
+    baseline and string.format("%s (%s)", baseline.name, lib.fmt_seconds(baseline.median)) or "",
+    baseline and string.format("%.2fx", r.median / baseline.median) or "",
+    r.maxrss_kib and lib.fmt_kib(r.maxrss_kib) or "",
+    note or "",
+  }
+end
+
+-- OpenSSH as the harness user (root), host key checking off: the floor.
+local function openssh_opts(server)
+  return { "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+    "-o", "BatchMode=yes", "-i", server.user_key.private }
+end
+
+local function argv(...)
+  local out = {}
+  for _, part in ipairs({ ... }) do
+    if type(part) == "table" then for _, x in ipairs(part) do out[#out + 1] = x end else out[#out + 1] = part end
+  end
+  return out
+end
+
+local function environments_yaml(server)
+  return yaml.encode({ default = "bench", environments = { bench = {
+    type = "manual", ["bootstrap-host"] = server.host .. ":" .. server.port, ["bootstrap-user"] = "root",
+    ["bootstrap-host-key"] = server.host_key_pub, ["state-store"] = "sqlite",
+    ["enable-os-refresh-update"] = false, ["enable-os-upgrade"] = false, ["enable-package-install"] = false,
+  } } })
+end
+
+-- A JUJU_HOME for the host, its client key authorized there.
+local function scenario_for(server)
+  local s = testing.new { real_clock = true }
+  assert(fs.write_atomic(s.home .. "/environments.yaml", environments_yaml(server)))
+  local _, pub = assert(authkeys.ensure_client_key(s.home))
+  assert(server.authorize(pub))
+  return s
+end
+
+-- The phase-2 script and the tools tarball of one real bootstrap, rendered
+-- to take the tarball from root's home on the host (where scp puts it).
+local function floor_inputs()
+  local server = start_host()
+  local s = scenario_for(server)
+  local r = s:juju("bootstrap")
+  assert(r.code == 0, r.stderr)
+  local run = require("juju.bootstrap").last_run
+  local script = assert(cloudinit.script(run.icfg, { tools_file = "/root/tools.tgz", agent_start = "supervised" }))
+  local tarball = SCRATCH .. "/tools.tgz"
+  local remote = run.icfg.tools.url:match("^file://(.*)$")
+  local dl = assert(sys.run(argv("scp", "-q", openssh_opts(server), "-P", tostring(server.port),
+    "root@" .. server.host .. ":" .. remote, tarball), { timeout = 60 }))
+  assert(dl.code == 0, dl.stderr)
+  assert(fs.write_atomic(SCRATCH .. "/script.sh", script, "0600"))
+  server.stop()
+  s:close()
+  return SCRATCH .. "/script.sh", tarball, fs.stat(tarball).size
+end
+
+-- 1. Bootstrap against the floor --------------------------------------------
+local function bench_bootstrap()
+  io.stderr:write("bench/manual: bootstrap vs OpenSSH floor\n")
+  local n = runs(9, 2)
+  local script, tarball, size = floor_inputs()
+  local juju_times, floor_times, juju_rss, floor_rss = {}, {}, 0, 0
+  for round = 0, n do
+    -- juju bootstrap on a fresh host (a new namespace: nothing from before).
+    local server = start_host()
+    local s = scenario_for(server)
+    local cmd, rss = lib.with_maxrss({ JUJU, "bootstrap" }, SCRATCH)
+    local env = {}
+    for k, v in pairs(s.env) do env[k] = v end
+    local t = lib.run(cmd, { env = env, timeout = 300 })
+    if round > 0 then juju_times[#juju_times + 1] = t end
+    juju_rss = math.max(juju_rss, (rss()))
+    server.stop()
+    s:close()
+    -- The floor: the same tarball and script through OpenSSH, as root.
+    server = start_host()
+    local target = "root@" .. server.host
+    local scp, scp_rss = lib.with_maxrss(argv("scp", "-q", openssh_opts(server), "-P", tostring(server.port),
+      tarball, target .. ":tools.tgz"), SCRATCH)
+    local sh, sh_rss = lib.with_maxrss(argv("sh", "-c", 'exec "$@" < ' .. script, "ssh",
+      "ssh", openssh_opts(server), "-p", tostring(server.port), target, "bash -s"), SCRATCH)
+    local t0 = sys.monotonic()
+    lib.run(scp, { timeout = 120 })
+    lib.run(sh, { timeout = 300 })
+    if round > 0 then floor_times[#floor_times + 1] = sys.monotonic() - t0 end
+    floor_rss = math.max(floor_rss, (scp_rss()), (sh_rss()))
+    server.stop()
+  end
+  local floor = record("OpenSSH floor: scp tarball + ssh 'bash -s' < script", floor_times,
+    { maxrss_kib = floor_rss, tarball_bytes = size })
+  local juju = record("juju bootstrap (manual, loopback host, sqlite)", juju_times, { maxrss_kib = juju_rss })
+  row(floor, nil, string.format("tarball %.1f MB", size / MB))
+  row(juju, floor, "prepare, checks, ubuntu user, SFTP, agent heartbeat wait")
+end
+
+-- 2. SFTP upload against scp --------------------------------------------------
+local function bench_upload()
+  io.stderr:write("bench/manual: 100 MB upload, juju.ssh SFTP vs scp\n")
+  local n = runs(7, 2)
+  local file = SCRATCH .. "/payload-100M"
+  assert(os.execute(string.format("head -c %d /dev/urandom > %s", 100 * MB, file)))
+  local server = start_host()
+  local ours, ours_rss = lib.with_maxrss({ JUJU, "lua", ROOT .. "/bench/manual_child.lua", "upload", server.host,
+    tostring(server.port), server.user_key.private, server.host_key_pub, file, "/root/juju-upload.bin" }, SCRATCH)
+  local theirs, theirs_rss = lib.with_maxrss(argv("scp", "-q", openssh_opts(server), "-P", tostring(server.port),
+    file, "root@" .. server.host .. ":/root/scp-upload.bin"), SCRATCH)
+  local function clean() server.run({ "rm", "-f", "/root/juju-upload.bin", "/root/scp-upload.bin" }) end
+  local t = lib.run_interleaved(n, { { argv = theirs, before = clean }, { argv = ours, before = clean } }, 1)
+  clean()
+  server.stop()
+  local scp = record("scp 100 MB (OpenSSH, SFTP mode)", t[1], { maxrss_kib = (theirs_rss()) })
+  local sftp = record("juju.ssh upload 100 MB (SFTP, 1 MiB writes)", t[2], { maxrss_kib = (ours_rss()) })
+  row(scp, nil, string.format("%.0f MB/s", 100 / scp.median))
+  row(sftp, scp, string.format("%.0f MB/s", 100 / sftp.median))
+  fs.remove(file)
+end
+
+local machine = lib.machine()
+local done, err = xpcall(function()
+  bench_bootstrap()
+  bench_upload()
+end, debug.traceback)
+for _, server in ipairs(servers) do server.stop() end
+fs.remove_tree(SCRATCH)
+if not done then error(err, 0) end
+
+io.stdout:write(string.format("\nManual provider (loopback harness host). Machine: %s, %s CPUs, %d MiB RAM, %s; %s%s\n\n",
+  machine.cpu, tostring(machine.nproc), machine.mem_total_mib, machine.kernel, machine.date, QUICK and " (--quick)" or ""))
+lib.print_table({ "benchmark", "n", "median", "IQR", "min .. max", "compared with", "ratio", "peak RSS", "note" }, rows)
+local list = json.array()
+for i, r in ipairs(results) do list[i] = r end
+assert(fs.write_atomic(ROOT .. "/bench/manual-results.json",
+  assert(json.encode(json.ordered({ machine = machine, quick = QUICK, results = list }, { "machine", "quick", "results" }),
+    { indent = 2 })) .. "\n", "0644"))
+io.stdout:write("\nwrote bench/manual-results.json\n")
+return 0
