@@ -12,9 +12,6 @@ cmake -S . -B "$BUILD" -DJUJU_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-# See tests/CMakeLists.txt: LeakSanitizer's dynamic-TLS scan crashes now and
-# then on dlopen'd modules with this toolchain; heap leaks are still found.
-export LSAN_OPTIONS=${LSAN_OPTIONS:-use_tls=0}
 echo "== static checks"
 luacheck -q lua providers tests scripts
 lua5.4 scripts/check-layering.lua
