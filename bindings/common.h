@@ -9,10 +9,78 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <string.h>
+
 #include "error.h"
 
 #if LUA_VERSION_NUM != 504
 #error "juju bindings target Lua 5.4 exactly"
+/* An owned box: a userdata holding a core result (pointer and count) that
+ * its __gc frees, so a Lua error between the core call and the push of the
+ * result (out of memory) cannot leak it. Push it before calling the core. */
+#define JJ_OWNED_MT "juju.Owned"
+
+typedef struct jj_owned {
+    void *p;
+    size_t n;
+    void (*free_fn)(void *p, size_t n);
+} jj_owned;
+
+static inline void jj_owned_release(jj_owned *o)
+{
+    if (o->p)
+        o->free_fn(o->p, o->n);
+    o->p = NULL;
+    o->n = 0;
+}
+
+static inline int jj_owned_gc(lua_State *L)
+{
+    jj_owned_release(luaL_checkudata(L, 1, JJ_OWNED_MT));
+    return 0;
+}
+
+/* Pushes an empty owned box (may raise). The metatable is shared by every
+ * module; modules are never unloaded (-z nodelete), so its __gc stays. */
+static inline jj_owned *jj_push_owned(lua_State *L, void (*free_fn)(void *, size_t))
+{
+    jj_owned *o = lua_newuserdatauv(L, sizeof *o, 0);
+    o->p = NULL;
+    o->n = 0;
+    o->free_fn = free_fn;
+    if (luaL_newmetatable(L, JJ_OWNED_MT)) {
+        lua_pushcfunction(L, jj_owned_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return o;
+}
+
+/* An optional file mode argument: an integer or a string of octal digits
+ * ("0600"); def when absent. Anything else raises. */
+static inline lua_Integer jj_opt_mode(lua_State *L, int idx, lua_Integer def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    lua_Integer m;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        size_t len = strlen(s);
+        if (len == 0 || strspn(s, "01234567") != len)
+            luaL_argerror(L, idx, "mode string must be octal digits");
+        m = 0;
+        for (const char *c = s; *c; c++) {
+            m = m * 8 + (*c - '0');
+            if (m > 07777)
+                break;
+        }
+    } else {
+        m = luaL_checkinteger(L, idx);
+    }
+    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
+    return m;
+}
+
 #endif
 
 /* Pushes nil, "<file>:<line>:<col>: <message>" (position only when known)
@@ -50,6 +118,72 @@ static inline void jj_new_class(lua_State *L, const char *name, const luaL_Reg *
     lua_pushstring(L, name);
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
+}
+
+/* An owned box: a userdata holding a core result (pointer and count) that
+ * its __gc frees, so a Lua error between the core call and the push of the
+ * result (out of memory) cannot leak it. Push it before calling the core. */
+#define JJ_OWNED_MT "juju.Owned"
+
+typedef struct jj_owned {
+    void *p;
+    size_t n;
+    void (*free_fn)(void *p, size_t n);
+} jj_owned;
+
+static inline void jj_owned_release(jj_owned *o)
+{
+    if (o->p)
+        o->free_fn(o->p, o->n);
+    o->p = NULL;
+    o->n = 0;
+}
+
+static inline int jj_owned_gc(lua_State *L)
+{
+    jj_owned_release(luaL_checkudata(L, 1, JJ_OWNED_MT));
+    return 0;
+}
+
+/* Pushes an empty owned box (may raise). The metatable is shared by every
+ * module; modules are never unloaded (-z nodelete), so its __gc stays. */
+static inline jj_owned *jj_push_owned(lua_State *L, void (*free_fn)(void *, size_t))
+{
+    jj_owned *o = lua_newuserdatauv(L, sizeof *o, 0);
+    o->p = NULL;
+    o->n = 0;
+    o->free_fn = free_fn;
+    if (luaL_newmetatable(L, JJ_OWNED_MT)) {
+        lua_pushcfunction(L, jj_owned_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return o;
+}
+
+/* An optional file mode argument: an integer or a string of octal digits
+ * ("0600"); def when absent. Anything else raises. */
+static inline lua_Integer jj_opt_mode(lua_State *L, int idx, lua_Integer def)
+{
+    if (lua_isnoneornil(L, idx))
+        return def;
+    lua_Integer m;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        size_t len = strlen(s);
+        if (len == 0 || strspn(s, "01234567") != len)
+            luaL_argerror(L, idx, "mode string must be octal digits");
+        m = 0;
+        for (const char *c = s; *c; c++) {
+            m = m * 8 + (*c - '0');
+            if (m > 07777)
+                break;
+        }
+    } else {
+        m = luaL_checkinteger(L, idx);
+    }
+    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
+    return m;
 }
 
 #endif

@@ -13,17 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OWNED_MT "juju.fs.Owned"
 #define LOCK_MT "juju.fs.Lock"
 
 int luaopen_juju_fs(lua_State *L);
 
-/* A core allocation owned by the Lua GC until released explicitly. */
-typedef struct owned {
-    void *p;
-    size_t n;
-    void (*free_fn)(void *p, size_t n);
-} owned;
+/* Freeing functions for the owned boxes (jj_owned, common.h). */
 
 static void free_plain(void *p, size_t n)
 {
@@ -41,48 +35,10 @@ static void free_entries(void *p, size_t n)
     jj_fs_free_entries(p, n);
 }
 
-static inline void owned_release(owned *o)
+/* Optional mode argument (see jj_opt_mode). */
+static inline mode_t opt_mode(lua_State *L, int idx, mode_t def)
 {
-    if (o->p)
-        o->free_fn(o->p, o->n);
-    o->p = NULL;
-    o->n = 0;
-}
-
-static int owned_gc(lua_State *L)
-{
-    owned_release(luaL_checkudata(L, 1, OWNED_MT));
-    return 0;
-}
-
-/* Pushes an empty owned box (may raise: call before the core allocates). */
-static owned *push_owned(lua_State *L, void (*free_fn)(void *, size_t))
-{
-    owned *o = lua_newuserdatauv(L, sizeof *o, 0);
-    o->p = NULL;
-    o->n = 0;
-    o->free_fn = free_fn;
-    luaL_setmetatable(L, OWNED_MT);
-    return o;
-}
-
-/* Optional mode argument: an integer or a string of octal digits. */
-static mode_t opt_mode(lua_State *L, int idx, mode_t def)
-{
-    if (lua_isnoneornil(L, idx))
-        return def;
-    lua_Integer m;
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, idx);
-        char *end;
-        if (!*s || strspn(s, "01234567") != strlen(s))
-            luaL_argerror(L, idx, "mode string must be octal digits");
-        m = (lua_Integer)strtol(s, &end, 8);
-    } else {
-        m = luaL_checkinteger(L, idx);
-    }
-    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-    return (mode_t)m;
+    return (mode_t)jj_opt_mode(L, idx, def);
 }
 
 static inline int push_ok(lua_State *L, int rc, const jj_error *err)
@@ -96,7 +52,7 @@ static inline int push_ok(lua_State *L, int rc, const jj_error *err)
 static int l_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    owned *o = push_owned(L, free_plain);
+    jj_owned *o = jj_push_owned(L, free_plain);
     jj_error err;
     char *buf;
     size_t len;
@@ -104,7 +60,7 @@ static int l_read_file(lua_State *L)
         return jj_push_error(L, &err);
     o->p = buf;
     lua_pushlstring(L, buf, len);
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -240,14 +196,14 @@ typedef int (*path_fn)(const char *, char **, jj_error *);
 static inline int string_result(lua_State *L, path_fn fn)
 {
     const char *path = luaL_checkstring(L, 1);
-    owned *o = push_owned(L, free_plain);
+    jj_owned *o = jj_push_owned(L, free_plain);
     char *out;
     jj_error err;
     if (fn(path, &out, &err))
         return jj_push_error(L, &err);
     o->p = out;
     lua_pushstring(L, out);
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -269,7 +225,7 @@ static int l_mkdtemp(lua_State *L)
 static int l_list(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
-    owned *o = push_owned(L, free_names);
+    jj_owned *o = jj_push_owned(L, free_names);
     char **names;
     size_t n;
     jj_error err;
@@ -282,7 +238,7 @@ static int l_list(lua_State *L)
         lua_pushstring(L, names[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -318,7 +274,7 @@ static void push_entry_desc(lua_State *L, const jj_fs_entry *e)
 static int l_tree_snapshot(lua_State *L)
 {
     const char *dir = luaL_checkstring(L, 1);
-    owned *o = push_owned(L, free_entries);
+    jj_owned *o = jj_push_owned(L, free_entries);
     jj_fs_entry *entries;
     size_t n;
     jj_error err;
@@ -335,7 +291,7 @@ static int l_tree_snapshot(lua_State *L)
         push_entry_desc(L, &entries[i]);
         lua_rawset(L, -4);
     }
-    owned_release(o);
+    jj_owned_release(o);
     return 2;
 }
 
@@ -457,7 +413,7 @@ static int l_lock(lua_State *L)
 static int l_lock_holder(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    owned *o = push_owned(L, free_plain);
+    jj_owned *o = jj_push_owned(L, free_plain);
     char *out;
     jj_error err;
     if (jj_fs_lock_holder(path, &out, &err))
@@ -468,7 +424,7 @@ static int l_lock_holder(lua_State *L)
     }
     o->p = out;
     lua_pushstring(L, out);
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -485,11 +441,6 @@ static const luaL_Reg lock_meta[] = {
     {"__close", lock_cleanup},
     {"__gc", lock_cleanup},
     {"__tostring", lock_tostring},
-    {NULL, NULL},
-};
-
-static const luaL_Reg owned_meta[] = {
-    {"__gc", owned_gc},
     {NULL, NULL},
 };
 
@@ -522,7 +473,6 @@ static const luaL_Reg fs_functions[] = {
 
 int luaopen_juju_fs(lua_State *L)
 {
-    jj_new_class(L, OWNED_MT, NULL, owned_meta);
     jj_new_class(L, LOCK_MT, lock_methods, lock_meta);
     luaL_newlib(L, fs_functions);
     return 1;

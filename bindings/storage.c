@@ -17,17 +17,10 @@
 #include <string.h>
 
 #define DIR_MT "juju.storage.Dir"
-#define OWNED_MT "juju.storage.Owned"
 
 int luaopen_juju_storage(lua_State *L);
 
-/* ---- owned core allocations ---- */
-
-typedef struct owned {
-    void *p;
-    size_t n;
-    void (*free_fn)(void *p, size_t n);
-} owned;
+/* ---- freeing functions for owned boxes (jj_owned, common.h) ---- */
 
 static void free_plain(void *p, size_t n)
 {
@@ -38,31 +31,6 @@ static void free_plain(void *p, size_t n)
 static void free_names(void *p, size_t n)
 {
     jj_fs_free_names(p, n);
-}
-
-static inline void owned_release(owned *o)
-{
-    if (o->p)
-        o->free_fn(o->p, o->n);
-    o->p = NULL;
-    o->n = 0;
-}
-
-static int owned_gc(lua_State *L)
-{
-    owned_release(luaL_checkudata(L, 1, OWNED_MT));
-    return 0;
-}
-
-/* Pushes an empty owned box (may raise: call before the core allocates). */
-static owned *push_owned(lua_State *L, void (*free_fn)(void *, size_t))
-{
-    owned *o = lua_newuserdatauv(L, sizeof *o, 0);
-    o->p = NULL;
-    o->n = 0;
-    o->free_fn = free_fn;
-    luaL_setmetatable(L, OWNED_MT);
-    return o;
 }
 
 /* ---- argument helpers ---- */
@@ -76,22 +44,10 @@ static const char *check_path(lua_State *L, int idx)
     return s;
 }
 
-/* Optional mode: an integer or a string of octal digits; -1 when absent. */
-static int opt_mode(lua_State *L, int idx)
+/* Optional mode (see jj_opt_mode); -1 when absent. */
+static inline int opt_mode(lua_State *L, int idx)
 {
-    if (lua_isnoneornil(L, idx))
-        return -1;
-    lua_Integer m;
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, idx);
-        if (!*s || strspn(s, "01234567") != strlen(s))
-            luaL_argerror(L, idx, "mode string must be octal digits");
-        m = (lua_Integer)strtol(s, NULL, 8);
-    } else {
-        m = luaL_checkinteger(L, idx);
-    }
-    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-    return (int)m;
+    return (int)jj_opt_mode(L, idx, -1);
 }
 
 /* The mode in field `key` of the options table at idx, or def. */
@@ -211,14 +167,14 @@ static int dir_get(lua_State *L)
     const char *name = check_name(L, 2, &err);
     if (!name)
         return jj_push_error(L, &err);
-    owned *o = push_owned(L, free_plain);
+    jj_owned *o = jj_push_owned(L, free_plain);
     char *buf;
     size_t len;
     if (jj_storage_get(s, name, &buf, &len, &err))
         return jj_push_error(L, &err);
     o->p = buf;
     lua_pushlstring(L, buf, len);
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -267,7 +223,7 @@ static int dir_list(lua_State *L)
     jj_storage *s = check_dir(L);
     size_t plen = 0;
     const char *prefix = luaL_optlstring(L, 2, "", &plen);
-    owned *o = push_owned(L, free_names);
+    jj_owned *o = jj_push_owned(L, free_names);
     lua_newtable(L);
     if (strlen(prefix) != plen) /* no name contains NUL, so nothing matches */
         return 1;
@@ -282,7 +238,7 @@ static int dir_list(lua_State *L)
         lua_pushstring(L, names[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -312,13 +268,13 @@ static inline int name_to_string(lua_State *L, name_to_string_fn fn)
     const char *name = check_name(L, 2, &err);
     if (!name)
         return jj_push_error(L, &err);
-    owned *o = push_owned(L, free_plain);
+    jj_owned *o = jj_push_owned(L, free_plain);
     char *out;
     if (fn(s, name, &out, &err))
         return jj_push_error(L, &err);
     o->p = out;
     lua_pushstring(L, out);
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -369,11 +325,6 @@ static const luaL_Reg dir_meta[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg owned_meta[] = {
-    {"__gc", owned_gc},
-    {NULL, NULL},
-};
-
 static const luaL_Reg storage_functions[] = {
     {"open_dir", l_open_dir},
     {"check_name", l_check_name},
@@ -382,7 +333,6 @@ static const luaL_Reg storage_functions[] = {
 
 int luaopen_juju_storage(lua_State *L)
 {
-    jj_new_class(L, OWNED_MT, NULL, owned_meta);
     jj_new_class(L, DIR_MT, dir_methods, dir_meta);
     luaL_newlib(L, storage_functions);
     return 1;

@@ -14,15 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OWNED_MT "juju.tools.Owned"
-
 int luaopen_juju_tools(lua_State *L);
-
-typedef struct owned {
-    void *p;
-    size_t n;
-    void (*free_fn)(void *p, size_t n);
-} owned;
 
 static void free_members(void *p, size_t n)
 {
@@ -32,31 +24,6 @@ static void free_members(void *p, size_t n)
 static void free_names(void *p, size_t n)
 {
     jj_fs_free_names(p, n);
-}
-
-static inline void owned_release(owned *o)
-{
-    if (o->p)
-        o->free_fn(o->p, o->n);
-    o->p = NULL;
-    o->n = 0;
-}
-
-static int owned_gc(lua_State *L)
-{
-    owned_release(luaL_checkudata(L, 1, OWNED_MT));
-    return 0;
-}
-
-/* Pushes an empty owned box (may raise: call before the core allocates). */
-static owned *push_owned(lua_State *L, void (*free_fn)(void *, size_t))
-{
-    owned *o = lua_newuserdatauv(L, sizeof *o, 0);
-    o->p = NULL;
-    o->n = 0;
-    o->free_fn = free_fn;
-    luaL_setmetatable(L, OWNED_MT);
-    return o;
 }
 
 /* A file path argument; an embedded NUL would silently cut it. */
@@ -181,7 +148,7 @@ static void push_member(lua_State *L, const jj_tar_member *m)
 static int l_list_tarball(lua_State *L)
 {
     const char *path = check_path(L, 1);
-    owned *o = push_owned(L, free_members);
+    jj_owned *o = jj_push_owned(L, free_members);
     jj_tar_member *members;
     size_t count;
     jj_error err;
@@ -194,7 +161,7 @@ static int l_list_tarball(lua_State *L)
         push_member(L, &members[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
 
@@ -202,7 +169,7 @@ static int l_extract_tarball(lua_State *L)
 {
     const char *path = check_path(L, 1);
     const char *dest = check_path(L, 2);
-    owned *o = push_owned(L, free_names);
+    jj_owned *o = jj_push_owned(L, free_names);
     char **names;
     size_t count;
     jj_error err;
@@ -215,14 +182,9 @@ static int l_extract_tarball(lua_State *L)
         lua_pushstring(L, names[i]);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    owned_release(o);
+    jj_owned_release(o);
     return 1;
 }
-
-static const luaL_Reg owned_meta[] = {
-    {"__gc", owned_gc},
-    {NULL, NULL},
-};
 
 static const luaL_Reg tools_functions[] = {
     {"build_tarball", l_build_tarball},
@@ -233,7 +195,6 @@ static const luaL_Reg tools_functions[] = {
 
 int luaopen_juju_tools(lua_State *L)
 {
-    jj_new_class(L, OWNED_MT, NULL, owned_meta);
     luaL_newlib(L, tools_functions);
     lua_pushinteger(L, JJ_TARBALL_DEFAULT_LEVEL);
     lua_setfield(L, -2, "DEFAULT_LEVEL");
