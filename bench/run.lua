@@ -104,13 +104,15 @@ local function bench_bootstrap_processes()
   io.stderr:write("bench: dummy bootstrap + destroy processes\n")
   local n = runs(30, 5)
   local boot, destroy, steps, order = {}, {}, {}, {}
+  -- One JUJU_HOME, as an operator has: the first pair (not counted) also
+  -- builds the tools tarball into the client's cache.
+  local home = assert(fs.mkdtemp(SCRATCH .. "/home-"))
+  assert(fs.mkdir_p(home .. "/user", "0700"))
+  assert(fs.mkdir_p(home .. "/juju", "0700"))
+  assert(fs.write_atomic(home .. "/juju/environments.yaml",
+    "default: bench\nenvironments:\n  bench:\n    type: dummy\n"))
+  local opts = { env = env_for(home) }
   for i = 0, n do
-    local home = assert(fs.mkdtemp(SCRATCH .. "/home-"))
-    assert(fs.mkdir_p(home .. "/user", "0700"))
-    assert(fs.mkdir_p(home .. "/juju", "0700"))
-    assert(fs.write_atomic(home .. "/juju/environments.yaml",
-      "default: bench\nenvironments:\n  bench:\n    type: dummy\n"))
-    local opts = { env = env_for(home) }
     local tb, r = lib.run({ JUJU, "bootstrap", "-e", "bench", "--show-log",
       "--logging-config", "juju.environs.bootstrap=INFO" }, opts)
     local td = lib.run({ JUJU, "destroy-environment", "-y", "bench" }, opts)
@@ -118,8 +120,8 @@ local function bench_bootstrap_processes()
       boot[#boot + 1], destroy[#destroy + 1] = tb, td
       collect_steps(r.stderr, steps, order)
     end
-    fs.remove_tree(home)
   end
+  fs.remove_tree(home)
   local b = record("juju bootstrap (dummy, process)", boot)
   local d = record("juju destroy-environment (dummy, process)", destroy)
   row(b)
