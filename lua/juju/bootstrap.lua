@@ -480,6 +480,4 @@ function M.run(ctx, home, name, opts)
   return true
 end
 
-M.Failure = Failure
-M.steps = steps
 return M

@@ -80,13 +80,8 @@ local function setup_logging(ctx, opts)
   return true
 end
 
--- Error values: commands return nil, message for run-time failures (exit 1);
--- `M.usage_error(msg)` marks a message as a flag/argument error (exit 2).
-local UsageError = {}
-UsageError.__index = UsageError
-UsageError.__tostring = function(e) return e.message end
-function M.usage_error(msg) return setmetatable({ message = msg }, UsageError) end
-
+-- Commands report flag and argument errors from init (exit 2) and run-time
+-- failures as nil, message from run (exit 1).
 --- Runs `juju <args>` in ctx; returns the exit code.
 function M.run(ctx, args)
   local name = args[1]
@@ -144,19 +139,11 @@ function M.run(ctx, args)
     return e
   end, cmd, ctx, opts, pos)
   if not pok then
-    if getmetatable(res) == UsageError then
-      ctx:write_stderr("error: " .. res.message .. "\n")
-      return 2
-    end
     ctx:write_stderr("ERROR internal error: " .. tostring(res) .. "\n")
     ctx:log_for("juju.cmd"):debugf("%s", traceback or "")
     return 1
   end
   if res == nil and rerr ~= nil then
-    if getmetatable(rerr) == UsageError then
-      ctx:write_stderr("error: " .. rerr.message .. "\n")
-      return 2
-    end
     ctx:write_stderr("ERROR " .. tostring(rerr) .. "\n")
     return 1
   end

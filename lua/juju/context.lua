@@ -63,11 +63,6 @@ function Context:infof(fmt, ...)
   self:write_stderr((select("#", ...) > 0 and string.format(fmt, ...) or fmt) .. "\n")
 end
 
---- Verbose line on stderr with -v.
-function Context:verbosef(fmt, ...)
-  if self.verbose then self:infof(fmt, ...) end
-end
-
 function Context:log_for(module)
   return self.logger:module(module)
 end

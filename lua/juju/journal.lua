@@ -71,11 +71,4 @@ function Journal:resources(kind)
   return out
 end
 
---- The journal of a .jenv as read from disk (nil when it has none).
-function M.of(info)
-  local j = info and info["bootstrap-journal"]
-  if type(j) ~= "table" then return nil end
-  return j
-end
-
 return M

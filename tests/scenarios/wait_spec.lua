@@ -29,12 +29,9 @@ return P
 
 describe("waits", function()
   it("print a heartbeat with the time left, and time out naming what they waited for", function()
+    -- The environments name directories inside the scenario, so they are
+    -- written once the scenario exists.
     local s = testing.new { files = { ["providers/slowagent.lua"] = PROVIDER } }
-    s:close()
-    s = testing.new {
-      environments = { slow = { type = "slowagent", ["world-dir"] = "/tmp/will-be-replaced" } },
-      files = { ["providers/slowagent.lua"] = PROVIDER },
-    }
     local yaml_text = string.format("environments:\n  slow:\n    type: slowagent\n    world-dir: %s/world\n"
       .. "  late:\n    type: slowagent\n    world-dir: %s/world2\n    agent-after: 500\n", s.root, s.root)
     assert(require("juju.fs").write_atomic(s.home .. "/environments.yaml", yaml_text))
