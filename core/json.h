@@ -23,7 +23,7 @@
 #include <stddef.h>
 
 #include "error.h"
-#include "yaml.h"
+#include "doc.h"
 
 #define JJ_JSON_MAX_DEPTH 256
 
