@@ -1,4 +1,5 @@
-/* common.h: the few helpers every binding shares.
+/* common.h: the few helpers every binding shares (option readers are in
+ * options.h, Lua <-> document trees in tree.h).
  *
  * The error contract: misuse raises; operational failure returns
  * `nil, message, code` where code is the core's stable code name.
@@ -93,31 +94,6 @@ static inline jj_owned *jj_push_owned(lua_State *L, void (*free_fn)(void *, size
     }
     lua_setmetatable(L, -2);
     return o;
-}
-
-/* An optional file mode argument: an integer or a string of octal digits
- * ("0600"); def when absent. Anything else raises. */
-static inline lua_Integer jj_opt_mode(lua_State *L, int idx, lua_Integer def)
-{
-    if (lua_isnoneornil(L, idx))
-        return def;
-    lua_Integer m;
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        const char *s = lua_tostring(L, idx);
-        size_t len = strlen(s);
-        if (len == 0 || strspn(s, "01234567") != len)
-            luaL_argerror(L, idx, "mode string must be octal digits");
-        m = 0;
-        for (const char *c = s; *c; c++) {
-            m = m * 8 + (*c - '0');
-            if (m > 07777)
-                break;
-        }
-    } else {
-        m = luaL_checkinteger(L, idx);
-    }
-    luaL_argcheck(L, m >= 0 && m <= 07777, idx, "mode out of range");
-    return m;
 }
 
 #endif

@@ -19,29 +19,12 @@
 
 #include "common.h"
 #include "config.h"
+#include "options.h"
+#include "tree.h"
 #include "yaml.h"
 
 #define SCHEMA_MT "juju.config.Schema"
 #define SCRATCH_MT "juju.config.Scratch"
-#define ARRAY_MT "juju.yaml.array"
-
-/* Registry key (by address) of juju.yaml's null sentinel for this state. */
-static const char null_key = 0;
-
-static inline void push_null(lua_State *L)
-{
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &null_key);
-}
-
-static inline int is_null(lua_State *L, int idx)
-{
-    if (lua_type(L, idx) != LUA_TLIGHTUSERDATA)
-        return 0;
-    push_null(L);
-    int same = lua_rawequal(L, idx < 0 ? idx - 1 : idx, -1);
-    lua_pop(L, 1);
-    return same;
-}
 
 /* --- scratch ---------------------------------------------------------------- */
 
@@ -71,341 +54,36 @@ static scratch *push_scratch(lua_State *L)
     return s;
 }
 
-/* --- Lua -> nodes --------------------------------------------------------------- */
-
-typedef struct converter {
-    int marks;    /* stack index of a yaml.decode marks table, or 0 */
-    int visiting; /* stack index of the set of tables being converted */
-    int depth;
-} converter;
-
-static int is_marked_array(lua_State *L, int idx)
-{
-    if (!lua_getmetatable(L, idx))
-        return 0;
-    luaL_getmetatable(L, ARRAY_MT);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
-static int is_proper_array(lua_State *L, int idx)
-{
-    lua_Integer count = 0, max = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        if (lua_tointeger(L, -1) > max)
-            max = lua_tointeger(L, -1);
-        count++;
-    }
-    return count > 0 && max == count;
-}
-
-/* A position from a yaml.decode marks entry, and the source text of a
- * number or boolean when the entry has one. */
-typedef struct place {
-    jj_yaml_mark mark;
-    const char *text; /* kept alive by the marks table */
-    size_t len;
-} place;
-
-static place read_place(lua_State *L, int idx)
-{
-    place p = {{0, 0}, NULL, 0};
-    if (!lua_istable(L, idx))
-        return p;
-    idx = lua_absindex(L, idx);
-    lua_getfield(L, idx, "line");
-    lua_getfield(L, idx, "column");
-    if (lua_isinteger(L, -2) && lua_isinteger(L, -1)) {
-        p.mark.line = (int)lua_tointeger(L, -2);
-        p.mark.column = (int)lua_tointeger(L, -1);
-    }
-    lua_pop(L, 2);
-    if (lua_getfield(L, idx, "text") == LUA_TSTRING)
-        p.text = lua_tolstring(L, -1, &p.len);
-    lua_pop(L, 1);
-    return p;
-}
-
-/* Pushes marks[t] (the per-table entry) or nil. */
-static void push_marks_entry(lua_State *L, converter *c, int t)
-{
-    if (!c->marks) {
-        lua_pushnil(L);
-        return;
-    }
-    lua_pushvalue(L, t);
-    lua_rawget(L, c->marks);
-}
-
-static jj_yaml_node *scalar_node(lua_State *L, int idx)
-{
-    size_t len;
-    const char *s;
-    switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return jj_yaml_new_bool(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx))
-            return jj_yaml_new_int((int64_t)lua_tointeger(L, idx));
-        return jj_yaml_new_float((double)lua_tonumber(L, idx));
-    case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &len);
-        return jj_yaml_new_stringn(s, len);
-    default: return jj_yaml_new_null();
-    }
-}
-
-static void convert_into(lua_State *L, int idx, converter *c, jj_yaml_node **root,
-                         jj_yaml_node *parent, int kidx, place at);
-
-typedef struct key_ref {
-    int is_string;
-    int is_int;
-    lua_Integer i;
-    lua_Number n;
-    const char *s; /* a key of the table being converted */
-    size_t len;
-} key_ref;
-
-static int compare_keys(const void *pa, const void *pb)
-{
-    const key_ref *a = pa, *b = pb;
-    if (a->is_string != b->is_string)
-        return a->is_string ? 1 : -1;
-    if (a->is_string) {
-        size_t m = a->len < b->len ? a->len : b->len;
-        int r = memcmp(a->s, b->s, m);
-        return r ? r : (a->len < b->len ? -1 : a->len > b->len);
-    }
-    if (a->is_int && b->is_int)
-        return a->i < b->i ? -1 : a->i > b->i;
-    return a->n < b->n ? -1 : a->n > b->n;
-}
-
-/* Fills map from table t: keys sorted (numbers, then strings) so that the
- * first error reported does not depend on hash order. */
-static void fill_map(lua_State *L, int t, converter *c, jj_yaml_node *map, int entry)
-{
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
-            luaL_error(L, "config keys must be strings or numbers, got %s", luaL_typename(L, -1));
-        n++;
-    }
-    key_ref *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
-    size_t k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        key_ref *r = &keys[k++];
-        memset(r, 0, sizeof *r);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            r->is_string = 1;
-            r->s = lua_tolstring(L, -1, &r->len);
-        } else {
-            r->is_int = lua_isinteger(L, -1);
-            r->i = lua_tointeger(L, -1);
-            r->n = lua_tonumber(L, -1);
-        }
-    }
-    qsort(keys, n, sizeof *keys, compare_keys);
-    for (size_t i = 0; i < n; i++) {
-        const key_ref *r = &keys[i];
-        if (r->is_string)
-            lua_pushlstring(L, r->s, r->len);
-        else if (r->is_int)
-            lua_pushinteger(L, r->i);
-        else
-            lua_pushnumber(L, r->n);
-        int kidx = lua_gettop(L);
-        place at = {{0, 0}, NULL, 0};
-        if (entry) {
-            lua_pushvalue(L, kidx);
-            lua_rawget(L, entry);
-        } else {
-            lua_pushnil(L);
-        }
-        at = read_place(L, -1); /* the entry stays on the stack for at.text */
-        lua_pushvalue(L, kidx);
-        lua_rawget(L, t);
-        convert_into(L, lua_gettop(L), c, NULL, map, kidx, at);
-        lua_pop(L, 3);
-    }
-    lua_pop(L, 1); /* keys */
-}
-
-static void fill_seq(lua_State *L, int t, converter *c, jj_yaml_node *seq, int entry)
-{
-    lua_Integer n = (lua_Integer)lua_rawlen(L, t);
-    for (lua_Integer i = 1; i <= n; i++) {
-        if (entry)
-            lua_rawgeti(L, entry, i);
-        else
-            lua_pushnil(L);
-        place at = read_place(L, -1);
-        lua_rawgeti(L, t, i);
-        convert_into(L, lua_gettop(L), c, NULL, seq, 0, at);
-        lua_pop(L, 2);
-    }
-}
-
-/* The node for a scalar, spelt as in its source when the marks say how
- * (so `default-series: 14.10` stays "14.10" as a string) and the value was
- * not changed since it was decoded. */
-static jj_yaml_node *scalar_node_as_written(lua_State *L, int idx, const place *at)
-{
-    int type = lua_type(L, idx);
-    if (!at->text || (type != LUA_TNUMBER && type != LUA_TBOOLEAN))
-        return scalar_node(L, idx);
-    jj_yaml_node *n = jj_yaml_new_plain(at->text, at->len);
-    int same = 0;
-    switch (jj_yaml_type_of(n)) {
-    case JJ_YAML_BOOL: same = type == LUA_TBOOLEAN && lua_toboolean(L, idx) == jj_yaml_bool(n); break;
-    case JJ_YAML_INT:
-        same = lua_isinteger(L, idx) && lua_tointeger(L, idx) == (lua_Integer)jj_yaml_int(n);
-        break;
-    case JJ_YAML_FLOAT:
-        same = type == LUA_TNUMBER && !lua_isinteger(L, idx) &&
-               lua_tonumber(L, idx) == (lua_Number)jj_yaml_float(n);
-        break;
-    default: break;
-    }
-    if (same)
-        return n;
-    jj_yaml_free(n);
-    return scalar_node(L, idx);
-}
-
-static inline int is_convertible(lua_State *L, int idx)
-{
-    int type = lua_type(L, idx);
-    return type == LUA_TTABLE || type == LUA_TNIL || type == LUA_TBOOLEAN ||
-           type == LUA_TNUMBER || type == LUA_TSTRING || is_null(L, idx);
-}
-
-/* Converts the value at idx and attaches it (as *root, or to parent, under
- * the key at kidx for a mapping) before filling it: no node is ever held
- * only by C while Lua code can raise, so the scratch owning root/parent
- * frees everything. Misuse (functions, cycles) raises. */
-static void convert_into(lua_State *L, int idx, converter *c, jj_yaml_node **root,
-                         jj_yaml_node *parent, int kidx, place at)
-{
-    jj_yaml_mark mark = at.mark;
-    luaL_checkstack(L, 10, "config value nested too deeply");
-    if (!is_convertible(L, idx))
-        luaL_error(L, "cannot use a %s as a config value", luaL_typename(L, idx));
-    int is_table = lua_istable(L, idx);
-    int entry = 0;
-    if (is_table) {
-        if (c->depth >= JJ_YAML_DEFAULT_MAX_DEPTH)
-            luaL_error(L, "config value nested more than %d levels deep", JJ_YAML_DEFAULT_MAX_DEPTH);
-        lua_pushvalue(L, idx);
-        if (lua_rawget(L, c->visiting) != LUA_TNIL)
-            luaL_error(L, "config value contains itself");
-        lua_pop(L, 1);
-        push_marks_entry(L, c, idx);
-        entry = lua_istable(L, -1) ? lua_gettop(L) : 0;
-        if (entry && mark.line == 0) {
-            lua_getfield(L, entry, "__self");
-            mark = read_place(L, -1).mark;
-            lua_pop(L, 1);
-        }
-    }
-    int seq = is_table && (is_marked_array(L, idx) || is_proper_array(L, idx));
-    jj_yaml_node *n = !is_table ? scalar_node_as_written(L, idx, &at)
-                                : seq ? jj_yaml_new_seq() : jj_yaml_new_map();
-    jj_yaml_set_mark(n, mark.line, mark.column);
-    int rc = n ? 0 : JJ_ENOMEM;
-    if (n && root) {
-        *root = n;
-    } else if (n && kidx) {
-        jj_yaml_node *key = lua_type(L, kidx) == LUA_TSTRING ? scalar_node(L, kidx)
-                          : lua_isinteger(L, kidx) ? jj_yaml_new_int((int64_t)lua_tointeger(L, kidx))
-                                                   : jj_yaml_new_float((double)lua_tonumber(L, kidx));
-        rc = key ? jj_yaml_map_put(parent, key, n, NULL) : JJ_ENOMEM;
-        if (!key)
-            jj_yaml_free(n);
-    } else if (n) {
-        rc = jj_yaml_seq_append(parent, n, NULL);
-    }
-    if (rc)
-        luaL_error(L, "not enough memory");
-    if (!is_table)
-        return;
-    lua_pushvalue(L, idx);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, c->visiting);
-    c->depth++;
-    if (seq)
-        fill_seq(L, idx, c, n, entry);
-    else
-        fill_map(L, idx, c, n, entry);
-    c->depth--;
-    lua_pushvalue(L, idx);
-    lua_pushnil(L);
-    lua_rawset(L, c->visiting);
-    lua_pop(L, 1); /* marks entry or nil */
-}
+/* --- Lua <-> nodes (bindings/tree.c) ------------------------------------------ */
 
 /* Converts the value at idx into scratch slot `slot`. marks: stack index of
- * a marks table or 0. */
+ * a yaml.decode marks table or 0 (positions then reach the core, so errors
+ * point into environments.yaml). Keys are sorted (numbers, then strings)
+ * so that the first error reported does not depend on hash order. Misuse
+ * (functions, cycles) raises. */
 static void to_scratch(lua_State *L, int idx, scratch *s, int slot, int marks)
 {
-    idx = lua_absindex(L, idx);
-    converter c = {marks, 0, 0};
-    lua_newtable(L);
-    c.visiting = lua_gettop(L);
-    place none = {{0, 0}, NULL, 0};
-    convert_into(L, idx, &c, &s->nodes[slot], NULL, 0, none);
-    lua_pop(L, 1);
+    jj_tree_encoding how = {
+        .keys = JJ_TREE_KEY_STRING | JJ_TREE_KEY_INTEGER | JJ_TREE_KEY_FLOAT,
+        .max_depth = JJ_YAML_DEFAULT_MAX_DEPTH,
+        .marks = marks,
+        .code = JJ_EINVAL,
+        .noun = "config",
+    };
+    jj_error err;
+    int rc = jj_tree_encode(L, idx, &how, &s->nodes[slot], &err);
+    if (rc == JJ_ENOMEM)
+        luaL_error(L, "not enough memory");
+    if (rc)
+        luaL_error(L, "config value: %s", err.message);
 }
-
-/* --- nodes -> Lua --------------------------------------------------------------- */
 
 static void push_node(lua_State *L, const jj_yaml_node *n)
 {
-    luaL_checkstack(L, 6, "config value nested too deeply");
-    size_t len;
-    const char *text;
-    switch (jj_yaml_type_of(n)) {
-    case JJ_YAML_BOOL: lua_pushboolean(L, jj_yaml_bool(n)); return;
-    case JJ_YAML_INT: lua_pushinteger(L, (lua_Integer)jj_yaml_int(n)); return;
-    case JJ_YAML_FLOAT: lua_pushnumber(L, (lua_Number)jj_yaml_float(n)); return;
-    case JJ_YAML_STRING:
-        text = jj_yaml_text(n, &len);
-        lua_pushlstring(L, text ? text : "", len);
-        return;
-    case JJ_YAML_SEQ:
-        lua_createtable(L, (int)jj_yaml_count(n), 0);
-        luaL_setmetatable(L, ARRAY_MT);
-        for (size_t i = 0; i < jj_yaml_count(n); i++) {
-            push_node(L, jj_yaml_seq_at(n, i));
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        return;
-    case JJ_YAML_MAP:
-        lua_createtable(L, 0, (int)jj_yaml_count(n));
-        for (size_t i = 0; i < jj_yaml_count(n); i++) {
-            const jj_yaml_node *k = jj_yaml_map_key_at(n, i);
-            if (jj_yaml_type_of(k) == JJ_YAML_NULL) {
-                push_null(L);
-            } else {
-                push_node(L, k);
-            }
-            push_node(L, jj_yaml_map_value_at(n, i));
-            lua_rawset(L, -3);
-        }
-        return;
-    default: push_null(L); return;
-    }
+    jj_tree_decoding how = {0, 0, "config", JJ_EINVAL};
+    jj_error err;
+    if (jj_tree_push(L, n, &how, &err))
+        luaL_error(L, "%s", err.message);
 }
 
 /* --- Schema userdata ------------------------------------------------------------ */
@@ -575,15 +253,6 @@ static jj_config_mode check_mode(lua_State *L, int opts)
     return mode == 0 ? JJ_CONFIG_WITH_DEFAULTS : JJ_CONFIG_NO_DEFAULTS;
 }
 
-/* Leaves the string on the stack, which keeps the returned pointer valid. */
-static const char *opt_string(lua_State *L, int opts, const char *field)
-{
-    int t = lua_getfield(L, opts, field);
-    if (t != LUA_TNIL && t != LUA_TSTRING)
-        luaL_error(L, "bad option '%s' (string expected, got %s)", field, lua_typename(L, t));
-    return lua_tostring(L, -1);
-}
-
 static int m_coerce(lua_State *L)
 {
     jj_config_schema *schema = check_schema(L, 1);
@@ -593,8 +262,8 @@ static int m_coerce(lua_State *L)
     if (!lua_isnoneornil(L, 3)) {
         luaL_checktype(L, 3, LUA_TTABLE);
         opts.mode = check_mode(L, 3);
-        opts.env = opt_string(L, 3, "env");
-        opts.file = opt_string(L, 3, "file");
+        opts.env = jj_opt_string(L, 3, "env", NULL); /* left on the stack: alive */
+        opts.file = jj_opt_string(L, 3, "file", NULL);
         lua_getfield(L, 3, "unknown");
         opts.warn_unknown = lua_toboolean(L, -1);
         lua_pop(L, 1);
@@ -725,14 +394,7 @@ int luaopen_juju_config(lua_State *L);
 int luaopen_juju_config(lua_State *L)
 {
     /* juju.yaml owns the null sentinel and the sequence metatable */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "juju.yaml");
-    lua_call(L, 1, 1);
-    lua_getfield(L, -1, "null");
-    if (lua_type(L, -1) != LUA_TLIGHTUSERDATA)
-        return luaL_error(L, "juju.config: juju.yaml has no null sentinel");
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &null_key);
-    lua_pop(L, 1);
+    jj_tree_require_yaml(L);
 
     static const luaL_Reg scratch_meta[] = {{"__gc", scratch_gc}, {NULL, NULL}};
     jj_new_class(L, SCRATCH_MT, NULL, scratch_meta);

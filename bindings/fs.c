@@ -7,6 +7,7 @@
  * while pushing results cannot leak it.
  */
 #include "common.h"
+#include "options.h"
 #include "fs.h"
 
 #include <stdio.h>
@@ -35,10 +36,10 @@ static void free_entries(void *p, size_t n)
     jj_fs_free_entries(p, n);
 }
 
-/* Optional mode argument (see jj_opt_mode). */
+/* Optional mode argument (see jj_check_mode_arg). */
 static inline mode_t opt_mode(lua_State *L, int idx, mode_t def)
 {
-    return (mode_t)jj_opt_mode(L, idx, def);
+    return (mode_t)jj_check_mode_arg(L, idx, def);
 }
 
 static inline int push_ok(lua_State *L, int rc, const jj_error *err)
@@ -368,21 +369,6 @@ static int lock_tostring(lua_State *L)
     return 1;
 }
 
-static double opt_seconds(lua_State *L, int opts, const char *field, double def)
-{
-    int t = lua_getfield(L, opts, field);
-    double v = def;
-    if (t != LUA_TNIL) {
-        if (t != LUA_TNUMBER)
-            luaL_error(L, "bad option '%s' (number expected, got %s)", field, luaL_typename(L, -1));
-        v = (double)lua_tonumber(L, -1);
-        if (!(v >= 0))
-            luaL_error(L, "bad option '%s' (must be >= 0)", field);
-    }
-    lua_pop(L, 1);
-    return v;
-}
-
 /* lock(path [, {timeout=, interval=, message=}]) -> Lock | nil, msg, code */
 static int l_lock(lua_State *L)
 {
@@ -391,13 +377,10 @@ static int l_lock(lua_State *L)
     const char *message = NULL;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        timeout = opt_seconds(L, 2, "timeout", 0);
-        interval = opt_seconds(L, 2, "interval", 0.05);
+        timeout = jj_opt_seconds(L, 2, "timeout", 0);
+        interval = jj_opt_seconds(L, 2, "interval", 0.05);
         luaL_argcheck(L, interval > 0, 2, "interval must be > 0");
-        int t = lua_getfield(L, 2, "message");
-        if (t != LUA_TNIL && t != LUA_TSTRING)
-            luaL_error(L, "bad option 'message' (string expected, got %s)", luaL_typename(L, -1));
-        message = lua_tostring(L, -1); /* stays on the stack, hence alive */
+        message = jj_opt_string(L, 2, "message", NULL); /* stays on the stack, hence alive */
     }
     lua_lock *l = lua_newuserdatauv(L, sizeof *l, 1);
     jj_fs_lock_init(&l->lk);

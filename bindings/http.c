@@ -20,6 +20,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "options.h"
 #include "http.h"
 
 #define CLIENT_MT "juju.http.Client"
@@ -57,20 +58,6 @@ static const char *const client_keys[] = {
     "sleep", "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent", NULL,
 };
 
-static void check_keys(lua_State *L, int idx, const char *const *known, const char *what)
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "unknown %s option '%s'", what, k ? k : luaL_typename(L, -1));
-    }
-}
-
 /* Pushes the option's value (nil when unset) and returns its type. The
  * value is left on the stack to keep it alive for the whole call. */
 static int get_opt(lua_State *L, const opt_src *s, const char *name)
@@ -88,68 +75,32 @@ static int get_opt(lua_State *L, const opt_src *s, const char *name)
     return t;
 }
 
-static inline int bad_option(lua_State *L, const char *name, const char *expected)
-{
-    return luaL_error(L, "bad option '%s' (%s expected, got %s)", name, expected,
-                      luaL_typename(L, -1));
-}
-
-/* A string option without embedded NULs, or NULL when unset. */
+/* Option readers over get_opt (options.h checks the value). */
 static const char *opt_string(lua_State *L, const opt_src *s, const char *name)
 {
-    int t = get_opt(L, s, name);
-    if (t == LUA_TNIL)
-        return NULL;
-    if (t != LUA_TSTRING)
-        bad_option(L, name, "string");
-    size_t len;
-    const char *v = lua_tolstring(L, -1, &len);
-    if (strlen(v) != len)
-        luaL_error(L, "bad option '%s' (must not contain NUL)", name);
-    return v;
+    return jj_optv_string(L, get_opt(L, s, name), name, NULL);
 }
 
 static double opt_seconds(lua_State *L, const opt_src *s, const char *name, double def)
 {
-    int t = get_opt(L, s, name);
-    if (t == LUA_TNIL)
-        return def;
-    if (t != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
-        bad_option(L, name, "non-negative number");
-    return (double)lua_tonumber(L, -1);
+    return jj_optv_seconds(L, get_opt(L, s, name), name, def);
 }
 
 static lua_Integer opt_count(lua_State *L, const opt_src *s, const char *name, lua_Integer def,
                              lua_Integer max)
 {
-    int t = get_opt(L, s, name), ok;
-    if (t == LUA_TNIL)
-        return def;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    if (t != LUA_TNUMBER || !ok || v < 0 || v > max)
-        bad_option(L, name, "non-negative integer");
-    return v;
+    return jj_optv_integer(L, get_opt(L, s, name), name, def, 0, max);
 }
 
 static int opt_bool(lua_State *L, const opt_src *s, const char *name, int def)
 {
-    int t = get_opt(L, s, name);
-    if (t == LUA_TNIL)
-        return def;
-    if (t != LUA_TBOOLEAN)
-        bad_option(L, name, "boolean");
-    return lua_toboolean(L, -1);
+    return jj_optv_boolean(L, get_opt(L, s, name), name, def);
 }
 
 /* Stack index of a function option, or 0. */
 static int opt_function(lua_State *L, const opt_src *s, const char *name)
 {
-    int t = get_opt(L, s, name);
-    if (t == LUA_TNIL)
-        return 0;
-    if (t != LUA_TFUNCTION)
-        bad_option(L, name, "function");
-    return lua_gettop(L);
+    return jj_optv_function(L, get_opt(L, s, name), name);
 }
 
 /* ---- request headers ----------------------------------------------------- */
@@ -216,13 +167,13 @@ static const char *const *build_headers(lua_State *L, const opt_src *s)
     if (s->opts) {
         int t = lua_getfield(L, s->opts, "headers");
         if (t != LUA_TNIL && t != LUA_TTABLE)
-            bad_option(L, "headers", "table");
+            jj_opt_bad(L, "headers", "table");
         own = t == LUA_TTABLE ? lua_gettop(L) : 0;
     }
     if (s->defs) {
         int t = lua_getfield(L, s->defs, "headers");
         if (t != LUA_TNIL && t != LUA_TTABLE)
-            bad_option(L, "headers", "table");
+            jj_opt_bad(L, "headers", "table");
         defs = t == LUA_TTABLE ? lua_gettop(L) : 0;
     }
     lua_newtable(L);
@@ -267,12 +218,12 @@ static void read_proxy(lua_State *L, const opt_src *s, jj_http_request *r)
     if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1))
         return; /* proxy = false: no proxy at all, whatever the environment says */
     if (t != LUA_TTABLE)
-        bad_option(L, "proxy", "table or false");
+        jj_opt_bad(L, "proxy", "table or false");
     int idx = lua_gettop(L);
     static const char *const proxy_keys[] = {
         "http", "https", "no_proxy", NULL,
     };
-    check_keys(L, idx, proxy_keys, "proxy");
+    jj_opt_check_names(L, idx, proxy_keys, "proxy");
     opt_src p = {idx, 0};
     r->proxy_http = opt_string(L, &p, "http");
     r->proxy_https = opt_string(L, &p, "https");
@@ -299,7 +250,7 @@ static void read_request(lua_State *L, const opt_src *s, jj_http_request *r, cal
     r->headers = build_headers(L, s);
     if (get_opt(L, s, "body") != LUA_TNIL) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            bad_option(L, "body", "string");
+            jj_opt_bad(L, "body", "string");
         r->body = lua_tolstring(L, -1, &r->body_len);
     }
     r->body_file = opt_string(L, s, "body_file");
@@ -479,7 +430,7 @@ static int run_request(lua_State *L, lua_client *c, int client_idx, int opts_idx
                        const char *method, int temporary)
 {
     if (opts_idx)
-        check_keys(L, opts_idx, request_keys, "request");
+        jj_opt_check_names(L, opts_idx, request_keys, "request");
     int defs = lua_getiuservalue(L, client_idx, 1) == LUA_TTABLE ? lua_gettop(L) : 0;
     /* get/head: a small table overlays url and method on the options. */
     if (url_idx) {
@@ -589,7 +540,7 @@ static int l_client(lua_State *L)
 {
     int defs = check_opts_arg(L, 1);
     if (defs) {
-        check_keys(L, defs, client_keys, "client");
+        jj_opt_check_names(L, defs, client_keys, "client");
         /* Validate the defaults now rather than at the first request. */
         lua_newtable(L); /* stands in for a request's own options */
         lua_pushliteral(L, "http://validate.invalid/");

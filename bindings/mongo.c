@@ -33,14 +33,10 @@
 
 #include "common.h"
 #include "mongo.h"
+#include "options.h"
+#include "tree.h"
 
 #define CLIENT_MT "juju.mongo.Client"
-#define SCRATCH_MT "juju.mongo.Scratch"
-#define ARRAY_MT "juju.yaml.array"
-#define ORDER_FIELD "__yaml_order"
-#define NULL_KEY "juju.null"
-#define NULL_UPVALUE lua_upvalueindex(1)
-#define SCRATCH_SLOTS 4
 
 int luaopen_juju_mongo(lua_State *L);
 
@@ -48,320 +44,53 @@ typedef struct lua_client {
     jj_mongo_client *c; /* NULL once closed */
 } lua_client;
 
-/* ---- scratch: owns C trees while Lua values are converted ------------- */
-
-typedef struct scratch {
-    jj_yaml_node *n[SCRATCH_SLOTS];
-} scratch;
-
-static int scratch_gc(lua_State *L)
-{
-    scratch *s = luaL_checkudata(L, 1, SCRATCH_MT);
-    for (int i = 0; i < SCRATCH_SLOTS; i++) {
-        jj_yaml_free(s->n[i]);
-        s->n[i] = NULL;
-    }
-    return 0;
-}
-
-static scratch *push_scratch(lua_State *L)
-{
-    scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
-    memset(s, 0, sizeof *s);
-    luaL_setmetatable(L, SCRATCH_MT);
-    return s;
-}
+/* ---- Lua <-> tree (bindings/tree.c) ------------------------------------- */
 
 static inline void raise_nomem(lua_State *L)
 {
     luaL_error(L, "mongo: out of memory");
 }
 
-/* ---- Lua -> tree ---------------------------------------------------------- */
-
-static inline int is_null(lua_State *L, int idx)
-{
-    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_rawequal(L, idx, NULL_UPVALUE);
-}
-
-static int is_marked_array(lua_State *L, int idx)
-{
-    if (!lua_getmetatable(L, idx))
-        return 0;
-    luaL_getmetatable(L, ARRAY_MT);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
-/* Number of elements when the table's keys are exactly 1..n (n > 0), else 0. */
-static lua_Integer proper_array_len(lua_State *L, int idx)
-{
-    lua_Integer count = 0, max = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
-            lua_pop(L, 1);
-            return 0;
-        }
-        lua_Integer k = lua_tointeger(L, -1);
-        if (k > max)
-            max = k;
-        count++;
-    }
-    return count > 0 && max == count ? count : 0;
-}
-
-typedef struct conv {
-    const char *what; /* "cmd", "doc", "filter" ...: names the argument in errors */
-    int arg;          /* its argument position */
-} conv;
-
-static void fill(lua_State *L, int idx, jj_yaml_node *container, const conv *cv, int depth);
-
-/* A new tree node for the Lua value at idx; containers come back empty
- * (the caller attaches them first, then fills them). */
-static jj_yaml_node *leaf_or_container(lua_State *L, int idx, const conv *cv, int *is_table)
-{
-    *is_table = 0;
-    switch (lua_type(L, idx)) {
-    case LUA_TBOOLEAN: return jj_yaml_new_bool(lua_toboolean(L, idx));
-    case LUA_TNUMBER:
-        if (lua_isinteger(L, idx))
-            return jj_yaml_new_int((int64_t)lua_tointeger(L, idx));
-        return jj_yaml_new_float((double)lua_tonumber(L, idx));
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        return jj_yaml_new_stringn(s, len);
-    }
-    case LUA_TTABLE:
-        *is_table = 1;
-        return is_marked_array(L, idx) || proper_array_len(L, idx) ? jj_yaml_new_seq()
-                                                                   : jj_yaml_new_map();
-    default:
-        if (is_null(L, idx))
-            return jj_yaml_new_null();
-        luaL_argerror(L, cv->arg, lua_pushfstring(L, "%s: cannot convert a %s to BSON", cv->what,
-                                                  luaL_typename(L, idx)));
-        return NULL;
-    }
-}
-
-/* Appends the value at idx to container (under key when it is a map). */
-static void attach(lua_State *L, int idx, jj_yaml_node *container, const char *key,
-                   const conv *cv, int depth)
-{
-    int is_table;
-    jj_yaml_node *n = leaf_or_container(L, idx, cv, &is_table);
-    if (!n)
-        raise_nomem(L);
-    jj_error err;
-    int rc = key ? jj_yaml_map_set(container, key, n, &err) : jj_yaml_seq_append(container, n, &err);
-    if (rc)
-        raise_nomem(L); /* n was taken (and freed) by the container */
-    if (is_table)
-        fill(L, idx, n, cv, depth + 1);
-}
-
-/* Key text for a map key at idx: strings as they are, integers in decimal. */
-static const char *key_text(lua_State *L, int idx, const conv *cv)
-{
-    if (lua_type(L, idx) == LUA_TSTRING) {
-        size_t len;
-        const char *k = lua_tolstring(L, idx, &len);
-        if (strlen(k) != len)
-            luaL_argerror(L, cv->arg, lua_pushfstring(L, "%s: a key holds a NUL byte", cv->what));
-        return k;
-    }
-    if (lua_isinteger(L, idx))
-        return lua_pushfstring(L, "%I", lua_tointeger(L, idx)); /* left on the stack */
-    luaL_argerror(L, cv->arg, lua_pushfstring(L, "%s: keys must be strings or integers, not %s",
-                                              cv->what, luaL_typename(L, idx)));
-    return NULL;
-}
-
-static int compare_strings(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Pushes a sequence of the table's keys in document order: the ones named
- * by __yaml_order first, then "_id", then the rest in byte order. */
-static void push_key_order(lua_State *L, int t, const conv *cv)
-{
-    lua_newtable(L);
-    int out = lua_gettop(L);
-    lua_newtable(L);
-    int seen = lua_gettop(L);
-    lua_Integer n = 0;
-    if (lua_getmetatable(L, t)) {
-        if (lua_getfield(L, -1, ORDER_FIELD) == LUA_TTABLE) {
-            int order = lua_gettop(L);
-            lua_Integer len = (lua_Integer)lua_rawlen(L, order);
-            for (lua_Integer i = 1; i <= len; i++) {
-                lua_rawgeti(L, order, i);
-                lua_pushvalue(L, -1);
-                int present = lua_rawget(L, t) != LUA_TNIL;
-                lua_pop(L, 1);
-                lua_pushvalue(L, -1);
-                int dup = lua_rawget(L, seen) != LUA_TNIL;
-                lua_pop(L, 1);
-                if (present && !dup) {
-                    lua_pushvalue(L, -1);
-                    lua_pushboolean(L, 1);
-                    lua_rawset(L, seen);
-                    lua_rawseti(L, out, ++n);
-                } else {
-                    lua_pop(L, 1);
-                }
-            }
-        }
-        lua_pop(L, 2);
-    }
-    /* The rest: their texts sorted (C strings anchored as keys of by_text,
-     * which maps each text back to the original key). */
-    size_t rest = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, seen) == LUA_TNIL)
-            rest++;
-        lua_pop(L, 1);
-    }
-    if (rest) {
-        const char **keys = lua_newuserdatauv(L, rest * sizeof *keys, 0);
-        lua_newtable(L);
-        int by_text = lua_gettop(L);
-        size_t k = 0;
-        lua_pushnil(L);
-        while (lua_next(L, t)) {
-            lua_pop(L, 1);
-            int key = lua_gettop(L);
-            lua_pushvalue(L, key);
-            int done = lua_rawget(L, seen) != LUA_TNIL;
-            lua_pop(L, 1);
-            if (done)
-                continue;
-            lua_pushstring(L, key_text(L, key, cv));
-            int text = lua_gettop(L);
-            lua_pushvalue(L, text);
-            if (lua_rawget(L, by_text) != LUA_TNIL)
-                luaL_argerror(L, cv->arg, lua_pushfstring(L, "%s: two keys read '%s'", cv->what,
-                                                          lua_tostring(L, text)));
-            lua_pop(L, 1);
-            lua_pushvalue(L, text);
-            lua_pushvalue(L, key);
-            lua_rawset(L, by_text);
-            if (k < rest)
-                keys[k++] = lua_tostring(L, text);
-            lua_settop(L, key);
-        }
-        qsort(keys, k, sizeof *keys, compare_strings);
-        for (int pass = 0; pass < 2; pass++) {
-            for (size_t i = 0; i < k; i++) {
-                if ((strcmp(keys[i], "_id") == 0) != (pass == 0))
-                    continue;
-                lua_getfield(L, by_text, keys[i]);
-                lua_rawseti(L, out, ++n);
-            }
-        }
-        lua_pop(L, 2);
-    }
-    lua_pop(L, 1); /* seen */
-}
-
-static void fill(lua_State *L, int idx, jj_yaml_node *container, const conv *cv, int depth)
-{
-    if (depth > JJ_MONGO_MAX_DEPTH)
-        luaL_argerror(L, cv->arg,
-                      lua_pushfstring(L, "%s: nested deeper than %d levels (a cycle?)", cv->what,
-                                      JJ_MONGO_MAX_DEPTH));
-    luaL_checkstack(L, 12, "document nested too deeply");
-    idx = lua_absindex(L, idx);
-    if (jj_yaml_type_of(container) == JJ_YAML_SEQ) {
-        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-        for (lua_Integer i = 1; i <= n; i++) {
-            lua_rawgeti(L, idx, i);
-            if (lua_isnil(L, -1))
-                luaL_argerror(L, cv->arg,
-                              lua_pushfstring(L, "%s: array has a hole at %I", cv->what, i));
-            attach(L, lua_gettop(L), container, NULL, cv, depth);
-            lua_pop(L, 1);
-        }
-        return;
-    }
-    push_key_order(L, idx, cv);
-    int order = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, order);
-    for (lua_Integer i = 1; i <= n; i++) {
-        lua_rawgeti(L, order, i);
-        int key = lua_gettop(L);
-        const char *text = key_text(L, key, cv); /* may push a string: anchored */
-        lua_pushvalue(L, key);
-        lua_rawget(L, idx);
-        attach(L, lua_gettop(L), container, text, cv, depth);
-        lua_settop(L, order);
-    }
-    lua_pop(L, 1);
-}
-
-/* Converts the table at arg into a mapping held in slot `slot` of s. */
-static jj_yaml_node *check_doc(lua_State *L, int arg, scratch *s, int slot, const char *what)
+/* Converts the table at arg into a mapping held in slot `slot` of s: keys
+ * in __yaml_order first, then "_id", then the rest by their bytes, so the
+ * BSON is deterministic. Misuse raises naming the argument. */
+static jj_yaml_node *check_doc(lua_State *L, int arg, jj_tree_scratch *s, int slot,
+                               const char *what)
 {
     luaL_checktype(L, arg, LUA_TTABLE);
-    if (is_marked_array(L, arg) || proper_array_len(L, arg))
+    if (jj_tree_is_sequence(L, arg))
         luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a document, not an array", what));
-    s->n[slot] = jj_yaml_new_map();
-    if (!s->n[slot])
+    jj_tree_encoding how = {
+        .keys = JJ_TREE_KEY_STRING | JJ_TREE_KEY_INTEGER,
+        .text_keys = 1,
+        .id_first = 1,
+        .no_nul_keys = 1,
+        .no_holes = 1,
+        .max_depth = JJ_MONGO_MAX_DEPTH,
+        .code = JJ_EINVAL,
+        .what = what,
+        .noun = "document",
+    };
+    jj_error err;
+    int rc = jj_tree_encode(L, arg, &how, &s->node[slot], &err);
+    if (rc == JJ_ENOMEM)
         raise_nomem(L);
-    conv cv = {what, arg};
-    fill(L, arg, s->n[slot], &cv, 1);
-    return s->n[slot];
+    if (rc)
+        luaL_argerror(L, arg, lua_pushstring(L, err.message));
+    return s->node[slot];
 }
 
-static jj_yaml_node *opt_doc(lua_State *L, int arg, scratch *s, int slot, const char *what)
+static jj_yaml_node *opt_doc(lua_State *L, int arg, jj_tree_scratch *s, int slot, const char *what)
 {
     return lua_isnoneornil(L, arg) ? NULL : check_doc(L, arg, s, slot, what);
 }
 
-/* ---- tree -> Lua ----------------------------------------------------------- */
-
 static void push_node(lua_State *L, const jj_yaml_node *n)
 {
-    luaL_checkstack(L, 6, "mongo document nested too deeply");
-    size_t len;
-    const char *text;
-    switch (jj_yaml_type_of(n)) {
-    case JJ_YAML_NULL: lua_pushvalue(L, NULL_UPVALUE); return;
-    case JJ_YAML_BOOL: lua_pushboolean(L, jj_yaml_bool(n)); return;
-    case JJ_YAML_INT: lua_pushinteger(L, (lua_Integer)jj_yaml_int(n)); return;
-    case JJ_YAML_FLOAT: lua_pushnumber(L, (lua_Number)jj_yaml_float(n)); return;
-    case JJ_YAML_STRING:
-        text = jj_yaml_text(n, &len);
-        lua_pushlstring(L, text ? text : "", text ? len : 0);
-        return;
-    case JJ_YAML_SEQ:
-    case JJ_YAML_MAP: break;
-    }
-    size_t count = jj_yaml_count(n);
-    int seq = jj_yaml_type_of(n) == JJ_YAML_SEQ;
-    lua_createtable(L, seq ? (int)count : 0, seq ? 0 : (int)count);
-    if (seq)
-        luaL_setmetatable(L, ARRAY_MT);
-    for (size_t i = 0; i < count; i++) {
-        if (seq) {
-            push_node(L, jj_yaml_seq_at(n, i));
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        } else {
-            text = jj_yaml_text(jj_yaml_map_key_at(n, i), &len);
-            lua_pushlstring(L, text ? text : "", text ? len : 0);
-            push_node(L, jj_yaml_map_value_at(n, i));
-            lua_rawset(L, -3);
-        }
-    }
+    jj_tree_decoding how = {1, 0, "mongo", JJ_EMONGO};
+    jj_error err;
+    if (jj_tree_push(L, n, &how, &err)) /* text keys never collide */
+        luaL_error(L, "%s", err.message);
 }
 
 /* nil, msg, code [, server code] */
@@ -409,40 +138,6 @@ static const char *check_name(lua_State *L, int arg, const char *what)
     return s;
 }
 
-static void check_option_names(lua_State *L, int idx, const char *const *known)
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i]; i++)
-            ok |= strcmp(k, known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-    }
-}
-
-static const char *opt_string(lua_State *L, int idx, const char *field)
-{
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL && t != LUA_TSTRING)
-        luaL_error(L, "bad option '%s' (string expected, got %s)", field, luaL_typename(L, -1));
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1); /* anchored by the options table */
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *field)
-{
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL && t != LUA_TBOOLEAN)
-        luaL_error(L, "bad option '%s' (boolean expected, got %s)", field, luaL_typename(L, -1));
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_client(lua_State *L)
 {
     static const char *const known[] = {
@@ -457,21 +152,21 @@ static int l_client(lua_State *L)
     memset(&o, 0, sizeof o);
     if (!lua_isnil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        check_option_names(L, 2, known);
-        o.app_name = opt_string(L, 2, "app_name");
-        o.username = opt_string(L, 2, "username");
-        o.password = opt_string(L, 2, "password");
-        o.auth_source = opt_string(L, 2, "auth_source");
+        jj_opt_check_names(L, 2, known, NULL);
+        o.app_name = jj_opt_string(L, 2, "app_name", NULL);
+        o.username = jj_opt_string(L, 2, "username", NULL);
+        o.password = jj_opt_string(L, 2, "password", NULL);
+        o.auth_source = jj_opt_string(L, 2, "auth_source", NULL);
         int t = lua_getfield(L, 2, "tls");
         if (t == LUA_TBOOLEAN) {
             o.tls = lua_toboolean(L, -1);
         } else if (t == LUA_TTABLE) {
             int tls = lua_gettop(L);
-            check_option_names(L, tls, tls_known);
+            jj_opt_check_names(L, tls, tls_known, NULL);
             o.tls = 1;
-            o.tls_ca_file = opt_string(L, tls, "ca_file");
-            o.tls_cert_key_file = opt_string(L, tls, "cert_key_file");
-            o.tls_allow_invalid_hostnames = opt_bool(L, tls, "allow_invalid_hostnames");
+            o.tls_ca_file = jj_opt_string(L, tls, "ca_file", NULL);
+            o.tls_cert_key_file = jj_opt_string(L, tls, "cert_key_file", NULL);
+            o.tls_allow_invalid_hostnames = jj_opt_boolean(L, tls, "allow_invalid_hostnames", 0);
         } else if (t != LUA_TNIL) {
             luaL_error(L, "bad option 'tls' (table or boolean expected, got %s)",
                        luaL_typename(L, -1));
@@ -510,19 +205,19 @@ static int client_command(lua_State *L)
     if (keys > 1) {
         int ordered = 0;
         if (lua_getmetatable(L, 3)) {
-            ordered = lua_getfield(L, -1, ORDER_FIELD) == LUA_TTABLE;
+            ordered = lua_getfield(L, -1, JJ_TREE_ORDER_FIELD) == LUA_TTABLE;
             lua_pop(L, 2);
         }
         luaL_argcheck(L, ordered, 3,
                       "a command with several keys needs a key order (juju.yaml.ordered), "
                       "command name first");
     }
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *cmd = check_doc(L, 3, s, 0, "command");
     jj_error err;
-    if (jj_mongo_command(lc->c, db, cmd, &s->n[1], &err) != 0)
+    if (jj_mongo_command(lc->c, db, cmd, &s->node[1], &err) != 0)
         return push_failure(L, &err);
-    push_node(L, s->n[1]);
+    push_node(L, s->node[1]);
     return 1;
 }
 
@@ -532,7 +227,7 @@ static int client_insert(lua_State *L)
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
     lua_settop(L, 4);
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *doc = check_doc(L, 4, s, 0, "document");
     jj_error err;
     if (jj_mongo_insert(lc->c, db, coll, doc, &err) != 0)
@@ -547,12 +242,12 @@ static int client_find_one(lua_State *L)
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
     lua_settop(L, 4);
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *filter = opt_doc(L, 4, s, 0, "filter");
     jj_error err;
-    if (jj_mongo_find_one(lc->c, db, coll, filter, &s->n[1], &err) != 0)
+    if (jj_mongo_find_one(lc->c, db, coll, filter, &s->node[1], &err) != 0)
         return push_failure(L, &err);
-    push_node(L, s->n[1]);
+    push_node(L, s->node[1]);
     return 1;
 }
 
@@ -565,12 +260,12 @@ static int client_find(lua_State *L)
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
     lua_settop(L, 5);
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *filter = opt_doc(L, 4, s, 0, "filter");
     jj_mongo_find_opts fo = {NULL, NULL, 0};
     if (!lua_isnil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
-        check_option_names(L, 5, known);
+        jj_opt_check_names(L, 5, known, NULL);
         if (lua_getfield(L, 5, "sort") != LUA_TNIL) {
             luaL_argcheck(L, lua_istable(L, -1), 5, "sort must be a document");
             fo.sort = check_doc(L, lua_gettop(L), s, 1, "sort");
@@ -586,9 +281,9 @@ static int client_find(lua_State *L)
         }
     }
     jj_error err;
-    if (jj_mongo_find(lc->c, db, coll, filter, &fo, &s->n[3], &err) != 0)
+    if (jj_mongo_find(lc->c, db, coll, filter, &fo, &s->node[3], &err) != 0)
         return push_failure(L, &err);
-    push_node(L, s->n[3]);
+    push_node(L, s->node[3]);
     return 1;
 }
 
@@ -601,16 +296,16 @@ static int client_update(lua_State *L)
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
     lua_settop(L, 6);
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *filter = check_doc(L, 4, s, 0, "filter");
     jj_yaml_node *update = check_doc(L, 5, s, 1, "update");
     unsigned flags = 0;
     if (!lua_isnil(L, 6)) {
         luaL_checktype(L, 6, LUA_TTABLE);
-        check_option_names(L, 6, known);
-        if (opt_bool(L, 6, "upsert"))
+        jj_opt_check_names(L, 6, known, NULL);
+        if (jj_opt_boolean(L, 6, "upsert", 0))
             flags |= JJ_MONGO_UPSERT;
-        if (opt_bool(L, 6, "multi"))
+        if (jj_opt_boolean(L, 6, "multi", 0))
             flags |= JJ_MONGO_MULTI;
     }
     jj_mongo_update_result res = {0, 0, 0};
@@ -633,7 +328,7 @@ static int client_remove(lua_State *L)
     const char *db = check_name(L, 2, "database");
     const char *coll = check_name(L, 3, "collection");
     lua_settop(L, 4);
-    scratch *s = push_scratch(L);
+    jj_tree_scratch *s = jj_tree_push_scratch(L);
     jj_yaml_node *filter = opt_doc(L, 4, s, 0, "filter");
     int64_t removed = 0;
     jj_error err;
@@ -641,19 +336,6 @@ static int client_remove(lua_State *L)
         return push_failure(L, &err);
     lua_pushinteger(L, (lua_Integer)removed);
     return 1;
-}
-
-/* Pushes the null sentinel shared with juju.yaml (see bindings/json.c). */
-static void push_shared_null(lua_State *L, int yaml)
-{
-    if (lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY) == LUA_TLIGHTUSERDATA)
-        return;
-    lua_pop(L, 1);
-    lua_getfield(L, yaml, "null");
-    if (lua_type(L, -1) != LUA_TLIGHTUSERDATA)
-        luaL_error(L, "juju.yaml has no null sentinel");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, NULL_KEY);
 }
 
 /* libmongoc keeps process-wide state for as long as the process lives
@@ -671,15 +353,8 @@ static void pin_libmongoc(void)
 int luaopen_juju_mongo(lua_State *L)
 {
     pin_libmongoc();
-    static const luaL_Reg scratch_meta[] = {{"__gc", scratch_gc}, {NULL, NULL}};
-    jj_new_class(L, SCRATCH_MT, NULL, scratch_meta);
-
     /* juju.yaml owns null and the array metatable: load it first. */
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "juju.yaml");
-    lua_call(L, 1, 1);
-    int yaml = lua_gettop(L);
-    luaL_checktype(L, yaml, LUA_TTABLE);
+    jj_tree_require_yaml(L);
 
     static const luaL_Reg methods[] = {
         {"command", client_command}, {"insert", client_insert}, {"find_one", client_find_one},
@@ -692,23 +367,11 @@ int luaopen_juju_mongo(lua_State *L)
         {"__tostring", client_tostring},
         {NULL, NULL},
     };
-    /* Methods and metamethods share the null upvalue. */
-    luaL_newmetatable(L, CLIENT_MT);
-    push_shared_null(L, yaml);
-    luaL_setfuncs(L, meta, 1);
-    luaL_newlibtable(L, methods);
-    push_shared_null(L, yaml);
-    luaL_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, CLIENT_MT);
-    lua_setfield(L, -2, "__name");
-    lua_pop(L, 1);
+    jj_new_class(L, CLIENT_MT, methods, meta);
 
     static const luaL_Reg funcs[] = {{"client", l_client}, {NULL, NULL}};
-    luaL_newlibtable(L, funcs);
-    push_shared_null(L, yaml);
-    luaL_setfuncs(L, funcs, 1);
-    push_shared_null(L, yaml);
+    luaL_newlib(L, funcs);
+    jj_tree_push_null(L);
     lua_setfield(L, -2, "null");
     return 1;
 }

@@ -11,34 +11,17 @@
  * Misuse (wrong types, unknown options, an empty argv) raises.
  */
 #include "common.h"
+#include "options.h"
 #include "proc.h"
 
 #include <string.h>
 
 int luaopen_juju_proc(lua_State *L);
 
-static void check_option_names(lua_State *L, int idx, const char *const *known)
+/* opts[field] as a non-empty path (left on the stack), or NULL. */
+static const char *opt_path(lua_State *L, int idx, const char *field)
 {
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i]; i++)
-            ok |= strcmp(k, known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-    }
-}
-
-/* opts[field] as a string (anchored by the options table), or NULL. */
-static const char *opt_string(lua_State *L, int idx, const char *field)
-{
-    int t = lua_getfield(L, idx, field);
-    if (t != LUA_TNIL && t != LUA_TSTRING)
-        luaL_error(L, "bad option '%s' (string expected, got %s)", field, luaL_typename(L, -1));
-    const char *v = lua_tostring(L, -1);
-    lua_pop(L, 1);
+    const char *v = jj_opt_string(L, idx, field, NULL);
     if (v && !*v)
         luaL_error(L, "bad option '%s' (empty string)", field);
     return v;
@@ -105,10 +88,10 @@ static int l_start_daemon(lua_State *L)
     o.argv = check_argv(L, 1);
     if (!lua_isnil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        check_option_names(L, 2, known);
-        o.log_file = opt_string(L, 2, "log_file");
-        o.pid_file = opt_string(L, 2, "pid_file");
-        o.cwd = opt_string(L, 2, "cwd");
+        jj_opt_check_names(L, 2, known, NULL);
+        o.log_file = opt_path(L, 2, "log_file");
+        o.pid_file = opt_path(L, 2, "pid_file");
+        o.cwd = opt_path(L, 2, "cwd");
         int t = lua_getfield(L, 2, "env");
         if (t != LUA_TNIL && t != LUA_TTABLE)
             luaL_error(L, "bad option 'env' (table expected, got %s)", luaL_typename(L, -1));
@@ -163,7 +146,7 @@ static int l_stop(lua_State *L)
     double timeout = 10;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        check_option_names(L, 2, known);
+        jj_opt_check_names(L, 2, known, NULL);
         if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
             if (!lua_isnumber(L, -1) || !(lua_tonumber(L, -1) >= 0))
                 luaL_error(L, "bad option 'timeout' (non-negative number expected)");

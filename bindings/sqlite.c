@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "options.h"
 #include "sqlite.h"
 
 #define DB_MT "juju.sqlite.Db"
@@ -341,18 +342,6 @@ static int l_in_transaction(lua_State *L)
 
 /* --- open ------------------------------------------------------------------ */
 
-static int opt_bool(lua_State *L, int opts, const char *key, int dflt)
-{
-    int t = lua_getfield(L, opts, key);
-    int v = dflt;
-    if (t == LUA_TBOOLEAN)
-        v = lua_toboolean(L, -1);
-    else if (t != LUA_TNIL)
-        luaL_error(L, "sqlite.open: opts.%s must be a boolean", key);
-    lua_pop(L, 1);
-    return v;
-}
-
 static int l_open(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -360,16 +349,9 @@ static int l_open(lua_State *L)
     lua_Integer timeout = DEFAULT_BUSY_TIMEOUT_MS;
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
-        readonly = opt_bool(L, 2, "readonly", 0);
-        create = opt_bool(L, 2, "create", !readonly);
-        int t = lua_getfield(L, 2, "busy_timeout");
-        if (t != LUA_TNIL) {
-            int ok;
-            timeout = lua_tointegerx(L, -1, &ok);
-            if (!ok || timeout < 0 || timeout > INT32_MAX)
-                luaL_argerror(L, 2, "opts.busy_timeout must be an integer number of ms >= 0");
-        }
-        lua_pop(L, 1);
+        readonly = jj_opt_boolean(L, 2, "readonly", 0);
+        create = jj_opt_boolean(L, 2, "create", !readonly);
+        timeout = jj_opt_integer(L, 2, "busy_timeout", timeout, 0, INT32_MAX); /* ms */
         if (readonly && create)
             luaL_argerror(L, 2, "opts.readonly and opts.create exclude each other");
     }

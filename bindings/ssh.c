@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "options.h"
 #include "ssh.h"
 
 #define SESSION_MT "juju.ssh.Session"
@@ -41,117 +42,6 @@ typedef struct cb_ctx {
 } cb_ctx;
 
 /* ---- options ---------------------------------------------------------------- */
-
-static void check_keys(lua_State *L, int idx, const char *const *known, const char *what)
-{
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i] && !ok; i++)
-            ok = strcmp(k, known[i]) == 0;
-        if (!ok)
-            luaL_error(L, "unknown %s option '%s'", what, k ? k : luaL_typename(L, -1));
-    }
-}
-
-static inline int bad_option(lua_State *L, const char *name, const char *expected)
-{
-    return luaL_error(L, "bad option '%s' (%s expected, got %s)", name, expected,
-                      luaL_typename(L, -1));
-}
-
-/* The option's value is pushed and left on the stack (anchored for the
- * whole call); idx 0 means no options table. */
-static int get_opt(lua_State *L, int idx, const char *name)
-{
-    if (!idx) {
-        lua_pushnil(L);
-        return LUA_TNIL;
-    }
-    return lua_getfield(L, idx, name);
-}
-
-static const char *opt_string(lua_State *L, int idx, const char *name, size_t *len)
-{
-    int t = get_opt(L, idx, name);
-    if (t == LUA_TNIL)
-        return NULL;
-    if (t != LUA_TSTRING)
-        bad_option(L, name, "string");
-    size_t n;
-    const char *v = lua_tolstring(L, -1, &n);
-    if (!len && strlen(v) != n)
-        luaL_error(L, "bad option '%s' (must not contain NUL)", name);
-    if (len)
-        *len = n;
-    return v;
-}
-
-static double opt_seconds(lua_State *L, int idx, const char *name, double def)
-{
-    int t = get_opt(L, idx, name);
-    if (t == LUA_TNIL)
-        return def;
-    if (t != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0) || lua_tonumber(L, -1) > 1e9)
-        bad_option(L, name, "non-negative number");
-    return (double)lua_tonumber(L, -1);
-}
-
-static lua_Integer opt_integer(lua_State *L, int idx, const char *name, lua_Integer def,
-                               lua_Integer min, lua_Integer max)
-{
-    int t = get_opt(L, idx, name), ok = 0;
-    if (t == LUA_TNIL)
-        return def;
-    lua_Integer v = lua_tointegerx(L, -1, &ok);
-    if (t != LUA_TNUMBER || !ok || v < min || v > max)
-        luaL_error(L, "bad option '%s' (integer in %I..%I expected)", name, min, max);
-    return v;
-}
-
-static int opt_bool(lua_State *L, int idx, const char *name, int def)
-{
-    int t = get_opt(L, idx, name);
-    if (t == LUA_TNIL)
-        return def;
-    if (t != LUA_TBOOLEAN)
-        bad_option(L, name, "boolean");
-    return lua_toboolean(L, -1);
-}
-
-static int opt_function(lua_State *L, int idx, const char *name)
-{
-    int t = get_opt(L, idx, name);
-    if (t == LUA_TNIL)
-        return 0;
-    if (t != LUA_TFUNCTION)
-        bad_option(L, name, "function");
-    return lua_gettop(L);
-}
-
-/* A mode: an integer or a string of octal digits ("0644"); 0 when unset. */
-static int opt_mode(lua_State *L, int idx, const char *name)
-{
-    int t = get_opt(L, idx, name);
-    if (t == LUA_TNIL)
-        return 0;
-    lua_Integer m = -1;
-    if (t == LUA_TSTRING) {
-        const char *s = lua_tostring(L, -1);
-        char *end;
-        m = *s ? strtol(s, &end, 8) : -1;
-        if (!*s || *end)
-            m = -1;
-    } else if (t == LUA_TNUMBER && lua_isinteger(L, -1)) {
-        m = lua_tointeger(L, -1);
-    }
-    if (m < 1 || m > 07777)
-        luaL_error(L, "bad option '%s' (mode 1..07777 as integer or octal string expected)",
-                   name);
-    return (int)m;
-}
 
 static int check_port(lua_State *L, int arg)
 {
@@ -207,27 +97,27 @@ static int l_connect(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_keys(L, 1, connect_keys, "connect");
+    jj_opt_check_names(L, 1, connect_keys, "connect");
     jj_ssh_connect_opts o;
     jj_ssh_connect_opts_init(&o);
-    o.host = opt_string(L, 1, "host", NULL);
-    o.user = opt_string(L, 1, "user", NULL);
-    o.private_key_file = opt_string(L, 1, "private_key_file", NULL);
+    o.host = jj_opt_string(L, 1, "host", NULL);
+    o.user = jj_opt_string(L, 1, "user", NULL);
+    o.private_key_file = jj_opt_string(L, 1, "private_key_file", NULL);
     if (!o.host || !*o.host)
         luaL_error(L, "bad option 'host' (non-empty string expected)");
     if (!o.user || !*o.user)
         luaL_error(L, "bad option 'user' (non-empty string expected)");
     if (!o.private_key_file)
         luaL_error(L, "bad option 'private_key_file' (string expected, got nil)");
-    o.port = (int)opt_integer(L, 1, "port", 22, 1, 65535);
-    o.public_key_file = opt_string(L, 1, "public_key_file", NULL);
-    o.connect_timeout = opt_seconds(L, 1, "connect_timeout", o.connect_timeout);
-    o.timeout = opt_seconds(L, 1, "timeout", o.timeout);
-    o.keepalive = (int)opt_integer(L, 1, "keepalive", o.keepalive, 0, 86400);
-    o.known_hosts = opt_string(L, 1, "known_hosts", NULL);
-    o.host_key = opt_string(L, 1, "host_key", NULL);
-    o.trust_on_first_use = opt_bool(L, 1, "trust_on_first_use", 0);
-    o.hostkey_prefs = opt_string(L, 1, "hostkey_prefs", NULL);
+    o.port = (int)jj_opt_integer(L, 1, "port", 22, 1, 65535);
+    o.public_key_file = jj_opt_string(L, 1, "public_key_file", NULL);
+    o.connect_timeout = jj_opt_seconds(L, 1, "connect_timeout", o.connect_timeout);
+    o.timeout = jj_opt_seconds(L, 1, "timeout", o.timeout);
+    o.keepalive = (int)jj_opt_integer(L, 1, "keepalive", o.keepalive, 0, 86400);
+    o.known_hosts = jj_opt_string(L, 1, "known_hosts", NULL);
+    o.host_key = jj_opt_string(L, 1, "host_key", NULL);
+    o.trust_on_first_use = jj_opt_boolean(L, 1, "trust_on_first_use", 0);
+    o.hostkey_prefs = jj_opt_string(L, 1, "hostkey_prefs", NULL);
     if (o.trust_on_first_use && !o.known_hosts)
         luaL_error(L, "option 'trust_on_first_use' needs 'known_hosts'");
 
@@ -362,19 +252,19 @@ static int session_exec(lua_State *L)
     }
     lua_settop(L, 3);
     if (opts)
-        check_keys(L, opts, exec_keys, "exec");
+        jj_opt_check_names(L, opts, exec_keys, "exec");
     jj_ssh_exec_opts o;
     jj_ssh_exec_opts_init(&o);
     cb_ctx cx;
     memset(&cx, 0, sizeof cx);
-    o.stdin_data = opt_string(L, opts, "stdin", &o.stdin_len);
-    o.stdin_file = opt_string(L, opts, "stdin_file", NULL);
+    o.stdin_data = jj_opt_string(L, opts, "stdin", &o.stdin_len);
+    o.stdin_file = jj_opt_string(L, opts, "stdin_file", NULL);
     if (o.stdin_data && o.stdin_file)
         luaL_error(L, "options 'stdin' and 'stdin_file' are exclusive");
-    cx.on_stdout = opt_function(L, opts, "on_stdout");
-    cx.on_stderr = opt_function(L, opts, "on_stderr");
-    o.timeout = opt_seconds(L, opts, "timeout", 0);
-    o.collect = opt_bool(L, opts, "collect", 1);
+    cx.on_stdout = jj_opt_function(L, opts, "on_stdout");
+    cx.on_stderr = jj_opt_function(L, opts, "on_stderr");
+    o.timeout = jj_opt_seconds(L, opts, "timeout", 0);
+    o.collect = jj_opt_boolean(L, opts, "collect", 1);
     if (cx.on_stdout || cx.on_stderr) {
         o.on_output = output_cb;
         o.ud = &cx;
@@ -427,13 +317,13 @@ static int transfer(lua_State *L, transfer_fn fn)
     }
     lua_settop(L, 4);
     if (opts)
-        check_keys(L, opts, transfer_keys, "transfer");
+        jj_opt_check_names(L, opts, transfer_keys, "transfer");
     jj_ssh_transfer_opts o;
     memset(&o, 0, sizeof o);
     cb_ctx cx;
     memset(&cx, 0, sizeof cx);
-    o.mode = opt_mode(L, opts, "mode");
-    cx.on_progress = opt_function(L, opts, "on_progress");
+    o.mode = (int)jj_opt_mode(L, opts, "mode", 0); /* 0: the default, 0644 or 0600 */
+    cx.on_progress = jj_opt_function(L, opts, "on_progress");
     if (cx.on_progress) {
         o.on_progress = progress_cb;
         o.ud = &cx;
@@ -559,17 +449,17 @@ static int l_check_host_key(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    check_keys(L, 1, check_keys_list, "check_host_key");
+    jj_opt_check_names(L, 1, check_keys_list, "check_host_key");
     jj_ssh_host_check c;
     memset(&c, 0, sizeof c);
-    c.host = opt_string(L, 1, "host", NULL);
-    c.presented = opt_string(L, 1, "key", NULL);
+    c.host = jj_opt_string(L, 1, "host", NULL);
+    c.presented = jj_opt_string(L, 1, "key", NULL);
     if (!c.host || !c.presented)
         luaL_error(L, "options 'host' and 'key' are required");
-    c.port = (int)opt_integer(L, 1, "port", 22, 1, 65535);
-    c.pinned = opt_string(L, 1, "host_key", NULL);
-    c.known_hosts = opt_string(L, 1, "known_hosts", NULL);
-    c.trust_on_first_use = opt_bool(L, 1, "trust_on_first_use", 0);
+    c.port = (int)jj_opt_integer(L, 1, "port", 22, 1, 65535);
+    c.pinned = jj_opt_string(L, 1, "host_key", NULL);
+    c.known_hosts = jj_opt_string(L, 1, "known_hosts", NULL);
+    c.trust_on_first_use = jj_opt_boolean(L, 1, "trust_on_first_use", 0);
     jj_ssh_verified how;
     jj_error err;
     if (jj_ssh_check_host_key(&c, &how, &err))

@@ -9,6 +9,7 @@
  * cannot leak it.
  */
 #include "common.h"
+#include "options.h"
 #include "crypto.h"
 #include "fs.h"
 #include "storage.h"
@@ -44,19 +45,10 @@ static const char *check_path(lua_State *L, int idx)
     return s;
 }
 
-/* Optional mode (see jj_opt_mode); -1 when absent. */
+/* Optional mode (see jj_check_mode_arg); -1 when absent. */
 static inline int opt_mode(lua_State *L, int idx)
 {
-    return (int)jj_opt_mode(L, idx, -1);
-}
-
-/* The mode in field `key` of the options table at idx, or def. */
-static mode_t opt_field_mode(lua_State *L, int idx, const char *key, mode_t def)
-{
-    lua_getfield(L, idx, key);
-    int m = opt_mode(L, lua_gettop(L));
-    lua_pop(L, 1);
-    return m < 0 ? def : (mode_t)m;
+    return (int)jj_check_mode_arg(L, idx, -1);
 }
 
 /* An object name (a string: else misuse); NULL with err filled when the
@@ -113,14 +105,14 @@ static int l_open_dir(lua_State *L)
     const char *path = check_path(L, 1);
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
+    mode_t file_mode = 0600, dir_mode = 0700;
+    if (lua_istable(L, 2)) {
+        file_mode = (mode_t)jj_opt_mode(L, 2, "mode", file_mode);
+        dir_mode = (mode_t)jj_opt_mode(L, 2, "dir_mode", dir_mode);
+    }
     dir_ud *d = lua_newuserdatauv(L, sizeof *d, 0);
     d->s = NULL;
     luaL_setmetatable(L, DIR_MT);
-    mode_t file_mode = 0600, dir_mode = 0700;
-    if (lua_istable(L, 2)) {
-        file_mode = opt_field_mode(L, 2, "mode", file_mode);
-        dir_mode = opt_field_mode(L, 2, "dir_mode", dir_mode);
-    }
     jj_error err;
     if (jj_storage_open_dir(path, file_mode, dir_mode, &d->s, &err))
         return jj_push_error(L, &err);

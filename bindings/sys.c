@@ -7,6 +7,7 @@
  * prefix is accepted) or given as numbers.
  */
 #include "common.h"
+#include "options.h"
 #include "sys.h"
 
 #include <signal.h>
@@ -505,23 +506,13 @@ static jj_stdio_mode output_mode(lua_State *L, const char *field, const char **p
     return m;
 }
 
-static void check_option_names(lua_State *L, int allow_timeout)
-{
-    static const char *const known[] = {
-        "env", "cwd", "stdin", "stdout", "stderr", "timeout", NULL,
-    };
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-        lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        int ok = 0;
-        for (int i = 0; k && known[i]; i++)
-            if (strcmp(k, known[i]) == 0)
-                ok = strcmp(k, "timeout") != 0 || allow_timeout;
-        if (!ok)
-            luaL_error(L, "unknown option '%s'", k ? k : luaL_typename(L, -1));
-    }
-}
+/* The options of run (with a timeout) and spawn (without). */
+static const char *const run_options[] = {
+    "env", "cwd", "stdin", "stdout", "stderr", "timeout", NULL,
+};
+static const char *const spawn_options[] = {
+    "env", "cwd", "stdin", "stdout", "stderr", NULL,
+};
 
 /* Builds o from argv (index 1) and opts (index 2, optional). The arrays
  * and "K=V" strings are left on the stack (anchored) until the caller
@@ -554,7 +545,7 @@ static void build_opts(lua_State *L, jj_proc_opts *o, int allow_timeout, double 
     o->stdout_mode = o->stderr_mode = JJ_STDIO_PIPE;
     if (lua_isnil(L, 2))
         return;
-    check_option_names(L, allow_timeout);
+    jj_opt_check_names(L, 2, allow_timeout ? run_options : spawn_options, NULL);
 
     if (lua_getfield(L, 2, "env") != LUA_TNIL) {
         int env = lua_gettop(L);

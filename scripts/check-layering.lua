@@ -1,6 +1,7 @@
 -- check-layering.lua: the architecture's "who may use whom", checked.
 --   core/      includes no Lua header;
---   bindings/  one file per core module, each defining luaopen_juju_<module>;
+--   bindings/  one file per core module, each defining luaopen_juju_<module>,
+--              plus common.h, options.h and listed shared helpers;
 --   providers/ never require another provider;
 --   lua/juju/  never requires a provider script.
 -- Run: lua5.4 scripts/check-layering.lua (from the repository root).
@@ -31,12 +32,30 @@ for _, f in ipairs(lines_of("ls core/*.c core/*.h")) do
   end
 end
 
+-- bindings/: each X.c binds core module X (core/X.c, or core/X.h for a
+-- module whose header gathers several files, as crypto.h does) and defines
+-- luaopen_juju_X. The only other files are the shared helpers below (as
+-- Knot Resolver's daemon/bindings/impl.h and luv's src/util.c): compiled
+-- into the modules that use them, they open no module of their own.
+local shared_helpers = {
+  tree = "Lua <-> core/doc trees, for yaml, json, mongo and config",
+}
 local core_modules = {}
-for _, f in ipairs(lines_of("ls core/*.c")) do core_modules[f:match("core/(.-)%.c$")] = true end
+for _, f in ipairs(lines_of("ls core/*.c core/*.h")) do core_modules[f:match("core/(.-)%.[ch]$")] = true end
 for _, f in ipairs(lines_of("ls bindings/*.c")) do
   local m = f:match("bindings/(.-)%.c$")
-  if not core_modules[m] then fail("%s binds no core module (no core/%s.c)", f, m) end
-  if not read(f):find("luaopen_juju_" .. m, 1, true) then fail("%s does not define luaopen_juju_%s", f, m) end
+  if shared_helpers[m] then
+    if read(f):find("luaopen_", 1, true) then fail("%s is a shared helper: it must not open a module", f) end
+  else
+    if not core_modules[m] then fail("%s binds no core module (no core/%s.c)", f, m) end
+    if not read(f):find("luaopen_juju_" .. m, 1, true) then fail("%s does not define luaopen_juju_%s", f, m) end
+  end
+end
+for _, f in ipairs(lines_of("ls bindings/*.h")) do
+  local m = f:match("bindings/(.-)%.h$")
+  if m ~= "common" and m ~= "options" and not shared_helpers[m] then
+    fail("%s: bindings/ headers are common.h, options.h and the shared helpers' own", f)
+  end
 end
 
 local provider_names = {}
