@@ -19,7 +19,7 @@
 /* Holder messages are one short line; anything longer is cut. */
 #define HOLDER_MAX 1024
 
-static int write_all(int fd, const void *data, size_t len)
+int jj_fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len > 0) {
@@ -53,7 +53,7 @@ static int dir_of(const char *path, char *out, size_t size, jj_error *err)
 
 /* A rename or a new name is only durable once its directory is fsynced.
  * Some file systems refuse fsync on directories (EINVAL): nothing to do. */
-static int fsync_dir_of(const char *path, jj_error *err)
+int jj_fs_fsync_parent(const char *path, jj_error *err)
 {
     char dir[PATH_MAX];
     int rc = dir_of(path, dir, sizeof dir, err);
@@ -83,17 +83,14 @@ static int sync_and_close(int fd, const char *shown, jj_error *err)
     return 0;
 }
 
-/* An atomic replacement in progress: the temp file next to its target. */
-typedef struct atomic_file {
-    int fd;
-    char tmp[PATH_MAX];
-} atomic_file;
 
 /* Creates ".<base>.tmp-XXXXXX" beside path with exactly mode (mkostemp
  * opens O_EXCL; fchmod makes the umask irrelevant). */
-static int atomic_begin(atomic_file *af, const char *path, mode_t mode, jj_error *err)
+int jj_fs_atomic_begin(jj_fs_atomic *af, const char *path, mode_t mode, jj_error *err)
 {
     af->fd = -1;
+    af->path = path;
+    af->tmp[0] = '\0';
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     if (!*base)
@@ -115,16 +112,19 @@ static int atomic_begin(atomic_file *af, const char *path, mode_t mode, jj_error
     return 0;
 }
 
-static void atomic_abort(atomic_file *af)
+void jj_fs_atomic_abort(jj_fs_atomic *af)
 {
     if (af->fd >= 0)
         close(af->fd);
     af->fd = -1;
-    unlink(af->tmp);
+    if (af->tmp[0])
+        unlink(af->tmp);
+    af->tmp[0] = '\0';
 }
 
-static int atomic_commit(atomic_file *af, const char *path, jj_error *err)
+int jj_fs_atomic_commit(jj_fs_atomic *af, jj_error *err)
 {
+    const char *path = af->path;
     int fd = af->fd;
     af->fd = -1;
     int rc = sync_and_close(fd, af->tmp, err);
@@ -137,7 +137,7 @@ static int atomic_commit(atomic_file *af, const char *path, jj_error *err)
         unlink(af->tmp);
         return jj_error_errno(err, e, "rename %s to %s", af->tmp, path);
     }
-    return fsync_dir_of(path, err);
+    return jj_fs_fsync_parent(path, err);
 }
 
 int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
@@ -199,16 +199,16 @@ int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                        jj_error *err)
 {
-    atomic_file af;
-    int rc = atomic_begin(&af, path, mode, err);
+    jj_fs_atomic af;
+    int rc = jj_fs_atomic_begin(&af, path, mode, err);
     if (rc)
         return rc;
-    if (write_all(af.fd, data, len) != 0) {
+    if (jj_fs_write_all(af.fd, data, len) != 0) {
         int e = errno;
-        atomic_abort(&af);
+        jj_fs_atomic_abort(&af);
         return jj_error_errno(err, e, "write %s", path);
     }
-    return atomic_commit(&af, path, err);
+    return jj_fs_atomic_commit(&af, err);
 }
 
 int jj_fs_create_exclusive(const char *path, const void *data, size_t len, mode_t mode,
@@ -224,7 +224,7 @@ int jj_fs_create_exclusive(const char *path, const void *data, size_t len, mode_
     int rc = 0;
     if (fchmod(fd, mode) != 0)
         rc = jj_error_errno(err, errno, "chmod %s", path);
-    else if (write_all(fd, data, len) != 0)
+    else if (jj_fs_write_all(fd, data, len) != 0)
         rc = jj_error_errno(err, errno, "write %s", path);
     if (rc) {
         close(fd);
@@ -236,7 +236,7 @@ int jj_fs_create_exclusive(const char *path, const void *data, size_t len, mode_
         unlink(path);
         return rc;
     }
-    return fsync_dir_of(path, err);
+    return jj_fs_fsync_parent(path, err);
 }
 
 int jj_fs_append_sync(const char *path, const void *data, size_t len, mode_t mode,
@@ -265,14 +265,14 @@ int jj_fs_append_sync(const char *path, const void *data, size_t len, mode_t mod
         close(fd);
         return jj_error_errno(err, e, "chmod %s", path);
     }
-    if (write_all(fd, data, len) != 0) {
+    if (jj_fs_write_all(fd, data, len) != 0) {
         int e = errno;
         close(fd);
         return jj_error_errno(err, e, "append to %s", path);
     }
     int rc = sync_and_close(fd, path, err);
     if (rc == 0 && created)
-        rc = fsync_dir_of(path, err);
+        rc = jj_fs_fsync_parent(path, err);
     return rc;
 }
 
@@ -600,8 +600,8 @@ int jj_fs_copy_file(const char *src, const char *dst, int mode, jj_error *err)
         close(in);
         return jj_error_errno(err, EISDIR, "copy %s", src);
     }
-    atomic_file af;
-    int rc = atomic_begin(&af, dst, mode < 0 ? (sb.st_mode & 07777) : (mode_t)mode, err);
+    jj_fs_atomic af;
+    int rc = jj_fs_atomic_begin(&af, dst, mode < 0 ? (sb.st_mode & 07777) : (mode_t)mode, err);
     if (rc) {
         close(in);
         return rc;
@@ -609,7 +609,7 @@ int jj_fs_copy_file(const char *src, const char *dst, int mode, jj_error *err)
     char *buf = malloc(COPY_CHUNK);
     if (!buf) {
         close(in);
-        atomic_abort(&af);
+        jj_fs_atomic_abort(&af);
         return jj_error_set(err, JJ_ENOMEM, "copy %s: out of memory", src);
     }
     for (;;) {
@@ -622,7 +622,7 @@ int jj_fs_copy_file(const char *src, const char *dst, int mode, jj_error *err)
         }
         if (n == 0)
             break;
-        if (write_all(af.fd, buf, (size_t)n) != 0) {
+        if (jj_fs_write_all(af.fd, buf, (size_t)n) != 0) {
             rc = jj_error_errno(err, errno, "write %s", af.tmp);
             break;
         }
@@ -630,10 +630,10 @@ int jj_fs_copy_file(const char *src, const char *dst, int mode, jj_error *err)
     free(buf);
     close(in);
     if (rc) {
-        atomic_abort(&af);
+        jj_fs_atomic_abort(&af);
         return rc;
     }
-    return atomic_commit(&af, dst, err);
+    return jj_fs_atomic_commit(&af, err);
 }
 
 int jj_fs_mkdtemp(const char *prefix, char **out, jj_error *err)

@@ -16,6 +16,7 @@
 #define JUJU_CORE_FS_H
 
 #include <stddef.h>
+#include <limits.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -30,6 +31,29 @@ int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err);
  * removed on failure. */
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                        jj_error *err);
+
+/* The steps of jj_fs_write_atomic, for modules that stream a file into
+ * place (storage objects, unpacked tools): begin creates the temporary
+ * file beside path with exactly mode; the caller writes to af->fd; commit
+ * fsyncs, renames over path and fsyncs the directory (the temp file is
+ * removed if any step fails); abort removes the temp file. path is
+ * borrowed until commit or abort. */
+typedef struct jj_fs_atomic {
+    int fd;
+    const char *path;
+    char tmp[PATH_MAX];
+} jj_fs_atomic;
+int jj_fs_atomic_begin(jj_fs_atomic *af, const char *path, mode_t mode, jj_error *err);
+int jj_fs_atomic_commit(jj_fs_atomic *af, jj_error *err);
+void jj_fs_atomic_abort(jj_fs_atomic *af);
+
+/* write(2) until done, retrying EINTR; 0, or -1 with errno set. */
+int jj_fs_write_all(int fd, const void *data, size_t len);
+
+/* fsyncs the directory holding path ("." for a bare name), which makes a
+ * rename, a new name or a removal durable; file systems that refuse fsync
+ * on directories (EINVAL) are taken as done. */
+int jj_fs_fsync_parent(const char *path, jj_error *err);
 
 /* Creates path, failing with JJ_EEXIST if anything is there; writes data,
  * fsyncs file and directory. On a write failure the new file is removed. */

@@ -137,115 +137,8 @@ static int ensure_parents(const jj_storage *s, const char *name, const char *pat
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* A rename is only durable once its directory is fsynced; some file
- * systems refuse fsync on directories (EINVAL): nothing more to do there. */
-static int fsync_parent(const char *path, jj_error *err)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return jj_error_set(err, JJ_ENOMEM, "out of memory");
-    int rc = 0;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        rc = jj_error_errno(err, errno, "open directory %s", dir);
-    else if (fsync(fd) != 0 && errno != EINVAL)
-        rc = jj_error_errno(err, errno, "fsync directory %s", dir);
-    if (fd >= 0)
-        close(fd);
-    free(dir);
-    return rc;
-}
-
-/* An atomic replacement in progress: ".<base>.tmp-XXXXXX" beside dst. */
-typedef struct sink {
-    int fd;
-    const char *dst;
-    char *tmp;
-} sink;
-
-static int sink_begin(sink *k, const char *dst, mode_t mode, jj_error *err)
-{
-    k->fd = -1;
-    k->dst = dst;
-    const char *slash = strrchr(dst, '/');
-    const char *base = slash ? slash + 1 : dst;
-    if (!*base)
-        return jj_error_set(err, JJ_EISDIR, "write %s: not a file name", dst);
-    size_t n = strlen(dst) + 13;
-    k->tmp = malloc(n);
-    if (!k->tmp)
-        return jj_error_set(err, JJ_ENOMEM, "out of memory");
-    snprintf(k->tmp, n, "%.*s.%s.tmp-XXXXXX", (int)(base - dst), dst, base);
-    k->fd = mkostemp(k->tmp, O_CLOEXEC);
-    if (k->fd < 0) {
-        int e = errno;
-        free(k->tmp);
-        k->tmp = NULL;
-        return jj_error_errno(err, e, "create temporary file for %s", dst);
-    }
-    /* fchmod: the stored mode must not depend on the umask. */
-    if (fchmod(k->fd, mode) != 0) {
-        int e = errno;
-        close(k->fd);
-        k->fd = -1;
-        unlink(k->tmp);
-        free(k->tmp);
-        k->tmp = NULL;
-        return jj_error_errno(err, e, "chmod %s", dst);
-    }
-    return 0;
-}
-
-static void sink_abort(sink *k)
-{
-    if (k->fd >= 0)
-        close(k->fd);
-    k->fd = -1;
-    if (k->tmp)
-        unlink(k->tmp);
-    free(k->tmp);
-    k->tmp = NULL;
-}
-
-static int sink_commit(sink *k, jj_error *err)
-{
-    int rc = 0;
-    if (fsync(k->fd) != 0)
-        rc = jj_error_errno(err, errno, "fsync %s", k->tmp);
-    int fd = k->fd;
-    k->fd = -1;
-    if (close(fd) != 0 && !rc)
-        rc = jj_error_errno(err, errno, "close %s", k->tmp);
-    if (!rc && rename(k->tmp, k->dst) != 0)
-        rc = jj_error_errno(err, errno, "rename %s to %s", k->tmp, k->dst);
-    if (rc) {
-        sink_abort(k);
-        return rc;
-    }
-    free(k->tmp);
-    k->tmp = NULL;
-    return fsync_parent(k->dst, err);
-}
-
 /* Copies in_fd to the sink through a fixed buffer, hashing if h is set. */
-static int stream_copy(int in_fd, const char *src_shown, sink *k, jj_hasher *h, uint64_t *size,
+static int stream_copy(int in_fd, const char *src_shown, jj_fs_atomic *k, jj_hasher *h, uint64_t *size,
                        jj_error *err)
 {
     char *buf = malloc(COPY_CHUNK);
@@ -263,7 +156,7 @@ static int stream_copy(int in_fd, const char *src_shown, sink *k, jj_hasher *h, 
         }
         if (n == 0)
             break;
-        if (write_all(k->fd, buf, (size_t)n) != 0) {
+        if (jj_fs_write_all(k->fd, buf, (size_t)n) != 0) {
             rc = jj_error_errno(err, errno, "write %s", k->tmp);
             break;
         }
@@ -284,16 +177,16 @@ int jj_storage_put(jj_storage *s, const char *name, const void *data, size_t len
     int rc = object_path(s, name, &path, err);
     if (rc)
         return rc;
-    sink k;
+    jj_fs_atomic k;
     rc = ensure_parents(s, name, path, err);
     if (!rc)
-        rc = sink_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err);
+        rc = jj_fs_atomic_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err);
     if (!rc) {
-        if (write_all(k.fd, data, len) != 0) {
+        if (jj_fs_write_all(k.fd, data, len) != 0) {
             rc = jj_error_errno(err, errno, "write %s", k.tmp);
-            sink_abort(&k);
+            jj_fs_atomic_abort(&k);
         } else {
-            rc = sink_commit(&k, err);
+            rc = jj_fs_atomic_commit(&k, err);
         }
     }
     if (rc)
@@ -332,7 +225,7 @@ int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, i
     jj_hasher *h = NULL;
     struct stat sb;
     int in = -1;
-    sink k;
+    jj_fs_atomic k;
     if ((rc = jj_hasher_new(JJ_DIGEST_SHA256, &h, err)) != 0)
         goto out;
     if ((in = open_regular(src_path, &sb, err)) < 0) {
@@ -341,13 +234,13 @@ int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, i
     }
     if ((rc = ensure_parents(s, name, path, err)) != 0)
         goto out;
-    if ((rc = sink_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err)) != 0)
+    if ((rc = jj_fs_atomic_begin(&k, path, mode < 0 ? s->file_mode : (mode_t)(mode & 07777), err)) != 0)
         goto out;
     rc = stream_copy(in, src_path, &k, h, size, err);
     if (rc)
-        sink_abort(&k);
+        jj_fs_atomic_abort(&k);
     else
-        rc = sink_commit(&k, err);
+        rc = jj_fs_atomic_commit(&k, err);
     if (!rc && sha256)
         rc = jj_hasher_final(h, sha256, err);
 out:
@@ -398,15 +291,15 @@ int jj_storage_get_to_file(jj_storage *s, const char *name, const char *dst_path
     if (in < 0) {
         rc = as_missing_object(in, err);
     } else {
-        sink k;
-        rc = sink_begin(&k, dst_path, mode < 0 ? (sb.st_mode & 07777) : (mode_t)(mode & 07777),
+        jj_fs_atomic k;
+        rc = jj_fs_atomic_begin(&k, dst_path, mode < 0 ? (sb.st_mode & 07777) : (mode_t)(mode & 07777),
                         err);
         if (!rc) {
             rc = stream_copy(in, path, &k, NULL, size, err);
             if (rc)
-                sink_abort(&k);
+                jj_fs_atomic_abort(&k);
             else
-                rc = sink_commit(&k, err);
+                rc = jj_fs_atomic_commit(&k, err);
         }
         close(in);
     }
@@ -587,7 +480,7 @@ int jj_storage_remove(jj_storage *s, const char *name, jj_error *err)
         if (errno != ENOENT && errno != ENOTDIR)
             rc = jj_error_errno(err, errno, "remove %s", name);
     } else {
-        rc = fsync_parent(path, err);
+        rc = jj_fs_fsync_parent(path, err);
     }
     free(path);
     return rc;

@@ -21,34 +21,6 @@
 /* Member names shown in messages are cut so hostile names stay readable. */
 #define SHOWN_MAX 200
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int fsync_fd_dir(const char *dir, jj_error *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return jj_error_errno(err, errno, "open directory %s", dir);
-    int rc = 0;
-    if (fsync(fd) != 0 && errno != EINVAL) /* some file systems refuse: nothing to do */
-        rc = jj_error_errno(err, errno, "fsync directory %s", dir);
-    close(fd);
-    return rc;
-}
-
 /* Normalises a member name: drops empty and "." components; refuses empty,
  * absolute and ".." names. *out (malloc'd, caller frees) may be "" for
  * names like "./". *why is set on refusal. */
@@ -105,7 +77,7 @@ typedef struct out_stream {
 static la_ssize_t write_cb(struct archive *a, void *cd, const void *buf, size_t n)
 {
     out_stream *o = cd;
-    if (write_all(o->fd, buf, n) != 0) {
+    if (jj_fs_write_all(o->fd, buf, n) != 0) {
         o->write_errno = errno;
         archive_set_error(a, errno, "write failed");
         return -1;
@@ -256,53 +228,34 @@ int jj_tools_build_tarball(const char *out_path, const jj_tar_entry *entries, si
     if (rc)
         return rc;
 
-    const char *slash = strrchr(out_path, '/');
-    const char *base = slash ? slash + 1 : out_path;
-    if (!*base)
-        return jj_error_set(err, JJ_EISDIR, "build tarball %s: not a file name", out_path);
-    size_t tlen = strlen(out_path) + 13;
-    char *tmp = malloc(tlen);
-    char *dir = slash ? strndup(out_path, slash == out_path ? 1 : (size_t)(slash - out_path))
-                      : strdup(".");
     char *buf = malloc(COPY_CHUNK);
     out_stream o = {.fd = -1};
     struct archive *a = NULL;
-    bool tmp_made = false;
-    if (!tmp || !dir || !buf) {
+    jj_fs_atomic af = {.fd = -1};
+    bool begun = false;
+    if (!buf) {
         rc = jj_error_set(err, JJ_ENOMEM, "out of memory");
         goto out;
     }
-    snprintf(tmp, tlen, "%.*s.%s.tmp-XXXXXX", (int)(base - out_path), out_path, base);
     if ((rc = jj_hasher_new(JJ_DIGEST_SHA256, &o.h, err)) != 0)
         goto out;
-    o.fd = mkostemp(tmp, O_CLOEXEC);
-    if (o.fd < 0) {
-        rc = jj_error_errno(err, errno, "build tarball %s: create temporary file", out_path);
+    if ((rc = jj_fs_atomic_begin(&af, out_path, 0644, err)) != 0) {
+        jj_error_prefix(err, "build tarball %s", out_path);
         goto out;
     }
-    tmp_made = true;
-    if (fchmod(o.fd, 0644) != 0) {
-        rc = jj_error_errno(err, errno, "chmod %s", tmp);
-        goto out;
-    }
+    begun = true;
+    o.fd = af.fd;
     if ((rc = open_writer(&a, &o, level, out_path, err)) != 0)
         goto out;
     for (size_t i = 0; i < count && !rc; i++)
         rc = add_file(a, &o, out_path, &entries[i], buf, err);
     if (!rc && archive_write_close(a) != ARCHIVE_OK)
         rc = write_error(a, &o, out_path, err);
-    if (!rc && fsync(o.fd) != 0)
-        rc = jj_error_errno(err, errno, "fsync %s", tmp);
     if (!rc) {
-        int fd = o.fd;
         o.fd = -1;
-        if (close(fd) != 0)
-            rc = jj_error_errno(err, errno, "close %s", tmp);
+        begun = false;
+        rc = jj_fs_atomic_commit(&af, err); /* removes the temp file if it fails */
     }
-    if (!rc && rename(tmp, out_path) != 0)
-        rc = jj_error_errno(err, errno, "rename %s to %s", tmp, out_path);
-    if (!rc)
-        rc = fsync_fd_dir(dir, err);
     if (!rc && info) {
         info->size = o.size;
         rc = jj_hasher_final(o.h, info->sha256, err);
@@ -310,14 +263,10 @@ int jj_tools_build_tarball(const char *out_path, const jj_tar_entry *entries, si
 out:
     if (a)
         archive_write_free(a); /* after a failure this may still flush into the temp file */
-    if (o.fd >= 0)
-        close(o.fd);
-    if (rc && tmp_made)
-        unlink(tmp); /* nothing half-written is left behind */
+    if (begun)
+        jj_fs_atomic_abort(&af); /* nothing half-written is left behind */
     jj_hasher_free(o.h);
     free(buf);
-    free(dir);
-    free(tmp);
     return rc;
 }
 
@@ -625,7 +574,7 @@ static int extract_file(reader *r, const char *path, int tfd, const char *name, 
             rc = read_error(r, path, err);
             break;
         }
-        if (write_all(fd, buf, (size_t)n) != 0) {
+        if (jj_fs_write_all(fd, buf, (size_t)n) != 0) {
             rc = jj_error_errno(err, errno, "write %s", name);
             break;
         }
