@@ -218,7 +218,8 @@ static int prepare_one(lua_State *L, jj_sqlite *db, const char *fn, jj_error *er
         pidx = 3;
     }
     stmt_ud *s = push_stmt(L);
-    int rc = jj_sqlite_prepare(db, sql, len, &s->st, &used, err);
+    /* From the connection's cache: a query run again is not compiled again. */
+    int rc = jj_sqlite_prepare_cached(db, sql, len, &s->st, &used, err);
     if (rc)
         return rc;
     if (used < len) {
@@ -231,7 +232,12 @@ static int prepare_one(lua_State *L, jj_sqlite *db, const char *fn, jj_error *er
             return rc;
         jj_error_clear(err);
     }
-    return bind_params(L, s->st, pidx, err);
+    rc = bind_params(L, s->st, pidx, err);
+    if (rc) { /* give it back now, not at the next collection */
+        jj_sqlite_finalize(s->st);
+        s->st = NULL;
+    }
+    return rc;
 }
 
 static int l_exec(lua_State *L)

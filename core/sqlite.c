@@ -5,19 +5,33 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* One cached statement: its text (the key, with a hash for quick
+ * comparison) and how many bytes of the text it consumed. */
+typedef struct cache_entry {
+    char *sql;
+    size_t len, used;
+    uint64_t hash;
+    jj_sqlite_stmt *st;
+} cache_entry;
+
 struct jj_sqlite {
     sqlite3 *db;
     char *path;
+    cache_entry cache[JJ_SQLITE_CACHE_MAX];
+    size_t ncache, next_evict;
 };
 
 struct jj_sqlite_stmt {
     sqlite3_stmt *st;
+    int cached; /* owned by its connection's cache (until orphaned) */
+    int busy;   /* handed out and not yet given back */
 };
 
 static int code_for(int rc)
@@ -143,10 +157,29 @@ int jj_sqlite_open(const char *path, int flags, int busy_timeout_ms, jj_sqlite *
     return 0;
 }
 
+/* Frees the cache; statements still handed out become ordinary ones that
+ * jj_sqlite_finalize frees (sqlite3_close_v2 keeps the connection until
+ * they are). */
+static void cache_clear(jj_sqlite *db)
+{
+    for (size_t i = 0; i < db->ncache; i++) {
+        cache_entry *e = &db->cache[i];
+        if (e->st->busy) {
+            e->st->cached = 0;
+        } else {
+            sqlite3_finalize(e->st->st);
+            free(e->st);
+        }
+        free(e->sql);
+    }
+    db->ncache = 0;
+}
+
 void jj_sqlite_close(jj_sqlite *db)
 {
     if (!db)
         return;
+    cache_clear(db);
     sqlite3_close_v2(db->db);
     free(db->path);
     free(db);
@@ -214,8 +247,82 @@ void jj_sqlite_finalize(jj_sqlite_stmt *st)
 {
     if (!st)
         return;
+    if (st->cached) {
+        sqlite3_reset(st->st);
+        sqlite3_clear_bindings(st->st);
+        st->busy = 0;
+        return;
+    }
     sqlite3_finalize(st->st);
     free(st);
+}
+
+static uint64_t text_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+int jj_sqlite_prepare_cached(jj_sqlite *db, const char *sql, size_t len, jj_sqlite_stmt **out,
+                             size_t *used, jj_error *err)
+{
+    if (!db || !sql || !out)
+        return jj_sqlite_prepare(db, sql, len, out, used, err);
+    uint64_t hash = text_hash(sql, len);
+    for (size_t i = 0; i < db->ncache; i++) {
+        cache_entry *e = &db->cache[i];
+        if (e->hash != hash || e->len != len || memcmp(e->sql, sql, len) != 0)
+            continue;
+        if (e->st->busy) /* in use further up the stack: not twice */
+            return jj_sqlite_prepare(db, sql, len, out, used, err);
+        jj_error_clear(err);
+        e->st->busy = 1;
+        *out = e->st;
+        if (used)
+            *used = e->used;
+        return 0;
+    }
+    size_t consumed = 0;
+    jj_sqlite_stmt *st;
+    int rc = jj_sqlite_prepare(db, sql, len, &st, &consumed, err);
+    if (rc)
+        return rc;
+    if (used)
+        *used = consumed;
+    *out = st;
+    char *key = malloc(len ? len : 1);
+    if (!key)
+        return 0; /* uncached, still usable */
+    memcpy(key, sql, len);
+    cache_entry *e = NULL;
+    if (db->ncache < JJ_SQLITE_CACHE_MAX) {
+        e = &db->cache[db->ncache++];
+    } else { /* full: replace one that is not in use, round robin */
+        for (size_t tries = 0; tries < JJ_SQLITE_CACHE_MAX && !e; tries++) {
+            cache_entry *c = &db->cache[db->next_evict];
+            db->next_evict = (db->next_evict + 1) % JJ_SQLITE_CACHE_MAX;
+            if (!c->st->busy) {
+                sqlite3_finalize(c->st->st);
+                free(c->st);
+                free(c->sql);
+                e = c;
+            }
+        }
+        if (!e) {
+            free(key);
+            return 0;
+        }
+    }
+    e->sql = key;
+    e->len = len;
+    e->used = consumed;
+    e->hash = hash;
+    e->st = st;
+    st->cached = 1;
+    st->busy = 1;
+    return 0;
 }
 
 int jj_sqlite_reset(jj_sqlite_stmt *st, jj_error *err)

@@ -84,7 +84,19 @@ int64_t jj_sqlite_total_changes(jj_sqlite *db);
 int jj_sqlite_prepare(jj_sqlite *db, const char *sql, size_t len, jj_sqlite_stmt **out,
                       size_t *used, jj_error *err);
 
-/* Frees st. st may be NULL. Takes ownership of st. */
+/* Like jj_sqlite_prepare, from the connection's statement cache: the first
+ * use of a text compiles it, later uses get the same compiled statement
+ * back, reset and unbound (the cache keeps up to JJ_SQLITE_CACHE_MAX
+ * texts). A statement of the cache that is still in use (not yet given
+ * back) is not handed out twice: a fresh one is prepared instead. Give the
+ * statement back with jj_sqlite_finalize, which returns it to the cache;
+ * it may outlive jj_sqlite_close (it is then freed when given back). */
+#define JJ_SQLITE_CACHE_MAX 64
+int jj_sqlite_prepare_cached(jj_sqlite *db, const char *sql, size_t len, jj_sqlite_stmt **out,
+                             size_t *used, jj_error *err);
+
+/* Frees st, or gives a cached statement back to its cache. st may be NULL.
+ * Takes ownership of st. */
 void jj_sqlite_finalize(jj_sqlite_stmt *st);
 
 /* Rewinds st so it can be stepped again and clears its bindings. */

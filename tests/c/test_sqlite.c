@@ -295,6 +295,44 @@ static void test_close_with_live_statement(void)
     jj_sqlite_finalize(NULL);
 }
 
+/* A text run again gets its compiled statement back, reset and unbound;
+ * one still in use is not handed out twice; the cache is bounded and a
+ * statement handed out may outlive its connection. */
+static void test_statement_cache(void)
+{
+    jj_sqlite *db = open_new("cache.db");
+    jj_error err;
+    CHECK_INT(jj_sqlite_exec(db, "CREATE TABLE t (k INTEGER, v TEXT)", NULL, &err), 0);
+    const char *sql = "SELECT v FROM t WHERE k = ?1";
+    size_t used = 0;
+    jj_sqlite_stmt *a = NULL, *b = NULL, *c = NULL;
+    CHECK_INT(jj_sqlite_prepare_cached(db, sql, strlen(sql), &a, &used, &err), 0);
+    CHECK_INT(used, strlen(sql));
+    CHECK_INT(jj_sqlite_bind_int(a, 1, 7, &err), 0);
+    CHECK_INT(jj_sqlite_prepare_cached(db, sql, strlen(sql), &b, NULL, &err), 0);
+    CHECK(b != a); /* a is still in use */
+    jj_sqlite_finalize(b);
+    jj_sqlite_finalize(a);
+    CHECK_INT(jj_sqlite_prepare_cached(db, sql, strlen(sql), &c, &used, &err), 0);
+    CHECK(c == a);
+    CHECK_INT(used, strlen(sql));
+    CHECK_INT(jj_sqlite_step(c, &err), JJ_SQLITE_DONE); /* bindings were cleared: k = NULL */
+    jj_sqlite_finalize(c);
+    /* more texts than the cache holds: all still work, memory stays bounded */
+    for (int i = 0; i < 3 * JJ_SQLITE_CACHE_MAX; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "SELECT %d", i);
+        jj_sqlite_stmt *st = NULL;
+        CHECK_INT(jj_sqlite_prepare_cached(db, q, strlen(q), &st, NULL, &err), 0);
+        CHECK_INT(jj_sqlite_step(st, &err), JJ_SQLITE_ROW);
+        CHECK_INT(jj_sqlite_column_int(st, 0), i);
+        jj_sqlite_finalize(st);
+    }
+    CHECK_INT(jj_sqlite_prepare_cached(db, sql, strlen(sql), &a, NULL, &err), 0);
+    jj_sqlite_close(db); /* a is handed out: freed when given back */
+    jj_sqlite_finalize(a);
+}
+
 static void remove_dir(void)
 {
     char cmd[128];
@@ -321,6 +359,7 @@ int main(void)
     RUN(test_transactions);
     RUN(test_busy_timeout);
     RUN(test_close_with_live_statement);
+    RUN(test_statement_cache);
     remove_dir();
     return check_summary();
 }
