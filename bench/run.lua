@@ -287,6 +287,8 @@ for _, pair in ipairs({ { "tarball", "tar", "tools.build_tarball within 1.1x of 
     grow <= 1024, string.format("peak RSS %s at 10 MB, %s at 200 MB", lib.fmt_kib(t10[pair[1]].maxrss_kib),
       lib.fmt_kib(t200[pair[1]].maxrss_kib)))
 end
+-- 7./8. Flat maps at 1k..100k keys, and status over 10,000 machines (bench/docs.lua)
+require("docs").run({ scratch = SCRATCH, runs = runs, record = record, row = row, aim = aim })
 fs.remove_tree(SCRATCH)
 
 local out = io.stdout

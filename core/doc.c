@@ -280,6 +280,12 @@ static uint64_t key_hash(const jj_yaml_node *k)
     h = (h ^ (unsigned)k->type) * 1099511628211ULL;
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
+    /* FNV's low bits (the slot) are weak for keys that differ in their
+     * last bytes ("key1", "key2"...): mix the high bits in (MurmurHash3's
+     * finalizer) so linear probing stays short. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
     return h;
 }
 

@@ -330,7 +330,7 @@ static int on_scalar(parse_ctx *c, const yaml_event_t *ev)
     int plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
     int is_merge = plain && (!tag || tag_is(tag, "merge")) && len == 2 &&
                    memcmp(value, "<<", 2) == 0;
-    jj_yaml_node *n;
+    jj_yaml_node *n = NULL;
     rc = scalar_node(c, value, len, tag, plain, at, &n);
     if (rc)
         return rc;
