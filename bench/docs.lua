@@ -150,7 +150,7 @@ function M.bench_status(ctx)
   local now = sys.time()
   local path = ctx.scratch .. "/status-state.db"
   populate(path, uuid, n, now)
-  local queries, encode = {}, {}
+  local queries, encode, one_txn = {}, {}, {}
   local text
   for i = 0, ctx.runs(5, 2) do
     local t0 = sys.monotonic()
@@ -160,8 +160,16 @@ function M.bench_status(ctx)
     local t1 = sys.monotonic()
     text = assert(yaml.encode(doc))
     local t2 = sys.monotonic()
+    -- The same reads inside one read transaction (one snapshot, one lock
+    -- instead of one per query): what commands/status.lua could do.
+    st = assert(state.open("sqlite", { path = path }))
+    assert(st.db:exec("BEGIN"))
+    status_document(st, uuid, now)
+    assert(st.db:exec("COMMIT"))
+    st:close()
+    local t3 = sys.monotonic()
     if i > 0 then
-      queries[#queries + 1], encode[#encode + 1] = t1 - t0, t2 - t1
+      queries[#queries + 1], encode[#encode + 1], one_txn[#one_txn + 1] = t1 - t0, t2 - t1, t3 - t2
     end
   end
   assert(select(2, text:gsub("agent%-state: started", "")) == n, "status saw every machine started")
@@ -173,6 +181,8 @@ function M.bench_status(ctx)
   ctx.row(q, nil, "5 lookups a machine, as commands/status.lua")
   ctx.row(e)
   ctx.row(t, nil, "juju status minus start-up and the configstore")
+  local o = ctx.record("status queries in one read transaction, 10,000 machines", one_txn)
+  ctx.row(o, q, "a Lua-side change in commands/status.lua (not made here)")
   ctx.aim("juju status at 10,000 machines <= 0.5 s (queries + encoding)", t.median <= 0.5,
     lib.fmt_seconds(t.median))
   fs.remove(path)

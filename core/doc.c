@@ -99,15 +99,17 @@ void jj_yaml_format_float(double d, char *buf, size_t size)
     }
 }
 
+/* Built null, bool, int and float scalars get no text: their canonical
+ * text is made from the value when first asked for (node_text), so
+ * building large documents costs no formatting nobody reads. */
 jj_yaml_node *jj_yaml_new_null(void)
 {
-    return scalar_with_text(JJ_YAML_NULL, "null", 4);
+    return node_alloc(JJ_YAML_NULL);
 }
 
 jj_yaml_node *jj_yaml_new_bool(int value)
 {
-    jj_yaml_node *n = value ? scalar_with_text(JJ_YAML_BOOL, "true", 4)
-                            : scalar_with_text(JJ_YAML_BOOL, "false", 5);
+    jj_yaml_node *n = node_alloc(JJ_YAML_BOOL);
     if (n)
         n->v.boolean = value ? 1 : 0;
     return n;
@@ -115,9 +117,7 @@ jj_yaml_node *jj_yaml_new_bool(int value)
 
 jj_yaml_node *jj_yaml_new_int(int64_t value)
 {
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%" PRId64, value);
-    jj_yaml_node *n = scalar_with_text(JJ_YAML_INT, buf, (size_t)len);
+    jj_yaml_node *n = node_alloc(JJ_YAML_INT);
     if (n)
         n->v.integer = value;
     return n;
@@ -125,12 +125,36 @@ jj_yaml_node *jj_yaml_new_int(int64_t value)
 
 jj_yaml_node *jj_yaml_new_float(double value)
 {
-    char buf[48];
-    jj_yaml_format_float(value, buf, sizeof buf);
-    jj_yaml_node *n = scalar_with_text(JJ_YAML_FLOAT, buf, strlen(buf));
+    jj_yaml_node *n = node_alloc(JJ_YAML_FLOAT);
     if (n)
         n->v.real = value;
     return n;
+}
+
+/* The text of a scalar: as written or built, else canonical from its value
+ * (made once and kept: the node is logically unchanged). NULL for
+ * collections, and when there is no memory for the text. */
+static const char *node_text(const jj_yaml_node *cn, size_t *len)
+{
+    jj_yaml_node *n = (jj_yaml_node *)cn;
+    if (!n->text) {
+        char buf[48];
+        switch (n->type) {
+        case JJ_YAML_NULL: *len = 4; return "null";
+        case JJ_YAML_BOOL:
+            *len = n->v.boolean ? 4 : 5;
+            return n->v.boolean ? "true" : "false";
+        case JJ_YAML_INT: snprintf(buf, sizeof buf, "%" PRId64, n->v.integer); break;
+        case JJ_YAML_FLOAT: jj_yaml_format_float(n->v.real, buf, sizeof buf); break;
+        default: *len = 0; return NULL;
+        }
+        if (set_text(n, buf, strlen(buf)) != 0) {
+            *len = 0;
+            return NULL;
+        }
+    }
+    *len = n->len;
+    return n->text;
 }
 
 jj_yaml_node *jj_yaml_new_stringn(const char *s, size_t len)
@@ -453,7 +477,9 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
     }
     for (size_t i = 0; i < map->count; i++) {
         const jj_yaml_node *k = map->keys[i];
-        if (k->text && k->len == len && memcmp(k->text, key, len) == 0)
+        size_t klen;
+        const char *ktext = node_text(k, &klen);
+        if (ktext && klen == len && memcmp(ktext, key, len) == 0)
             return (long)i;
     }
     return -1;
@@ -528,14 +554,11 @@ double jj_yaml_float(const jj_yaml_node *n)
 
 const char *jj_yaml_text(const jj_yaml_node *n, size_t *len)
 {
-    if (!n || !n->text) {
-        if (len)
-            *len = 0;
-        return NULL;
-    }
+    size_t l = 0;
+    const char *t = n ? node_text(n, &l) : NULL;
     if (len)
-        *len = n->len;
-    return n->text;
+        *len = l;
+    return t;
 }
 
 size_t jj_yaml_count(const jj_yaml_node *n)
