@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "common.h"
 #include "ssh.h"
 
@@ -199,7 +200,7 @@ static int session_tostring(lua_State *L)
 static const char *const connect_keys[] = {
     "host", "port", "user", "private_key_file", "public_key_file", "connect_timeout",
     "timeout", "keepalive", "known_hosts", "host_key", "trust_on_first_use",
-    "hostkey_prefs", NULL,
+    "hostkey_prefs", "cancel", NULL,
 };
 
 /* connect(opts) -> Session | nil, message, code */
@@ -230,6 +231,9 @@ static int l_connect(lua_State *L)
     o.hostkey_prefs = opt_string(L, 1, "hostkey_prefs", NULL);
     if (o.trust_on_first_use && !o.known_hosts)
         luaL_error(L, "option 'trust_on_first_use' needs 'known_hosts'");
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, 1, &cancel);
+    o.cancel = &cancel;
 
     lua_session *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->s = NULL;
@@ -345,7 +349,7 @@ static int build_result(lua_State *L)
 }
 
 static const char *const exec_keys[] = {
-    "stdin", "stdin_file", "on_stdout", "on_stderr", "timeout", "collect", NULL,
+    "stdin", "stdin_file", "on_stdout", "on_stderr", "timeout", "collect", "cancel", NULL,
 };
 
 /* exec(command [, opts]) -> {code=, stdout=, stderr=, signal=} | nil, message, code */
@@ -375,6 +379,9 @@ static int session_exec(lua_State *L)
     cx.on_stderr = opt_function(L, opts, "on_stderr");
     o.timeout = opt_seconds(L, opts, "timeout", 0);
     o.collect = opt_bool(L, opts, "collect", 1);
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, opts, &cancel);
+    o.cancel = &cancel;
     if (cx.on_stdout || cx.on_stderr) {
         o.on_output = output_cb;
         o.ud = &cx;
@@ -408,7 +415,7 @@ static int session_exec(lua_State *L)
 
 /* ---- SFTP ------------------------------------------------------------------------------ */
 
-static const char *const transfer_keys[] = {"mode", "on_progress", NULL};
+static const char *const transfer_keys[] = {"mode", "on_progress", "cancel", NULL};
 
 typedef int (*transfer_fn)(jj_ssh_session *, const char *, const char *,
                            const jj_ssh_transfer_opts *, uint64_t *, jj_error *);
@@ -434,6 +441,9 @@ static int transfer(lua_State *L, transfer_fn fn)
     memset(&cx, 0, sizeof cx);
     o.mode = opt_mode(L, opts, "mode");
     cx.on_progress = opt_function(L, opts, "on_progress");
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, opts, &cancel);
+    o.cancel = &cancel;
     if (cx.on_progress) {
         o.on_progress = progress_cb;
         o.ud = &cx;

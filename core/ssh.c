@@ -579,7 +579,7 @@ struct jj_ssh_session {
     int established;    /* authenticated: keepalives may be sent */
     int broken;         /* a step was abandoned half-way: libssh2's state is unknown */
     double last_rx;     /* when the server was last heard from */
-    unsigned signals0;  /* jj_sys_signal_arrivals() when the current call began */
+    jj_sys_cancel_scope cancel; /* of the current call (its token is borrowed for it) */
     LIBSSH2_SFTP_HANDLE *orphan; /* left open by the call that broke the session */
     jj_ssh_host_key hk;
 };
@@ -661,8 +661,9 @@ static int wait_socket(jj_ssh_session *s, double deadline, wait_kind kind, const
     }
     for (;;) {
         double t = now();
-        if (jj_sys_signal_arrivals() != s->signals0)
-            return jj_error_set(err, JJ_EINTERRUPTED, "%s: interrupted", what);
+        int crc = jj_sys_cancel_check(&s->cancel, what, err);
+        if (crc)
+            return crc;
         if (limit > 0 && t >= limit) {
             if (step_limited)
                 return jj_error_set(err, JJ_ETIMEOUT, "%s timed out (no progress for %g s)", what,
@@ -677,7 +678,9 @@ static int wait_socket(jj_ssh_session *s, double deadline, wait_kind kind, const
                                 KEEPALIVE_MISSES * s->keepalive);
         if (s->established && s->keepalive > 0)
             send_keepalive(s);
-        double slice = 1.0;
+        /* Short slices: a cancel request that is not a signal does not
+         * interrupt poll. */
+        double slice = JJ_SYS_CANCEL_SLICE;
         if (limit > 0 && limit - t < slice)
             slice = limit - t;
         struct pollfd pfd = {.fd = s->fd, .events = events};
@@ -695,9 +698,9 @@ static int wait_socket(jj_ssh_session *s, double deadline, wait_kind kind, const
     }
 }
 
-static int check_usable(jj_ssh_session *s, jj_error *err)
+static int check_usable(jj_ssh_session *s, const jj_sys_cancel *cancel, jj_error *err)
 {
-    s->signals0 = jj_sys_signal_arrivals();
+    jj_sys_cancel_begin(&s->cancel, cancel);
     if (s->broken)
         return jj_error_set(err, JJ_ESSH,
                             "the session to %s is unusable after an abandoned operation; "
@@ -720,6 +723,8 @@ static int tcp_connect(jj_ssh_session *s, const char *host, int port, double dea
     if (g)
         return jj_error_set_lib(err, JJ_ESSH, g, "cannot resolve %s: %s", host, gai_strerror(g));
     int last_errno = ECONNREFUSED, timed_out = 0, interrupted = 0;
+    char what[HOSTPORT_MAX + 32];
+    snprintf(what, sizeof what, "connecting to %s", s->hostport);
     for (struct addrinfo *ai = res; ai && s->fd < 0 && !timed_out && !interrupted;
          ai = ai->ai_next) {
         int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -739,7 +744,7 @@ static int tcp_connect(jj_ssh_session *s, const char *host, int port, double dea
         }
         for (;;) {
             double t = now();
-            if (jj_sys_signal_arrivals() != s->signals0) {
+            if (jj_sys_cancel_check(&s->cancel, what, err)) {
                 interrupted = 1;
                 break;
             }
@@ -747,7 +752,9 @@ static int tcp_connect(jj_ssh_session *s, const char *host, int port, double dea
                 timed_out = 1;
                 break;
             }
-            double slice = deadline > 0 && deadline - t < 1.0 ? deadline - t : 1.0;
+            double slice = JJ_SYS_CANCEL_SLICE;
+            if (deadline > 0 && deadline - t < slice)
+                slice = deadline - t;
             struct pollfd pfd = {.fd = fd, .events = POLLOUT};
             int rc = poll(&pfd, 1, (int)(slice * 1000) + 1);
             if (rc < 0 && errno != EINTR) {
@@ -776,7 +783,7 @@ static int tcp_connect(jj_ssh_session *s, const char *host, int port, double dea
         return 0;
     }
     if (interrupted)
-        return jj_error_set(err, JJ_EINTERRUPTED, "connecting to %s: interrupted", s->hostport);
+        return JJ_EINTERRUPTED; /* err filled by jj_sys_cancel_check */
     if (timed_out)
         return jj_error_set(err, JJ_ETIMEOUT, "connecting to %s timed out after %g s",
                             s->hostport, connect_timeout);
@@ -1066,7 +1073,7 @@ int jj_ssh_connect(const jj_ssh_connect_opts *o, jj_ssh_session **out, jj_error 
     s->fd = -1;
     s->timeout = o->timeout;
     s->keepalive = o->keepalive;
-    s->signals0 = jj_sys_signal_arrivals();
+    jj_sys_cancel_begin(&s->cancel, o->cancel);
     format_hostport(s->hostport, sizeof s->hostport, o->host, o->port);
     s->user = dup_n(o->user, strlen(o->user));
     if (!s->user) {
@@ -1355,6 +1362,9 @@ static void exec_abandon(exec_state *st, double deadline)
     jj_ssh_session *s = st->s;
     jj_error ignored;
     st->discard = 1;
+    /* Closing is bounded by deadline; after an interruption it must still
+     * run, so only a signal arriving from now on cuts it short. */
+    jj_sys_cancel_begin(&s->cancel, NULL);
     while (st->pending != OP_NONE) {
         exec_op op = st->pending;
         st->pending = OP_NONE;
@@ -1468,7 +1478,7 @@ int jj_ssh_exec(jj_ssh_session *s, const char *command, const jj_ssh_exec_opts *
         jj_ssh_exec_opts_init(&defaults);
         o = &defaults;
     }
-    int rc = check_usable(s, err);
+    int rc = check_usable(s, o->cancel, err);
     if (rc)
         return rc;
     if (!command)
@@ -1749,7 +1759,7 @@ int jj_ssh_upload(jj_ssh_session *s, const char *local_path, const char *remote_
 {
     if (bytes)
         *bytes = 0;
-    int rc = check_usable(s, err);
+    int rc = check_usable(s, o ? o->cancel : NULL, err);
     if (rc)
         return rc;
     if (!local_path || !remote_path || !*remote_path)
@@ -1873,7 +1883,7 @@ int jj_ssh_download(jj_ssh_session *s, const char *remote_path, const char *loca
 {
     if (bytes)
         *bytes = 0;
-    int rc = check_usable(s, err);
+    int rc = check_usable(s, o ? o->cancel : NULL, err);
     if (rc)
         return rc;
     if (!local_path || !*local_path || !remote_path || !*remote_path)

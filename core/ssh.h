@@ -22,8 +22,9 @@
  *
  * Codes: JJ_ESSH (connection refused, protocol or channel failures), JJ_ETIMEOUT,
  * JJ_ESSH_AUTH, JJ_ESSH_HOSTKEY, JJ_ECORRUPT (malformed known_hosts line, with
- * file and line), JJ_EINTERRUPTED (a callback asked to stop, or a watched signal
- * arrived: see sys.h), JJ_ENOENT/JJ_EACCES (local or remote files), JJ_EINVAL.
+ * file and line), JJ_EINTERRUPTED (a callback asked to stop, the call's cancel
+ * token was requested, or a watched signal arrived: see "cancellation" in
+ * sys.h; every socket wait checks it at least every JJ_SYS_CANCEL_SLICE s), JJ_ENOENT/JJ_EACCES (local or remote files), JJ_EINVAL.
  * lib_code is the libssh2 error, or the SFTP status for remote file errors.
  */
 #ifndef JUJU_CORE_SSH_H
@@ -34,6 +35,7 @@
 
 #include "crypto.h"
 #include "error.h"
+#include "sys.h"
 
 /* libssh2_init, done once per process (pthread_once); jj_ssh_connect calls
  * it too. Never undone: libssh2 may be shared with other users. */
@@ -118,6 +120,7 @@ typedef struct jj_ssh_connect_opts {
     /* libssh2 host key algorithm list; NULL = the default below, reordered
      * so the pinned or known key types come first. */
     const char *hostkey_prefs;
+    const jj_sys_cancel *cancel;  /* stops TCP connect, handshake and auth; or NULL */
 } jj_ssh_connect_opts;
 
 #define JJ_SSH_DEFAULT_HOSTKEY_PREFS                                                   \
@@ -161,6 +164,7 @@ typedef struct jj_ssh_exec_opts {
     void *ud;
     int collect;             /* default 1: keep stdout/stderr in the result */
     double timeout;          /* seconds for the whole command, 0 = none */
+    const jj_sys_cancel *cancel; /* stops the command's waits; or NULL */
 } jj_ssh_exec_opts;
 
 void jj_ssh_exec_opts_init(jj_ssh_exec_opts *o);
@@ -196,6 +200,7 @@ typedef struct jj_ssh_transfer_opts {
     int mode;                    /* file mode; default 0644 (upload), 0600 (download) */
     jj_ssh_progress_fn on_progress;
     void *ud;
+    const jj_sys_cancel *cancel; /* stops the transfer's waits; or NULL */
 } jj_ssh_transfer_opts;
 
 /* SFTP upload in 1 MiB writes through "<remote>.juju-upload-<random>",

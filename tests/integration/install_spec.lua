@@ -55,7 +55,7 @@ describe("installation", function()
 
     -- One core library, found through RUNPATH $ORIGIN: no absolute path to
     -- the build tree or the prefix in any binary.
-    assert.is_true(fs.exists(prefix .. "/lib/libjujucore.so." .. require("juju_site").version:match("^%d+%.%d+")))
+    assert.is_true(fs.exists(prefix .. "/lib/libjujucore.so"))
     for _, bin in ipairs({ prefix .. "/bin/juju", prefix .. "/bin/jujud", prefix .. "/lib/lua/5.4/juju/ssh.so" }) do
       r = sys.run({ "readelf", "-d", bin }, {})
       assert.are.equal(0, r.code, r.stderr)
