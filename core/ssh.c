@@ -2,7 +2,6 @@
  * exec and SFTP; the host-key policy they apply is core/knownhosts.c. */
 #include "ssh.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -21,8 +20,6 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "fs.h"
 #include "sys.h"
