@@ -13,7 +13,8 @@
  * transfer is aborted, and the error is raised again once libcurl has
  * returned. Everything the core points at (strings, the callbacks) stays on
  * the Lua stack for the whole call, so a callback that rewrites the options
- * table cannot pull a string out from under libcurl.
+ * table cannot pull a string out from under libcurl. Option `cancel` (a
+ * juju.sys.SignalWatch, cancel.h) stops a transfer or its retry wait.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,8 @@
  * an argv table, never a shell string. Misuse (wrong types, unknown
  * options or signal names, a closed object) raises; operational failure
  * returns nil, message, code. Signals are named "INT", "TERM" ... (a "SIG"
- * prefix is accepted) or given as numbers.
+ * prefix is accepted) or given as numbers. A SignalWatch is also the
+ * `cancel` option of the other modules' long calls (cancel.h).
  */
 #include "cancel.h"
 #include "common.h"
