@@ -1,4 +1,6 @@
 /* crypto.c: the `juju.crypto` Lua module, a thin binding of core/crypto.
+ * Binds core/crypto.h, core/encoding.h, core/digest.h, core/x509.h,
+ * Binds core/sshkey.h: the crypto modules are one Lua module.
  *
  * Misuse (wrong argument types, closed hasher) raises; operational failure
  * (bad encodings, unreadable files, unusable certificates or keys) returns

@@ -1,4 +1,6 @@
-/* tree.c: Lua values <-> core/doc trees (see tree.h). */
+/* tree.c: Lua values <-> core/doc trees (see tree.h).
+ * Binds core/doc.h (with bindings/yaml.c), for juju.yaml, json, mongo, config.
+ */
 #include "tree.h"
 
 #include <stdarg.h>

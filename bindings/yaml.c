@@ -10,6 +10,8 @@
  * yaml.null (so `key:` is visible in a table). The conversion itself is
  * bindings/tree.c, shared with juju.json, juju.mongo and juju.config; this
  * module owns the null sentinel and the array metatable they all use.
+ *
+ * Binds core/yaml.h and core/doc.h (the document model, with bindings/tree.c).
  */
 #include <stdlib.h>
 #include <string.h>

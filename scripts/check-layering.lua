@@ -1,7 +1,7 @@
 -- check-layering.lua: the architecture's "who may use whom", checked.
---   core/      includes no Lua header;
+--   core/      includes no Lua header; core/knownhosts.* no libssh2;
 --   bindings/  one file per core module, each defining luaopen_juju_<module>,
---              plus common.h, options.h and listed shared helpers;
+--              plus common.h, options.h, cancel.h and listed shared helpers;
 --   providers/ never require another provider;
 --   lua/juju/  never requires a provider script.
 -- Run: lua5.4 scripts/check-layering.lua (from the repository root).
@@ -32,6 +32,14 @@ for _, f in ipairs(lines_of("ls core/*.c core/*.h")) do
   end
 end
 
+-- The host-key policy is not the libssh2 session (issue 9): it stays free
+-- of libssh2, so it can be used and fuzzed without a connection.
+for _, f in ipairs(lines_of("ls core/knownhosts.c core/knownhosts.h")) do
+  if read(f):find('#%s*include%s*[<"]libssh2') then
+    fail("%s includes libssh2: the host-key policy must not depend on the SSH session", f)
+  end
+end
+
 -- bindings/: each X.c binds core module X (core/X.c, or core/X.h for a
 -- module whose header gathers several files, as crypto.h does) and defines
 -- luaopen_juju_X. The only other files are the shared helpers below (as
@@ -53,8 +61,8 @@ for _, f in ipairs(lines_of("ls bindings/*.c")) do
 end
 for _, f in ipairs(lines_of("ls bindings/*.h")) do
   local m = f:match("bindings/(.-)%.h$")
-  if m ~= "common" and m ~= "options" and not shared_helpers[m] then
-    fail("%s: bindings/ headers are common.h, options.h and the shared helpers' own", f)
+  if m ~= "common" and m ~= "options" and m ~= "cancel" and not shared_helpers[m] then
+    fail("%s: bindings/ headers are common.h, options.h, cancel.h and the shared helpers' own", f)
   end
 end
 
