@@ -58,6 +58,10 @@ function M.run(ctx, args)
   local fs_ = flags.new()
   common_flags(fs_)
   cmd.flags(fs_)
+  if args[2] == "--help" or args[2] == "-h" then
+    ctx:write_stdout(string.format("Usage: jujud %s [options]\n\nOptions:\n%s\n", name, fs_:usage()))
+    return 0
+  end
   local opts, pos = fs_:parse(table.move(args, 2, #args, 1, {}))
   if not opts then
     ctx:write_stderr("error: " .. pos .. "\n")
