@@ -20,6 +20,11 @@ cache=${JUJU_FRESH_ROOT_CACHE:-/tmp/juju-fresh-root}
 key=$(printf '%s\n' "v1" "$SUITE" "$mirror" "$PACKAGES" "$(uname -m)" | sha256sum | cut -c1-16)
 dir=$cache/$SUITE-$key
 
+# /tmp is shared: only a cache this user owns, not writable by others, is used.
+if [ -e "$cache" ] && { [ "$(stat -c %u "$cache")" != "$(id -u)" ] || [ -n "$(find "$cache" -maxdepth 0 -perm /022)" ]; }; then
+  echo "fresh-root: $cache is not owned by $(id -un) or is writable by others; remove it or set JUJU_FRESH_ROOT_CACHE" >&2
+  exit 1
+fi
 if [ -f "$dir/ok" ]; then
   echo "$dir/root"
   exit 0
@@ -32,7 +37,8 @@ command -v mmdebstrap >/dev/null || {
   echo "fresh-root: mmdebstrap is not installed (run scripts/install-deps.sh)" >&2
   exit 1
 }
-mkdir -p -m 0755 "$cache"
+mkdir -p "$cache"
+chmod 0755 "$cache"
 exec 9>"$cache/.lock"
 flock 9
 if [ -f "$dir/ok" ]; then echo "$dir/root"; exit 0; fi
@@ -40,6 +46,7 @@ tmp=$(mktemp -d "$cache/.build-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # minbase: Essential and apt; openssh-server and sudo on top. mmdebstrap
 # keeps daemons from starting (policy-rc.d) while it installs.
+# shellcheck disable=SC2016 # "$1" is expanded by mmdebstrap's hook shell
 mmdebstrap --quiet --mode=root --variant=minbase --include="$PACKAGES" \
   --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
   "$SUITE" "$tmp/root" "$mirror" >&2
