@@ -16,6 +16,13 @@
 --   process table (a `kill` run over SSH can reach any process) and everything else
 --   under / (/opt, /srv, /mnt ...).
 --
+-- Fresh hosts (opts.fresh): the root is instead a minimal Debian 12 built by
+-- scripts/fresh-root.sh (mmdebstrap minbase + openssh-server + sudo, cached
+-- under /tmp/juju-fresh-root), seen through a copy-on-write overlay whose
+-- upper layer vanishes with the namespace, with private /proc, /dev, /run
+-- and /tmp; the root's own sshd runs chrooted in it. server.run runs inside
+-- the root; server.root_changes() lists what differs from the cached root.
+--
 -- Needs root (mount namespaces) and /usr/sbin/sshd; M.available() says why not.
 --
 --   local server = assert(sshd.start { address_index = 2 })
