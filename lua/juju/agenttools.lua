@@ -281,6 +281,52 @@ local function cache_key(entries, generated)
   return crypto.sha256(table.concat(parts, "\n"))
 end
 
+-- Within one process (several environments bootstrapped by one client, the
+-- suite's in-process scenarios, each with its own JUJU_HOME) a tarball is
+-- built once per key: a copy is kept in a private directory that the
+-- sentinel's finalizer removes when the Lua state closes.
+local memo = { tarballs = {}, closures = {} }
+
+local function memo_dir()
+  if memo.dir then return memo.dir end
+  local d = fs.mkdtemp("/tmp/juju-tools-memo-")
+  if not d then return nil end
+  memo.dir = d
+  memo.sentinel = setmetatable({}, { __gc = function() fs.remove_tree(d) end })
+  return d
+end
+
+local function remember(key, res, path)
+  local d = memo_dir()
+  if not d then return end
+  local copy = d .. "/" .. key .. ".tgz"
+  if fs.copy_file(path, copy, "0600") then
+    memo.tarballs[key] = { path = copy, sha256 = res.sha256, size = res.size }
+  end
+end
+
+local function recall(key)
+  local m = memo.tarballs[key]
+  local st = m and fs.stat(m.path)
+  if st and st.size == m.size then return { path = m.path, sha256 = m.sha256, size = m.size, cached = true } end
+  memo.tarballs[key] = nil
+  return nil
+end
+
+-- The library closure of files, once per process while they are unchanged.
+local function closure_cached(files)
+  local parts = {}
+  for _, f in ipairs(files) do
+    local st = fs.stat(f)
+    parts[#parts + 1] = string.format("%s\t%d\t%s", f, st and st.size or -1, tostring(st and st.mtime))
+  end
+  local key = table.concat(parts, "\n")
+  if memo.closures[key] then return memo.closures[key] end
+  local libs, err = M.library_closure(files)
+  if libs then memo.closures[key] = libs end
+  return libs, err
+end
+
 --- Builds the tools tarball for `record` (a buildable record); returns
 --- {path=, sha256=, size=} or nil, message. Tarballs are cached under
 --- JUJU_HOME/cache/tools by a key over their inputs, so repeated bootstraps
@@ -298,7 +344,7 @@ function M.build(b, record, dir)
   table.sort(mods)
   local closure_of = { jujud }
   for _, m in ipairs(mods) do closure_of[#closure_of + 1] = m end
-  local libs, lerr = M.library_closure(closure_of)
+  local libs, lerr = closure_cached(closure_of)
   if not libs then return nil, lerr end
   local wrapper = dir .. "/jujud.sh"
   generated[wrapper] = M.WRAPPER
@@ -331,6 +377,8 @@ function M.build(b, record, dir)
   local level = b.params.gzip_level or 1
   local cache = b.home and (b.home .. "/cache/tools")
   local key = cache_key(entries, generated) .. "-" .. level
+  local known = recall(key)
+  if known then return known end
   if cache then
     local cached = string.format("%s/juju-%s-%s.tgz", cache, record.binary, key:sub(1, 16))
     local sum = fs.read_file(cached .. ".sha256")
@@ -341,6 +389,7 @@ function M.build(b, record, dir)
     if fs.mkdir_p(cache, tonumber("700", 8)) then
       local res = tools.build_tarball(cached, entries, { level = level })
       if res and fs.write_atomic(cached .. ".sha256", res.sha256, tonumber("600", 8)) then
+        remember(key, res, cached)
         return { path = cached, sha256 = res.sha256, size = res.size }
       end
     end
@@ -348,6 +397,7 @@ function M.build(b, record, dir)
   local out = string.format("%s/juju-%s.tgz", dir, record.binary)
   local res, terr = tools.build_tarball(out, entries, { level = level })
   if not res then return nil, terr end
+  remember(key, res, out)
   return { path = out, sha256 = res.sha256, size = res.size }
 end
 
