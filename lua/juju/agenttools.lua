@@ -116,8 +116,8 @@ end
 
 --- Before anything is launched: the series machine 0 will run, when it is
 --- already known (default-series), must be one these tools can serve.
---- Returns true or nil, message. Hosts whose series is detected later (the
---- manual provider) are checked with check_host_series.
+--- Returns true or nil, message. (The manual provider detects its host's
+--- series and refuses one without matching tools before changing the host.)
 function M.check_series(b, available)
   local s = b.cfg["default-series"]
   if not s or s == "" then return true end
@@ -127,18 +127,6 @@ function M.check_series(b, available)
     if t.url and t.series == s then built = false end
   end
   return series_rules.check(s, host.series, built)
-end
-
---- The same check for a host whose series was just detected (before it is
---- changed): true or nil, message naming the host.
-function M.check_host_series(available, series, where)
-  local built = true
-  for _, t in ipairs(available or {}) do
-    if t.url and t.series == series then built = false end
-  end
-  local ok, err = series_rules.check(series, M.host().series, built)
-  if not ok then return nil, (where and (where .. ": ") or "") .. err end
-  return true
 end
 
 --- Step 9: the tools of machine 0 for arch and series; returns the record.
@@ -297,6 +285,7 @@ local function memo_dir()
 end
 
 local function remember(key, res, path)
+  if memo.tarballs[key] then return end
   local d = memo_dir()
   if not d then return end
   local copy = d .. "/" .. key .. ".tgz"
@@ -305,12 +294,16 @@ local function remember(key, res, path)
   end
 end
 
+-- A tarball of this key built earlier in the process: its private copy
+-- (the caller only reads it: bootstrap puts it into environ storage).
 local function recall(key)
   local m = memo.tarballs[key]
   local st = m and fs.stat(m.path)
-  if st and st.size == m.size then return { path = m.path, sha256 = m.sha256, size = m.size, cached = true } end
-  memo.tarballs[key] = nil
-  return nil
+  if not (st and st.size == m.size) then
+    memo.tarballs[key] = nil
+    return nil
+  end
+  return { path = m.path, sha256 = m.sha256, size = m.size, cached = true }
 end
 
 --- Forgets the tarballs and library lists built so far in this process
@@ -335,9 +328,10 @@ local function closure_cached(files)
 end
 
 --- Builds the tools tarball for `record` (a buildable record); returns
---- {path=, sha256=, size=} or nil, message. Tarballs are cached under
---- JUJU_HOME/cache/tools by a key over their inputs, so repeated bootstraps
---- with an unchanged engine do not compress the same files again.
+--- {path=, sha256=, size=} or nil, message; path is read-only (it may be
+--- the process's shared copy). Tarballs are cached under JUJU_HOME/cache/tools
+--- by a key over their inputs, so repeated bootstraps with an unchanged
+--- engine do not compress the same files again.
 function M.build(b, record, dir)
   local jujud = site.bin_dir .. "/jujud"
   if not fs.exists(jujud) then return nil, "cannot find jujud next to juju (" .. jujud .. ")" end

@@ -12,11 +12,13 @@ local log = require("juju.log")
 
 local M = {}
 
---- The agent's version number: FORCE-VERSION beside the executable, else the build's.
+--- The agent's version number: FORCE-VERSION beside the executable (or in
+--- the tools' top directory, the parent of their bin/), else the build's.
 function M.version_number()
   local exe = fs.readlink("/proc/self/exe")
   local dir = exe and exe:match("^(.*)/[^/]*$")
-  local forced = dir and fs.read_file(dir .. "/FORCE-VERSION")
+  local forced = dir and (fs.read_file(dir .. "/FORCE-VERSION")
+    or (dir:match("/bin$") and fs.read_file(dir:gsub("/bin$", "") .. "/FORCE-VERSION")))
   if forced then
     local n = version.parse((forced:gsub("%s+$", "")))
     if n then return n end
