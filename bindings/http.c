@@ -13,12 +13,14 @@
  * transfer is aborted, and the error is raised again once libcurl has
  * returned. Everything the core points at (strings, the callbacks) stays on
  * the Lua stack for the whole call, so a callback that rewrites the options
- * table cannot pull a string out from under libcurl.
+ * table cannot pull a string out from under libcurl. Option `cancel` (a
+ * juju.sys.SignalWatch, cancel.h) stops a transfer or its retry wait.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cancel.h"
 #include "common.h"
 #include "http.h"
 
@@ -48,13 +50,14 @@ typedef struct call_ctx {
 static const char *const request_keys[] = {
     "url", "method", "headers", "body", "body_file", "to_file", "on_data",
     "connect_timeout", "idle_timeout", "timeout", "retries", "retry_delay", "sleep",
-    "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent", NULL,
+    "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent", "cancel", NULL,
 };
 
 /* Options that make sense for every request of a client. */
 static const char *const client_keys[] = {
     "headers", "connect_timeout", "idle_timeout", "timeout", "retries", "retry_delay",
-    "sleep", "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent", NULL,
+    "sleep", "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent",
+    "cancel", NULL,
 };
 
 static void check_keys(lua_State *L, int idx, const char *const *known, const char *what)
@@ -511,6 +514,11 @@ static int run_request(lua_State *L, lua_client *c, int client_idx, int opts_idx
         req.sleep = sleep_cb;
         req.sleep_ud = &cx;
     }
+    /* The watch stays on the stack during the call. */
+    jj_sys_cancel cancel;
+    get_opt(L, &src, "cancel");
+    jj_to_cancel(L, -1, &cancel);
+    req.cancel = &cancel;
     lua_pushnil(L);
     cx.err_slot = lua_gettop(L);
     if (!lua_checkstack(L, 16))

@@ -10,6 +10,11 @@
  *   ssh.known_hosts_add(path, host, port, key_line) -> true
  *   ssh.check_host_key(opts) -> "pinned" | "known_hosts" | "added"
  *
+ * Binds core/ssh.h (the session) and core/knownhosts.h (the host-key
+ * policy, a core module of its own without libssh2; one Lua module covers
+ * both, as a Lua user sees one SSH client). The long calls take `cancel`
+ * (a juju.sys.SignalWatch, see cancel.h).
+ *
  * Lua callbacks (on_stdout, on_stderr, on_progress) are called from the
  * core's loops, never from inside libssh2, and always under lua_pcall: an
  * error is parked in a stack slot, the core is told to stop (it closes the
@@ -22,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cancel.h"
 #include "common.h"
 #include "ssh.h"
 
@@ -199,7 +205,7 @@ static int session_tostring(lua_State *L)
 static const char *const connect_keys[] = {
     "host", "port", "user", "private_key_file", "public_key_file", "connect_timeout",
     "timeout", "keepalive", "known_hosts", "host_key", "trust_on_first_use",
-    "hostkey_prefs", NULL,
+    "hostkey_prefs", "cancel", NULL,
 };
 
 /* connect(opts) -> Session | nil, message, code */
@@ -230,6 +236,9 @@ static int l_connect(lua_State *L)
     o.hostkey_prefs = opt_string(L, 1, "hostkey_prefs", NULL);
     if (o.trust_on_first_use && !o.known_hosts)
         luaL_error(L, "option 'trust_on_first_use' needs 'known_hosts'");
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, 1, &cancel);
+    o.cancel = &cancel;
 
     lua_session *ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->s = NULL;
@@ -254,7 +263,7 @@ static int session_host_key(lua_State *L)
     lua_setfield(L, -2, "fingerprint");
     lua_pushstring(L, hk->line ? hk->line : "");
     lua_setfield(L, -2, "line");
-    lua_pushstring(L, jj_ssh_verified_name(hk->verified));
+    lua_pushstring(L, jj_knownhosts_verified_name(hk->verified));
     lua_setfield(L, -2, "verified");
     return 1;
 }
@@ -345,7 +354,7 @@ static int build_result(lua_State *L)
 }
 
 static const char *const exec_keys[] = {
-    "stdin", "stdin_file", "on_stdout", "on_stderr", "timeout", "collect", NULL,
+    "stdin", "stdin_file", "on_stdout", "on_stderr", "timeout", "collect", "cancel", NULL,
 };
 
 /* exec(command [, opts]) -> {code=, stdout=, stderr=, signal=} | nil, message, code */
@@ -375,6 +384,9 @@ static int session_exec(lua_State *L)
     cx.on_stderr = opt_function(L, opts, "on_stderr");
     o.timeout = opt_seconds(L, opts, "timeout", 0);
     o.collect = opt_bool(L, opts, "collect", 1);
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, opts, &cancel);
+    o.cancel = &cancel;
     if (cx.on_stdout || cx.on_stderr) {
         o.on_output = output_cb;
         o.ud = &cx;
@@ -408,7 +420,7 @@ static int session_exec(lua_State *L)
 
 /* ---- SFTP ------------------------------------------------------------------------------ */
 
-static const char *const transfer_keys[] = {"mode", "on_progress", NULL};
+static const char *const transfer_keys[] = {"mode", "on_progress", "cancel", NULL};
 
 typedef int (*transfer_fn)(jj_ssh_session *, const char *, const char *,
                            const jj_ssh_transfer_opts *, uint64_t *, jj_error *);
@@ -434,6 +446,9 @@ static int transfer(lua_State *L, transfer_fn fn)
     memset(&cx, 0, sizeof cx);
     o.mode = opt_mode(L, opts, "mode");
     cx.on_progress = opt_function(L, opts, "on_progress");
+    jj_sys_cancel cancel;
+    jj_opt_cancel(L, opts, &cancel);
+    o.cancel = &cancel;
     if (cx.on_progress) {
         o.on_progress = progress_cb;
         o.ud = &cx;
@@ -466,7 +481,7 @@ static int session_download(lua_State *L)
 
 /* ---- known_hosts and host-key policy ----------------------------------------------- */
 
-static int push_known_hosts(lua_State *L, jj_ssh_known_host *e, size_t n)
+static int push_known_hosts(lua_State *L, jj_known_host *e, size_t n)
 {
     lua_createtable(L, (int)(n < 1024 ? n : 1024), 0);
     for (size_t i = 0; i < n; i++) {
@@ -493,13 +508,13 @@ static int build_entries(lua_State *L)
 
 /* Moves the entries into a Lua array; they are freed even when building it
  * raises (out of memory). */
-static int push_and_free(lua_State *L, jj_ssh_known_host *e, size_t n)
+static int push_and_free(lua_State *L, jj_known_host *e, size_t n)
 {
     lua_pushcfunction(L, build_entries);
     lua_pushlightuserdata(L, e);
     lua_pushinteger(L, (lua_Integer)n);
     int status = lua_pcall(L, 2, 1, 0);
-    jj_ssh_known_hosts_free(e, n);
+    jj_knownhosts_free(e, n);
     if (status != LUA_OK)
         return lua_error(L);
     return 1;
@@ -511,10 +526,10 @@ static int l_known_hosts_lookup(lua_State *L)
     const char *path = luaL_checkstring(L, 1);
     const char *host = luaL_checkstring(L, 2);
     int port = check_port(L, 3);
-    jj_ssh_known_host *e;
+    jj_known_host *e;
     size_t n;
     jj_error err;
-    if (jj_ssh_known_hosts_lookup(path, host, port, &e, &n, &err))
+    if (jj_knownhosts_lookup(path, host, port, &e, &n, &err))
         return jj_push_error(L, &err);
     return push_and_free(L, e, n);
 }
@@ -527,10 +542,10 @@ static int l_known_hosts_parse(lua_State *L)
     const char *host = luaL_optstring(L, 2, NULL);
     int port = check_port(L, 3);
     const char *source = luaL_optstring(L, 4, "known_hosts");
-    jj_ssh_known_host *e;
+    jj_known_host *e;
     size_t n;
     jj_error err;
-    if (jj_ssh_known_hosts_parse(text, len, source, host, port, &e, &n, &err))
+    if (jj_knownhosts_parse(text, len, source, host, port, &e, &n, &err))
         return jj_push_error(L, &err);
     return push_and_free(L, e, n);
 }
@@ -543,7 +558,7 @@ static int l_known_hosts_add(lua_State *L)
     int port = check_port(L, 3);
     const char *key = luaL_checkstring(L, 4);
     jj_error err;
-    if (jj_ssh_known_hosts_add(path, host, port, key, &err))
+    if (jj_knownhosts_add(path, host, port, key, &err))
         return jj_push_error(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -560,7 +575,7 @@ static int l_check_host_key(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     check_keys(L, 1, check_keys_list, "check_host_key");
-    jj_ssh_host_check c;
+    jj_knownhosts_check c;
     memset(&c, 0, sizeof c);
     c.host = opt_string(L, 1, "host", NULL);
     c.presented = opt_string(L, 1, "key", NULL);
@@ -570,11 +585,11 @@ static int l_check_host_key(lua_State *L)
     c.pinned = opt_string(L, 1, "host_key", NULL);
     c.known_hosts = opt_string(L, 1, "known_hosts", NULL);
     c.trust_on_first_use = opt_bool(L, 1, "trust_on_first_use", 0);
-    jj_ssh_verified how;
+    jj_knownhosts_verified how;
     jj_error err;
-    if (jj_ssh_check_host_key(&c, &how, &err))
+    if (jj_knownhosts_check_host_key(&c, &how, &err))
         return jj_push_error(L, &err);
-    lua_pushstring(L, jj_ssh_verified_name(how));
+    lua_pushstring(L, jj_knownhosts_verified_name(how));
     return 1;
 }
 

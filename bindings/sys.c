@@ -4,8 +4,10 @@
  * an argv table, never a shell string. Misuse (wrong types, unknown
  * options or signal names, a closed object) raises; operational failure
  * returns nil, message, code. Signals are named "INT", "TERM" ... (a "SIG"
- * prefix is accepted) or given as numbers.
+ * prefix is accepted) or given as numbers. A SignalWatch is also the
+ * `cancel` option of the other modules' long calls (cancel.h).
  */
+#include "cancel.h"
 #include "common.h"
 #include "sys.h"
 
@@ -15,7 +17,7 @@
 #include <unistd.h>
 
 #define PROCESS_MT "juju.sys.Process"
-#define WATCH_MT "juju.sys.SignalWatch"
+#define WATCH_MT JJ_SIGWATCH_MT
 
 int luaopen_juju_sys(lua_State *L);
 
@@ -273,13 +275,19 @@ static int l_monotonic(lua_State *L)
     return 1;
 }
 
-/* sleep(seconds) -> true | false, "INTERRUPTED" (a watched signal came). */
+/* sleep(seconds [, watch]) -> true | false, "INTERRUPTED" (a watched signal
+ * came, or one of watch's signals is pending: see cancel.h). */
 static int l_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 1e9, 1, "seconds must be between 0 and 1e9");
+    lua_settop(L, 2);
+    jj_sys_cancel cancel;
+    jj_to_cancel(L, 2, &cancel);
+    jj_sys_cancel_scope scope;
+    jj_sys_cancel_begin(&scope, &cancel);
     jj_error err;
-    int rc = jj_sys_sleep((double)s, &err);
+    int rc = jj_sys_cancel_sleep(&scope, (double)s, "sleep", &err);
     if (rc == JJ_EINTERRUPTED) {
         lua_pushboolean(L, 0);
         lua_pushstring(L, "INTERRUPTED");
@@ -298,9 +306,8 @@ static int l_isatty(lua_State *L)
 
 /* ---- signals -------------------------------------------------------- */
 
-typedef struct lua_watch {
-    jj_sys_sigwatch w;
-} lua_watch;
+/* The layout is shared with the bindings that take `cancel` (cancel.h). */
+typedef jj_lua_sigwatch lua_watch;
 
 static lua_watch *check_watch(lua_State *L, int idx)
 {

@@ -8,6 +8,7 @@
  * caller asked for the body in memory.
  */
 #include "http.h"
+#include "sys.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -335,7 +336,8 @@ int jj_http_parse_url(const char *url, jj_http_url *out, jj_error *err)
 /* ---- one transfer -------------------------------------------------------- */
 
 enum abort_reason {
-    ABORT_NONE, ABORT_CALLBACK, ABORT_RANGE, ABORT_WRITE, ABORT_READ, ABORT_NOMEM, ABORT_IDLE
+    ABORT_NONE, ABORT_CALLBACK, ABORT_RANGE, ABORT_WRITE, ABORT_READ, ABORT_NOMEM, ABORT_IDLE,
+    ABORT_CANCEL
 };
 
 typedef struct xfer {
@@ -358,6 +360,9 @@ typedef struct xfer {
     int abort_errno;
     curl_off_t last_dl, last_ul; /* progress counters at last_change */
     double last_change;          /* when bytes last moved (monotonic) */
+    jj_sys_cancel_scope cancel;  /* the request's, begun by jj_http_perform */
+    jj_error cancel_err;         /* why, when abort == ABORT_CANCEL */
+    char what[URL_MSG_MAX + METHOD_MAX + 2]; /* "<method> <safe url>" */
 } xfer;
 
 static double now(void)
@@ -365,15 +370,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void real_sleep(double seconds)
-{
-    struct timespec ts, rem;
-    ts.tv_sec = (time_t)seconds;
-    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &rem) != 0 && errno == EINTR)
-        ts = rem;
 }
 
 /* The idle timeout. libcurl's LOW_SPEED_TIME averages over a window of
@@ -386,6 +382,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     xfer *x = ud;
     (void)dltotal;
     (void)ultotal;
+    /* Cancellation: libcurl calls this after every wake-up of its poll
+     * (a watched signal interrupts it) and at least once a second. */
+    if (jj_sys_cancel_check(&x->cancel, x->what, &x->cancel_err)) {
+        x->abort = ABORT_CANCEL;
+        return 1;
+    }
     double t = now();
     if (dlnow != x->last_dl || ulnow != x->last_ul) {
         x->last_dl = dlnow;
@@ -911,6 +913,10 @@ static int outcome(jj_http *h, xfer *x, CURLcode rc, int *retry, jj_error *err)
                               x->safe_url, x->req->body_file);
     case ABORT_NOMEM:
         return jj_error_set(err, JJ_ENOMEM, "%s %s: out of memory", x->method, x->safe_url);
+    case ABORT_CANCEL:
+        *err = x->cancel_err;
+        err->lib_code = rc;
+        return err->code;
     case ABORT_IDLE:
         *retry = 1;
         return jj_error_set_lib(err, JJ_EHTTP_TIMEOUT, rc, "%s %s: no data moved for %g seconds",
@@ -1019,14 +1025,17 @@ static int finish_files(xfer *x, int ok, jj_error *err)
 
 static int wait_before_retry(xfer *x, double delay, jj_error *err)
 {
-    if (!x->req->sleep) {
-        real_sleep(delay);
-        return 0;
-    }
+    char what[URL_MSG_MAX + METHOD_MAX + 32];
+    snprintf(what, sizeof what, "%s %s: waiting to retry", x->method, x->safe_url);
+    if (!x->req->sleep)
+        return jj_sys_cancel_sleep(&x->cancel, delay, what, err);
+    int rc = jj_sys_cancel_check(&x->cancel, what, err);
+    if (rc)
+        return rc;
     if (x->req->sleep(x->req->sleep_ud, delay))
         return jj_error_set(err, JJ_EINTERRUPTED, "%s %s: interrupted while waiting to retry",
                             x->method, x->safe_url);
-    return 0;
+    return jj_sys_cancel_check(&x->cancel, what, err);
 }
 
 static int check_request(xfer *x, jj_error *err)
@@ -1075,7 +1084,9 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     x.method = req->method ? req->method : "GET";
     x.head = strcmp(x.method, "HEAD") == 0;
     x.out_fd = x.in_fd = -1;
+    jj_sys_cancel_begin(&x.cancel, req->cancel);
     jj_http_safe_url(req->url, x.safe_url, sizeof x.safe_url);
+    snprintf(x.what, sizeof x.what, "%.*s %s", METHOD_MAX, x.method, x.safe_url);
 
     struct curl_slist *headers = NULL;
     int rc = check_request(&x, err);
@@ -1089,6 +1100,9 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     for (int attempt = 1; !rc; attempt++) {
         rc = reset_attempt(&x, err);
         if (rc)
+            break;
+        /* No attempt starts once the request is cancelled. */
+        if ((rc = jj_sys_cancel_check(&x.cancel, x.what, err)) != 0)
             break;
         resp->attempts = attempt;
         CURLcode cc = curl_easy_perform(h->curl);

@@ -15,7 +15,10 @@
  *
  * Codes: JJ_ENOENT (404, 410, missing file://), JJ_EHTTP (other statuses,
  * connection/TLS/DNS failures), JJ_EHTTP_TIMEOUT, JJ_ERANGE (max_size),
- * JJ_EINTERRUPTED (a callback asked to stop), JJ_EINVAL (bad URL, method or
+ * JJ_EINTERRUPTED (a callback asked to stop, or the request was cancelled:
+ * its cancel token, or a watched signal, see "cancellation" in sys.h;
+ * checked in libcurl's progress callback, which runs after every signal and
+ * at least once a second, and in the retry waits), JJ_EINVAL (bad URL, method or
  * header), JJ_EIO/JJ_EACCES... (local files), JJ_ENOMEM.
  */
 #ifndef JUJU_CORE_HTTP_H
@@ -24,6 +27,7 @@
 #include <stddef.h>
 
 #include "error.h"
+#include "sys.h"
 
 /* Calls curl_global_init(CURL_GLOBAL_DEFAULT). libcurl keeps a reference
  * count, so calling it once per Lua state is harmless; it is only not
@@ -84,6 +88,7 @@ typedef struct jj_http_request {
     long long max_size;      /* largest body accepted; < 0 = no limit */
     int follow_redirects;    /* default 1; never to file:// */
     const char *user_agent;  /* default "juju-engine" */
+    const jj_sys_cancel *cancel; /* stops the transfer and retry waits; or NULL */
 } jj_http_request;
 
 /* Fills r with the defaults above (url NULL). */

@@ -20,10 +20,17 @@
  * one is half-sent, so a call that leaves a partial packet behind is always
  * repeated, with the same arguments, before any other call.
  *
- * Codes: JJ_ESSH (connection refused, protocol or channel failures), JJ_ETIMEOUT,
- * JJ_ESSH_AUTH, JJ_ESSH_HOSTKEY, JJ_ECORRUPT (malformed known_hosts line, with
- * file and line), JJ_EINTERRUPTED (a callback asked to stop, or a watched signal
- * arrived: see sys.h), JJ_ENOENT/JJ_EACCES (local or remote files), JJ_EINVAL.
+ * The host-key policy (known_hosts files, pinned keys, trust-on-first-use)
+ * is core/knownhosts.h; jj_ssh_connect applies it to the key the server
+ * presents before authenticating.
+ *
+ * Codes: JJ_ESSH (connection refused, protocol or channel failures),
+ * JJ_ETIMEOUT, JJ_ESSH_AUTH, JJ_ESSH_HOSTKEY, JJ_ECORRUPT (malformed
+ * known_hosts line, with file and line), JJ_EINTERRUPTED (a callback asked to
+ * stop, the call's cancel token was requested, or a watched signal arrived:
+ * see "cancellation" in sys.h; every socket wait checks it at least every
+ * JJ_SYS_CANCEL_SLICE s), JJ_ENOENT/JJ_EACCES (local or remote files),
+ * JJ_EINVAL.
  * lib_code is the libssh2 error, or the SFTP status for remote file errors.
  */
 #ifndef JUJU_CORE_SSH_H
@@ -34,70 +41,12 @@
 
 #include "crypto.h"
 #include "error.h"
+#include "knownhosts.h"
+#include "sys.h"
 
 /* libssh2_init, done once per process (pthread_once); jj_ssh_connect calls
  * it too. Never undone: libssh2 may be shared with other users. */
 int jj_ssh_global_init(jj_error *err);
-
-/* ---- known_hosts -------------------------------------------------------- */
-
-typedef struct jj_ssh_known_host {
-    int lineno;    /* 1-based line in the file */
-    char *line;    /* the whole line, without its newline */
-    char *key;     /* "<type> <base64>", without comment */
-    char *marker;  /* NULL, "revoked" or "cert-authority" */
-} jj_ssh_known_host;
-
-/* Parses known_hosts text (OpenSSH format: optional @marker, comma-separated
- * host patterns with * ? and !negation or a hashed |1|salt|hash name, key
- * type, base64 key, optional comment) and returns the entries whose hosts
- * match host at port (the name is "host", or "[host]:port" when port is not
- * 22; hosts compare case-insensitively). host NULL returns every entry.
- * A malformed line is JJ_ECORRUPT with source and the line number recorded
- * (jj_error_at). On success *out (may be NULL when *count is 0) is owned by
- * the caller: jj_ssh_known_hosts_free. */
-int jj_ssh_known_hosts_parse(const char *text, size_t len, const char *source, const char *host,
-                             int port, jj_ssh_known_host **out, size_t *count, jj_error *err);
-
-/* As jj_ssh_known_hosts_parse on the file at path; a missing file has no
- * entries. Ownership as above. */
-int jj_ssh_known_hosts_lookup(const char *path, const char *host, int port,
-                              jj_ssh_known_host **out, size_t *count, jj_error *err);
-
-void jj_ssh_known_hosts_free(jj_ssh_known_host *entries, size_t count);
-
-/* Appends "<name> <type> <base64>" for host:port to path (created 0600, its
- * directory 0700 when missing), fsynced. key_line must parse as a public key
- * line; its comment is not copied. */
-int jj_ssh_known_hosts_add(const char *path, const char *host, int port, const char *key_line,
-                           jj_error *err);
-
-/* ---- host key verification ----------------------------------------------- */
-
-typedef enum {
-    JJ_SSH_VERIFIED_PINNED = 1, /* matched the pinned key */
-    JJ_SSH_VERIFIED_KNOWN,      /* matched a known_hosts entry */
-    JJ_SSH_VERIFIED_ADDED       /* unknown, trusted on first use and recorded */
-} jj_ssh_verified;
-
-typedef struct jj_ssh_host_check {
-    const char *host;
-    int port;
-    const char *presented;   /* the server's key line, "<type> <base64>" */
-    const char *pinned;      /* a pinned key line, or NULL */
-    const char *known_hosts; /* path, or NULL */
-    int trust_on_first_use;  /* record an unknown key instead of refusing it */
-} jj_ssh_host_check;
-
-/* The verification policy of jj_ssh_connect, usable on its own (a key read
- * from a cloud console, tests). 0 and *how set when the key is accepted;
- * JJ_ESSH_HOSTKEY when refused, the message naming host:port, the presented
- * fingerprint and, for a changed key, the expected one and where it came
- * from (pin, or file and line). JJ_EINVAL for an unparseable key line. */
-int jj_ssh_check_host_key(const jj_ssh_host_check *c, jj_ssh_verified *how, jj_error *err);
-
-/* "pinned", "known_hosts" or "added". */
-const char *jj_ssh_verified_name(jj_ssh_verified how);
 
 /* ---- sessions ------------------------------------------------------------ */
 
@@ -118,6 +67,7 @@ typedef struct jj_ssh_connect_opts {
     /* libssh2 host key algorithm list; NULL = the default below, reordered
      * so the pinned or known key types come first. */
     const char *hostkey_prefs;
+    const jj_sys_cancel *cancel;  /* stops TCP connect, handshake and auth; or NULL */
 } jj_ssh_connect_opts;
 
 #define JJ_SSH_DEFAULT_HOSTKEY_PREFS                                                   \
@@ -127,7 +77,7 @@ typedef struct jj_ssh_connect_opts {
 /* Fills o with the defaults above (strings NULL). */
 void jj_ssh_connect_opts_init(jj_ssh_connect_opts *o);
 
-/* Connects, verifies the host key (see jj_ssh_check_host_key) and
+/* Connects, verifies the host key (see jj_knownhosts_check_host_key) and
  * authenticates with the key pair. On success *out is owned by the caller
  * (jj_ssh_close). Nothing is left open on failure. */
 int jj_ssh_connect(const jj_ssh_connect_opts *o, jj_ssh_session **out, jj_error *err);
@@ -139,7 +89,7 @@ typedef struct jj_ssh_host_key {
     char type[64];                           /* "ssh-ed25519" ... */
     char fingerprint[JJ_SSH_FP_SHA256_SIZE]; /* "SHA256:..." */
     char *line;                              /* "<type> <base64>" */
-    jj_ssh_verified verified;
+    jj_knownhosts_verified verified;
 } jj_ssh_host_key;
 
 /* The server's key as verified at connect; owned by the session. */
@@ -161,6 +111,7 @@ typedef struct jj_ssh_exec_opts {
     void *ud;
     int collect;             /* default 1: keep stdout/stderr in the result */
     double timeout;          /* seconds for the whole command, 0 = none */
+    const jj_sys_cancel *cancel; /* stops the command's waits; or NULL */
 } jj_ssh_exec_opts;
 
 void jj_ssh_exec_opts_init(jj_ssh_exec_opts *o);
@@ -196,6 +147,7 @@ typedef struct jj_ssh_transfer_opts {
     int mode;                    /* file mode; default 0644 (upload), 0600 (download) */
     jj_ssh_progress_fn on_progress;
     void *ud;
+    const jj_sys_cancel *cancel; /* stops the transfer's waits; or NULL */
 } jj_ssh_transfer_opts;
 
 /* SFTP upload in 1 MiB writes through "<remote>.juju-upload-<random>",

@@ -285,10 +285,13 @@ static volatile sig_atomic_t sig_arrivals;
 static int sig_refs[NSIG];
 static struct sigaction sig_saved[NSIG];
 
+static volatile sig_atomic_t sig_last; /* the latest watched signal to arrive */
+
 static void record_signal(int signo)
 {
     if (signo > 0 && signo < NSIG)
         sig_pending[signo] = 1;
+    sig_last = signo;
     sig_arrivals = (sig_arrivals + 1) & 0x3fffffff;
 }
 
@@ -404,6 +407,97 @@ void jj_sys_sigwatch_close(jj_sys_sigwatch *w)
     w->count = 0;
 }
 
+static struct timespec to_timespec(double s)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L)
+        ts.tv_nsec = 999999999L;
+    if (ts.tv_nsec < 0)
+        ts.tv_nsec = 0;
+    return ts;
+}
+
+/* ---- cancellation --------------------------------------------------- */
+
+void jj_sys_cancel_init(jj_sys_cancel *c, const jj_sys_sigwatch *watch)
+{
+    c->requested = 0;
+    c->watch = watch;
+}
+
+void jj_sys_cancel_request(jj_sys_cancel *c)
+{
+    c->requested = 1;
+}
+
+void jj_sys_cancel_begin(jj_sys_cancel_scope *scope, const jj_sys_cancel *token)
+{
+    scope->token = token;
+    scope->arrivals = jj_sys_signal_arrivals();
+}
+
+/* The first of w's signals that is pending, without clearing it; or 0. */
+static int watch_peek(const jj_sys_sigwatch *w)
+{
+    if (!w || !w->active)
+        return 0;
+    for (int i = 0; i < w->count; i++)
+        if (sig_pending[w->signals[i]])
+            return w->signals[i];
+    return 0;
+}
+
+static int interrupted(jj_error *err, const char *what, int signo)
+{
+    const char *name = signo > 0 ? jj_sys_signal_name(signo) : NULL;
+    if (name)
+        return jj_error_set(err, JJ_EINTERRUPTED, "%s: interrupted (SIG%s)", what, name);
+    return jj_error_set(err, JJ_EINTERRUPTED, "%s: interrupted", what);
+}
+
+int jj_sys_cancel_check(const jj_sys_cancel_scope *scope, const char *what, jj_error *err)
+{
+    const jj_sys_cancel *t = scope->token;
+    int s;
+    if (t && t->requested)
+        return interrupted(err, what, 0);
+    if (t && (s = watch_peek(t->watch)) != 0)
+        return interrupted(err, what, s);
+    if (jj_sys_signal_arrivals() != scope->arrivals)
+        return interrupted(err, what, sig_last);
+    return 0;
+}
+
+int jj_sys_cancel_sleep(const jj_sys_cancel_scope *scope, double seconds, const char *what,
+                        jj_error *err)
+{
+    if (!(seconds >= 0) || seconds > 1e9)
+        return jj_error_set(err, JJ_EINVAL, "%s: bad duration %g", what, seconds);
+    double end = jj_sys_monotonic() + seconds;
+    for (;;) {
+        int rc = jj_sys_cancel_check(scope, what, err);
+        if (rc)
+            return rc;
+        double left = end - jj_sys_monotonic();
+        if (left <= 0)
+            return 0;
+        /* Slices: a request from another thread or a handler that is not a
+         * watch does not interrupt nanosleep. */
+        struct timespec ts = to_timespec(left < JJ_SYS_CANCEL_SLICE ? left : JJ_SYS_CANCEL_SLICE);
+        if (nanosleep(&ts, NULL) != 0 && errno != EINTR)
+            return jj_error_errno(err, errno, "%s", what);
+    }
+}
+
+int jj_sys_sleep(double seconds, jj_error *err)
+{
+    jj_sys_cancel_scope scope;
+    jj_sys_cancel_begin(&scope, NULL);
+    return jj_sys_cancel_sleep(&scope, seconds, "sleep", err);
+}
+
 static int kill_error(jj_error *err, int e, pid_t pid, int signo)
 {
     if (e == ESRCH)
@@ -423,34 +517,6 @@ int jj_sys_raise(int signo, jj_error *err)
     if (raise(signo) != 0)
         return jj_error_errno(err, errno, "raise signal %d", signo);
     return 0;
-}
-
-static struct timespec to_timespec(double s)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L)
-        ts.tv_nsec = 999999999L;
-    if (ts.tv_nsec < 0)
-        ts.tv_nsec = 0;
-    return ts;
-}
-
-int jj_sys_sleep(double seconds, jj_error *err)
-{
-    if (!(seconds >= 0) || seconds > 1e9)
-        return jj_error_set(err, JJ_EINVAL, "sleep: bad duration %g", seconds);
-    unsigned start = jj_sys_signal_arrivals();
-    struct timespec ts = to_timespec(seconds);
-    for (;;) {
-        if (jj_sys_signal_arrivals() != start)
-            return jj_error_set(err, JJ_EINTERRUPTED, "sleep interrupted by a signal");
-        if (nanosleep(&ts, &ts) == 0)
-            return 0;
-        if (errno != EINTR)
-            return jj_error_errno(err, errno, "sleep");
-    }
 }
 
 /* ---- child processes ------------------------------------------------ */

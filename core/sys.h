@@ -16,6 +16,7 @@
 #ifndef JUJU_CORE_SYS_H
 #define JUJU_CORE_SYS_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
@@ -99,6 +100,53 @@ void jj_sys_sigwatch_close(jj_sys_sigwatch *w);
 /* Increments whenever a watched signal arrives: compare two readings to
  * know whether one arrived in between. */
 unsigned jj_sys_signal_arrivals(void);
+
+/* --- cancellation -------------------------------------------------------- */
+
+/* A long operation (an SSH wait, an HTTP transfer or its retry wait, a
+ * sleep) stops early with JJ_EINTERRUPTED ("<what>: interrupted (SIGINT)")
+ * as soon as one of these holds, checked at least every
+ * JJ_SYS_CANCEL_SLICE seconds and at once when a signal interrupts a wait:
+ *   - jj_sys_cancel_request() was called on its token (from a signal
+ *     handler, another thread or a callback);
+ *   - one of the signals of the token's watch is pending, even one that
+ *     arrived before the operation began (it is left pending, so the watch's
+ *     owner still sees it with jj_sys_sigwatch_pending);
+ *   - any watched signal (any jj_sys_sigwatch in the process) arrived since
+ *     the operation began (jj_sys_signal_arrivals).
+ * Operations take a `const jj_sys_cancel *` that may be NULL (then only
+ * the last rule applies). The token is borrowed for the operation only. */
+typedef struct jj_sys_cancel {
+    volatile sig_atomic_t requested;
+    const jj_sys_sigwatch *watch; /* borrowed, or NULL */
+} jj_sys_cancel;
+
+#define JJ_SYS_CANCEL_SLICE 0.1
+
+/* A token, not requested, stopping also on watch's signals (watch may be NULL). */
+void jj_sys_cancel_init(jj_sys_cancel *c, const jj_sys_sigwatch *watch);
+
+/* Asks every operation using c to stop. Async-signal-safe. */
+void jj_sys_cancel_request(jj_sys_cancel *c);
+
+/* What an operation remembers from its start: the token and the arrival
+ * counter. */
+typedef struct jj_sys_cancel_scope {
+    const jj_sys_cancel *token; /* may be NULL */
+    unsigned arrivals;
+} jj_sys_cancel_scope;
+
+/* Starts a scope: called when the operation begins. */
+void jj_sys_cancel_begin(jj_sys_cancel_scope *scope, const jj_sys_cancel *token);
+
+/* 0 while nothing asked to stop; else JJ_EINTERRUPTED, the message
+ * "<what>: interrupted (SIGINT)" naming the signal when one caused it. */
+int jj_sys_cancel_check(const jj_sys_cancel_scope *scope, const char *what, jj_error *err);
+
+/* Sleeps up to seconds, returning JJ_EINTERRUPTED (message as above) when
+ * the scope is cancelled meanwhile; unrelated interruptions resume it. */
+int jj_sys_cancel_sleep(const jj_sys_cancel_scope *scope, double seconds, const char *what,
+                        jj_error *err);
 
 /* kill(2); an unknown pid is JJ_ENOENT. */
 int jj_sys_kill(pid_t pid, int signo, jj_error *err);

@@ -1,5 +1,5 @@
 -- check-layering.lua: the architecture's "who may use whom", checked.
---   core/      includes no Lua header;
+--   core/      includes no Lua header; core/knownhosts.* no libssh2;
 --   bindings/  one file per core module, each defining luaopen_juju_<module>;
 --   providers/ never require another provider;
 --   lua/juju/  never requires a provider script.
@@ -28,6 +28,14 @@ for _, f in ipairs(lines_of("ls core/*.c core/*.h")) do
     if h:match("^lua") or h:match("lauxlib") or h:match("lualib") then
       fail("%s includes %s: the C core must stay free of Lua", f, h)
     end
+  end
+end
+
+-- The host-key policy is not the libssh2 session (issue 9): it stays free
+-- of libssh2, so it can be used and fuzzed without a connection.
+for _, f in ipairs(lines_of("ls core/knownhosts.c core/knownhosts.h")) do
+  if read(f):find('#%s*include%s*[<"]libssh2') then
+    fail("%s includes libssh2: the host-key policy must not depend on the SSH session", f)
   end
 end
 

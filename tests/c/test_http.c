@@ -229,6 +229,13 @@ static void test_retries_exhausted(void)
     jj_http_response_free(&resp);
 }
 
+static int cancel_sleep(void *ud, double seconds)
+{
+    (void)seconds;
+    jj_sys_cancel_request(ud);
+    return 0;
+}
+
 static void test_sleep_can_abandon(void)
 {
     jj_http_request req;
@@ -243,6 +250,47 @@ static void test_sleep_can_abandon(void)
     jj_error err;
     CHECK_INT(run(&req, &resp, &err), JJ_EINTERRUPTED);
     CHECK_INT(resp.attempts, 2);
+    jj_http_response_free(&resp);
+}
+
+static void test_cancelled_before_an_attempt(void)
+{
+    jj_http_request req;
+    jj_http_request_init(&req);
+    req.url = url("/file/10");
+    jj_sys_cancel c;
+    jj_sys_cancel_init(&c, NULL);
+    jj_sys_cancel_request(&c);
+    req.cancel = &c;
+    jj_http_response resp;
+    jj_http_response_init(&resp);
+    jj_error err;
+    CHECK_INT(run(&req, &resp, &err), JJ_EINTERRUPTED);
+    CHECK_INT(resp.attempts, 0);
+    CHECK(strstr(err.message, "GET http://127.0.0.1:") == err.message);
+    CHECK(strstr(err.message, "/file/10: interrupted") != NULL);
+    jj_http_response_free(&resp);
+}
+
+static void test_cancelled_between_attempts(void)
+{
+    /* The sleep function runs between attempts: cancelling from it stops
+     * the request before the next attempt, with the cancel's message. */
+    jj_http_request req;
+    jj_http_request_init(&req);
+    req.url = url("/flaky/5?c=cancel");
+    req.retries = 4;
+    jj_sys_cancel c;
+    jj_sys_cancel_init(&c, NULL);
+    req.cancel = &c;
+    req.sleep = cancel_sleep;
+    req.sleep_ud = &c;
+    jj_http_response resp;
+    jj_http_response_init(&resp);
+    jj_error err;
+    CHECK_INT(run(&req, &resp, &err), JJ_EINTERRUPTED);
+    CHECK_INT(resp.attempts, 1);
+    CHECK(strstr(err.message, "waiting to retry: interrupted") != NULL);
     jj_http_response_free(&resp);
 }
 
@@ -702,6 +750,8 @@ int main(void)
     RUN(test_retries_double_the_delay);
     RUN(test_retries_exhausted);
     RUN(test_sleep_can_abandon);
+    RUN(test_cancelled_before_an_attempt);
+    RUN(test_cancelled_between_attempts);
     RUN(test_connection_refused_is_retried);
     RUN(test_to_file_streams_and_renames);
     RUN(test_on_data_chunks_and_abort);

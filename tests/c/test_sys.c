@@ -1,5 +1,5 @@
 /* test_sys.c: core/sys: arch names, os-release parsing, signal watches,
- * interruptible sleep, and child processes (exit codes, output, stdin,
+ * interruptible sleep, cancellation tokens, and child processes (exit codes, output, stdin,
  * timeouts, spawn failures). */
 #include "check.h"
 #include "sys.h"
@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -220,6 +221,96 @@ static void test_sleep_interrupted(void)
     jj_sys_sigwatch_close(&w);
 }
 
+/* A handler that is not a watch: it asks the token to stop, as a C program
+ * (or another thread) would. */
+static jj_sys_cancel *alarm_token;
+
+static void on_alarm(int signo)
+{
+    (void)signo;
+    if (alarm_token)
+        jj_sys_cancel_request(alarm_token);
+}
+
+static void test_cancel_token(void)
+{
+    jj_error err;
+    jj_sys_cancel c;
+    jj_sys_cancel_scope scope;
+
+    /* Nothing asked: the check passes and a short sleep completes. */
+    jj_sys_cancel_init(&c, NULL);
+    jj_sys_cancel_begin(&scope, &c);
+    CHECK_INT(jj_sys_cancel_check(&scope, "step", &err), 0);
+    CHECK_INT(jj_sys_cancel_sleep(&scope, 0.01, "nap", &err), 0);
+    CHECK_INT(jj_sys_cancel_sleep(&scope, -1, "nap", &err), JJ_EINVAL);
+
+    /* A request stops the scope at once. */
+    jj_sys_cancel_request(&c);
+    CHECK_INT(jj_sys_cancel_check(&scope, "step", &err), JJ_EINTERRUPTED);
+    CHECK_STR(err.message, "step: interrupted");
+    CHECK_INT(jj_sys_cancel_sleep(&scope, 10, "nap", &err), JJ_EINTERRUPTED);
+
+    /* A NULL token: only signals of a watch arriving during the scope. */
+    jj_sys_cancel_begin(&scope, NULL);
+    CHECK_INT(jj_sys_cancel_check(&scope, "step", &err), 0);
+
+    /* A request from a handler that is not a watch does not interrupt
+     * nanosleep; the sleep notices it within its slice. */
+    jj_sys_cancel_init(&c, NULL);
+    alarm_token = &c;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    CHECK_INT(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 200000}};
+    CHECK_INT(setitimer(ITIMER_REAL, &it, NULL), 0);
+    jj_sys_cancel_begin(&scope, &c);
+    double t0 = jj_sys_monotonic();
+    CHECK_INT(jj_sys_cancel_sleep(&scope, 10, "nap", &err), JJ_EINTERRUPTED);
+    CHECK(jj_sys_monotonic() - t0 < 5); /* far below the 10 s asked */
+    sigaction(SIGALRM, &old, NULL);
+    alarm_token = NULL;
+}
+
+static void test_cancel_watch(void)
+{
+    jj_error err;
+    jj_sys_sigwatch w;
+    int sigs[] = {SIGUSR1, SIGUSR2};
+    CHECK_INT(jj_sys_sigwatch_open(&w, sigs, 2, &err), 0);
+    jj_sys_cancel c;
+    jj_sys_cancel_init(&c, &w);
+    jj_sys_cancel_scope with, without;
+
+    /* A signal that came before the scope: only the token's watch sees it,
+     * and leaves it pending for the watch's owner. */
+    CHECK_INT(jj_sys_raise(SIGUSR2, &err), 0);
+    jj_sys_cancel_begin(&with, &c);
+    jj_sys_cancel_begin(&without, NULL);
+    CHECK_INT(jj_sys_cancel_check(&without, "step", &err), 0);
+    CHECK_INT(jj_sys_cancel_check(&with, "step", &err), JJ_EINTERRUPTED);
+    CHECK_STR(err.message, "step: interrupted (SIGUSR2)");
+    CHECK_INT(jj_sys_cancel_check(&with, "step", &err), JJ_EINTERRUPTED); /* still pending */
+    CHECK_INT(jj_sys_sigwatch_pending(&w), SIGUSR2);
+    CHECK_INT(jj_sys_cancel_check(&with, "step", &err), 0);
+
+    /* A signal arriving during a scope stops it with or without the token,
+     * naming the signal. */
+    jj_sys_cancel_begin(&without, NULL);
+    CHECK_INT(jj_sys_raise(SIGUSR1, &err), 0);
+    CHECK_INT(jj_sys_cancel_check(&without, "step", &err), JJ_EINTERRUPTED);
+    CHECK_STR(err.message, "step: interrupted (SIGUSR1)");
+    CHECK_INT(jj_sys_sigwatch_pending(&w), SIGUSR1);
+
+    /* A closed watch cancels nothing. */
+    jj_sys_sigwatch_close(&w);
+    jj_sys_cancel_begin(&with, &c);
+    CHECK_INT(jj_sys_cancel_check(&with, "step", &err), 0);
+}
+
 static jj_proc_opts opts_for(const char *const *argv)
 {
     jj_proc_opts o;
@@ -402,6 +493,8 @@ int main(void)
     RUN(test_signal_names);
     RUN(test_signal_watch);
     RUN(test_sleep_interrupted);
+    RUN(test_cancel_token);
+    RUN(test_cancel_watch);
     RUN(test_run_output_and_codes);
     RUN(test_run_stdin_and_big_output);
     RUN(test_spawn_options);

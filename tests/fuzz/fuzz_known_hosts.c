@@ -1,9 +1,10 @@
 /* fuzz_known_hosts.c: libFuzzer target for the known_hosts parser
- * (core/ssh.c), the file that decides whether a host key is trusted.
+ * (core/knownhosts.c), the file that decides whether a host key is trusted.
+ * No libssh2 is involved:
  *
  *   clang -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icore \
- *     tests/fuzz/fuzz_known_hosts.c core/ssh.c core/crypto.c core/fs.c \
- *     core/sys.c core/error.c -lssh2 -lcrypto
+ *     tests/fuzz/fuzz_known_hosts.c core/knownhosts.c core/crypto.c core/fs.c \
+ *     core/error.c -lcrypto
  *   ./a.out tests/fuzz/corpus/known_hosts
  *
  * Any input must parse or fail with JJ_ECORRUPT (naming the source and a
@@ -15,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ssh.h"
+#include "knownhosts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -40,35 +41,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     size_t lines = count_lines(data, size);
-    jj_ssh_known_host *all = NULL, *some = NULL;
+    jj_known_host *all = NULL, *some = NULL;
     size_t n_all = 0, n_some = 0;
     jj_error err;
-    int rc = jj_ssh_known_hosts_parse(text, size, "fuzz", NULL, 22, &all, &n_all, &err);
+    int rc = jj_knownhosts_parse(text, size, "fuzz", NULL, 22, &all, &n_all, &err);
     if (rc) {
         check_failure(rc, &err, lines);
         return 0;
     }
-    rc = jj_ssh_known_hosts_parse(text, size, "fuzz", "Host.Example", 2222, &some, &n_some, &err);
+    rc = jj_knownhosts_parse(text, size, "fuzz", "Host.Example", 2222, &some, &n_some, &err);
     if (rc && rc != JJ_ENOMEM)
         abort(); /* the same text cannot be valid for one host and not another */
     if (!rc && n_some > n_all)
         abort();
     for (size_t i = 0; i < n_all; i++) {
-        const jj_ssh_known_host *e = &all[i];
+        const jj_known_host *e = &all[i];
         if (e->lineno < 1 || (size_t)e->lineno > lines || !e->line || !e->key ||
             !strchr(e->key, ' '))
             abort();
-        jj_ssh_known_host *again = NULL;
+        jj_known_host *again = NULL;
         size_t n_again = 0;
-        int rc2 = jj_ssh_known_hosts_parse(e->line, strlen(e->line), "fuzz", NULL, 22, &again,
-                                           &n_again, &err);
+        int rc2 = jj_knownhosts_parse(e->line, strlen(e->line), "fuzz", NULL, 22, &again,
+                                      &n_again, &err);
         if (rc2 == 0 && (n_again != 1 || strcmp(again[0].key, e->key) != 0))
             abort();
         if (rc2 && rc2 != JJ_ENOMEM)
             abort();
-        jj_ssh_known_hosts_free(again, n_again);
+        jj_knownhosts_free(again, n_again);
     }
-    jj_ssh_known_hosts_free(some, n_some);
-    jj_ssh_known_hosts_free(all, n_all);
+    jj_knownhosts_free(some, n_some);
+    jj_knownhosts_free(all, n_all);
     return 0;
 }

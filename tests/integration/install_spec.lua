@@ -52,5 +52,28 @@ describe("installation", function()
     r = sys.run({ "lua5.4", "-e", table.concat(code, "; ") }, { env = lua_env })
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal("ok", r.stdout)
+
+    -- One core library, found through RUNPATH $ORIGIN: no absolute path to
+    -- the build tree or the prefix in any binary.
+    assert.is_true(fs.exists(prefix .. "/lib/libjujucore.so"))
+    for _, bin in ipairs({ prefix .. "/bin/juju", prefix .. "/bin/jujud", prefix .. "/lib/lua/5.4/juju/ssh.so" }) do
+      r = sys.run({ "readelf", "-d", bin }, {})
+      assert.are.equal(0, r.code, r.stderr)
+      local runpath = r.stdout:match("RUNPATH%)%s+Library runpath: %[([^%]]*)%]")
+      assert.is_truthy(runpath and runpath:match("^%$ORIGIN/"), bin)
+      assert.is_nil(r.stdout:find("RPATH)", 1, true), bin)
+    end
+
+    -- A moved install still runs: everything is found relative to itself.
+    local moved = h.tmpdir("juju-moved-") .. "/prefix"
+    assert(fs.rename(prefix, moved))
+    r = sys.run({ moved .. "/bin/juju", "version" }, { env = env })
+    assert.are.equal(0, r.code, r.stderr)
+    lua_env.LUA_PATH_5_4 = moved .. "/share/lua/5.4/?.lua;;"
+    lua_env.LUA_CPATH_5_4 = moved .. "/lib/lua/5.4/?.so;;"
+    r = sys.run({ "lua5.4", "-e", "assert(require('juju.ssh')); assert(require('juju.sys')); io.write('ok')" },
+      { env = lua_env })
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("ok", r.stdout)
   end)
 end)
