@@ -370,11 +370,7 @@ function M.build(b, record, dir)
   entries[#entries + 1] = { src = site_file, name = "share/lua/5.4/juju_site.lua", mode = tonumber("644", 8) }
   add_tree(entries, lua_root .. "/juju", "share/lua/5.4/juju", "%.lua$", M.TEST_ONLY)
   add_tree(entries, so_dir, "lib/lua/5.4/juju", "%.so$")
-  -- The core library the modules (RUNPATH $ORIGIN/../../..) and jujud
-  -- (RUNPATH $ORIGIN/lib) load.
-  local core_lib = so_dir:gsub("/lua/5%.4/juju$", "") .. "/libjujucore.so"
-  if not fs.exists(core_lib) then return nil, "cannot find the engine's core library (" .. core_lib .. ")" end
-  entries[#entries + 1] = { src = core_lib, name = "lib/libjujucore.so", mode = tonumber("755", 8) }
+  -- (The core library, lib/libjujucore.so, comes with the library closure.)
   -- The provider scripts the environment uses, custom ones included.
   entries[#entries + 1] = { src = b.provider.path, name = "share/juju/providers/" .. b.provider.name .. ".lua",
     mode = tonumber("644", 8) }
