@@ -100,8 +100,25 @@ static int run(lua_State *L)
     return 1;
 }
 
+/* Agent tools start bin/jujud through a wrapper that puts their own lib/ on
+ * LD_LIBRARY_PATH (lua/juju/agenttools.lua). The dynamic loader has read it
+ * by now (dlopen keeps using it); give the caller's value back so the
+ * commands jujud runs use the host's libraries. */
+static void restore_library_path(void)
+{
+    const char *saved = getenv("JUJU_TOOLS_LD_LIBRARY_PATH");
+    if (!saved)
+        return;
+    if (strncmp(saved, "set:", 4) == 0)
+        setenv("LD_LIBRARY_PATH", saved + 4, 1);
+    else
+        unsetenv("LD_LIBRARY_PATH");
+    unsetenv("JUJU_TOOLS_LD_LIBRARY_PATH");
+}
+
 int jj_run_main(int argc, char **argv, const char *entry_module)
 {
+    restore_library_path();
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "ERROR cannot create Lua state: out of memory\n");

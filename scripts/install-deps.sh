@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency from Debian packages (Debian 12, as root).
-# Idempotent: a second run only checks.
+# Idempotent: a second run only checks. (mmdebstrap builds the fresh Debian
+# root of the fresh-host tests: scripts/fresh-root.sh.)
 set -euo pipefail
 
 PKGS=(
@@ -14,6 +15,7 @@ PKGS=(
   shellcheck
   clang libclang-rt-14-dev valgrind
   procps iproute2 util-linux sudo hyperfine
+  mmdebstrap
 )
 # cloud-init is large; only the tests need its schema checker.
 if [ "${1:-}" = "--with-test-tools" ] || [ "${JUJU_INSTALL_TEST_TOOLS:-}" = 1 ]; then

@@ -181,6 +181,8 @@ end
 function steps.find_tools(b)
   local available, how = agenttools.find_available(b)
   if not available then return nil, how end
+  local series_ok, series_err = agenttools.check_series(b, available)
+  if not series_ok then return nil, series_err end
   b.available, b.tools_origin = available, how
   if not b.cfg["agent-version"] then
     b.cfg["agent-version"] = tostring(b.params.requested_version or version.current)

@@ -12,11 +12,13 @@ local log = require("juju.log")
 
 local M = {}
 
---- The agent's version number: FORCE-VERSION beside the executable, else the build's.
+--- The agent's version number: FORCE-VERSION beside the executable (or in
+--- the tools' top directory, the parent of their bin/), else the build's.
 function M.version_number()
   local exe = fs.readlink("/proc/self/exe")
   local dir = exe and exe:match("^(.*)/[^/]*$")
-  local forced = dir and fs.read_file(dir .. "/FORCE-VERSION")
+  local forced = dir and (fs.read_file(dir .. "/FORCE-VERSION")
+    or (dir:match("/bin$") and fs.read_file(dir:gsub("/bin$", "") .. "/FORCE-VERSION")))
   if forced then
     local n = version.parse((forced:gsub("%s+$", "")))
     if n then return n end
@@ -58,6 +60,10 @@ function M.run(ctx, args)
   local fs_ = flags.new()
   common_flags(fs_)
   cmd.flags(fs_)
+  if args[2] == "--help" or args[2] == "-h" then
+    ctx:write_stdout(string.format("Usage: jujud %s [options]\n\nOptions:\n%s\n", name, fs_:usage()))
+    return 0
+  end
   local opts, pos = fs_:parse(table.move(args, 2, #args, 1, {}))
   if not opts then
     ctx:write_stderr("error: " .. pos .. "\n")

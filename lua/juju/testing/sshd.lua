@@ -16,6 +16,13 @@
 --   process table (a `kill` run over SSH can reach any process) and everything else
 --   under / (/opt, /srv, /mnt ...).
 --
+-- Fresh hosts (opts.fresh): the root is instead a minimal Debian 12 built by
+-- scripts/fresh-root.sh (mmdebstrap minbase + openssh-server + sudo, cached
+-- under /tmp/juju-fresh-root), seen through a copy-on-write overlay whose
+-- upper layer vanishes with the namespace, with private /proc, /dev, /run
+-- and /tmp; the root's own sshd runs chrooted in it. server.run runs inside
+-- the root; server.root_changes() lists what differs from the cached root.
+--
 -- Needs root (mount namespaces) and /usr/sbin/sshd; M.available() says why not.
 --
 --   local server = assert(sshd.start { address_index = 2 })
@@ -55,6 +62,33 @@ if [ -n "$3" ]; then
   exec "$3" --pdeathsig KILL /usr/sbin/sshd -D -e -f "$config"
 fi
 exec /usr/sbin/sshd -D -e -f "$config"
+]]
+
+-- The same for a fresh host (opts.root): $4 is the cached root, seen
+-- through a copy-on-write overlay whose upper layer is $1/ns/upper (on the
+-- namespace's tmpfs, so it vanishes with it); /proc, /dev, and private
+-- tmpfs /run and /tmp inside; the server's own directory bind-mounted at
+-- the same path. sshd is the root's own, started chrooted.
+local FRESH_SCRIPT = [[
+set -eu
+root=$1
+config=$2
+lower=$4
+mount -t tmpfs -o mode=0700 juju-sshd "$root/ns"
+mkdir "$root/ns/upper" "$root/ns/work" "$root/ns/merged"
+m=$root/ns/merged
+mount -t overlay juju-sshd-fresh -o "lowerdir=$lower,upperdir=$root/ns/upper,workdir=$root/ns/work" "$m"
+mount -t proc juju-sshd-proc "$m/proc"
+mount --rbind /dev "$m/dev"
+mount -t tmpfs -o mode=0755 juju-sshd-run "$m/run"
+mount -t tmpfs -o mode=1777 juju-sshd-tmp "$m/tmp"
+mkdir -p "$m$root" "$m/run/sshd"
+chmod 0755 "$m/run/sshd"
+mount --bind "$root" "$m$root"
+if [ -n "$3" ]; then
+  exec "$3" --pdeathsig KILL chroot "$m" /usr/sbin/sshd -D -e -f "$config"
+fi
+exec chroot "$m" /usr/sbin/sshd -D -e -f "$config"
 ]]
 
 local function program(name)
@@ -169,7 +203,8 @@ end
 local function launch(s)
   write_file(s.config, sshd_config(s, s.keys, s.extra_config), "0644")
   local proc, err = sys.spawn({ program("unshare"), "--mount", "--propagation", "private",
-    "/bin/sh", "-c", NAMESPACE_SCRIPT, "sh", s.root, s.config, program("setpriv") or "" },
+    "/bin/sh", "-c", s.fresh_root and FRESH_SCRIPT or NAMESPACE_SCRIPT, "sh", s.root, s.config,
+    program("setpriv") or "", s.fresh_root or "" },
     { stdin = "null", stdout = s.log, stderr = s.log })
   if not proc then return nil, "cannot start sshd: " .. tostring(err) end
   s.process = proc
@@ -190,6 +225,28 @@ local function launch(s)
   return nil, "sshd did not listen on " .. s.host .. ":" .. s.port .. " within " .. s.start_timeout
     .. " s:\n" .. (fs.read_file(s.log) or "")
 end
+
+-- What differs between an overlay upper layer ($1) and its lower ($2):
+-- whiteouts (removed), new paths, and paths whose type, mode, owner, link
+-- target or content differ.
+local ROOT_DIFF_SCRIPT = [[
+set -eu
+upper=$1
+lower=$2
+cd "$upper"
+find . -mindepth 1 | while IFS= read -r p; do
+  rel=${p#.}
+  if [ -c "$p" ] && [ "$(stat -c %t:%T "$p")" = 0:0 ]; then echo "$rel removed"; continue; fi
+  if [ ! -e "$lower$rel" ] && [ ! -L "$lower$rel" ]; then echo "$rel created"; continue; fi
+  a=$(stat -c '%F %a %u %g' "$p"); b=$(stat -c '%F %a %u %g' "$lower$rel")
+  if [ "$a" != "$b" ]; then echo "$rel changed: $b -> $a"; continue; fi
+  if [ -L "$p" ]; then
+    [ "$(readlink "$p")" = "$(readlink "$lower$rel")" ] || echo "$rel link changed"
+  elif [ -f "$p" ]; then
+    cmp -s "$p" "$lower$rel" || echo "$rel content changed"
+  fi
+done
+]]
 
 -- Calls work both as server.f(...) and server:f(...).
 local function method(s, fn)
@@ -219,15 +276,50 @@ local function stop(s)
   return true
 end
 
+-- scripts/fresh-root.sh of the source tree this file belongs to.
+local function fresh_root_script()
+  local src = debug.getinfo(1, "S").source:match("^@(.*)$")
+  local real = src and fs.realpath(src)
+  local top = real and real:match("^(.*)/lua/juju/testing/sshd%.lua$")
+  return top and (top .. "/scripts/fresh-root.sh")
+end
+
+--- The cached minimal Debian 12 root of fresh hosts (built by
+--- scripts/fresh-root.sh on first use: a minute or two, needs mmdebstrap and
+--- the Debian archive): its path, or nil and why not.
+function M.fresh_root()
+  if M.fresh_root_path then return M.fresh_root_path end
+  local script = fresh_root_script()
+  if not script or not fs.exists(script) then return nil, "cannot find scripts/fresh-root.sh" end
+  local r, err = sys.run({ "/bin/bash", script }, { timeout = 900 })
+  if not r then return nil, "scripts/fresh-root.sh: " .. tostring(err) end
+  if r.code ~= 0 then return nil, "scripts/fresh-root.sh failed (exit " .. r.code .. "): " .. r.stderr end
+  local path = r.stdout:match("(/%S+)%s*$")
+  if not path or not fs.exists(path .. "/usr/sbin/sshd") then
+    return nil, "scripts/fresh-root.sh gave no root with /usr/sbin/sshd: " .. r.stdout
+  end
+  M.fresh_root_path = path
+  return path
+end
+
 --- Starts a server. opts: address_index (N of 127.0.0.N, default 1), port
 --- (default: a free one), host_key_types (default {"ed25519", "ecdsa"}),
 --- authorized_keys (extra public key lines), sshd_config (extra lines),
---- start_timeout (s, default 10). Returns the server table (see the fields
+--- start_timeout (s, default 10), fresh (true: the host's root is the
+--- cached fresh Debian root of M.fresh_root(), or a root directory to use
+--- instead; see FRESH_SCRIPT). Returns the server table (see the fields
 --- below) or nil and a reason. Call server.stop() when done.
 function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
   if not ok then return nil, why end
+  local fresh_root
+  if opts.fresh then
+    local ferr
+    if type(opts.fresh) == "string" then fresh_root = opts.fresh else fresh_root, ferr = M.fresh_root() end
+    if not fresh_root then return nil, ferr end
+    if not fs.exists(fresh_root .. "/usr/sbin/sshd") then return nil, fresh_root .. " has no /usr/sbin/sshd" end
+  end
   local n = opts.address_index or 1
   if math.type(n) ~= "integer" or n < 1 or n > 254 then error("address_index must be 1..254", 2) end
   local root = assert(fs.mkdtemp("/tmp/juju-sshd-"))
@@ -240,6 +332,7 @@ function M.start(opts)
     host_key_types = opts.host_key_types or { "ed25519", "ecdsa" },
     extra_config = opts.sshd_config,
     start_timeout = opts.start_timeout or START_TIMEOUT,
+    fresh_root = fresh_root,
   }
   -- sshd reads authorized_keys as the logging-in user: the directory must be
   -- traversable (the private keys inside stay 0600).
@@ -281,11 +374,35 @@ function M.start(opts)
 
   --- Runs argv inside the server's mount namespace (sees what SSH sessions
   --- see); returns sys.run's result.
+  --- (A fresh host: inside its root, as its sessions are.)
   s.run = method(s, function(argv, run_opts)
-    local full = { program("nsenter"), "--target", tostring(s.pid), "--mount", "--" }
+    local full = { program("nsenter"), "--target", tostring(s.pid), "--mount" }
+    if s.fresh_root then
+      full[#full + 1] = "--root"
+      full[#full + 1] = "--wd"
+    end
+    full[#full + 1] = "--"
     for _, a in ipairs(argv) do full[#full + 1] = a end
     return sys.run(full, run_opts or { timeout = 60 })
   end)
+
+  if s.fresh_root then
+    --- A fresh host's changes to its root: sorted lines "<path> <what>" for
+    --- every path of the overlay's upper layer that differs from the cached
+    --- root (a file created, changed or removed, a mode, owner or link
+    --- changed); directories that were only copied up count as unchanged.
+    --- An empty list means the root is as it was.
+    s.root_changes = method(s, function()
+      local r, rerr = sys.run({ program("nsenter"), "--target", tostring(s.pid), "--mount", "--",
+        "/bin/sh", "-c", ROOT_DIFF_SCRIPT, "sh", s.root .. "/ns/upper", s.fresh_root }, { timeout = 60 })
+      if not r then return nil, rerr end
+      if r.code ~= 0 then return nil, "root diff failed (exit " .. r.code .. "): " .. r.stderr end
+      local out = {}
+      for line in r.stdout:gmatch("[^\n]+") do out[#out + 1] = line end
+      table.sort(out)
+      return out
+    end)
+  end
 
   --- Pids of every process in the server's namespace (sshd itself is
   --- server.pid): tests freeze sessions with them.
