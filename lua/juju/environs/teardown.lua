@@ -60,6 +60,7 @@ function M.run(provider, env, pc, j, opts)
       if r.id == nil and r.kind == "instance" and listed then
         ok = true -- never created
       else
+        if r.kind == "instance" then pc:infof("Stopping instance %s", tostring(r.id or r.name)) end
         ok, err = call(provider.release, env, r)
       end
     else
