@@ -115,4 +115,32 @@ describe("a provider written from CONTRACT.md", function()
     assert.is_false(fs.exists(s.root .. "/cloud"))
     assert.is_nil(s:jenv("dc"))
   end)
+
+  it("s:close() destroys what the scenario bootstrapped and stops its agent", function()
+    local s = testing.new {
+      files = { ["providers/dircloud.lua"] = DIRCLOUD }, real_clock = true, env = { JUJU_AGENT_HEARTBEAT = "1" },
+      environments = { dc = { type = "dircloud", ["cloud-dir"] = "${root}/cloud" } }, default = "dc",
+    }
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    local name = "juju-" .. s:jenv("dc")["environ-uuid"] .. "-machine-0"
+    local pid_file = s.root .. "/cloud/instances/" .. name .. "/var/lib/juju/agents/machine-0/jujud.pid"
+    local pid
+    for _ = 1, 100 do
+      pid = math.tointeger(tonumber((fs.read_file(pid_file) or ""):match("%d+") or ""))
+      if pid then break end
+      sys.sleep(0.1)
+    end
+    assert.is_number(pid, "the agent never wrote its pid")
+    assert.is_truthy(sys.kill(pid, 0))
+    local root = s.root
+    s:close()
+    local alive = true
+    for _ = 1, 50 do
+      alive = sys.kill(pid, 0)
+      if not alive then break end
+      sys.sleep(0.1)
+    end
+    assert.is_falsy(alive)
+    assert.is_false(fs.exists(root))
+  end)
 end)
