@@ -4,17 +4,17 @@
 -- commands see the same world. `broken: "Bootstrap Destroy"` makes those
 -- operations fail with "dummy.<Method> is broken", as in Juju; the
 -- JUJU_DUMMY_DELAY environment variable ("start_instance=2 destroy=1") makes
--- operations slow, for interrupt and kill tests.
+-- operations slow, for interrupt and kill tests. It implements every
+-- operation of the contract, so the fault matrix reaches each one.
 local fs = require("juju.fs")
 local json = require("juju.json")
 local yaml = require("juju.yaml")
 local storage_mod = require("juju.storage")
-local cloudinit = require("juju.cloudinit")
 local common = require("juju.provider_common")
 
 local P = {
   name = "dummy",
-  api_version = 1,
+  api_version = 2,
   description = "test provider: instances and storage in a directory under JUJU_HOME",
   default_state_store = "sqlite",
   public_tools = false,
@@ -36,9 +36,9 @@ local DIR_MODE = tonumber("700", 8)
 -- Juju's method names, for `broken`.
 local METHOD = {
   prepare_for_bootstrap = "PrepareForBootstrap", open = "Open", state_server_instances = "StateServerInstances",
-  bootstrap = "Bootstrap", start_instance = "StartInstance", stop_instances = "StopInstances",
-  destroy = "Destroy", storage = "Storage", instances = "Instances", all_instances = "AllInstances",
-  finalize = "FinalizeBootstrap",
+  start_instance = "StartInstance", release = "StopInstances",
+  destroy = "Destroy", storage = "Storage", all_instances = "AllInstances",
+  finalize = "FinalizeBootstrap", wait_agent = "WaitAgent", state_dump = "StateDump",
 }
 
 local function broken(cfg, op)
@@ -115,14 +115,37 @@ end
 
 local function instance_path(env, id) return env.dir .. "/instances/" .. id .. ".yaml" end
 
-local function instance_object(id)
-  return { id = id, addresses = { "localhost" } }
+local function instance_object(id, rec)
+  return { id = id, name = rec and rec.name, status = rec and rec.state or "running",
+    addresses = { common.address("localhost", "machine-local") },
+    hardware = rec and { arch = rec.arch, ["cpu-cores"] = 1, mem = 1024 } or nil }
+end
+
+local function read_instance(env, id)
+  local text = fs.read_file(instance_path(env, id))
+  return text and yaml.decode(text) or nil
+end
+
+function P.validate_config(ctx, cfg)
+  local _ = ctx
+  if cfg.broken ~= nil and type(cfg.broken) ~= "string" then return nil, "broken must be a string" end
+  return cfg
+end
+
+function P.constraints_validator(_) return P.constraints end
+
+function P.tools_sources(_) return {} end
+
+function P.instance_defaults(env)
+  local ok, err = enter(env, "instance_defaults", {})
+  if not ok then return nil, err end
+  return {}
 end
 
 function P.start_instance(env, params)
   local icfg = params.instance_config
   local ok, err = enter(env, "start_instance", {
-    machine_id = icfg.machine_id, series = icfg.series, placement = params.placement,
+    machine_id = icfg.machine_id, series = icfg.series, placement = params.placement, name = params.name,
     tools = #params.tools, constraints = require("juju.constraints").format(params.constraints or {}),
   })
   if not ok then return nil, err end
@@ -132,54 +155,76 @@ function P.start_instance(env, params)
   local id = string.format("dummy-%d", n)
   assert(fs.mkdir_p(env.dir .. "/instances", DIR_MODE))
   local arch = params.tools[1].arch
-  local rec = { id = id, series = icfg.series, arch = arch, state = "running" }
+  local rec = { id = id, name = params.name, series = icfg.series, arch = arch, state = "running" }
   local wok, werr = fs.write_atomic(instance_path(env, id), yaml.encode(rec))
   if not wok then return nil, werr end
-  -- The phase-1 user-data a cloud would receive, with the host key the
-  -- client generated for this bootstrap (it pins the public half).
+  -- The phase-1 user-data a cloud would receive (rendered by the engine).
   assert(fs.mkdir_p(env.dir .. "/userdata", DIR_MODE))
-  fs.write_atomic(env.dir .. "/userdata/" .. id, cloudinit.userdata(icfg, { host_keys = params.host_keys }))
-  return { instance = instance_object(id), hardware = { arch = arch, ["cpu-cores"] = 1, mem = 1024 } }
+  fs.write_atomic(env.dir .. "/userdata/" .. id, params.userdata)
+  return instance_object(id, rec)
 end
 
-function P.stop_instances(env, ids)
-  local ok, err = enter(env, "stop_instances", { ids = yaml.array(ids) })
+-- No SSH: the dummy records the phase-2 script that would run on machine 0.
+function P.finalize(env, inst, params)
+  local ok, err = enter(env, "finalize", { instance = inst.id, tools = params.instance_config.tools.version })
   if not ok then return nil, err end
-  for _, id in ipairs(ids) do fs.remove(instance_path(env, id)) end
-  return true
+  assert(fs.mkdir_p(env.dir .. "/scripts", DIR_MODE))
+  return fs.write_atomic(env.dir .. "/scripts/" .. inst.id, params.script, tonumber("600", 8))
+end
+
+-- The agent "reports" once its script is recorded.
+function P.wait_agent(env, inst)
+  local ok, err = enter(env, "wait_agent", { instance = inst.id })
+  if not ok then return nil, err end
+  return env.ctx:wait("for the dummy agent", 10, function()
+    return fs.exists(env.dir .. "/scripts/" .. inst.id) or nil, "no script recorded"
+  end, 1)
 end
 
 function P.all_instances(env)
   local out = {}
   for _, f in ipairs(fs.list(env.dir .. "/instances") or {}) do
-    out[#out + 1] = instance_object((f:gsub("%.yaml$", "")))
+    local id = f:gsub("%.yaml$", "")
+    out[#out + 1] = instance_object(id, read_instance(env, id))
   end
   return out
 end
 
-function P.instances(env, ids)
-  local out = {}
-  for _, id in ipairs(ids) do
-    if fs.exists(instance_path(env, id)) then out[#out + 1] = instance_object(id) end
-  end
-  if #out == 0 then return nil, "instances not found", "NO_INSTANCES" end
-  return out
-end
-
-function P.bootstrap(env, params)
-  local ok, err = enter(env, "bootstrap", {
-    constraints = require("juju.constraints").format(params.constraints or {}), placement = params.placement,
-  })
+function P.release(env, resource)
+  local ok, err = enter(env, "release", { kind = resource.kind, id = resource.id })
   if not ok then return nil, err end
-  return common.bootstrap(params.run, {
-    -- No SSH: the dummy records what would be run on machine 0.
-    finish = function(_, inst, icfg, script)
-      local fok, ferr = enter(env, "finalize", { instance = inst.id, tools = icfg.tools.version })
-      if not fok then return nil, ferr end
-      assert(fs.mkdir_p(env.dir .. "/scripts", DIR_MODE))
-      return fs.write_atomic(env.dir .. "/scripts/" .. inst.id, script, tonumber("600", 8))
-    end,
-  })
+  if resource.kind == "instance" then
+    fs.remove(instance_path(env, resource.id))
+    return true
+  end
+  return nil, string.format("dummy: unknown resource kind %q", tostring(resource.kind))
+end
+
+-- The dummy keeps no state store of its own: status uses state_dump.
+function P.state_info(_)
+  return nil, "the dummy provider has no state store", "UNAVAILABLE"
+end
+
+-- Machine 0's status documents, made from the world: a started agent
+-- for every recorded script.
+function P.state_dump(env)
+  local ok, err = enter(env, "state_dump", {})
+  if not ok then return nil, err end
+  local now = env.ctx.clock.time()
+  local doc = { environment = env.cfg.uuid, now = now, machines = {}, instanceData = {}, presence = {} }
+  for i, inst in ipairs(P.all_instances(env)) do
+    local id = tostring(i - 1)
+    local rec = read_instance(env, inst.id) or {}
+    doc.machines[#doc.machines + 1] = { _id = env.cfg.uuid .. ":" .. id, machineid = id, series = rec.series,
+      addresses = { { value = "localhost" } } }
+    doc.instanceData[#doc.instanceData + 1] = { _id = env.cfg.uuid .. ":" .. id, instanceid = inst.id,
+      arch = rec.arch, cpucores = 1, mem = 1024 }
+    if fs.exists(env.dir .. "/scripts/" .. inst.id) then
+      doc.presence[#doc.presence + 1] = { _id = env.cfg.uuid .. ":m#" .. id, time = now, interval = 10,
+        stopped = false, agent_version = env.cfg["agent-version"] }
+    end
+  end
+  return doc
 end
 
 function P.destroy(env)

@@ -13,7 +13,7 @@ local state = require("juju.state")
 
 local P = {
   name = "local",
-  api_version = 1,
+  api_version = 2,
   description = "this machine is machine 0: no cloud, no SSH",
   default_state_store = "sqlite",
   public_tools = false,
@@ -77,19 +77,30 @@ local function host_hardware(arch)
   return hw
 end
 
+local function service_name(env) return "juju-agent-" .. env.cfg.namespace end
+
+function P.instance_defaults(env)
+  local root, cfg = env.root, env.cfg
+  return {
+    data_dir = root, log_dir = root .. "/log", cloud_init_output_log = root .. "/cloud-init-output.log",
+    service_name = service_name(env), jobs = { "JobManageEnviron" }, instance_id = "localhost",
+    agent_env = { NAMESPACE = cfg.namespace, STORAGE_DIR = root .. "/storage", PROVIDER_TYPE = "local" },
+    agent_start = cfg["agent-start"],
+  }
+end
+
+-- Nothing is launched: this machine is the instance.
 function P.start_instance(_, params)
-  return { instance = { id = "localhost", addresses = { "127.0.0.1" } },
+  return { id = "localhost", status = "running", addresses = { common.address("127.0.0.1", "machine-local") },
     hardware = host_hardware(sys.arch() or params.tools[1].arch) }
 end
 
-local function service_name(env) return "juju-agent-" .. env.cfg.namespace end
-
 -- The phase-2 script, run here. Its progress lines (fd 9) become ours.
-local function run_script(env, run, script)
+function P.finalize(env, _, params)
   local root = env.root
   assert(fs.mkdir_p(root, tonumber("755", 8)))
   local r, err = sys.run({ "bash", "-s" }, {
-    stdin = script, env = env.ctx.env, timeout = env.cfg["bootstrap-timeout"] or 600,
+    stdin = params.script, env = env.ctx.environ, timeout = env.cfg["bootstrap-timeout"] or 600,
   })
   if not r then return nil, "cannot run the bootstrap script: " .. tostring(err) end
   local progress, tail = {}, {}
@@ -99,22 +110,8 @@ local function run_script(env, run, script)
     return nil, string.format("the bootstrap script failed (exit %d); last output:\n%s\n(full log: %s)",
       r.code, table.concat(tail, "\n"), root .. "/cloud-init-output.log")
   end
-  for _, line in ipairs(progress) do run.ctx:infof("%s", line) end
+  for _, line in ipairs(progress) do env.ctx:infof("%s", line) end
   return true
-end
-
-function P.bootstrap(env, params)
-  local root = env.root
-  local cfg = env.cfg
-  return common.bootstrap(params.run, {
-    instance_params = {
-      data_dir = root, log_dir = root .. "/log", cloud_init_output_log = root .. "/cloud-init-output.log",
-      service_name = service_name(env), jobs = { "JobManageEnviron" }, instance_id = "localhost",
-      agent_env = { NAMESPACE = cfg.namespace, STORAGE_DIR = root .. "/storage", PROVIDER_TYPE = "local" },
-      agent_start = cfg["agent-start"],
-    },
-    finish = function(run, _, _, script) return run_script(env, run, script) end,
-  })
 end
 
 --- Where the client reads state (juju status, wait_agent).
@@ -122,10 +119,10 @@ function P.state_info(env)
   return { kind = "sqlite", path = env.root .. "/state.db" }
 end
 
-function P.wait_agent(env, run)
+function P.wait_agent(env)
   local info = P.state_info(env)
   local timeout = env.cfg["bootstrap-timeout"] or 600
-  return run:wait("for the machine agent's first heartbeat", timeout, 0.2, function()
+  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
     if not fs.exists(info.path) then return nil, "no state database yet" end
     local store = state.open(info.kind, info)
     if not store then return nil, "state database not readable yet" end
@@ -133,7 +130,7 @@ function P.wait_agent(env, run)
     store:close()
     if st and st.agent_state == "started" then return true end
     return nil, "machine 0 has not reported yet"
-  end)
+  end, 0.2)
 end
 
 -- Stops the agent's restart loop (its own process group) and the agent.
@@ -158,6 +155,13 @@ local function stop_agent(env)
       sys.kill(pid, "KILL")
     end
   end
+end
+
+--- The instance is this machine: releasing it stops the agent. The
+--- engine removes storage objects itself; nothing else is created.
+function P.release(env, resource)
+  if resource.kind == "instance" then stop_agent(env) end
+  return true
 end
 
 function P.destroy(env)

@@ -17,18 +17,17 @@
 -- Environ storage is <data-dir>/storage on the host (juju.sshstorage).
 local fs = require("juju.fs")
 local sys = require("juju.sys")
-local json = require("juju.json")
 local crypto = require("juju.crypto")
 local shell = require("juju.shell")
 local version = require("juju.version")
-local instancecfg = require("juju.instancecfg")
+local common = require("juju.provider_common")
 local sshinit = require("juju.sshinit")
 local sshstorage = require("juju.sshstorage")
 local state_dump = require("juju.agent.state_dump")
 
 local P = {
   name = "manual",
-  api_version = 1,
+  api_version = 2,
   description = "an existing machine reached over SSH becomes machine 0",
   default_state_store = "mongodb",
   -- The engine publishes no tools: they are built here and uploaded by SFTP
@@ -57,7 +56,7 @@ P.DESTROY_CONNECT_TIMEOUT = 60
 
 -- Configs prepared in this process: their environments' hosts are known
 -- to be untouched until this process touches them (see destroy).
-local fresh = setmetatable({}, { __mode = "k" })
+local fresh = {}
 
 local function present(v) return type(v) == "string" and v ~= "" end
 
@@ -85,7 +84,7 @@ function P.prepare_for_bootstrap(_, cfg)
   -- someone's existing machine unless asked.
   if cfg["enable-os-refresh-update"] == nil then cfg["enable-os-refresh-update"] = true end
   if cfg["enable-os-upgrade"] == nil then cfg["enable-os-upgrade"] = false end
-  fresh[cfg] = true
+  fresh[cfg.uuid] = true
   return cfg
 end
 
@@ -102,7 +101,7 @@ function P.open(ctx, cfg)
   return {
     ctx = ctx, cfg = cfg, host = host, port = port or sshinit.DEFAULT_PORT,
     user = present(cfg["bootstrap-user"]) and cfg["bootstrap-user"] or sys.username(),
-    uuid = cfg.uuid, fresh = fresh[cfg] == true, touched = false,
+    uuid = cfg.uuid, fresh = fresh[cfg.uuid] == true, touched = false,
   }
 end
 
@@ -122,7 +121,7 @@ local function admin_session(env, w, timeout, quiet)
   if env.session then return env.session end
   local cfg = env.cfg
   local target = sshinit.target(env.ctx, cfg, { user = env.user, port = env.port })
-  local s, err, code = sshinit.wait_for_ssh(w or { ctx = env.ctx }, {
+  local s, err, code = sshinit.wait_for_ssh(w or env.ctx, {
     target = target, addresses = function() return { env.host } end, say_waiting = false, quiet = quiet,
     timeout = timeout or cfg["bootstrap-timeout"] or 600, retry_delay = cfg["bootstrap-retry-delay"] or 5,
     addresses_delay = math.huge, retry_auth = false,
@@ -299,7 +298,7 @@ echo "cores=$( (nproc || grep -c '^processor' /proc/cpuinfo) 2> /dev/null)"
 ]==]
 
 --- Parses the detection output: {series=, arch=, hardware=} or nil, message.
-function P.parse_detection(text)
+local function parse_detection(text)
   local facts = {}
   for k, v in text:gmatch("([%w-]+)=([^\n]*)") do facts[k] = v end
   local series = facts.series
@@ -321,7 +320,7 @@ local function detect(env, run)
   local r, err, code = root_exec(env, DETECT, { run = run })
   if not r then return nil, err, code end
   if r.code ~= 0 then return script_failure("cannot detect series and hardware of " .. env.host, r) end
-  local facts, perr = P.parse_detection(r.stdout)
+  local facts, perr = parse_detection(r.stdout)
   if not facts then return nil, "cannot detect series and hardware of " .. env.host .. ": " .. perr end
   return facts
 end
@@ -353,76 +352,74 @@ function P.state_server_instances(env)
   return nil, "environment is not bootstrapped", "NOT_BOOTSTRAPPED"
 end
 
-function P.bootstrap(env, params)
-  local b = params.run
-  local _, err, code = admin_session(env, b)
+function P.instance_defaults(env)
+  return {
+    instance_id = instance_id(env), data_dir = P.DATA_DIR, log_dir = P.LOG_DIR,
+    -- Inside the log directory, so destroy takes it with it.
+    cloud_init_output_log = P.LOG_DIR .. "/cloud-init-output.log",
+  }
+end
+
+--- "Starts" the existing machine: checks it is free, detects its series
+--- and hardware, claims it and sets up the ubuntu user with the engine's
+--- nonce.
+function P.start_instance(env, params)
+  local w = env.ctx
+  local _, err, code = admin_session(env, w)
   if err then return nil, err, code end
-  local kind, owner = probe(env, { run = b })
+  local kind, owner = probe(env, { run = w })
   if not kind then return nil, owner end
   if kind == "agents" then return nil, provisioned_message(env, owner) or "machine is already provisioned" end
-  local facts, derr = detect(env, b)
+  local facts, derr = detect(env, w)
   if not facts then return nil, derr end
   local have_tools = false
-  for _, t in ipairs(b.available or {}) do
+  for _, t in ipairs(params.tools or {}) do
     if t.series == facts.series and t.arch == facts.arch then have_tools = true end
   end
   if not have_tools then
     return nil, string.format("no matching tools available for %s (%s/%s)", env.host, facts.series, facts.arch)
   end
-  -- In the journal before the first change, so --keep-broken shows it.
-  local jok, jerr = b.journal:record({ kind = "host", id = env.host })
-  if not jok then return nil, jerr end
-  local ok, cerr, ccode = claim(env, { run = b })
+  local ok, cerr, ccode = claim(env, { run = w })
   if not ok then return nil, cerr, ccode end
-  env.nonce = instancecfg.BOOTSTRAP_NONCE_PREFIX .. ":" .. crypto.hex(crypto.random_bytes(8))
-  ok, cerr, ccode = init_ubuntu_user(env, b)
+  env.nonce = params.instance_config.nonce
+  ok, cerr, ccode = init_ubuntu_user(env, w)
   if not ok then return nil, cerr, ccode end
-  local id = instance_id(env)
-  b.ctx:infof(" - %s", id)
-  local inst = { id = id, addresses = { env.host } }
-  local storage_prefix = P.storage(env):url("")
-  return {
-    arch = facts.arch, series = facts.series, instance = inst, hardware = facts.hardware, nonce = env.nonce,
-    instance_params = {
-      instance_id = id, data_dir = P.DATA_DIR, log_dir = P.LOG_DIR,
-      -- Inside the log directory, so destroy takes it with it.
-      cloud_init_output_log = P.LOG_DIR .. "/cloud-init-output.log",
-    },
-    finalize = function(fb, icfg, script)
-      local done, ferr, fcode = sshinit.finish(fb, inst, icfg, script, {
-        user = P.UBUNTU, port = env.port, say_waiting = false, retry_auth = false,
-        -- Tools uploaded to environ storage are already on the host.
-        tools_on_host = icfg.tools.url:sub(1, #storage_prefix) == storage_prefix,
-      })
-      return done, ferr, fcode
-    end,
-  }
+  return { id = instance_id(env), status = "running", series = facts.series, ssh_port = env.port,
+    -- The address the operator gave: reachable from this client.
+    addresses = { common.address(env.host, "public") }, hardware = facts.hardware }
 end
 
---- Runs `jujud state-dump` on the host (read-only): the machines,
---- instanceData and presence documents and the host's clock.
+--- Phase 2 over SSH as ubuntu; the host key is the machine's own
+--- (bootstrap-host-key or known_hosts), not a generated one.
+function P.finalize(env, inst, params)
+  local icfg = params.instance_config
+  local storage_prefix = P.storage(env):url("")
+  return sshinit.finish(env.ctx, inst, icfg, params.script, {
+    user = P.UBUNTU, port = env.port, say_waiting = false, retry_auth = false,
+    -- Tools uploaded to environ storage are already on the host.
+    tools_on_host = icfg.tools.url:sub(1, #storage_prefix) == storage_prefix,
+  })
+end
+
+--- Machine 0's status documents, read over SSH by the shared
+--- sshinit.state_dump (`jujud state-dump`, read-only).
 function P.state_dump(env)
-  local cmd = string.format("%s/tools/machine-0/jujud state-dump --data-dir %s", P.DATA_DIR,
-    shell.quote(P.DATA_DIR))
-  local r, err, code = root_exec(env, "exec " .. cmd .. " < /dev/null\n",
-    { timeout = math.min(env.cfg["bootstrap-timeout"] or 600, P.DESTROY_CONNECT_TIMEOUT), quiet = true })
-  if not r then return nil, err, code end
-  if r.code ~= 0 then return script_failure("jujud state-dump on " .. env.host, r) end
-  local doc, jerr = json.decode(r.stdout, "state-dump")
-  if type(doc) ~= "table" then return nil, "jujud state-dump: " .. tostring(jerr) end
-  return doc
+  return sshinit.state_dump(function(script)
+    return root_exec(env, script,
+      { timeout = math.min(env.cfg["bootstrap-timeout"] or 600, P.DESTROY_CONNECT_TIMEOUT), quiet = true })
+  end, P.DATA_DIR)
 end
 
 --- Waits until machine 0's agent has a fresh heartbeat (read over SSH).
-function P.wait_agent(env, run)
+function P.wait_agent(env)
   local timeout = env.cfg["bootstrap-timeout"] or 600
-  return run:wait("for the machine agent's first heartbeat", timeout, 1, function()
+  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
     local doc, err = P.state_dump(env)
     if not doc then return nil, err end
     local st = state_dump.machine_status(doc, "0")
     if st and st.agent_state == "started" then return true end
     return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
-  end)
+  end, 1)
 end
 
 -- Stops what the bootstrap started and removes what it created, as
@@ -498,6 +495,12 @@ echo destroyed
 --- bootstrap created on the host (as recorded there), then the
 --- environment's known_hosts. A host this process never touched during a
 --- failed bootstrap is left alone without connecting.
+--- The one resource is the host: releasing it undoes the bootstrap there.
+function P.release(env, resource)
+  if resource.kind == "instance" then return P.destroy(env) end
+  return true
+end
+
 function P.destroy(env)
   local lg = env.ctx:log_for("juju.provider.manual")
   local home = env.ctx:juju_home()
@@ -529,5 +532,7 @@ function P.destroy(env)
   forget_host_keys()
   return true
 end
+
+P.internal = { parse_detection = parse_detection }
 
 return P

@@ -82,6 +82,23 @@ end
 for _, f in ipairs(lines_of("ls providers/*.lua")) do check_requires(f, "provider") end
 for _, f in ipairs(lines_of("find lua -name '*.lua'")) do check_requires(f, "library") end
 
+-- Lua libraries never require commands, the bootstrap orchestrator or
+-- jujud (the entry points sit on top of them, never below).
+do
+  local tops = { ["juju.cli"] = true, ["juju.bootstrap"] = true, ["juju.jujud"] = true }
+  local entry = { ["lua/juju/cli.lua"] = true, ["lua/juju/jujud.lua"] = true, ["lua/juju/bootstrap.lua"] = true,
+    ["lua/juju/testing.lua"] = true }
+  for _, f in ipairs(lines_of("find lua -name '*.lua' | sort")) do
+    if not f:match("^lua/juju/commands/") and not entry[f] then
+      for mod in read(f):gmatch('require%s*%(?%s*["\']([^"\']+)["\']') do
+        if tops[mod] or mod:match("^juju%.commands%.") then
+          fail("%s requires %s: libraries never require commands, bootstrap or jujud", f, mod)
+        end
+      end
+    end
+  end
+end
+
 if #failures > 0 then
   for _, m in ipairs(failures) do io.stderr:write("layering: " .. m .. "\n") end
   os.exit(1)

@@ -3,9 +3,16 @@
 -- it; progress output, timings, fault injection, the benchmarks and the fault
 -- matrix all read M.STEPS.
 --
+-- The engine owns the sequence: it builds machine 0's instance config and
+-- renders its user-data once, calls the provider's start_instance with
+-- them (contract v2, providers/CONTRACT.md), renders the phase-2 script
+-- once and runs it through the provider's finalize or the SSH finalizer.
+-- Providers get a narrow context (juju.context.provider), never this run.
+--
 -- After prepare, any failure or SIGINT/SIGTERM destroys what this bootstrap
--- created (unless --keep-broken). Every created resource is in the journal
--- (juju.journal) the moment its ID is known.
+-- created (unless --keep-broken). Every resource is in the journal
+-- (juju.journal) before it is created (an intent under a client-chosen
+-- name) and again the moment its ID is known.
 local fs = require("juju.fs")
 local sys = require("juju.sys")
 local yaml = require("juju.yaml")
@@ -15,6 +22,12 @@ local journal = require("juju.journal")
 local agenttools = require("juju.agenttools")
 local instancecfg = require("juju.instancecfg")
 local cloudinit = require("juju.cloudinit")
+local crypto = require("juju.crypto")
+local context = require("juju.context")
+local providers = require("juju.providers")
+local common = require("juju.provider_common")
+local sshinit = require("juju.sshinit")
+local teardown = require("juju.environs.teardown")
 local prepare = require("juju.environs.prepare")
 local envconfig = require("juju.environs.config")
 local configstore = require("juju.environs.configstore")
@@ -55,12 +68,9 @@ end
 
 --- The environment's storage; raises a Failure when it cannot be opened.
 function Run:storage()
-  if not self._storage then
-    local st, err = self.provider.storage(self.env)
-    if not st then error(failure("cannot open environment storage: " .. tostring(err)), 0) end
-    self._storage = st
-  end
-  return self._storage
+  local st, err = self.pc:storage()
+  if not st then error(failure("cannot open environment storage: " .. tostring(err)), 0) end
+  return st
 end
 
 -- Raises a Failure when SIGINT/SIGTERM arrived.
@@ -73,40 +83,13 @@ function Run:check_interrupt()
   end
 end
 
---- Waits until poll() returns a value, calling it every interval seconds up
---- to timeout seconds, with a heartbeat line every `heartbeat` seconds that
---- shows the deadline. Returns poll's value, or nil, message, "TIMEOUT".
+--- Waits until poll() returns a value (see juju.context's ctx:wait).
 function Run:wait(what, timeout, interval, poll)
-  local clock = self.ctx.clock
-  local start = clock.monotonic()
-  local next_beat = start + (self.heartbeat or 10)
-  while true do
-    local v, err = poll()
-    if v then return v end
-    local now = clock.monotonic()
-    if now - start >= timeout then
-      return nil, string.format("waited for %s %s%s", M.duration(timeout), what, err and (": " .. err) or ""), "TIMEOUT"
-    end
-    if now >= next_beat then
-      self.ctx:infof("Still waiting %s (%s left)", what, M.duration(timeout - (now - start)))
-      next_beat = now + (self.heartbeat or 10)
-    end
-    local slept, why = clock.sleep(math.min(interval, timeout - (now - start)))
-    if slept == false and why == "INTERRUPTED" then self:check_interrupt() end
-    self:check_interrupt()
-  end
+  return self.pc:wait(what, timeout, poll, interval)
 end
 
 --- Go-style durations: 10m0s, 1.5s, 250ms.
-function M.duration(s)
-  if s < 1 then return string.format("%dms", math.floor(s * 1000 + 0.5)) end
-  if s < 60 then
-    if s == math.floor(s) then return string.format("%ds", s) end
-    return string.format("%.1fs", s)
-  end
-  local m = math.floor(s / 60)
-  return string.format("%dm%ds", m, math.floor(s - m * 60))
-end
+M.duration = context.duration
 
 -- ---------------------------------------------------------------- steps --
 
@@ -121,6 +104,11 @@ function steps.prepare(b)
   b.provider, b.env, b.cfg, b.info, b.existed = p.provider, p.env, p.cfg, p.info, p.existed
   b.created_jenv = not p.existed
   b.journal = journal.open(b.store, b.name, b.info)
+  -- The provider's context: this run's journal, interrupts and deadlines.
+  local pc = p.ctx
+  pc.journal, pc.heartbeat = b.journal, b.heartbeat
+  pc._check_interrupt = function() b:check_interrupt() end
+  b.pc = pc
   return true
 end
 
@@ -167,7 +155,12 @@ function steps.preflight(b)
   local ok, err = storage:put("bootstrap-verify", "juju-core storage writing verified: ok\n")
   if not ok then return nil, "provider storage is not writable: " .. tostring(err) end
   storage:remove("bootstrap-verify")
-  local spec = b.provider.constraints_validator and b.provider.constraints_validator(b.env) or b.provider.constraints
+  local spec = b.provider.constraints
+  if b.provider.constraints_validator then
+    local v, verr = b:op("constraints_validator")
+    if not v then return nil, "cannot validate constraints: " .. tostring(verr) end
+    spec = v
+  end
   local unsupported, cerr = constraints.validate(b.constraints, spec)
   if not unsupported then return nil, cerr end
   if #unsupported > 0 then
@@ -190,23 +183,96 @@ function steps.find_tools(b)
   return true
 end
 
---- Step 8: the provider launches machine 0 (phase 1).
+-- Address scopes and types of an Instance (CONTRACT.md).
+M.ADDRESS_SCOPES = { public = true, ["cloud-local"] = true, ["machine-local"] = true }
+M.ADDRESS_TYPES = { ipv4 = true, ipv6 = true, hostname = true }
+
+--- Checks an Instance returned by start_instance: true or nil, message.
+function M.check_instance(provider_name, inst)
+  local function bad(fmt, ...)
+    return nil, string.format("provider %q: start_instance returned a bad Instance: " .. fmt, provider_name, ...)
+  end
+  if type(inst) ~= "table" then return bad("a table expected, got %s", type(inst)) end
+  if type(inst.id) ~= "string" or inst.id == "" then return bad("\"id\" must be a non-empty string") end
+  if inst.addresses ~= nil and type(inst.addresses) ~= "table" then return bad("\"addresses\" must be a list") end
+  for i, a in ipairs(inst.addresses or {}) do
+    if type(a) ~= "table" or type(a.value) ~= "string" then
+      return bad("addresses[%d] must be {value=, type=, scope=}, got %s", i, type(a) == "table" and "no value" or type(a))
+    end
+    if not M.ADDRESS_TYPES[a.type] then return bad("addresses[%d].type must be ipv4, ipv6 or hostname", i) end
+    if not M.ADDRESS_SCOPES[a.scope] then
+      return bad("addresses[%d].scope must be public, cloud-local or machine-local", i)
+    end
+  end
+  if inst.ssh_port ~= nil and math.type(inst.ssh_port) ~= "integer" then return bad("\"ssh_port\" must be an integer") end
+  if inst.hardware ~= nil and type(inst.hardware) ~= "table" then return bad("\"hardware\" must be a table") end
+  return true
+end
+
+--- The name the client chooses for machine 0's instance (recorded before
+--- start_instance, so a crash in between leaves a findable instance).
+function M.instance_name(cfg)
+  return string.format("juju-%s-machine-0", tostring(cfg.uuid))
+end
+
+--- Step 8: build machine 0's instance config and user-data (once), and
+--- let the provider launch it (phase 1).
 function steps.start_instance(b)
+  local cfg = b.cfg
+  local series = common.preferred_series(cfg, b.available)
+  local tools = {}
+  for _, t in ipairs(b.available) do if t.series == series then tools[#tools + 1] = t end end
+  if #tools == 0 then return nil, "no matching tools available" end
+  local iparams = {}
+  if b.provider.instance_defaults then
+    local d, derr = b:op("instance_defaults")
+    if not d then return nil, "cannot get the instance defaults: " .. tostring(derr) end
+    for k, v in pairs(d) do iparams[k] = v end
+  end
+  iparams.series, iparams.constraints = series, b.constraints
+  iparams.state_store = providers.default_state_store(b.provider)
+  local icfg, ierr = instancecfg.new_bootstrap(cfg, iparams)
+  if not icfg then return nil, ierr end
+  icfg.agent_start = iparams.agent_start
+  local host_keys = common.new_host_keys(b.ctx)
+  local userdata, uerr = cloudinit.userdata(icfg, { host_keys = host_keys })
+  if not userdata then return nil, uerr end
+  b.icfg, b.userdata, b.host_keys = icfg, userdata, host_keys
   b.ctx:infof("Starting new instance for initial state server")
-  local res, err = b:op("bootstrap", {
-    constraints = b.constraints, placement = b.params.placement, available_tools = b.available, run = b,
+  local name = M.instance_name(cfg)
+  local jok, jerr = b.journal:intent("instance", name)
+  if not jok then return nil, jerr end
+  b.ctx:infof("Launching instance")
+  local inst, err = b:op("start_instance", {
+    instance_config = icfg, userdata = userdata, tools = tools, constraints = b.constraints,
+    placement = b.params.placement, host_keys = host_keys, name = name,
   })
-  if not res then return nil, err end
-  b.result = res
-  local ok, jerr = b.journal:set_phase("instance-started")
-  if not ok then return nil, jerr end
+  if not inst then return nil, "cannot start bootstrap instance: " .. tostring(err) end
+  local iok, ierr2 = M.check_instance(b.provider.name, inst)
+  if not iok then return nil, ierr2 end
+  jok, jerr = b.journal:record("instance", inst.id, { name = name })
+  if not jok then return nil, jerr end
+  b.instance = inst
+  b.ctx:infof(" - %s", inst.id)
+  -- provider-state: journaled first, then written.
+  jok, jerr = b.journal:record("storage", common.PROVIDER_STATE)
+  if not jok then return nil, jerr end
+  local ok, serr = common.record_state_instance(b:storage(), inst.id)
+  if not ok then return nil, serr end
+  local hw = inst.hardware or {}
+  -- A provider that does not choose the machine (manual) reports its series.
+  b.series = inst.series or series
+  b.arch = hw.arch or tools[1].arch
+  icfg.series = b.series
+  local pok, perr = b.journal:set_phase("instance-started")
+  if not pok then return nil, perr end
   return true
 end
 
 --- Step 9: choose the tools for the instance's arch and series; build and
 --- upload them when they are not prepackaged.
 function steps.select_tools(b)
-  local chosen, newest = agenttools.select(b, b.available, b.result.arch, b.result.series)
+  local chosen, newest = agenttools.select(b, b.available, b.arch, b.series)
   if not chosen then return nil, newest end
   if b.cfg["agent-version"] ~= newest and not b.params.requested_version then
     b.cfg["agent-version"] = newest
@@ -221,10 +287,10 @@ function steps.select_tools(b)
     if not built then return nil, "cannot upload bootstrap tools: " .. berr end
     local name = agenttools.storage_name(agenttools.stream(b.cfg), chosen.binary)
     local storage = b:storage()
+    local ok, jerr = b.journal:record("storage", name)
+    if not ok then return nil, jerr end
     local size, sha = storage:put_file(name, built.path)
     if not size then return nil, "cannot upload bootstrap tools: " .. tostring(sha) end
-    local ok, jerr = b.journal:record({ kind = "storage", id = name })
-    if not ok then return nil, jerr end
     chosen = { version = chosen.version, series = chosen.series, arch = chosen.arch, binary = chosen.binary,
       url = storage:url(name), sha256 = built.sha256, size = built.size, uploaded = true }
   end
@@ -233,27 +299,48 @@ function steps.select_tools(b)
   return true
 end
 
---- Step 10: finish machine 0's configuration, render the phase-2 script,
---- and let the provider's finalizer install the agent (step 11).
+--- The address values of an Instance, public first, then cloud-local,
+--- then machine-local (each in the provider's order).
+function M.instance_addresses(inst)
+  local out = {}
+  for _, scope in ipairs({ "public", "cloud-local", "machine-local" }) do
+    for _, a in ipairs(inst.addresses or {}) do
+      if a.scope == scope then out[#out + 1] = a.value end
+    end
+  end
+  return out
+end
+
+--- Step 10: finish machine 0's configuration, render the phase-2 script
+--- (once), and install the agent (step 11): the provider's finalize, else
+--- the SSH finalizer.
 function steps.finalize(b)
-  local cfg = b.cfg
-  local iparams = {}
-  for k, v in pairs(b.result.instance_params or {}) do iparams[k] = v end
-  iparams.series, iparams.constraints, iparams.nonce = b.result.series, b.constraints, b.result.nonce
-  local icfg, err = instancecfg.new_bootstrap(cfg, iparams)
-  if not icfg then return nil, err end
-  icfg.agent_start = iparams.agent_start
+  local cfg, inst, icfg = b.cfg, b.instance, b.icfg
   icfg.tools = { version = b.tools.binary, url = b.tools.url, sha256 = b.tools.sha256, size = b.tools.size }
-  icfg.instance_id = b.result.instance.id
-  icfg.hardware = b.result.hardware
-  icfg.addresses = M.instance_addresses(b.result.instance)
+  icfg.instance_id = inst.id
+  icfg.hardware = inst.hardware or {}
+  icfg.addresses = M.instance_addresses(inst)
   local finished, ferr = instancecfg.finish(icfg, cfg, { strip_keys = envconfig.secret_keys(b.provider) })
   if not finished then return nil, "cannot complete machine configuration: " .. ferr end
   local ok, verr = instancecfg.verify(finished)
   if not ok then return nil, verr end
-  local script = cloudinit.script(finished, {})
-  b.icfg, b.script = finished, script
-  local fok, fin_err = b.result.finalize(b, finished, script)
+  local host_key = b.host_keys.ed25519.public
+  local script_opts, tools_file = {}, nil
+  if not b.provider.finalize and finished.tools.url:match("^file://") then
+    -- The SSH finalizer brings the tarball by SFTP to this path.
+    tools_file = string.format("/var/tmp/juju-tools-%s-%s.tgz", finished.tools.version,
+      crypto.hex(crypto.random_bytes(6)))
+    script_opts.tools_file = tools_file
+  end
+  local script, serr = cloudinit.script(finished, script_opts)
+  if not script then return nil, serr end
+  b.script = script
+  local fok, fin_err
+  if b.provider.finalize then
+    fok, fin_err = b:op("finalize", inst, { instance_config = finished, script = script, host_key = host_key })
+  else
+    fok, fin_err = sshinit.finish(b.pc, inst, finished, script, { host_key = host_key, tools_file = tools_file })
+  end
   if not fok then return nil, fin_err end
   local jok, jerr = b.journal:set_phase("agent-installed")
   if not jok then return nil, jerr end
@@ -261,22 +348,10 @@ function steps.finalize(b)
   return true
 end
 
---- The addresses of an instance (a list, or a method returning one).
-function M.instance_addresses(inst)
-  local addrs = {}
-  if type(inst.addresses) == "function" then addrs = inst:addresses() or {}
-  elseif type(inst.addresses) == "table" then addrs = inst.addresses end
-  local out = {}
-  for _, a in ipairs(addrs) do out[#out + 1] = type(a) == "table" and a.value or a end
-  return out
-end
-
 --- Step 13.1: record machine 0's API addresses in the .jenv.
 function steps.record_endpoints(b)
-  local addrs = M.instance_addresses(b.result.instance)
   local servers = {}
-  for _, a in ipairs(addrs) do
-    local host = type(a) == "table" and a.value or a
+  for _, host in ipairs(M.instance_addresses(b.instance)) do
     servers[#servers + 1] = string.format(host:find(":", 1, true) and "[%s]:%d" or "%s:%d", host, b.cfg["api-port"])
   end
   b.info["state-servers"] = yaml.array(servers)
@@ -288,7 +363,7 @@ end
 --- Step 13.2: wait until machine 0's agent reports (providers that run one).
 function steps.wait_agent(b)
   if b.provider.wait_agent then
-    local ok, err = b:op("wait_agent", b)
+    local ok, err = b:op("wait_agent", b.instance)
     if not ok then return nil, err end
   end
   local ok, err = b.journal:set_phase("bootstrapped")
@@ -317,40 +392,17 @@ end
 
 -- ------------------------------------------------------------- cleanup --
 
--- Destroys what this run created; returns true or nil, message.
+-- Destroys what this run created: the journaled resources in reverse
+-- order, then (a fresh environment) the provider's destroy. Returns true or
+-- nil, message.
 local function cleanup(b)
   local ctx = b.ctx
-  local problems = {}
   if b.env then
-    local j = b.journal
-    local insts = {}
-    for _, r in ipairs(j and j:resources("instance") or {}) do insts[#insts + 1] = r.id end
-    if #insts > 0 and b.provider.stop_instances then
-      ctx:infof("Stopping instance...")
-      local ok, err = b.provider.stop_instances(b.env, insts)
-      if ok then
-        for _, id in ipairs(insts) do j:forget("instance", id) end
-      else
-        problems[#problems + 1] = "cannot stop instances: " .. tostring(err)
-      end
+    local ok, err = teardown.run(b.provider, b.env, b.pc, b.journal, { destroy = b.created_jenv })
+    if not ok then
+      ctx:log_for("juju.cmd.juju"):errorf("%s", err)
+      return nil, err
     end
-    local storage = b._storage or (b.provider.storage and b.provider.storage(b.env))
-    for _, r in ipairs(j and j:resources("storage") or {}) do
-      local ok, err = storage:remove(r.id)
-      if ok then j:forget("storage", r.id) else problems[#problems + 1] = tostring(err) end
-    end
-    if b.created_jenv then
-      local ok, err = b.provider.destroy(b.env)
-      if ok then
-        if j then j.data.resources = yaml.array({}) end
-      else
-        problems[#problems + 1] = "the environment could not be destroyed: " .. tostring(err)
-      end
-    end
-  end
-  if #problems > 0 then
-    for _, p in ipairs(problems) do ctx:log_for("juju.cmd.juju"):errorf("%s", p) end
-    return nil, table.concat(problems, "; ")
   end
   if b.created_jenv then
     local lock = b.store:lock("destroying")
@@ -374,12 +426,26 @@ local function run_step(b, step)
   local clock = b.ctx.clock
   local t0 = clock.monotonic()
   b.log:debugf("step %s: start", step.id)
+  local deadline
   if hooks.step then
     local ok, msg, code = hooks.step(step.id, "before", b)
     if ok == nil and msg then return nil, msg, code end
+    -- {timeout = s}: the real step runs with a deadline on the run's clock;
+    -- ctx:wait and the SSH wait give up at it.
+    if type(ok) == "table" and ok.timeout then
+      deadline = { at = clock.monotonic() + ok.timeout,
+        reason = string.format("timed out after %s (injected)", M.duration(ok.timeout)) }
+      if b.pc then b.pc._deadline = deadline end
+    end
   end
   b:check_interrupt()
   local ok, err, code = step.fn(b)
+  if b.pc then b.pc._deadline = nil end
+  if deadline and ok then
+    -- The step finished before its deadline: it "took" the whole timeout.
+    if clock.monotonic() < deadline.at then clock.sleep(deadline.at - clock.monotonic()) end
+    ok, err, code = nil, deadline.reason, "TIMEOUT"
+  end
   b:check_interrupt()
   if ok and hooks.step then
     local hok, msg, hcode = hooks.step(step.id, "after", b)

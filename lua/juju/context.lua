@@ -89,4 +89,113 @@ function Context:expand_home(path)
   return path
 end
 
+-- ------------------------------------------------------ provider context --
+
+local ProviderContext = {}
+ProviderContext.__index = ProviderContext
+
+--- A read-only view of a config table: reads, pairs and # go to cfg;
+--- writes raise (a provider changes its config only by returning it from
+--- prepare_for_bootstrap or validate_config).
+function M.read_only(cfg, what)
+  return setmetatable({}, {
+    __index = cfg,
+    __newindex = function(_, k)
+      error(string.format("%s is read-only (key %q): return a changed config from prepare_for_bootstrap "
+        .. "or validate_config instead", what or "the provider config", tostring(k)), 2)
+    end,
+    __pairs = function() return next, cfg, nil end,
+    __len = function() return #cfg end,
+  })
+end
+
+--- The narrow context a provider's operations get (providers/CONTRACT.md):
+--- home, env_name, clock, log, cfg (read-only), journal, storage(),
+--- wait(), check_interrupt(), infof(), getenv(), environ, add_secret(),
+--- expand_home(). ctx is the command's context; opts: home, env_name, cfg,
+--- provider_name, journal.
+function M.provider(ctx, opts)
+  local self = setmetatable({
+    home = opts.home, env_name = opts.env_name, clock = ctx.clock, environ = ctx.env,
+    log = ctx:log_for("juju.provider." .. tostring(opts.provider_name or "provider")),
+    cfg = opts.cfg and M.read_only(opts.cfg) or nil,
+    journal = opts.journal or require("juju.journal").memory(),
+    heartbeat = opts.heartbeat,
+    _ctx = ctx,
+  }, ProviderContext)
+  return self
+end
+
+function ProviderContext:getenv(name) return self._ctx:getenv(name) end
+function ProviderContext:infof(...) return self._ctx:infof(...) end
+function ProviderContext:add_secret(s) return self._ctx:add_secret(s) end
+function ProviderContext:expand_home(path) return self._ctx:expand_home(path) end
+function ProviderContext:log_for(module) return self._ctx:log_for(module) end
+function ProviderContext:juju_home() return self.home end
+
+--- The environment's storage (the provider's storage operation, opened
+--- once): storage or nil, message.
+function ProviderContext:storage()
+  if self._storage then return self._storage end
+  if not self._open_storage then return nil, "the environment is not open yet" end
+  local st, err = self._open_storage()
+  if not st then return nil, err end
+  self._storage = st
+  return st
+end
+
+--- Raises the engine's interrupt failure when SIGINT/SIGTERM arrived
+--- during a bootstrap; a no-op elsewhere.
+function ProviderContext:check_interrupt()
+  if self._check_interrupt then self._check_interrupt() end
+end
+
+local function duration(s)
+  if s < 1 then return string.format("%dms", math.floor(s * 1000 + 0.5)) end
+  if s < 60 then
+    if s == math.floor(s) then return string.format("%ds", s) end
+    return string.format("%.1fs", s)
+  end
+  local m = math.floor(s / 60)
+  return string.format("%dm%ds", m, math.floor(s - m * 60))
+end
+M.duration = duration
+
+--- Waits until poll() returns a true value, calling it every `interval`
+--- seconds (default 1) up to `timeout` seconds, on the context's clock,
+--- with a "Still waiting" line every heartbeat (10 s). The engine may cut
+--- the wait short (a step deadline). Returns poll's value, or nil,
+--- message, "TIMEOUT".
+function ProviderContext:wait(what, timeout, poll, interval)
+  if type(poll) == "number" and type(interval) == "function" then poll, interval = interval, poll end
+  if type(what) ~= "string" or type(timeout) ~= "number" or type(poll) ~= "function" then
+    error("ctx:wait(what, timeout, poll[, interval])", 2)
+  end
+  interval = interval or 1
+  local clock = self.clock
+  local start = clock.monotonic()
+  local beat = self.heartbeat or 10
+  local next_beat = start + beat
+  local limit, reason = timeout, nil
+  if self._deadline then
+    local left = self._deadline.at - start
+    if left < limit then limit, reason = math.max(left, 0), self._deadline.reason end
+  end
+  while true do
+    local v, err = poll()
+    if v then return v end
+    local now = clock.monotonic()
+    if now - start >= limit then
+      if reason then return nil, string.format("%s while waiting %s", reason, what), "TIMEOUT" end
+      return nil, string.format("waited for %s %s%s", duration(timeout), what, err and (": " .. err) or ""), "TIMEOUT"
+    end
+    if now >= next_beat then
+      self:infof("Still waiting %s (%s left)", what, duration(limit - (now - start)))
+      next_beat = now + beat
+    end
+    clock.sleep(math.min(interval, limit - (now - start)))
+    self:check_interrupt()
+  end
+end
+
 return M

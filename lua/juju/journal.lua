@@ -46,29 +46,63 @@ end
 
 function Journal:phase() return self.data.phase end
 
---- Records a created resource ({kind=, id=, ...}) and saves at once.
-function Journal:record(resource)
+--- Records the intent to create a resource of `kind` under the
+--- client-chosen `name`, before the create call: a crash between the
+--- create and record() still leaves a name to look for. Saved at once.
+function Journal:intent(kind, name, attrs)
+  if type(kind) ~= "string" or type(name) ~= "string" then error("journal:intent(kind, name[, attrs])", 2) end
+  local r = { kind = kind, name = name, state = "intended" }
+  for k, v in pairs(attrs or {}) do if r[k] == nil then r[k] = v end end
   local rs = self.data.resources
-  rs[#rs + 1] = resource
+  rs[#rs + 1] = r
   return self:save()
 end
 
---- Removes a resource from the journal once it is gone.
+--- Records a created resource of `kind` with provider id `id` and saves at
+--- once. attrs.name completes the intent recorded under that name.
+function Journal:record(kind, id, attrs)
+  if type(kind) ~= "string" or id == nil then error("journal:record(kind, id[, attrs])", 2) end
+  attrs = attrs or {}
+  local rs = self.data.resources
+  local r
+  if attrs.name then
+    for i = #rs, 1, -1 do
+      if rs[i].kind == kind and rs[i].name == attrs.name and rs[i].state == "intended" then r = rs[i]; break end
+    end
+  end
+  if not r then
+    r = { kind = kind }
+    rs[#rs + 1] = r
+  end
+  r.id, r.state = tostring(id), "created"
+  for k, v in pairs(attrs) do if k ~= "kind" and k ~= "id" and k ~= "state" then r[k] = v end end
+  return self:save()
+end
+
+--- Removes a resource (by id, or by name for an intent) once it is gone.
 function Journal:forget(kind, id)
   local rs = self.data.resources
   for i = #rs, 1, -1 do
-    if rs[i].kind == kind and rs[i].id == id then table.remove(rs, i) end
+    if rs[i].kind == kind and (rs[i].id == id or (rs[i].id == nil and rs[i].name == id)) then table.remove(rs, i) end
   end
   return self:save()
 end
 
---- Resources of a kind, in creation order.
+--- Resources of a kind (all kinds when nil), in creation order.
 function Journal:resources(kind)
   local out = {}
   for _, r in ipairs(self.data.resources) do
     if kind == nil or r.kind == kind then out[#out + 1] = r end
   end
   return out
+end
+
+--- A journal kept in memory only (a provider context outside a bootstrap).
+function M.memory()
+  local info = {}
+  local j = M.open(nil, nil, info)
+  j.save = function() return true end
+  return j
 end
 
 return M

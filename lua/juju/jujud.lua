@@ -3,33 +3,15 @@
 --   jujud bootstrap-state --params FILE turn this host into machine 0
 --   jujud machine --machine-id 0        run the machine agent
 --   jujud state-dump                    print machine 0's status documents (JSON)
-local fs = require("juju.fs")
-local sys = require("juju.sys")
 local flags = require("juju.flags")
-local version = require("juju.version")
 local context = require("juju.context")
 local log = require("juju.log")
 
 local M = {}
 
---- The agent's version number: FORCE-VERSION beside the executable (or in
---- the tools' top directory, the parent of their bin/), else the build's.
-function M.version_number()
-  local exe = fs.readlink("/proc/self/exe")
-  local dir = exe and exe:match("^(.*)/[^/]*$")
-  local forced = dir and (fs.read_file(dir .. "/FORCE-VERSION")
-    or (dir:match("/bin$") and fs.read_file(dir:gsub("/bin$", "") .. "/FORCE-VERSION")))
-  if forced then
-    local n = version.parse((forced:gsub("%s+$", "")))
-    if n then return n end
-  end
-  return version.current
-end
-
-function M.binary_version()
-  local series = version.host_series(sys)
-  return string.format("%s-%s-%s", tostring(M.version_number()), series, sys.arch() or "unknown")
-end
+local agent_version = require("juju.agent.version")
+M.version_number = agent_version.number
+M.binary_version = agent_version.binary
 
 local COMMANDS = {
   ["bootstrap-state"] = function() return require("juju.agent.bootstrap_state") end,

@@ -30,7 +30,7 @@ local TAIL_BYTES = 64 * 1024
 -- its keys or nonce are not in place yet, or it answered too slowly.
 M.RETRY_CODES = { SSH = true, TIMEOUT = true, SSH_AUTH = true, NONCE = true }
 
-local function duration(s) return require("juju.bootstrap").duration(s) end
+local duration = require("juju.context").duration
 
 --- "host" or "[v6]" with ":port" when not 22.
 function M.hostport(host, port)
@@ -180,12 +180,18 @@ end
 --- tries every known address; addresses are re-read every addresses_delay.
 --- Returns session, address or nil, message, code.
 function M.wait_for_ssh(w, opts)
-  local ctx = w.ctx
+  local ctx = w.ctx or w
   local function say(...) if not opts.quiet then ctx:infof(...) end end
   local clock = ctx.clock
   local lg = ctx:log_for("juju.provider.common")
   local target = opts.target
   local timeout = opts.timeout or 600
+  local cut
+  if w._deadline then
+    -- An injected step timeout (scenarios) cuts the wait short.
+    local left = math.max(w._deadline.at - clock.monotonic(), 0)
+    if left < timeout then timeout, cut = left, w._deadline.reason end
+  end
   local retry = math.max(opts.retry_delay or 5, 0.01)
   local refresh = opts.addresses_delay or 10
   local beat_every = opts.heartbeat or M.HEARTBEAT
@@ -231,6 +237,7 @@ function M.wait_for_ssh(w, opts)
     now = clock.monotonic()
     local elapsed = now - start
     if elapsed >= timeout then
+      if cut then return nil, cut .. " while waiting for SSH", "TIMEOUT" end
       if #order == 0 then
         return nil, string.format("waited for %s without getting any addresses", duration(timeout)), "TIMEOUT"
       end
@@ -297,7 +304,7 @@ end
 --- goes), log (the script's output log on the host, for messages), timeout
 --- (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
 function M.run_script(w, session, script, opts)
-  local ctx = w.ctx
+  local ctx = w.ctx or w
   local pending, last_progress = "", nil
   local function relay(chunk)
     pending = pending .. chunk
@@ -350,54 +357,64 @@ local function file_url_path(url)
   return (p:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
--- Uploads the client's file:// tools tarball into the login user's home
--- (SFTP, never through the script: W17); returns the remote path.
-local function upload_tools(session, icfg)
+-- Uploads the client's file:// tools tarball (SFTP, never through the
+-- script: W17) to `remote` (the path the script was rendered with), else
+-- into the login user's home; returns the remote path.
+local function upload_tools(session, icfg, remote)
   local src = file_url_path(icfg.tools.url)
   if not src or not fs.exists(src) then
     return nil, string.format("cannot upload tools: %s is not a file on this machine", icfg.tools.url)
+  end
+  if remote then
+    local sent, uerr = session:upload(src, remote, { mode = "0600" })
+    if not sent then return nil, "cannot upload tools: " .. tostring(uerr) end
+    return remote
   end
   local r, err = session:exec("printf '%s' \"$HOME\"", { timeout = M.CONNECT_TIMEOUT })
   if not r or r.code ~= 0 or not r.stdout:match("^/") then
     return nil, "cannot upload tools: cannot find the login user's home directory: " .. tostring(err or r.stderr)
   end
-  local remote = string.format("%s/juju-tools-%s-%s.tgz", r.stdout, icfg.tools.version,
+  remote = string.format("%s/juju-tools-%s-%s.tgz", r.stdout, icfg.tools.version,
     crypto.hex(crypto.random_bytes(4)))
   local sent, uerr = session:upload(src, remote, { mode = "0600" })
   if not sent then return nil, "cannot upload tools: " .. tostring(uerr) end
   return remote
 end
 
+-- The address values of an Instance (CONTRACT.md), public first, then
+-- cloud-local, then machine-local; inst.refresh (optional) returns a fresh
+-- Instance, for addresses that appear after start_instance.
 local function instance_addresses(inst)
   if type(inst.refresh) == "function" then
-    local ok, err = inst:refresh()
-    if not ok and err then return nil, "refreshing addresses: " .. tostring(err) end
-  end
-  local list = inst.addresses
-  if type(list) == "function" then
-    local err
-    list, err = inst:addresses()
-    if not list then return nil, "getting addresses: " .. tostring(err) end
+    local fresh, err = inst.refresh()
+    if not fresh then return nil, "refreshing addresses: " .. tostring(err) end
+    inst = fresh
   end
   local out = {}
-  for _, a in ipairs(list or {}) do out[#out + 1] = type(a) == "table" and a.value or a end
+  for _, scope in ipairs({ "public", "cloud-local", "machine-local" }) do
+    for _, a in ipairs(inst.addresses or {}) do
+      if type(a) == "table" and a.scope == scope then out[#out + 1] = a.value end
+    end
+  end
   return out
 end
 
 --- The whole SSH finalizer: wait for the instance (its addresses, SSH,
 --- the nonce), bring file:// tools over SFTP and render the script for
---- them, run it as root. w is the run; inst the started instance (id,
---- addresses: a list or a method, optional refresh method, optional
---- ssh_port); icfg the finished instance config; script its phase-2
---- script. opts: user ("ubuntu"), port (inst.ssh_port, else 22), host_key (pinned public key line; else
---- bootstrap-host-key), check_nonce (true), tools_on_host (the file:// URL
---- is already a path on the host), addresses (function), connect
---- (ssh.connect replacement, for tests), say_waiting. Returns true or nil,
---- message, code.
+--- them, run it as root. w is the provider context (juju.context.provider:
+--- cfg, clock, infof, check_interrupt); inst the Instance (id, typed
+--- addresses, optional refresh and ssh_port); icfg the finished instance
+--- config; script its phase-2 script. opts: user ("ubuntu"), port
+--- (inst.ssh_port, else 22), host_key (pinned public key line; else
+--- bootstrap-host-key), check_nonce (true), tools_file (where the script
+--- expects a file:// tarball: it is uploaded there), tools_on_host (the
+--- file:// URL is already a path on the host), addresses (function),
+--- connect (ssh.connect replacement, for tests), say_waiting. Returns true
+--- or nil, message, code.
 function M.finish(w, inst, icfg, script, opts)
   opts = opts or {}
   local cfg = w.cfg
-  local target = M.target(w.ctx, cfg, { user = opts.user, port = opts.port or inst.ssh_port,
+  local target = M.target(w.ctx or w, cfg, { user = opts.user, port = opts.port or inst.ssh_port,
     host_key = opts.host_key, connect = opts.connect })
   local check
   if opts.check_nonce ~= false then
@@ -414,16 +431,19 @@ function M.finish(w, inst, icfg, script, opts)
   local remote_tools
   if icfg.tools.url:match("^file://") and not opts.tools_on_host then
     local err
-    remote_tools, err = upload_tools(session, icfg)
+    remote_tools, err = upload_tools(session, icfg, opts.tools_file)
     if not remote_tools then
       session:close()
       return nil, err
     end
-    local rerr
-    script, rerr = cloudinit.script(icfg, { tools_file = remote_tools, agent_start = icfg.agent_start })
-    if not script then
-      session:close()
-      return nil, rerr
+    if not opts.tools_file then
+      -- A caller that did not render the script for an upload path.
+      local rerr
+      script, rerr = cloudinit.script(icfg, { tools_file = remote_tools, agent_start = icfg.agent_start })
+      if not script then
+        session:close()
+        return nil, rerr
+      end
     end
   end
   local ok, err, ecode = M.run_script(w, session, script, {
@@ -435,6 +455,31 @@ function M.finish(w, inst, icfg, script, opts)
   session:close()
   if not ok then return nil, err, ecode end
   return true
+end
+
+--- Machine 0's status documents over SSH, for any provider's state_dump:
+--- runs `jujud state-dump` (read-only) as root through exec(script) ->
+--- {code, stdout, stderr} | nil, message, code (a session's exec through
+--- sudo, or the provider's own). Returns the decoded dump or nil, message.
+function M.state_dump(exec, data_dir)
+  data_dir = data_dir or "/var/lib/juju"
+  local cmd = string.format("exec %s/tools/machine-0/jujud state-dump --data-dir %s < /dev/null\n",
+    shell.quote(data_dir), shell.quote(data_dir))
+  local r, err, code = exec(cmd)
+  if not r then return nil, err, code end
+  if r.code ~= 0 then
+    return nil, string.format("jujud state-dump (exit %d): %s", r.code, ((r.stderr or "") .. (r.stdout or "")):gsub("%s+$", ""))
+  end
+  local doc, jerr = require("juju.json").decode(r.stdout, "state-dump")
+  if type(doc) ~= "table" then return nil, "jujud state-dump: " .. tostring(jerr) end
+  return doc
+end
+
+--- state_dump over an SSH session as a user with passwordless sudo.
+function M.state_dump_session(session, data_dir)
+  return M.state_dump(function(script)
+    return session:exec("sudo -n /bin/bash -s", { stdin = script, timeout = M.CONNECT_TIMEOUT })
+  end, data_dir)
 end
 
 return M

@@ -38,9 +38,20 @@ end
 local Scenario = {}
 Scenario.__index = Scenario
 
-local function environments_yaml(spec)
+-- Attribute values may refer to the scenario's root: "${root}" in a
+-- string, or a function(root) returning the attributes.
+local function with_root(attrs, root)
+  if type(attrs) == "function" then attrs = attrs(root) end
+  local out = {}
+  for k, v in pairs(attrs) do
+    out[k] = type(v) == "string" and (v:gsub("%${root}", function() return root end)) or v
+  end
+  return out
+end
+
+local function environments_yaml(spec, root)
   local doc = { environments = {} }
-  for name, attrs in pairs(spec.environments or {}) do doc.environments[name] = attrs end
+  for name, attrs in pairs(spec.environments or {}) do doc.environments[name] = with_root(attrs, root) end
   if spec.default then doc.default = spec.default end
   return yaml.encode(yaml.ordered(doc, { "default", "environments" }))
 end
@@ -52,7 +63,7 @@ function M.new(spec)
   spec = spec or {}
   local root = assert(fs.mkdtemp("/tmp/juju-scenario-"))
   local self = setmetatable({
-    root = root, home = root .. "/juju", faults = {}, observers = {}, called = {},
+    root = root, home = root .. "/juju", faults = {}, observers = {}, called = {}, rendered = {},
     log_path = root .. "/dummy-ops.log",
   }, Scenario)
   assert(fs.mkdir_p(self.home, tonumber("700", 8)))
@@ -61,7 +72,7 @@ function M.new(spec)
     JUJU_DUMMY_LOG = self.log_path }
   for k, v in pairs(spec.env or {}) do self.env[k] = v end
   if spec.environments then
-    assert(fs.write_atomic(self.home .. "/environments.yaml", environments_yaml(spec), tonumber("600", 8)))
+    assert(fs.write_atomic(self.home .. "/environments.yaml", environments_yaml(spec, root), tonumber("600", 8)))
   end
   for rel, content in pairs(spec.files or {}) do
     local path = self.home .. "/" .. rel
@@ -76,9 +87,20 @@ end
 function Scenario:hooks()
   local s = self
   return {
-    step = function(id, phase)
+    step = function(id, phase, run)
+      -- What the engine rendered for machine 0, whatever the provider.
+      if phase == "after" and run and run.name then
+        local r = s.rendered[run.name] or {}
+        r.userdata, r.script = run.userdata or r.userdata, run.script or r.script
+        r.instance = run.instance or r.instance
+        s.rendered[run.name] = r
+      end
       local f = s.faults["step:" .. id]
-      if f and f.when == phase then return s:apply(f) end
+      if f and f.when == phase then
+        -- A step timeout runs the real step against a deadline on the clock.
+        if f.kind == "timeout" then return { timeout = f.seconds or 600 } end
+        return s:apply(f)
+      end
       return true
     end,
     op = function(name, args)
@@ -229,21 +251,47 @@ function Scenario:environment_names()
   return out
 end
 
---- The dummy instances of a world (a directory or an environment name).
-function Scenario:instances(world)
-  world = self:resolve_world(world)
+-- Opens a prepared environment of this scenario (any provider).
+function Scenario:open_environment(name)
+  name = name or self:environment_names()[1]
+  local ctx = context.new { env = self.env, clock = self.clock, stdout = function() end, stderr = function() end }
+  return require("juju.environs.open").open(ctx, self.home, name)
+end
+
+--- The instance ids of an environment, through the provider's
+--- all_instances (any provider); a dummy world directory also works.
+function Scenario:instances(name)
+  if name and name:match("^/") then
+    local out = {}
+    for _, f in ipairs(fs.list(name .. "/instances") or {}) do out[#out + 1] = (f:gsub("%.yaml$", "")) end
+    return out
+  end
+  local o, err = self:open_environment(name)
+  if not o then
+    if self:world(name or "") == nil then return {} end
+    error(err, 2)
+  end
+  if not o.provider.all_instances then error("provider " .. o.provider.name .. " has no all_instances", 2) end
   local out = {}
-  for _, f in ipairs(fs.list(world .. "/instances") or {}) do out[#out + 1] = (f:gsub("%.yaml$", "")) end
+  for _, inst in ipairs(assert(o.provider.all_instances(o.env))) do out[#out + 1] = inst.id end
+  table.sort(out)
   return out
 end
 
---- The phase-1 user-data and phase-2 script rendered for an instance.
-function Scenario:userdata(world, id)
-  return fs.read_file(self:resolve_world(world) .. "/userdata/" .. (id or "dummy-0"))
+--- The phase-1 user-data and phase-2 script the engine rendered for
+--- machine 0 of an environment (any provider), in this scenario.
+--- (A dummy world directory, or a bootstrap run by juju_process, is read
+--- from the dummy's world.)
+local function rendered(self, name, what, dir)
+  if name and name:match("^/") then return fs.read_file(name .. "/" .. dir .. "/dummy-0") end
+  name = name or self:environment_names()[1] or next(self.rendered)
+  local r = self.rendered[name]
+  if r and r[what] then return r[what] end
+  local world = name and self:world(name)
+  return world and fs.read_file(world .. "/" .. dir .. "/dummy-0") or nil
 end
-function Scenario:script(world, id)
-  return fs.read_file(self:resolve_world(world) .. "/scripts/" .. (id or "dummy-0"))
-end
+function Scenario:userdata(name) return rendered(self, name, "userdata", "userdata") end
+function Scenario:script(name) return rendered(self, name, "script", "scripts") end
 
 --- A snapshot of JUJU_HOME (or dir): relative path -> "type mode size".
 function Scenario:snapshot(dir)
@@ -261,7 +309,15 @@ function M.diff(a, b)
   return out
 end
 
+--- Destroys every environment the scenario prepared (stopping what they
+--- started), then removes the scenario's directory.
 function Scenario:close()
+  if self.closed then return end
+  self.closed = true
+  self.faults, self.observers = {}, {}
+  for _, name in ipairs(self:environment_names()) do
+    pcall(self.juju, self, "destroy-environment", "-y", "--force", name)
+  end
   fs.remove_tree(self.root)
 end
 Scenario.__close = Scenario.close

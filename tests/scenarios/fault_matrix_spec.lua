@@ -6,26 +6,27 @@
 -- the dummy's directory).
 local testing = require("juju.testing")
 local fs = require("juju.fs")
+local sys = require("juju.sys")
 
 -- What a fault in each contract operation does to a dummy bootstrap. An
 -- operation missing here fails the suite: a new operation needs a case.
 local OP_CASES = {
   prepare_for_bootstrap = "fails-bootstrap",
+  validate_config = "fails-bootstrap",
   open = "fails-bootstrap",
-  state_server_instances = "fails-bootstrap",
-  bootstrap = "fails-bootstrap",
-  start_instance = "fails-bootstrap",
   storage = "fails-bootstrap",
+  state_server_instances = "fails-bootstrap",
+  constraints_validator = "fails-bootstrap",
+  tools_sources = "tolerated",
+  instance_defaults = "fails-bootstrap",
+  start_instance = "fails-bootstrap",
+  finalize = "fails-bootstrap",
+  wait_agent = "fails-bootstrap",
+  all_instances = "cleanup-tolerated",
+  release = "cleanup-tolerated",
   destroy = "fails-cleanup",
-  stop_instances = "fails-cleanup",
-  validate_config = "not-called",
-  instances = "not-called",
-  all_instances = "not-called",
-  supported_architectures = "not-called",
-  constraints_validator = "not-called",
-  tools_sources = "not-called",
-  wait_agent = "not-called",
-  state_dump = "not-called",
+  state_info = "fails-status",
+  state_dump = "fails-status",
 }
 
 local KINDS = { "error", "timeout", "interrupt" }
@@ -113,14 +114,62 @@ describe("fault matrix", function()
           end
           assert_nothing_left(s, snap)
           record("op " .. op, kind, kind == "interrupt" and "exit 1, cleanup done" or "exit 1, leftovers journaled, destroy cleans")
-        else
+        elseif case == "cleanup-tolerated" then
+          -- The cleanup calls it; a failure there is logged, and the
+          -- provider's destroy still removes everything.
+          s:fail_step("finalize", "late failure")
           inject(s, "op", op, kind)
           local r = s:juju("bootstrap")
-          assert.are.equal(0, r.code, r.stderr)
-          for _, called in ipairs(s:operations_called()) do assert.are_not.equal(op, called) end
+          assert.are.equal(1, r.code, r.stderr)
+          assert.matches("late failure", r.stderr)
+          local seen = false
+          for _, called in ipairs(s:operations_called()) do seen = seen or called == op end
+          assert.is_true(seen, op .. " was not called by the cleanup")
+          assert_nothing_left(s, snap)
+          record("op " .. op, kind, "exit 1, destroy cleans")
+        elseif case == "tolerated" then
+          -- Extra tools sources are optional: a failure is ignored, an
+          -- interrupt still stops the bootstrap.
+          inject(s, "op", op, kind)
+          local r = s:juju("bootstrap")
+          local seen = false
+          for _, called in ipairs(s:operations_called()) do seen = seen or called == op end
+          assert.is_true(seen, op .. " was not called")
+          if kind == "interrupt" then
+            assert.are.equal(1, r.code, r.stderr)
+            assert.matches("interrupted", r.stderr)
+            record("op " .. op, kind, "exit 1, named, clean")
+          else
+            assert.are.equal(0, r.code, r.stderr)
+            assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code)
+            record("op " .. op, kind, "ignored: exit 0")
+          end
+          assert_nothing_left(s, snap)
+        else
+          -- juju status reads machine 0's state through it.
+          assert.are.equal("fails-status", case)
+          assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+          inject(s, "op", op, kind)
+          local watch = sys.signals({ "INT" })
+          local r = s:juju("status")
+          local sig = watch:pending()
+          watch:close()
+          local seen = false
+          for _, called in ipairs(s:operations_called()) do seen = seen or called == op end
+          assert.is_true(seen, op .. " was not called by juju status")
+          if kind == "interrupt" then
+            assert.are.equal("INT", sig)
+            assert.are.equal(0, r.code, r.stderr)
+            record("op " .. op, kind, "status exit 0 (no wait)")
+          else
+            assert.are.equal(1, r.code, r.stderr)
+            local cause = ({ error = "injected failure in " .. op, timeout = "timed out after 10m0s" })[kind]
+            assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
+            record("op " .. op, kind, "status exit 1, named")
+          end
+          s:clear_faults()
           assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code)
           assert_nothing_left(s, snap)
-          record("op " .. op, kind, "not called by bootstrap: exit 0")
         end
         s:close()
       end)

@@ -79,15 +79,15 @@ end)
 describe("manual series and hardware detection", function()
   local P = assert(providers.load(nil, "manual"))
   it("reads lsb_release / os-release, uname -m, MemTotal and nproc", function()
-    local f = assert(P.parse_detection("series=bookworm\nmachine=x86_64\nmem-kb=2048000\ncores=4\n"))
+    local f = assert(P.internal.parse_detection("series=bookworm\nmachine=x86_64\nmem-kb=2048000\ncores=4\n"))
     assert.are.same({ series = "bookworm", arch = "amd64", hardware = { arch = "amd64", mem = 2000, ["cpu-cores"] = 4 } }, f)
-    f = assert(P.parse_detection("series=trusty\nmachine=aarch64\nmem-kb=\ncores=\n"))
+    f = assert(P.internal.parse_detection("series=trusty\nmachine=aarch64\nmem-kb=\ncores=\n"))
     assert.are.same({ arch = "arm64", ["cpu-cores"] = 1 }, f.hardware)
   end)
   it("refuses what it cannot use", function()
-    assert.matches("cannot detect the series", select(2, P.parse_detection("series=\nmachine=x86_64\n")))
-    assert.matches('unknown series "plan9"', select(2, P.parse_detection("series=plan9\nmachine=x86_64\n")))
-    assert.matches("unsupported architecture", select(2, P.parse_detection("series=trusty\nmachine=vax\n")))
+    assert.matches("cannot detect the series", select(2, P.internal.parse_detection("series=\nmachine=x86_64\n")))
+    assert.matches('unknown series "plan9"', select(2, P.internal.parse_detection("series=plan9\nmachine=x86_64\n")))
+    assert.matches("unsupported architecture", select(2, P.internal.parse_detection("series=trusty\nmachine=vax\n")))
   end)
 end)
 
@@ -96,16 +96,16 @@ local DUMPED = [[
 local fs = require("juju.fs")
 local storage = require("juju.storage")
 local common = require("juju.provider_common")
-local P = { name = "dumped", api_version = 1, public_tools = false, default_state_store = "sqlite",
+local P = { name = "dumped", api_version = 2, public_tools = false, default_state_store = "sqlite",
   config = { fields = { ["world-dir"] = { type = "string", required = true } } } }
 function P.prepare_for_bootstrap(_, cfg) return cfg end
 function P.open(ctx, cfg) return { ctx = ctx, cfg = cfg, dir = cfg["world-dir"] } end
 function P.storage(env) return storage.open_dir(env.dir .. "/storage") end
 function P.state_server_instances(env) return common.state_server_instances(P.storage(env)) end
 function P.start_instance(_, params)
-  return { instance = { id = "d-0", addresses = { "10.1.2.3" } }, hardware = { arch = params.tools[1].arch } }
+  return { id = "d-0", addresses = { common.address("10.1.2.3", "cloud-local") }, hardware = { arch = params.tools[1].arch } }
 end
-function P.bootstrap(_, params) return common.bootstrap(params.run, { finish = function() return true end }) end
+function P.finalize() return true end
 function P.state_dump(env)
   local text = fs.read_file(env.dir .. "/dump.json")
   if not text then return nil, "no dump" end

@@ -185,7 +185,7 @@ local NOFINISH = [[
 local fs = require("juju.fs")
 local storage = require("juju.storage")
 local common = require("juju.provider_common")
-local P = { name = "nofinish", api_version = 1, public_tools = false, default_state_store = "sqlite",
+local P = { name = "nofinish", api_version = 2, public_tools = false, default_state_store = "sqlite",
   config = { fields = { ["world-dir"] = { type = "string", required = true } } } }
 function P.prepare_for_bootstrap(_, cfg) return cfg end
 function P.open(ctx, cfg) return { ctx = ctx, cfg = cfg, dir = cfg["world-dir"] } end
@@ -194,11 +194,10 @@ function P.state_server_instances(env) return common.state_server_instances(P.st
 function P.start_instance(env, params)
   assert(fs.mkdir_p(env.dir, "0700"))
   assert(fs.write_atomic(env.dir .. "/host_keys", params.host_keys.ed25519.public))
-  return { instance = { id = "nf-0", addresses = { "127.0.0.1" }, ssh_port = 1 },
+  return { id = "nf-0", addresses = { common.address("127.0.0.1", "public") }, ssh_port = 1,
     hardware = { arch = params.tools[1].arch } }
 end
-function P.stop_instances() return true end
-function P.bootstrap(_, params) return common.bootstrap(params.run, {}) end
+function P.release() return true end
 function P.destroy(env) return fs.remove_tree(env.dir) end
 return P
 ]]
@@ -234,7 +233,7 @@ local common = require("juju.provider_common")
 local cloudinit = require("juju.cloudinit")
 local sshd = require("juju.testing.sshd")
 local REG = require("sshcloud.registry")
-local P = { name = "sshcloud", api_version = 1, public_tools = false, default_state_store = "sqlite",
+local P = { name = "sshcloud", api_version = 2, public_tools = false, default_state_store = "sqlite",
   config = { fields = { ["world-dir"] = { type = "string", required = true },
     ["wrong-host-key"] = { type = "bool", default = false } } } }
 function P.prepare_for_bootstrap(_, cfg) return cfg end
@@ -244,7 +243,7 @@ function P.state_server_instances(env) return common.state_server_instances(P.st
 function P.start_instance(env, params)
   local icfg = params.instance_config
   assert(fs.mkdir_p(env.dir, "0700"))
-  local ud = assert(cloudinit.userdata(icfg, { host_keys = params.host_keys }))
+  local ud = params.userdata
   assert(fs.write_atomic(env.dir .. "/userdata", ud))
   local key = yaml.decode(ud).ssh_keys.ed25519_private
   if env.cfg["wrong-host-key"] then key = crypto.ssh_keygen_ed25519("impostor") end
@@ -258,17 +257,17 @@ function P.start_instance(env, params)
     .. " && chmod 0440 /etc/sudoers.d/90-cloud && install -D -m 644 /dev/null /var/lib/juju/nonce.txt"
     .. " && printf '%s\\n' " .. shell.quote(icfg.nonce) .. " > /var/lib/juju/nonce.txt" })
   assert(r.code == 0, r.stderr)
-  return { instance = { id = "cloud-0", addresses = { server.host }, ssh_port = server.port },
+  return { id = "cloud-0", addresses = { common.address(server.host, "public") }, ssh_port = server.port,
     hardware = { arch = params.tools[1].arch } }
 end
-function P.stop_instances()
+local function stop()
   if REG.server then REG.server.stop() end
   REG.server = nil
   return true
 end
-function P.bootstrap(_, params) return common.bootstrap(params.run, {}) end
+function P.release() return stop() end
 function P.destroy(env)
-  P.stop_instances()
+  stop()
   return fs.remove_tree(env.dir)
 end
 return P

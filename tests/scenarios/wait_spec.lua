@@ -5,23 +5,27 @@ local PROVIDER = [[
 local common = require("juju.provider_common")
 local storage = require("juju.storage")
 local fs = require("juju.fs")
-local P = { name = "slowagent", api_version = 1, public_tools = false, config = { fields = {
+local P = { name = "slowagent", api_version = 2, public_tools = false, config = { fields = {
   ["world-dir"] = { type = "string", required = true }, ["agent-after"] = { type = "int", default = 35 } } } }
 function P.prepare_for_bootstrap(_, cfg) return cfg end
 function P.open(ctx, cfg) return { ctx = ctx, cfg = cfg, dir = cfg["world-dir"] } end
 function P.storage(env) return storage.open_dir(env.dir .. "/storage") end
 function P.state_server_instances(env) return common.state_server_instances(P.storage(env)) end
 function P.start_instance(_, params)
-  return { instance = { id = "slow-0", addresses = { "10.0.0.1" } }, hardware = { arch = params.tools[1].arch } }
+  return { id = "slow-0", addresses = { common.address("10.0.0.1", "cloud-local") },
+    hardware = { arch = params.tools[1].arch } }
 end
-function P.bootstrap(_, params) return common.bootstrap(params.run, { finish = function() return true end }) end
-function P.wait_agent(env, run)
+function P.finalize() return true end
+function P.wait_agent(env)
   local clock = env.ctx.clock
   local start = clock.monotonic()
-  return run:wait("for the machine agent", 60, 5, function()
+  env.polls = 0
+  return env.ctx:wait("for the machine agent", 60, function()
+    env.polls = env.polls + 1
+    P.POLLS = env.polls
     if clock.monotonic() - start >= env.cfg["agent-after"] then return true end
     return nil, "no heartbeat yet"
-  end)
+  end, 5)
 end
 function P.destroy(env) return fs.remove_tree(env.dir) end
 return P
@@ -47,5 +51,23 @@ describe("waits", function()
     assert.matches('step "wait%-agent"', r.stderr)
     assert.is_nil(s:jenv("late"))
     s:close()
+  end)
+
+  it("a step timeout runs the provider's wait_agent against the virtual clock", function()
+    local s <close> = testing.new { files = { ["providers/slowagent.lua"] = PROVIDER },
+      environments = { slow = { type = "slowagent", ["world-dir"] = "${root}/world", ["agent-after"] = 900 } } }
+    s:timeout_step("wait-agent", 30)
+    local t0 = s.clock.monotonic()
+    local r = s:juju("bootstrap", "-e", "slow")
+    assert.are.equal(1, r.code)
+    assert.matches('step "wait%-agent"', r.stderr)
+    -- The provider's wait ran and gave up at the injected deadline.
+    assert.matches("timed out after 30s %(injected%) while waiting for the machine agent", r.stderr)
+    assert.is_true(s:operations_called()[#s:operations_called()] ~= nil)
+    local called = false
+    for _, op in ipairs(s:operations_called()) do called = called or op == "wait_agent" end
+    assert.is_true(called)
+    local spent = s.clock.monotonic() - t0
+    assert.is_true(spent >= 30 and spent < 60, tostring(spent))
   end)
 end)

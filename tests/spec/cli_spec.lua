@@ -323,14 +323,14 @@ describe("juju CLI", function()
       -- A provider whose prepare hook lets a rival prepare win the race.
       h.write(env.JUJU_HOME .. "/providers/racer.lua", [[
         local fs = require("juju.fs")
-        local P = { name = "racer", api_version = 1, config = { fields = {} } }
+        local P = { name = "racer", api_version = 2, config = { fields = {} } }
         function P.prepare_for_bootstrap(ctx, cfg)
           fs.create_exclusive(ctx:juju_home() .. "/environments/race.jenv", "user: rival\n")
           return cfg
         end
         function P.open(_, cfg) return { cfg = cfg } end
         function P.state_server_instances() return nil, "not bootstrapped", "NOT_BOOTSTRAPPED" end
-        function P.bootstrap() return nil, "no" end
+        function P.start_instance() return nil, "no" end
         function P.destroy() return true end
         function P.storage() return {} end
         return P

@@ -43,7 +43,7 @@ function M.run(ctx, opts)
   local pid_file = data_dir .. "/agents/" .. tag .. "/jujud.pid"
   fs.write_atomic(pid_file, tostring(sys.getpid()) .. "\n", tonumber("644", 8))
   lg:infof("machine agent for %s started (heartbeat every %ss)", tag, interval)
-  local agent_version = require("juju.jujud").binary_version()
+  local agent_version = require("juju.agent.version").binary()
   local result, rerr = true, nil
   while true do
     local ok, herr = initialize.heartbeat(store, env_uuid, id, {

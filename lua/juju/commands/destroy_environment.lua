@@ -1,8 +1,7 @@
 -- juju destroy-environment NAME: destroys an environment through its
 -- provider, then its .jenv.
-local prepare = require("juju.environs.prepare")
 local configstore = require("juju.environs.configstore")
-local config = require("juju.environs.config")
+local teardown = require("juju.environs.teardown")
 
 local M = {
   name = "destroy-environment",
@@ -49,15 +48,7 @@ function M.destroy(ctx, home, name, force)
     if not force then return nil, rerr .. "\nUse --force to remove it anyway." end
     ctx:log_for("juju.cmd"):warningf("%s; removing it (--force)", rerr)
   elseif type(info["bootstrap-config"]) == "table" then
-    local bc = info["bootstrap-config"]
-    local provider, perr = prepare.provider_for(home, name, bc.type, ctx)
-    local cfg, cerr
-    if provider then cfg, cerr = config.from_prepared(ctx, bc, { provider = provider, file = info.path }) end
-    if provider and cfg then config.register_secrets(ctx, cfg, provider) end
-    local env, oerr
-    if provider and cfg then env, oerr = provider.open(ctx, cfg) end
-    local ok, derr = nil, perr or cerr or oerr
-    if env then ok, derr = provider.destroy(env) end
+    local ok, derr = teardown.destroy_prepared(ctx, home, name, store, info)
     if not ok then
       if not force then
         return nil, string.format("cannot destroy environment %q: %s\nUse --force to remove its .jenv anyway.", name, tostring(derr))

@@ -5,10 +5,11 @@
 -- second prepare that loses the race gets "environment info already exists".
 local crypto = require("juju.crypto")
 local yaml = require("juju.yaml")
-local providers = require("juju.providers")
+local context = require("juju.context")
 local environments = require("juju.environs.environments")
 local config = require("juju.environs.config")
 local configstore = require("juju.environs.configstore")
+local envopen = require("juju.environs.open")
 
 local M = {}
 
@@ -33,41 +34,17 @@ function M.read_environments(home)
   return envs
 end
 
---- The provider of an environment, or nil, Juju's message. With ctx, its
---- operations go through ctx.hooks.op (fault injection, observation).
-function M.provider_for(home, name, type_name, ctx)
-  local p, err = providers.load(home, type_name)
-  if p and ctx and ctx.hooks and ctx.hooks.op then p = providers.instrument(p, ctx.hooks.op) end
-  if not p then
-    if err:match("^no registered provider") then
-      return nil, string.format("environment %q has an unknown provider type %q\n"
-        .. "Use one of: local, manual, ec2, openstack, azure, joyent, maas, dummy, "
-        .. "or put a %s.lua provider script in %s/providers.",
-        name, tostring(type_name), tostring(type_name), home)
-    end
-    return nil, err
-  end
-  return p
-end
+M.provider_for = envopen.provider_for
 
 -- Opens an environment that already has a .jenv: its bootstrap-config wins.
 local function open_prepared(ctx, home, store, name, info)
-  local lg = ctx:log_for("juju.environs")
-  if info.empty or type(info["bootstrap-config"]) ~= "table" then
-    return nil, string.format("environment has no bootstrap configuration data (%s)\n"
-      .. "Remove it with: juju destroy-environment --force %s", store:path(name), name)
+  if not info.empty and type(info["bootstrap-config"]) == "table" then
+    ctx:log_for("juju.environs"):warningf("ignoring environments.yaml: using bootstrap config in file %q", info.path)
   end
-  lg:warningf("ignoring environments.yaml: using bootstrap config in file %q", info.path)
-  local bc = info["bootstrap-config"]
-  local provider, perr = M.provider_for(home, name, bc.type, ctx)
-  if not provider then return nil, perr end
-  local cfg, err = config.from_prepared(ctx, bc, { provider = provider, file = info.path })
-  if not cfg then return nil, string.format("cannot parse bootstrap config: %s", err) end
-  config.register_secrets(ctx, cfg, provider)
-  ctx:add_secret(info.password)
-  local env, oerr = provider.open(ctx, cfg)
-  if not env then return nil, oerr end
-  return { provider = provider, env = env, cfg = cfg, info = info, existed = true, store = store }
+  local o, err = envopen.open(ctx, home, name, { store = store, info = info })
+  if not o then return nil, err end
+  o.existed = true
+  return o
 end
 
 --- Builds the configuration of environment `name` from environments.yaml
@@ -91,8 +68,8 @@ function M.config_for_name(ctx, home, name)
   return provider, cfg
 end
 
---- Prepares environment `name`: returns a table {provider, env, cfg, info,
---- existed, store} or nil, message.
+--- Prepares environment `name`: returns a table {provider, env, cfg, ctx
+--- (the provider context), info, existed, store} or nil, message.
 function M.prepare(ctx, home, name)
   local store, serr = configstore.open(ctx, home)
   if not store then return nil, serr end
@@ -122,12 +99,14 @@ function M.prepare(ctx, home, name)
   end
   if not present(cfg.uuid) then cfg.uuid = crypto.uuid4() end
 
-  local prepared, perr = provider.prepare_for_bootstrap(ctx, cfg)
+  local pc = context.provider(ctx, { home = home, env_name = name, cfg = cfg, provider_name = provider.name })
+  local prepared, perr = provider.prepare_for_bootstrap(pc, cfg)
   if not prepared then return nil, perr end
   cfg = prepared
   config.register_secrets(ctx, cfg, provider)
-  local env, oerr = provider.open(ctx, cfg)
-  if not env then return nil, oerr end
+  local o, oerr = envopen.with_config(ctx, home, name, provider, cfg)
+  if not o then return nil, oerr end
+  cfg = o.cfg
 
   info = {
     user = "admin", password = cfg["admin-secret"], ["environ-uuid"] = cfg.uuid,
@@ -140,7 +119,8 @@ function M.prepare(ctx, home, name)
     if not ok then return nil, cerr end
   end
   info.path = store:path(name)
-  return { provider = provider, env = env, cfg = cfg, info = info, existed = false, store = store }
+  o.info, o.existed, o.store = info, false, store
+  return o
 end
 
 return M
