@@ -5,7 +5,6 @@
 -- over SSH). agent-state comes from the machine agent's heartbeat, judged
 -- by the clock of the machine that reports it.
 local yaml = require("juju.yaml")
-local json = require("juju.json")
 local sys = require("juju.sys")
 local state = require("juju.state")
 local initialize = require("juju.state.initialize")
@@ -14,6 +13,7 @@ local prepare = require("juju.environs.prepare")
 local envconfig = require("juju.environs.config")
 local bootstrap_cmd = require("juju.commands.bootstrap")
 local state_dump = require("juju.agent.state_dump")
+local statusformat = require("juju.statusformat")
 
 local M = {
   name = "status",
@@ -24,27 +24,34 @@ local M = {
 
 function M.flags(fs)
   fs:add { names = { "e", "environment" }, help = "juju environment to operate in" }
-  fs:add { names = { "format" }, default = "yaml", help = "specify output format (json|yaml)" }
+  fs:add { names = { "format" }, default = "yaml",
+    help = "specify output format (json|line|oneline|short|summary|tabular|yaml)" }
   fs:add { names = { "o", "output" }, help = "specify an output file" }
+  fs:add { names = { "utc" }, kind = "bool", help = "display time as UTC in RFC3339 format" }
 end
 
 function M.init(_, opts)
-  if opts.format ~= "yaml" and opts.format ~= "json" then
+  if not statusformat.FORMATS[opts.format] then
     return string.format("invalid value %q for flag --format: unknown format %q", opts.format, opts.format)
   end
   return nil
 end
 
-local function unable(name)
-  return string.format("Unable to connect to environment %q.\nPlease check your credentials or use 'juju bootstrap' to create a new environment.", name)
+-- 1.25's connectionError, with the cause under "Error details:".
+local function unable(name, details)
+  return string.format("Unable to connect to environment %q.\nPlease check your credentials or use 'juju bootstrap' "
+    .. "to create a new environment.\n\nError details:\n%s\n", name, details)
 end
 
 --- The status document of a bootstrapped environment: table or nil, message.
 function M.collect(ctx, home, name)
   local store_, serr = configstore.open(ctx, home)
   if not store_ then return nil, serr end
-  local info = store_:read(name)
-  if not info or type(info["bootstrap-config"]) ~= "table" then return nil, unable(name) end
+  local info, _, rcode = store_:read(name)
+  if not info and rcode == "ENOENT" then return nil, unable(name, string.format("environment %q not found", name)) end
+  if not info or type(info["bootstrap-config"]) ~= "table" or #(info["state-servers"] or {}) == 0 then
+    return nil, unable(name, "environment is not bootstrapped")
+  end
   local bc = info["bootstrap-config"]
   local provider, perr = prepare.provider_for(home, name, bc.type, ctx)
   if not provider then return nil, perr end
@@ -59,11 +66,11 @@ function M.collect(ctx, home, name)
     local where = provider.state_info(env)
     local err
     st, err = state.open(where.kind, where)
-    if not st then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    if not st then return nil, unable(name, tostring(err)) end
     now = sys.time()
   elseif provider.state_dump then
     local dump, err = provider.state_dump(env)
-    if not dump then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    if not dump then return nil, unable(name, tostring(err)) end
     st, now = state_dump.view(dump), tonumber(dump.now) or sys.time()
   else
     return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
@@ -101,6 +108,13 @@ function M.collect(ctx, home, name)
     { "environment", "machines", "services" })
 end
 
+--- The provider type of a prepared environment (for 1.25's conventions).
+function M.provider_type(ctx, home, name)
+  local store_ = configstore.open(ctx, home)
+  local info = store_ and store_:read(name)
+  return info and type(info["bootstrap-config"]) == "table" and info["bootstrap-config"].type or nil
+end
+
 function M.run(_, ctx, opts)
   local home, herr = ctx:juju_home()
   if not home then return nil, herr end
@@ -108,7 +122,7 @@ function M.run(_, ctx, opts)
   if not name then return nil, nerr end
   local doc, err = M.collect(ctx, home, name)
   if not doc then return nil, err end
-  local text = opts.format == "json" and (json.encode(doc) .. "\n") or yaml.encode(doc)
+  local text = statusformat.format(statusformat.normalize(doc, M.provider_type(ctx, home, name)), opts.format)
   if opts.output then
     local ok, werr = require("juju.fs").write_atomic(opts.output, text, tonumber("644", 8))
     if not ok then return nil, werr end
