@@ -264,7 +264,7 @@ describe("juju CLI", function()
       assert.are.equal(1, code)
       assert.matches("environments%.yaml:4:15: ", err)
       assert.matches("api%-port", err)
-      assert.matches("expected int", err)
+      assert.matches("expected number", err)
       assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/a.jenv"))
     end)
 

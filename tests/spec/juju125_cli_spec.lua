@@ -179,6 +179,92 @@ describe("Juju 1.25 CLI (issue 15)", function()
     end)
   end)
 
+  describe("8. help", function()
+    local USER_PROVIDER = [[
+      local P = { name = "mycloud", api_version = 1, description = "my own cloud, reached by magic",
+        boilerplate = "# My cloud.\nmine:\n    type: mycloud\n    region: north\n",
+        config = { fields = { region = { type = "string", description = "where the machines are" } } } }
+      for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "bootstrap", "destroy", "storage" }) do
+        P[op] = function() return nil, "not here" end
+      end
+      return P
+    ]]
+
+    it("juju help topics lists 1.25's topics and one per provider", function()
+      local env = setup()
+      h.write(env.JUJU_HOME .. "/providers/mycloud.lua", USER_PROVIDER)
+      local code, out = h.juju(env, { "help", "topics" })
+      assert.are.equal(0, code)
+      local names = {}
+      for line in out:gmatch("[^\n]+") do names[#names + 1] = line:match("^(%S+)") end
+      for _, t in ipairs({ "basics", "commands", "constraints", "global-options", "glossary", "placement",
+        "plugins", "topics", "local-provider", "manual-provider", "mycloud-provider" }) do
+        assert.is_truthy(out:find("\n" .. t:gsub("%p", "%%%0") .. " +%S") or out:find("^" .. t:gsub("%p", "%%%0") .. " +%S"), t)
+      end
+      local sorted = table.move(names, 1, #names, 1, {})
+      table.sort(sorted)
+      assert.are.same(sorted, names)
+      assert.matches("\nmycloud%-provider +my own cloud, reached by magic\n", out)
+    end)
+
+    it("each topic prints; a provider's topic is its description and settings", function()
+      local env = setup()
+      h.write(env.JUJU_HOME .. "/providers/mycloud.lua", USER_PROVIDER)
+      for _, t in ipairs({ "basics", "commands", "constraints", "global-options", "glossary", "placement", "plugins",
+        "providers" }) do
+        local code, out = h.juju(env, { "help", t })
+        assert.are.equal(0, code, t)
+        assert.is_true(#out > 40, t)
+      end
+      local _, out = h.juju(env, { "help", "mycloud-provider" })
+      assert.matches("^The mycloud provider: my own cloud, reached by magic\n", out)
+      assert.matches("\n  region\n      where the machines are\n", out)
+      local _, basics = h.juju(env, { "help" })
+      assert.matches("juju help mycloud%-provider +my own cloud, reached by magic", basics)
+      local _, provs = h.juju(env, { "help", "providers" })
+      assert.matches("\nmycloud +my own cloud, reached by magic\n", provs)
+      local code, _, err = h.juju(env, { "help", "nonesuch" })
+      assert.are.equal(1, code)
+      assert.are.equal("ERROR unknown command or topic for nonesuch\n", err)
+    end)
+
+    it("global-options says they may appear in front of any command", function()
+      local _, out = h.juju(setup(), { "help", "global-options" })
+      assert.matches("These options may be used with any command, and may appear in front of any\ncommand%.", out)
+      assert.is_truthy(out:find('--logging-config (= "")\n    specify log levels for modules\n', 1, true))
+      assert.is_truthy(out:find("--show-log  (= false)\n    if set, write the log file to stderr\n", 1, true))
+    end)
+
+    it("help bootstrap lists only the command's flags, sorted, in 1.25's style", function()
+      local code, out = h.juju(setup(), { "help", "bootstrap" })
+      assert.are.equal(0, code)
+      local opts = out:match("\noptions:\n(.-)\n\n")
+      assert.are.equal(table.concat({
+        '--agent-version (= "")', "    the version of tools to initially use for Juju agents",
+        "--constraints  (= )", "    set environment constraints",
+        '-e, --environment (= "")', "    juju environment to operate in",
+        "--keep-broken  (= false)", "    do not destroy the environment if bootstrap fails",
+        '--metadata-source (= "")', "    local path to use as tools and/or metadata source",
+        "--no-auto-upgrade  (= false)", "    do not upgrade to newer tools on first bootstrap",
+        "--series  (= )", "    see --upload-series (OBSOLETE)",
+        '--to (= "")', "    a placement directive indicating an instance to bootstrap",
+        "--upload-series  (= )", "    upload tools for supplied comma-separated series list (OBSOLETE)",
+        "--upload-tools  (= false)", "    upload local version of tools before bootstrapping",
+      }, "\n"), opts)
+      assert.is_nil(out:find("--show-log", 1, true))
+      assert.matches("^usage: juju bootstrap %[options%]\npurpose: start up an environment from scratch\n", out)
+    end)
+
+    it("juju init writes a user provider's own boilerplate", function()
+      local env = setup()
+      h.write(env.JUJU_HOME .. "/providers/mycloud.lua", USER_PROVIDER)
+      local _, out = h.juju(env, { "init", "--show" })
+      local doc = assert(yaml.decode(out))
+      assert.are.same({ type = "mycloud", region = "north" }, doc.environments.mine)
+      assert.matches("\n    # My cloud%.\n    mine:\n", out)
+    end)
+  end)
+
   describe("9. streams and refusals", function()
     it("juju init prints its messages on stdout", function()
       local env = setup()
