@@ -9,14 +9,15 @@ local M = { name = "version", purpose = "print the current version", args = "" }
 local FORMATS = { smart = true, yaml = true, json = true }
 
 function M.flags(fs)
-  fs:add { names = { "format" }, default = "smart", help = "specify output format (json|smart|yaml)" }
+  fs:add { names = { "format" }, default = "smart", help = "specify output format (json|smart|yaml)",
+    parse = function(v)
+      if FORMATS[v] then return v end
+      return nil, string.format("unknown format %q", v)
+    end }
   fs:add { names = { "o", "output" }, help = "specify an output file" }
 end
 
-function M.init(_, opts, args)
-  if not FORMATS[opts.format] then
-    return string.format("invalid value %q for flag --format: unknown format %q", opts.format, opts.format)
-  end
+function M.init(_, _, args)
   if #args > 0 then
     local q = {}
     for _, a in ipairs(args) do q[#q + 1] = string.format("%q", a) end
