@@ -133,5 +133,16 @@ services: {}
         .. "Error details:\n"
         .. 'environment "dummyenv" not found\n\n', err)
     end)
+
+    it("prepared but not bootstrapped: Error details: environment is not bootstrapped", function()
+      local env = h.env(h.tmpdir())
+      h.write(env.JUJU_HOME .. "/environments.yaml", "environments:\n  bad: {type: dummy, broken: Bootstrap}\n")
+      h.juju(env, { "bootstrap", "--keep-broken" })
+      local code, _, err = h.juju(env, { "status" })
+      assert.are.equal(1, code)
+      assert.are.equal('ERROR Unable to connect to environment "bad".\n'
+        .. "Please check your credentials or use 'juju bootstrap' to create a new environment.\n\n"
+        .. "Error details:\nenvironment is not bootstrapped\n\n", err)
+    end)
   end)
 end)
