@@ -1,7 +1,7 @@
 /* config.c: the environment configuration schema engine (see config.h).
  *
  * Messages follow Juju 1.x (juju/schema and environs/config) so that users
- * and scripts see familiar text: `expected int, got string("abc")`,
+ * and scripts see familiar text: `expected number, got string("abc")`,
  * `empty name in environment configuration`, `cannot change x from a to b`.
  */
 #include "config.h"
@@ -34,6 +34,12 @@ const char *jj_config_type_name(jj_config_type type)
 {
     static const char *const names[] = {"string", "bool", "int", "attrs", "list"};
     return (unsigned)type < sizeof names / sizeof names[0] ? names[type] : "unknown";
+}
+
+/* The type as juju/schema's messages name it: Int() says "number". */
+static const char *juju_type_word(jj_config_type type)
+{
+    return type == JJ_CONFIG_INT ? "number" : jj_config_type_name(type);
 }
 
 /* --- describing values the way Go's %#v / %q did ---------------------------- */
@@ -142,7 +148,7 @@ static void describe_value(const jj_yaml_node *v, int secret, char *buf, size_t 
 
 typedef struct coercion {
     const jj_config_field *field;
-    char why[WHY_MAX];     /* "<key>: expected int, got ..." when it fails */
+    char why[WHY_MAX];     /* "<key>: expected number, got ..." when it fails */
     jj_yaml_mark at;       /* where the failing part is */
 } coercion;
 
@@ -205,7 +211,7 @@ static int as_int(coercion *c, const jj_yaml_node *v, jj_yaml_node **out)
     } else if (jj_yaml_type_of(num) == JJ_YAML_FLOAT && is_integral(jj_yaml_float(num))) {
         *out = jj_yaml_new_int((int64_t)jj_yaml_float(num));
     } else {
-        rc = wrong_type(c, v, "", "int");
+        rc = wrong_type(c, v, "", "number");
     }
     jj_yaml_free(parsed);
     if (!rc && !*out)
@@ -803,7 +809,7 @@ static int fill_absent(const jj_config_schema *schema, const jj_yaml_node *attrs
                 continue;
             char msg[WHY_MAX];
             snprintf(msg, sizeof msg, "%s: expected %s, got nothing", f->name,
-                     jj_config_type_name(f->type));
+                     juju_type_word(f->type));
             return fail(err, o, jj_yaml_mark_of(where), JJ_ECONFIG, msg);
         }
         if (!(f->flags & JJ_CONFIG_ALLOW_EMPTY) && is_empty(src))

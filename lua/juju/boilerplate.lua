@@ -1,6 +1,9 @@
--- juju.boilerplate: the environments.yaml that `juju init` writes, for the
--- seven providers of this engine. A provider script may carry its own
--- `boilerplate` string, which then replaces the entry here.
+-- juju.boilerplate: the environments.yaml that `juju init` writes: one
+-- entry for each provider this engine has (built in, or a user's in
+-- $JUJU_HOME/providers), the provider's own `boilerplate` string when it
+-- carries one. The default is 1.25's (amazon) once ec2 exists.
+local providers = require("juju.providers")
+
 local M = {}
 
 M.HEADER = [[
@@ -19,7 +22,7 @@ M.HEADER = [[
 # agent-metadata-url, agent-stream, bootstrap-timeout (seconds),
 # enable-os-refresh-update and enable-os-upgrade.
 
-default: local
+default: %s
 
 environments:
 ]]
@@ -164,6 +167,23 @@ maas:
 
 M.ORDER = { "local", "manual", "ec2", "openstack", "azure", "joyent", "maas" }
 
+-- Providers for tests only: never offered to operators.
+local HIDDEN = { dummy = true }
+
+--- Every provider this engine can load for JUJU_HOME home, sorted, as
+--- {name=, description=, boilerplate=}: providers.list (the built-in
+--- directory and $JUJU_HOME/providers) without the test-only ones and
+--- those that fail to load.
+function M.available_providers(home)
+  local out = {}
+  for _, e in ipairs(providers.list(home)) do
+    if not e.error and not HIDDEN[e.name] then
+      out[#out + 1] = { name = e.name, description = e.description, boilerplate = e.boilerplate }
+    end
+  end
+  return out
+end
+
 local function indent(text)
   return (text:gsub("([^\n]*)\n", function(line)
     if line == "" then return "\n" end
@@ -171,13 +191,36 @@ local function indent(text)
   end))
 end
 
---- The whole file. provider_text(name) may return a provider's own entry.
-function M.render(provider_text)
-  local parts = { M.HEADER }
-  for _, name in ipairs(M.ORDER) do
-    local text = provider_text and provider_text(name) or M.ENTRIES[name]
-    parts[#parts + 1] = indent(text or M.ENTRIES[name])
+-- The environment name an entry defines: its first unindented key.
+local function entry_name(text)
+  for line in text:gmatch("[^\n]+") do
+    local n = line:match("^([%w_-]+):")
+    if n then return n end
   end
+  return nil
+end
+
+--- The whole file for the given providers (as available_providers returns).
+function M.render(list)
+  local rank = {}
+  for i, n in ipairs(M.ORDER) do rank[n] = i end
+  local sorted = table.move(list, 1, #list, 1, {})
+  table.sort(sorted, function(a, b)
+    local ra, rb = rank[a.name] or math.huge, rank[b.name] or math.huge
+    if ra ~= rb then return ra < rb end
+    return a.name < b.name
+  end)
+  local parts, entries, has = {}, {}, {}
+  for _, p in ipairs(sorted) do
+    local text = p.boilerplate or M.ENTRIES[p.name]
+      or string.format("# %s\n%s:\n    type: %s\n", p.description or ("the " .. p.name .. " provider"), p.name, p.name)
+    if text:sub(-1) ~= "\n" then text = text .. "\n" end
+    entries[#entries + 1] = indent(text)
+    has[p.name] = entry_name(text) or p.name
+  end
+  local default = has.ec2 or has["local"] or (sorted[1] and has[sorted[1].name]) or "local"
+  parts[1] = string.format(M.HEADER, default)
+  for _, e in ipairs(entries) do parts[#parts + 1] = e end
   return table.concat(parts, "\n")
 end
 

@@ -523,7 +523,7 @@ function M.run(ctx, home, name, opts)
       else
         message = string.format("failed to bootstrap environment: %s", err_msg)
       end
-      message = message .. string.format("\n(step %q: %s)", failed_step.id, failed_step.what)
+      b.log:infof("bootstrap failed at step %q: %s", failed_step.id, failed_step.what)
     end
     if not b.keep and (failed_step.id ~= "prepare" or b.created_jenv) then
       if opts["keep-broken"] then
@@ -538,7 +538,9 @@ function M.run(ctx, home, name, opts)
       end
     end
   else
-    ctx:infof("Bootstrap complete (%s)", M.duration(ctx.clock.monotonic() - t0))
+    if opts.on_bootstrapped then opts.on_bootstrapped() end
+    b.log:infof("bootstrap took %s", M.duration(ctx.clock.monotonic() - t0))
+    ctx:infof("Bootstrap complete")
   end
   for _, d in ipairs(b.tmpdirs) do fs.remove_tree(d) end
   b.signals:close()

@@ -1,7 +1,9 @@
--- juju.cli: the juju command line. Parses the global and per-command flags,
--- sets up logging, runs one command, and turns its outcome into Juju 1.x's
--- exit codes: 0 success (and --help); 2 flag or argument errors, printed as
--- "error: ..."; 1 run-time failures, printed as "ERROR ...".
+-- juju.cli: the juju command line. Parses the global and per-command flags
+-- (global ones may also come before the command, as in Juju 1.25), sets up
+-- logging, runs one command or a juju-NAME plugin from PATH, and turns the
+-- outcome into Juju 1.x's exit codes: 0 success (and --help); 2 flag or
+-- argument errors, printed as "error: ..."; 1 run-time failures, printed as
+-- "ERROR ..."; a plugin's own exit code passed through.
 local flags = require("juju.flags")
 local log = require("juju.log")
 local context = require("juju.context")
@@ -21,32 +23,37 @@ function M.load_command(name)
   return nil
 end
 
-local function add_global_flags(fs)
-  fs:add { names = { "debug" }, kind = "bool", help = "equivalent to --show-log --logging-config=<root>=DEBUG" }
-  fs:add { names = { "show-log" }, kind = "bool", help = "if set, write the log file to stderr" }
-  fs:add { names = { "logging-config" }, help = "specify log levels for modules" }
-  fs:add { names = { "log-file" }, help = "path to write log to" }
-  fs:add { names = { "v", "verbose" }, kind = "bool", help = "show more verbose output" }
-  fs:add { names = { "q", "quiet" }, kind = "bool", help = "show no informational output" }
-  fs:add { names = { "h", "help" }, kind = "bool", help = "show help on a command or other topic" }
+-- juju/cmd's global flags (the help texts are 1.25's).
+function M.add_global_flags(fs)
+  fs:add { names = { "debug" }, kind = "bool", global = true,
+    help = "equivalent to --show-log --log-config=<root>=DEBUG" }
+  fs:add { names = { "h", "help" }, kind = "bool", global = true, help = "show help on a command or other topic" }
+  fs:add { names = { "log-file" }, global = true, help = "path to write log to" }
+  fs:add { names = { "logging-config" }, global = true, help = "specify log levels for modules" }
+  fs:add { names = { "q", "quiet" }, kind = "bool", global = true, help = "show no informational output" }
+  fs:add { names = { "show-log" }, kind = "bool", global = true, help = "if set, write the log file to stderr" }
+  fs:add { names = { "v", "verbose" }, kind = "bool", global = true, help = "show more verbose output" }
 end
 
 function M.flagset(cmd)
   local fs = flags.new()
   if cmd.flags then cmd.flags(fs) end
-  add_global_flags(fs)
+  M.add_global_flags(fs)
   return fs
 end
 
---- The help text of a command.
+--- The help text of a command: only its own flags, sorted, in 1.25's style.
 function M.command_help(cmd)
   local lines = {
     string.format("usage: juju %s %s", cmd.name, cmd.args or "[options]"),
     "purpose: " .. (cmd.purpose or ""),
-    "",
-    "options:",
-    M.flagset(cmd):usage(),
   }
+  local opts = M.flagset(cmd):usage { only_own = true }
+  if opts ~= "" then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "options:"
+    lines[#lines + 1] = opts
+  end
   if cmd.doc then lines[#lines + 1] = "\n" .. cmd.doc end
   if cmd.aliases then lines[#lines + 1] = "\naliases: " .. table.concat(cmd.aliases, ", ") end
   return table.concat(lines, "\n") .. "\n"
@@ -54,58 +61,61 @@ end
 
 local function setup_logging(ctx, opts)
   local spec = opts["logging-config"] or ctx:getenv("JUJU_LOGGING_CONFIG")
-  if opts.debug then
-    spec = "<root>=DEBUG"
-    opts["show-log"] = true
-  end
-  local cfg, err = log.parse_config(spec)
-  if not cfg then return nil, "invalid --logging-config: " .. err end
-  ctx.logger.config = cfg
-  ctx.logger.show_log = opts["show-log"] or false
   if opts.verbose and opts.quiet then
     return nil, "\"verbose\" and \"quiet\" flags clash, please use one or the other, not both"
   end
+  local cfg, err = log.parse_config(spec)
+  if not cfg then return nil, "invalid --logging-config: " .. err end
+  -- 1.25: --show-log (and the deprecated -v) log at INFO, --debug at DEBUG.
+  if opts.debug then
+    cfg["<root>"] = log.levels.DEBUG
+  elseif (opts["show-log"] or opts.verbose) and cfg["<root>"] > log.levels.INFO then
+    cfg["<root>"] = log.levels.INFO
+  end
+  ctx.logger.config = cfg
+  ctx.logger.show_log = (opts["show-log"] or opts.debug or opts.verbose) and true or false
   ctx.quiet = opts.quiet or false
   ctx.verbose = opts.verbose or false
   if opts["log-file"] then
     local f, ferr = io.open(opts["log-file"], "a")
     if not f then return nil, "cannot open log file: " .. ferr end
-    local old = ctx.logger.sink
+    local old, show = ctx.logger.sink, ctx.logger.show_log
     ctx.logger.sink = function(line)
       f:write(log.redact(ctx.secrets, line)); f:flush()
-      if ctx.logger.show_log then old(line) end
+      if show then old(line) end
     end
     ctx.logger.show_log = true
   end
   return true
 end
 
--- Commands report flag and argument errors from init (exit 2) and run-time
--- failures as nil, message from run (exit 1).
---- Runs `juju <args>` in ctx; returns the exit code.
-function M.run(ctx, args)
-  local name = args[1]
-  if name == nil or name == "--help" or name == "-h" then
-    name = "help"
-  end
-  if name == "--version" then name = "version" end
-  local cmd = M.load_command(name)
-  if not cmd then
-    if name:sub(1, 1) == "-" then
-      ctx:write_stderr(string.format("error: flag provided but not defined: %s\n", name))
-    else
-      ctx:write_stderr(string.format("error: unrecognized command: juju %s\n", name))
+-- Splits the global flags written before the command name off args:
+-- returns the flags (as given), the command name and the rest; or nil,
+-- message for a flag that is not global.
+local function split_leading_flags(args)
+  local gfs = flags.new()
+  M.add_global_flags(gfs)
+  local lead, i = {}, 1
+  while args[i] and args[i]:sub(1, 1) == "-" and #args[i] > 1 do
+    local a = args[i]
+    if a == "--version" then break end
+    local name, value = a:match("^%-%-?([^=]+)(=?)")
+    local def = gfs.by_name[name]
+    if not def then return nil, "flag provided but not defined: " .. a:match("^(%-%-?[^=]+)") end
+    lead[#lead + 1] = a
+    if def.kind ~= "bool" and value == "" then
+      i = i + 1
+      if args[i] == nil then return nil, "flag needs an argument: " .. a end
+      lead[#lead + 1] = args[i]
     end
-    return 2
+    i = i + 1
   end
-  local rest = table.move(args, 2, #args, 1, {})
-  if cmd.raw_args then
-    local ok, err = cmd.run(cmd, ctx, rest)
-    if ok == nil and err then ctx:write_stderr("ERROR " .. tostring(err) .. "\n"); return 1 end
-    return type(ok) == "number" and ok or 0
-  end
+  return lead, args[i], table.move(args, i + 1, #args, 1, {})
+end
+
+local function run_parsed(ctx, cmd, args)
   local fs = M.flagset(cmd)
-  local opts, pos = fs:parse(rest)
+  local opts, pos = fs:parse(args)
   if not opts then
     ctx:write_stderr("error: " .. pos .. "\n")
     return 2
@@ -119,8 +129,8 @@ function M.run(ctx, args)
     ctx:write_stderr("error: " .. err .. "\n")
     return 2
   end
-  ctx:log_for("juju.cmd"):infof("running juju [%s]", require("juju.version").current and
-    tostring(require("juju.version").current) or "?")
+  local lg = ctx:log_for("juju.cmd")
+  lg:infof("running juju [%s]", require("juju.commands.version").client_binary())
   if cmd.init then
     local ierr = cmd.init(cmd, opts, pos, ctx)
     if ierr then
@@ -140,14 +150,51 @@ function M.run(ctx, args)
   end, cmd, ctx, opts, pos)
   if not pok then
     ctx:write_stderr("ERROR internal error: " .. tostring(res) .. "\n")
-    ctx:log_for("juju.cmd"):debugf("%s", traceback or "")
+    lg:debugf("%s", traceback or "")
     return 1
   end
   if res == nil and rerr ~= nil then
     ctx:write_stderr("ERROR " .. tostring(rerr) .. "\n")
     return 1
   end
+  lg:infof("command finished")
   return type(res) == "number" and res or 0
+end
+
+-- Commands report flag and argument errors from init (exit 2) and run-time
+-- failures as nil, message from run (exit 1).
+--- Runs `juju <args>` in ctx; returns the exit code.
+function M.run(ctx, args)
+  local lead, name, rest = split_leading_flags(args)
+  if not lead then
+    ctx:write_stderr("error: " .. name .. "\n")
+    return 2
+  end
+  if name == "--version" then name = "version" end
+  if name == nil then
+    -- `juju`, `juju --help`, `juju --debug`: the general help.
+    name = "help"
+    local kept = {}
+    for _, a in ipairs(lead) do if a ~= "-h" and a ~= "--help" then kept[#kept + 1] = a end end
+    lead = kept
+  end
+  local cmd = M.load_command(name)
+  if not cmd then
+    local plugins = require("juju.plugins")
+    local path = plugins.find(ctx, name)
+    if not path then
+      ctx:write_stderr(string.format("ERROR unrecognized command: juju %s\n", name))
+      return 1
+    end
+    return plugins.run(ctx, path, rest)
+  end
+  if cmd.raw_args then
+    local ok, err = cmd.run(cmd, ctx, rest)
+    if ok == nil and err then ctx:write_stderr("ERROR " .. tostring(err) .. "\n"); return 1 end
+    return type(ok) == "number" and ok or 0
+  end
+  table.move(rest, 1, #rest, #lead + 1, lead)
+  return run_parsed(ctx, cmd, lead)
 end
 
 --- The process entry point (called by the C main).

@@ -48,14 +48,33 @@ local function size(key)
 end
 parsers.mem = size("mem")
 parsers["root-disk"] = size("root-disk")
-local function list(v)
+-- Comma-separated, as Go's strings.Split: "a,,b" has an empty item.
+local function split_list(v)
   local out = {}
-  for item in v:gmatch("[^,]+") do out[#out + 1] = item end
+  if v == "" then return out end
+  for item in (v .. ","):gmatch("([^,]*),") do out[#out + 1] = item end
   return out
 end
-parsers.tags = list
-parsers.spaces = list
-parsers.networks = list
+parsers.tags = split_list
+-- juju/names: a space is lower-case words joined by "-"; a network name
+-- letters, digits, "_" and "-". "^name" excludes it.
+local function is_space_name(s)
+  if not s:match("^[a-z0-9%-]+$") then return false end
+  for word in (s .. "-"):gmatch("([^-]*)-") do if word == "" then return false end end
+  return true
+end
+local function names_list(key, valid, what)
+  return function(v)
+    local out = split_list(v)
+    for _, item in ipairs(out) do
+      local n = item:gsub("^%^", "")
+      if not valid(n) then return bad(key, string.format("%q is not a valid %s name", n, what)) end
+    end
+    return out
+  end
+end
+parsers.spaces = names_list("spaces", is_space_name, "space")
+parsers.networks = names_list("networks", function(n) return n:match("^[%w_%-]+$") ~= nil end, "network")
 parsers["instance-type"] = function(v) return v end
 
 --- Parses "k=v k2=v2"; returns a constraints table (key -> value) or nil, message.
@@ -63,7 +82,7 @@ function M.parse(s)
   local out = {}
   for item in (s or ""):gmatch("%S+") do
     local k, v = item:match("^([^=]*)=(.*)$")
-    if not k then return nil, string.format("malformed constraint %q", item) end
+    if not k or k == "" then return nil, string.format("malformed constraint %q", item) end
     if not known[k] then return nil, string.format("unknown constraint %q", k) end
     if out[k] ~= nil then return bad(k, "already set") end
     local val, err = parsers[k](v)
@@ -79,6 +98,8 @@ function M.format(c)
   for _, k in ipairs(M.keys) do
     local v = c[k]
     if v ~= nil then
+      -- As Juju's String(): a zero number prints as nothing ("mem=").
+      if v == 0 then v = "" end
       if type(v) == "table" then v = table.concat(v, ",")
       elseif (k == "mem" or k == "root-disk") and v ~= "" then v = tostring(v) .. "M" end
       parts[#parts + 1] = k .. "=" .. tostring(v)
@@ -103,16 +124,21 @@ function M.validate(c, spec)
       end
     end
   end
-  for key, allowed in pairs(spec.vocab or {}) do
-    local v = c[key]
-    if v ~= nil and v ~= "" then
+  local keys = {}
+  for key in pairs(spec.vocab or {}) do keys[#keys + 1] = key end
+  table.sort(keys)
+  for _, key in ipairs(keys) do
+    local allowed, v = spec.vocab[key], c[key]
+    -- A list constraint (tags=a,b) is checked element by element.
+    local values = type(v) == "table" and v or { v }
+    for _, one in ipairs((v ~= nil and v ~= "") and values or {}) do
       local ok = false
-      for _, x in ipairs(allowed) do if x == v then ok = true end end
+      for _, x in ipairs(allowed) do if tostring(x) == tostring(one) then ok = true end end
       if not ok then
         local vals = {}
         for _, x in ipairs(allowed) do vals[#vals + 1] = tostring(x) end
         return nil, string.format("invalid constraint value: %s=%s\nvalid values are: [%s]", key,
-          tostring(v), table.concat(vals, " "))
+          tostring(one), table.concat(vals, " "))
       end
     end
   end

@@ -92,21 +92,40 @@ function Set:parse(args)
   return values, rest, given
 end
 
---- Help text for the options, one flag per paragraph.
-function Set:usage()
-  local lines = {}
+local function shown_default(def)
+  if def.kind == "bool" then return string.format("  (= %s)", tostring(def.default or false)) end
+  if def.kind == "int" then return string.format("  (= %s)", tostring(def.default or 0)) end
+  if def.parse then return string.format("  (= %s)", def.default ~= nil and tostring(def.default) or "") end
+  return string.format(" (= %q)", def.default ~= nil and tostring(def.default) or "")
+end
+
+local function sorted_names(def)
+  local names = table.move(def.names, 1, #def.names, 1, {})
+  table.sort(names, function(a, b)
+    if #a ~= #b and (#a == 1 or #b == 1) then return #a < #b end
+    return a < b
+  end)
+  return names
+end
+
+--- Help text for the options as gnuflag printed them in Juju 1.25: sorted
+--- by name, aliases together, `(= "default")` for strings. opts.only_own
+--- leaves out the global flags (declared with global = true).
+function Set:usage(opts)
+  opts = opts or {}
+  local entries = {}
   for _, def in ipairs(self.order) do
-    local names = {}
-    for _, n in ipairs(def.names) do
-      names[#names + 1] = dashed(n) .. (def.kind ~= "bool" and (#n == 1 and " " or "=") .. "<value>" or "")
+    if not (opts.only_own and def.global) then
+      local names = sorted_names(def)
+      local shown = {}
+      for i, n in ipairs(names) do shown[i] = dashed(n) end
+      entries[#entries + 1] = { key = names[1], text = table.concat(shown, ", ") .. shown_default(def)
+        .. "\n    " .. (def.help or "") }
     end
-    local d = ""
-    if def.default ~= nil and def.default ~= false and def.default ~= "" then
-      d = string.format(" (= %s)", tostring(def.default))
-    end
-    lines[#lines + 1] = table.concat(names, ", ") .. d
-    lines[#lines + 1] = "    " .. (def.help or "")
   end
+  table.sort(entries, function(a, b) return a.key < b.key end)
+  local lines = {}
+  for _, e in ipairs(entries) do lines[#lines + 1] = e.text end
   return table.concat(lines, "\n")
 end
 

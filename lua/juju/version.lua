@@ -89,11 +89,14 @@ function M.format_binary(b)
   return string.format("%s-%s-%s", tostring(b.number), b.series, b.arch)
 end
 
---- A dev version has a tag or a build number (spec 2.6; odd minors before 1.20).
+-- Up to 1.19.9 Juju's dev versions were the odd minors (0.1.0 included).
+local SWITCH_OVER = { major = 1, minor = 19, tag = "", patch = 9, build = 0 }
+
+--- A dev version has a tag or a build number; up to 1.19.9, an odd minor
+--- or a build number (Juju's IsDev).
 function M.is_dev(n)
-  if n.tag ~= "" or n.build > 0 then return true end
-  if n.major == 1 and n.minor < 20 then return n.minor % 2 == 1 end
-  return false
+  if compare(n, SWITCH_OVER) <= 0 then return n.minor % 2 == 1 or n.build > 0 end
+  return n.tag ~= "" or n.build > 0
 end
 
 --- Equal ignoring the build number.
@@ -122,19 +125,32 @@ local lts = { "noble", "jammy", "focal", "bionic", "xenial", "trusty", "precise"
 local other_series = {
   buster = "debian", bullseye = "debian", bookworm = "debian", trixie = "debian",
   centos7 = "centos", arch = "arch",
+  -- OS X, named as Juju's series table named it.
+  sierra = "osx", elcapitan = "osx", yosemite = "osx", mavericks = "osx", mountainlion = "osx",
+  lion = "osx", snowleopard = "osx", leopard = "osx", tiger = "osx", panther = "osx", jaguar = "osx",
+  puma = "osx",
   win2012hvr2 = "windows", win2012hv = "windows", win2012r2 = "windows", win2012 = "windows",
   win7 = "windows", win8 = "windows", win81 = "windows", win10 = "windows",
 }
 
+-- Versions that are not the series name (Juju: "arch" -> "rolling").
+local other_versions = { arch = "rolling" }
+
+--- The OS of a series, or nil and Juju's message.
 function M.series_os(series)
+  if series == nil or series == "" then return nil, string.format("series %q not valid", series or "") end
   if series_table[series] then return "ubuntu" end
-  return other_series[series]
+  if other_series[series] then return other_series[series] end
+  return nil, string.format("unknown OS for series: %q", tostring(series))
 end
 
+--- The version of a series (Ubuntu: 14.04; others their name), or nil and
+--- Juju's message.
 function M.series_version(series)
+  if series == nil or series == "" then return nil, string.format("series %q not valid", series or "") end
   if series_table[series] then return series_table[series] end
-  if other_series[series] then return series end
-  return nil, string.format("unknown series %q", tostring(series))
+  if other_series[series] then return other_versions[series] or series end
+  return nil, string.format("unknown version for series: %q", tostring(series))
 end
 
 function M.valid_series_name(s)

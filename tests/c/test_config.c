@@ -232,18 +232,18 @@ static void test_int_coercion(void)
 
     jj_error err;
     CHECK_INT(coerce_fail(s, "api-port: abc\n", &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "environment \"amazon\": api-port: expected int, got string(\"abc\")");
+    CHECK_STR(err.message, "environment \"amazon\": api-port: expected number, got string(\"abc\")");
     CHECK_STR(err.file, "environments.yaml");
     CHECK_INT(err.line, 3);
     CHECK_INT(err.column, 11);
     CHECK_INT(coerce_fail(s, "api-port: 1.5\n", &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "environment \"amazon\": api-port: expected int, got float64(1.5)");
+    CHECK_STR(err.message, "environment \"amazon\": api-port: expected number, got float64(1.5)");
     CHECK_INT(coerce_fail(s, "api-port: true\n", &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "environment \"amazon\": api-port: expected int, got bool(true)");
+    CHECK_STR(err.message, "environment \"amazon\": api-port: expected number, got bool(true)");
     CHECK_INT(coerce_fail(s, "api-port: {a: 1}\n", &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "environment \"amazon\": api-port: expected int, got map");
+    CHECK_STR(err.message, "environment \"amazon\": api-port: expected number, got map");
     CHECK_INT(coerce_fail(s, "api-port: \"a\\\"b\\n\"\n", &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "environment \"amazon\": api-port: expected int, got string(\"a\\\"b\\n\")");
+    CHECK_STR(err.message, "environment \"amazon\": api-port: expected number, got string(\"a\\\"b\\n\")");
     jj_config_schema_free(s);
 }
 
@@ -394,7 +394,7 @@ static void test_messages_without_env_and_file(void)
     jj_yaml_map_set(attrs, "api-port", jj_yaml_new_string("x"), &err);
     jj_yaml_node *out = NULL;
     CHECK_INT(jj_config_coerce(s, attrs, NULL, &out, NULL, &err), JJ_ECONFIG);
-    CHECK_STR(err.message, "api-port: expected int, got string(\"x\")");
+    CHECK_STR(err.message, "api-port: expected number, got string(\"x\")");
     CHECK_INT(err.line, 0);
     CHECK_STR(err.file, "");
     jj_yaml_free(attrs);
@@ -481,7 +481,7 @@ static void test_schema_add_rejects_bad_fields(void)
     jj_yaml_node *bad = jj_yaml_new_string("eighty");
     jj_config_field g = {"other-port", JJ_CONFIG_INT, NULL, bad, NULL, 0, NULL, NULL};
     CHECK_INT(jj_config_schema_add(s, &g, &err), JJ_EINVAL);
-    CHECK_STR(err.message, "config field other-port: bad default: other-port: expected int, got string(\"eighty\")");
+    CHECK_STR(err.message, "config field other-port: bad default: other-port: expected number, got string(\"eighty\")");
     jj_yaml_free(bad);
     static const char *const modes[] = {"a", "b", NULL};
     jj_yaml_node *c = jj_yaml_new_string("c");
@@ -552,7 +552,7 @@ static void test_positions_in_a_real_environments_file(void)
     jj_yaml_node *out = NULL;
     CHECK_INT(jj_config_coerce(s, attrs, &opts, &out, NULL, &err), JJ_ECONFIG);
     CHECK_STR(err.message,
-              "environment \"amazon\": bootstrap-timeout: expected int, got string(\"soon\")");
+              "environment \"amazon\": bootstrap-timeout: expected number, got string(\"soon\")");
     CHECK_STR(err.file, "/home/u/.juju/environments.yaml");
     CHECK_INT(err.line, 5);
     CHECK_INT(err.column, 24);

@@ -69,9 +69,10 @@ describe("fault matrix", function()
       it(kind .. " at step " .. step, function()
         local s, snap = baseline()
         inject(s, "step", step, kind)
-        local r = s:juju("bootstrap")
+        -- The failed step is named in the log (--show-log), as issue 15 asks.
+        local r = s:juju("--show-log", "bootstrap")
         assert.are.equal(1, r.code, r.stderr)
-        assert.matches(string.format('step "%s"', step:gsub("%-", "%%-")), r.stderr)
+        assert.matches(string.format('bootstrap failed at step "%s"', step:gsub("%-", "%%-")), r.stderr)
         local cause = ({ error = "injected failure at " .. step, timeout = "timed out after 10m0s",
           interrupt = "interrupted" })[kind]
         assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)
@@ -90,9 +91,9 @@ describe("fault matrix", function()
         local s, snap = baseline()
         if case == "fails-bootstrap" then
           inject(s, "op", op, kind)
-          local r = s:juju("bootstrap")
+          local r = s:juju("--show-log", "bootstrap")
           assert.are.equal(1, r.code, r.stderr)
-          assert.matches('step "[%w-]+"', r.stderr)
+          assert.matches('bootstrap failed at step "[%w-]+"', r.stderr)
           local cause = ({ error = "injected failure in " .. op, timeout = "timed out after 10m0s",
             interrupt = "interrupted" })[kind]
           assert.is_truthy(r.stderr:find(cause, 1, true), r.stderr)

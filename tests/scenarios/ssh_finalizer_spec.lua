@@ -208,7 +208,7 @@ describe("the common bootstrap without a finish", function()
     assert(fs.write_atomic(s.home .. "/environments.yaml", yaml.encode({ default = "n", environments = { n = {
       type = "nofinish", ["world-dir"] = s.root .. "/world", ["bootstrap-timeout"] = 300 } } })))
     local t0 = s.clock.monotonic()
-    local r = s:juju("bootstrap")
+    local r = s:juju("--show-log", "bootstrap")
     assert.are.equal(1, r.code)
     assert.matches("Waiting for address\nAttempting to connect to 127%.0%.0%.1:1\n", r.stderr)
     assert.matches("Still waiting for SSH on 127%.0%.0%.1 %(30s of 5m0s", r.stderr)
@@ -336,7 +336,7 @@ describe("the SSH finalizer on a cloud instance (real sshd)", function()
       return
     end
     cloud_scenario({ ["wrong-host-key"] = true })
-    local r = s:juju("bootstrap")
+    local r = s:juju("--show-log", "bootstrap")
     assert.are.equal(1, r.code)
     assert.matches("HOST KEY MISMATCH", r.stderr)
     assert.matches('step "finalize"', r.stderr)

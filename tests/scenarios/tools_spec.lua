@@ -71,7 +71,7 @@ describe("tools for machine 0", function()
     metadata_tree(s.root .. "/meta", tostring(version.current))
     local v = version.current
     local wanted = string.format("%d.%d.%d", v.major, v.minor, v.patch + 7)
-    local r = s:juju("bootstrap", "--metadata-source", s.root .. "/meta", "--agent-version", wanted)
+    local r = s:juju("--show-log", "bootstrap", "--metadata-source", s.root .. "/meta", "--agent-version", wanted)
     assert.are.equal(1, r.code)
     assert.matches("Juju cannot bootstrap because no tools are available for your environment", r.stderr)
     assert.matches('step "find%-tools"', r.stderr)

@@ -45,7 +45,7 @@ describe("waits", function()
     assert.matches("Still waiting for the machine agent %(%d+s left%)", r.stderr)
     assert.is_true(s.clock.monotonic() - t0 >= 35)
 
-    r = s:juju("bootstrap", "-e", "late")
+    r = s:juju("--show-log", "bootstrap", "-e", "late")
     assert.are.equal(1, r.code)
     assert.matches("waited for 1m0s for the machine agent: no heartbeat yet", r.stderr)
     assert.matches('step "wait%-agent"', r.stderr)

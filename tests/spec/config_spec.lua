@@ -77,7 +77,7 @@ describe("juju.config", function()
       assert.has_error(function() config.schema({ x = { type = "int", values = "a b" } }) end)
       assert.has_error(function() config.schema({ x = { type = "int", description = 5 } }) end)
       assert.has_error(function() config.schema({ x = { type = "int", default = "eighty" } }) end,
-        'config field x: bad default: x: expected int, got string("eighty")')
+        'config field x: bad default: x: expected number, got string("eighty")')
       assert.has_error(function() config.schema({ x = { type = "string", values = { "a" }, default = "b" } }) end)
       assert.has_error(function() config.schema({ x = { type = "string", default = print } }) end)
       assert.has_error(function() config.schema("x") end)
@@ -209,10 +209,10 @@ describe("juju.config", function()
       assert.are.equal("integer", math.type(out["bootstrap-timeout"]))
       assert.are.equal(16, out["lxc-default-mtu"])
       local cases = {
-        { "abc", 'api-port: expected int, got string("abc")' },
-        { 1.5, "api-port: expected int, got float64(1.5)" },
-        { true, "api-port: expected int, got bool(true)" },
-        { { a = 1 }, "api-port: expected int, got map" },
+        { "abc", 'api-port: expected number, got string("abc")' },
+        { 1.5, "api-port: expected number, got float64(1.5)" },
+        { true, "api-port: expected number, got bool(true)" },
+        { { a = 1 }, "api-port: expected number, got map" },
       }
       for _, c in ipairs(cases) do
         local v, msg, code = schema:coerce(base({ ["api-port"] = c[1] }))
@@ -314,7 +314,7 @@ describe("juju.config", function()
       v, msg = schema:coerce(env, opts)
       assert.is_nil(v)
       assert.are.equal('/home/u/.juju/environments.yaml:5:24: environment "amazon": bootstrap-timeout: '
-        .. 'expected int, got string("soon")', msg)
+        .. 'expected number, got string("soon")', msg)
       -- a missing required field points at the environment's mapping
       env["bootstrap-timeout"] = nil
       env.type = nil

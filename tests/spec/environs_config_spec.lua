@@ -67,7 +67,7 @@ describe("environment configuration", function()
       { "    agent-version: one\n", 'invalid agent version in environment configuration: "one"' },
       { "    firewall-mode: bogus\n", "expected one of" },
       { "    state-port: 0\n", "empty state%-port in environment configuration" },
-      { "    default-series: ''\n    image-stream: ''\n    api-port: abc\n", "expected int" },
+      { "    default-series: ''\n    image-stream: ''\n    api-port: abc\n", "expected number" },
     }
     for _, c in ipairs(cases) do
       local cfg, err = build("environments:\n  e:\n    type: local\n" .. c[1])

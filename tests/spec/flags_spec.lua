@@ -55,9 +55,16 @@ describe("juju.flags", function()
     assert.matches("invalid value", err)
   end)
 
-  it("renders usage with every flag", function()
+  it("renders usage as Juju 1.25's gnuflag did: sorted, aliases together, quoted string defaults", function()
     local u = set():usage()
-    assert.matches("%-e <value>, %-%-environment=<value>", u)
-    assert.matches("%-%-upload%-tools", u)
+    assert.is_truthy(u:find('-e, --environment (= "")\n    ', 1, true), u)
+    assert.is_truthy(u:find("--upload-tools  (= false)\n    ", 1, true), u)
+    local order = {}
+    for line in u:gmatch("[^\n]+") do
+      if not line:match("^    ") then order[#order + 1] = line:match("^%-%-?([%w-]+)") end
+    end
+    local sorted = table.move(order, 1, #order, 1, {})
+    table.sort(sorted)
+    assert.are.same(sorted, order)
   end)
 end)

@@ -83,7 +83,11 @@ end
 
 --- Picks the environment name (step 1); nil, message when none.
 function M.environment_name(ctx, home, flag)
-  local envs = environments.read(home)
+  local envs, err, code = environments.read(home)
+  -- 1.25 reported a broken environments.yaml as such (environs.ReadEnvirons).
+  if not envs and code ~= "ENOENT" then
+    return nil, string.format("cannot parse %q: %s", home .. "/environments.yaml", err)
+  end
   local name = environments.choose(ctx, home, flag, envs)
   if not name then return nil, "the name of the environment must be specified" end
   return name
@@ -100,7 +104,26 @@ function M.run(_, ctx, opts)
   local name, nerr = M.environment_name(ctx, home, opts.environment)
   if not name then return nil, nerr end
 
+  -- 1.25 made the bootstrapped environment current ("old -> new") before
+  -- "Bootstrap complete".
+  opts.on_bootstrapped = function() return M.make_current(ctx, home, name) end
   return require("juju.bootstrap").run(ctx, home, name, opts)
+end
+
+--- Makes name the current environment, printing "old -> name" (or
+--- "-> name") as juju switch and 1.25's bootstrap did.
+function M.make_current(ctx, home, name)
+  local old = environments.read_current(home)
+  if not old then
+    local envs = environments.read(home)
+    old = envs and envs.default
+  end
+  local ok, err = environments.write_current(home, name)
+  if not ok then
+    ctx:log_for("juju.cmd.juju"):warningf("cannot write current-environment: %s", tostring(err))
+    return
+  end
+  if old then ctx:infof("%s -> %s", old, name) else ctx:infof("-> %s", name) end
 end
 
 return M

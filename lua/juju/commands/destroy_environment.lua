@@ -13,12 +13,17 @@ local M = {
 }
 
 function M.flags(fs)
-  fs:add { names = { "y", "yes" }, kind = "bool", key = "yes", help = "do not ask for confirmation" }
-  fs:add { names = { "force" }, kind = "bool", help = "forcefully destroy the environment, directly through the environment provider" }
-  fs:add { names = { "e", "environment" }, help = "juju environment to operate in (deprecated: give the name as an argument)" }
+  fs:add { names = { "y", "yes" }, kind = "bool", key = "yes", help = "Do not ask for confirmation" }
+  fs:add { names = { "force" }, kind = "bool", help = "Forcefully destroy the environment, directly through the environment provider" }
+  fs:add { names = { "e", "environment" }, help = "juju environment to operate in" }
 end
 
-function M.init(_, opts, args)
+function M.init(_, opts, args, ctx)
+  if opts.environment then
+    ctx:log_for("juju.cmd.juju"):warningf("-e/--environment flag is deprecated in 1.18, "
+      .. "please supply environment as a positional parameter")
+    if #args > 0 then return "you cannot supply both -e and the envname as a positional argument" end
+  end
   local name = args[1] or opts.environment
   if not name then return "no environment specified" end
   if #args > 1 then
@@ -31,7 +36,7 @@ function M.init(_, opts, args)
 end
 
 local function confirm(ctx, name, type_name)
-  ctx:write_stderr(string.format("WARNING! this command will destroy the %q environment (type: %s)\n"
+  ctx:write_stdout(string.format("WARNING! this command will destroy the %q environment (type: %s)\n"
     .. "This includes all machines, services, data and other resources.\n\nContinue [y/N]? ", name, type_name))
   local line = ctx.stdin:read("l")
   return line and (line:lower() == "y" or line:lower() == "yes")
@@ -44,7 +49,9 @@ function M.destroy(ctx, home, name, force)
   if not store then return nil, serr end
   local info, rerr, code = store:read(name)
   if not info then
-    if code == "ENOENT" then return nil, string.format("environment %q is not prepared: nothing to destroy", name), code end
+    if code == "ENOENT" then
+      return nil, string.format("cannot read environment info: environment %q not found", name), code
+    end
     if not force then return nil, rerr .. "\nUse --force to remove it anyway." end
     ctx:log_for("juju.cmd"):warningf("%s; removing it (--force)", rerr)
   elseif type(info["bootstrap-config"]) == "table" then
@@ -72,10 +79,7 @@ function M.run(_, ctx, opts)
     if not confirm(ctx, name, t) then return nil, "environment destruction aborted" end
   end
   local ok, err, code = M.destroy(ctx, home, name, opts.force)
-  if not ok then
-    if code == "ENOENT" and opts.force then return true end
-    return nil, err
-  end
+  if not ok then return nil, err, code end
   return true
 end
 

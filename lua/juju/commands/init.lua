@@ -1,14 +1,13 @@
 -- juju init (alias generate-config): writes a boilerplate environments.yaml.
 local fs = require("juju.fs")
 local boilerplate = require("juju.boilerplate")
-local providers = require("juju.providers")
 
 local M = {
   name = "init",
   args = "[options]",
   purpose = "generate boilerplate configuration for juju environments",
   aliases = { "generate-config" },
-  doc = "Writes $JUJU_HOME/environments.yaml (mode 0600) with an entry for each provider.\n"
+  doc = "Writes $JUJU_HOME/environments.yaml (mode 0600) with an entry for each provider this engine has.\n"
     .. "An existing file is kept unless -f is given.",
 }
 
@@ -18,33 +17,26 @@ function M.flags(fs_)
   fs_:add { names = { "show" }, kind = "bool", help = "print the generated configuration data to stdout instead of writing it to a file" }
 end
 
-local function provider_entry(home)
-  return function(name)
-    local p = providers.find(home, name) and providers.load(home, name)
-    return p and p.boilerplate or nil
-  end
-end
-
 function M.run(_, ctx, opts)
   local home, herr = ctx:juju_home()
   if not home then return nil, herr end
-  local text = boilerplate.render(provider_entry(home))
+  local text = boilerplate.render(boilerplate.available_providers(home))
   if opts.show then
     ctx:write_stdout(text)
     return true
   end
   local path = home .. "/environments.yaml"
   if fs.exists(path) and not opts.force then
-    ctx:infof("A juju environment configuration already exists.")
-    ctx:infof("It will not be overwritten.")
+    ctx:printf("A juju environment configuration already exists.")
+    ctx:printf("It will not be overwritten.")
     return nil, string.format("%s already exists; use -f to overwrite it", path)
   end
   local ok, err = fs.mkdir_p(home, tonumber("700", 8))
   if not ok then return nil, string.format("cannot create %s: %s", home, err) end
   ok, err = fs.write_atomic(path, text, tonumber("600", 8))
   if not ok then return nil, string.format("cannot write %s: %s", path, err) end
-  ctx:infof("A boilerplate environment configuration file has been written to %s.", path)
-  ctx:infof("Edit the file to configure your juju environment and run bootstrap.")
+  ctx:printf("A boilerplate environment configuration file has been written to %s.", path)
+  ctx:printf("Edit the file to configure your juju environment and run bootstrap.")
   return true
 end
 

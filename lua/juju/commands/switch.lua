@@ -1,7 +1,6 @@
 -- juju switch [NAME] (alias env): show or change the current environment.
 local fs = require("juju.fs")
 local environments = require("juju.environs.environments")
-local prepare = require("juju.environs.prepare")
 
 local M = {
   name = "switch",
@@ -46,13 +45,10 @@ function M.run(_, ctx, opts, args)
   local current = environments.read_current(home)
   local juju_env = ctx:getenv("JUJU_ENV")
   if opts.list then
+    -- 1.25 printed bare names, one a line, for `for e in $(juju switch -l)`.
     local names, envs = all_names(home)
     if not names then return nil, envs end
-    if #names == 0 and not envs then return nil, (select(2, prepare.read_environments(home))) end
-    local active = juju_env or current or (envs and envs.default)
-    for _, n in ipairs(names) do
-      ctx:printf("%s%s", n, n == active and " *" or "")
-    end
+    for _, n in ipairs(names) do ctx:printf("%s", n) end
     return true
   end
   local name = args[1]

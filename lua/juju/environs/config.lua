@@ -57,28 +57,37 @@ local function translate_deprecated(ctx, attrs)
   if attrs["firewall-mode"] == "" then attrs["firewall-mode"] = nil end
 end
 
-local function read_key_file(ctx, path, what)
+--- Where Juju 1.25 read a *-path key from: ~ expanded, and a relative
+--- path taken relative to $JUJU_HOME (not the working directory).
+function M.resolve_path(ctx, home, path)
   local p = ctx:expand_home(path)
+  if p:sub(1, 1) ~= "/" and home then p = home .. "/" .. p end
+  return p
+end
+
+-- Reads a key file; a missing one is named by its resolved path, as Go's
+-- "open <path>: ..." did.
+local function read_key_file(ctx, path, home)
+  local p = M.resolve_path(ctx, home, path)
   local text, err = fs.read_file(p)
-  if not text then return nil, string.format("cannot read %s: %s", what, err) end
+  if not text then return nil, err end
   if text:match("^%s*$") then return nil, string.format("file %q is empty", p) end
   return text
 end
 
--- ca-cert / ca-private-key from *-path keys or JUJU_HOME/NAME-cert.pem.
+-- ca-cert / ca-private-key from *-path keys (which win over the attribute,
+-- as in 1.25) or JUJU_HOME/NAME-cert.pem.
 local function load_ca_files(ctx, home, attrs)
   for _, key in ipairs({ "ca-cert", "ca-private-key" }) do
     local path = attrs[key .. "-path"]
     if present(path) and path ~= "" then
-      if not present(attrs[key]) or attrs[key] == "" then
-        local text, err = read_key_file(ctx, path, key .. "-path")
-        if not text then return nil, err end
-        attrs[key] = text
-      end
+      local text, err = read_key_file(ctx, path, home)
+      if not text then return nil, err end
+      attrs[key] = text
     elseif (not present(attrs[key]) or attrs[key] == "") and home and attrs.name then
       local file = home .. "/" .. attrs.name .. (key == "ca-cert" and "-cert.pem" or "-private-key.pem")
       if fs.exists(file) then
-        local text, err = read_key_file(ctx, file, key)
+        local text, err = read_key_file(ctx, file, home)
         if not text then return nil, err end
         attrs[key] = text
       end
@@ -94,7 +103,7 @@ local function derive_logging_config(ctx, attrs)
     lc = ctx:getenv("JUJU_LOGGING_CONFIG") or "<root>=WARNING"
   end
   local parsed, err = log.parse_config(lc)
-  if not parsed then return nil, "logging-config: " .. err end
+  if not parsed then return nil, err end
   if not parsed.unit then parsed.unit = log.levels.DEBUG end
   attrs["logging-config"] = log.format_config(parsed)
   return true
@@ -108,17 +117,22 @@ local function validate(cfg)
   if present(cfg["agent-version"]) and not version.parse(cfg["agent-version"]) then
     return nil, string.format("invalid agent version in environment configuration: %q", cfg["agent-version"])
   end
+  -- 1.25's verifyKeyPair: a key needs its certificate (Go's tls.X509KeyPair
+  -- message); a certificate alone must parse (juju/utils/cert.ParseCert).
   local cert, key = cfg["ca-cert"], cfg["ca-private-key"]
-  if present(key) and key ~= "" and not (present(cert) and cert ~= "") then
-    return nil, "environment configuration with a certificate but no CA private key"
+  local has_cert, has_key = present(cert) and cert ~= "", present(key) and key ~= ""
+  if has_key and not has_cert then
+    return nil, "bad CA certificate/key in configuration: crypto/tls: failed to find any PEM data in certificate input"
   end
-  if present(cert) and cert ~= "" then
-    if present(key) and key ~= "" then
+  if has_cert then
+    if not cert:find("-----BEGIN CERTIFICATE-----", 1, true) then
+      return nil, "bad CA certificate/key in configuration: no certificates found"
+    end
+    if has_key then
       local ok, err = crypto.check_ca_pair(cert, key)
       if not ok then return nil, err end
-    else
-      local info = crypto.cert_info(cert)
-      if not info then return nil, "bad CA certificate/key in configuration: cannot parse ca-cert" end
+    elseif not crypto.cert_info(cert) then
+      return nil, "bad CA certificate/key in configuration: cannot parse ca-cert"
     end
   end
   if present(cfg.uuid) and not crypto.is_uuid(cfg.uuid) then
@@ -151,27 +165,33 @@ function M.from_environments(ctx, attrs, marks, opts)
     return nil, string.format("attribute %q is not allowed in bootstrap configurations", "storage-default-block-source")
   end
   translate_deprecated(ctx, attrs)
+  -- Juju printed config errors without naming the environment; the name
+  -- goes to the log (--show-log) instead.
+  local function failed(msg)
+    ctx:log_for("juju.environs.config"):infof("environment %q: %s", name, tostring(msg))
+    return nil, msg
+  end
   local ok, err = load_ca_files(ctx, opts.home, attrs)
-  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  if not ok then return failed(err) end
   if opts.with_keys then
     local priv, perr = authkeys.ensure_client_key(opts.home)
-    if not priv then return nil, string.format("environment %q: %s", name, perr) end
+    if not priv then return failed(perr) end
     local keys, kerr = authkeys.discover(ctx, opts.home, present(attrs["authorized-keys"]) and attrs["authorized-keys"] or nil,
       present(attrs["authorized-keys-path"]) and ctx:expand_home(attrs["authorized-keys-path"]) or nil)
-    if not keys then return nil, string.format("environment %q: %s", name, kerr) end
+    if not keys then return failed(kerr) end
     attrs["authorized-keys"] = keys
   end
   attrs["authorized-keys-path"] = nil
   local schema, serr = M.schema_for(opts.provider)
   if not schema then return nil, serr end
   local cfg, warnings = schema:coerce(attrs, {
-    mode = "defaults", env = name, file = opts.file, marks = marks, unknown = opts.provider ~= nil,
+    mode = "defaults", file = opts.file, marks = marks, unknown = opts.provider ~= nil,
   })
-  if not cfg then return nil, warnings end
+  if not cfg then return failed(warnings) end
   ok, err = derive_logging_config(ctx, cfg)
-  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  if not ok then return failed(err) end
   ok, err = validate(cfg)
-  if not ok then return nil, string.format("environment %q: %s", name, err) end
+  if not ok then return failed(err) end
   return cfg, warnings
 end
 
@@ -183,14 +203,45 @@ function M.from_prepared(_, attrs, opts)
   end
   local schema, serr = M.schema_for(opts.provider)
   if not schema then return nil, serr end
-  local cfg, err = schema:coerce(attrs, { mode = "nodefaults", env = attrs.name, file = opts.file })
+  local cfg, err = schema:coerce(attrs, { mode = "nodefaults", file = opts.file })
   if not cfg then return nil, err end
   if not present(cfg["authorized-keys"]) then
     return nil, "authorized-keys missing from environment configuration"
   end
   local ok, verr = validate(cfg)
   if not ok then return nil, verr end
+  if opts.old then
+    ok, verr = M.validate_change(cfg, opts.old)
+    if not ok then return nil, verr end
+  end
   return cfg
+end
+
+-- Go's %#v of a config value, for "cannot change" messages.
+local function go_repr(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  if v == nil or v == yaml.null then return "<nil>" end
+  return tostring(v)
+end
+
+--- Juju's Validate(cfg, old): immutable attributes keep their value, and
+--- an agent-version once set is never cleared. Returns true or nil, message.
+function M.validate_change(cfg, old)
+  if present(old["agent-version"]) and not present(cfg["agent-version"]) then
+    return nil, "cannot clear agent-version"
+  end
+  local names = {}
+  for name, def in pairs(schema_data.fields) do
+    if def.immutable then names[#names + 1] = name end
+  end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local a, b = old[name], cfg[name]
+    if present(a) and a ~= b then
+      return nil, string.format("cannot change %s from %s to %s", name, go_repr(a), go_repr(b))
+    end
+  end
+  return true
 end
 
 --- The secret attribute names of an environment (core and provider).

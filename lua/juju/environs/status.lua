@@ -10,21 +10,28 @@ local sys = require("juju.sys")
 local state = require("juju.state")
 local initialize = require("juju.state.initialize")
 local envopen = require("juju.environs.open")
+local configstore = require("juju.environs.configstore")
 local state_dump = require("juju.agent.state_dump")
 
 local M = {}
 
-local function unable(name)
-  return string.format("Unable to connect to environment %q.\nPlease check your credentials or use 'juju bootstrap' to create a new environment.", name)
+-- 1.25's connectionError, with the cause under "Error details:".
+local function unable(name, details)
+  return string.format("Unable to connect to environment %q.\nPlease check your credentials or use 'juju bootstrap' "
+    .. "to create a new environment.\n\nError details:\n%s\n", name, details)
 end
 
 --- The status document of a bootstrapped environment: table or nil, message.
 function M.collect(ctx, home, name)
-  local o, oerr, ocode = envopen.open(ctx, home, name)
-  if not o then
-    if ocode == "ENOENT" or ocode == "NO_CONFIG" then return nil, unable(name) end
-    return nil, oerr
+  local store, serr = configstore.open(ctx, home)
+  if not store then return nil, serr end
+  local info, _, rcode = store:read(name)
+  if not info and rcode == "ENOENT" then return nil, unable(name, string.format("environment %q not found", name)) end
+  if not info or type(info["bootstrap-config"]) ~= "table" or #(info["state-servers"] or {}) == 0 then
+    return nil, unable(name, "environment is not bootstrapped")
   end
+  local o, oerr = envopen.open(ctx, home, name, { store = store, info = info })
+  if not o then return nil, oerr end
   local provider, env, cfg = o.provider, o.env, o.cfg
   -- A store to read (get, find, close) and the time to judge heartbeats by:
   -- state_info (a store this client opens) unless it answers UNAVAILABLE,
@@ -33,16 +40,16 @@ function M.collect(ctx, home, name)
   local where, werr, wcode
   if provider.state_info then
     where, werr, wcode = provider.state_info(env)
-    if not where and wcode ~= "UNAVAILABLE" then return nil, unable(name) .. "\n(" .. tostring(werr) .. ")" end
+    if not where and wcode ~= "UNAVAILABLE" then return nil, unable(name, tostring(werr)) end
   end
   if where then
     local err
     st, err = state.open(where.kind, where)
-    if not st then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    if not st then return nil, unable(name, tostring(err)) end
     now = sys.time()
   elseif provider.state_dump then
     local dump, err = provider.state_dump(env)
-    if not dump then return nil, unable(name) .. "\n(" .. tostring(err) .. ")" end
+    if not dump then return nil, unable(name, tostring(err)) end
     st, now = state_dump.view(dump), tonumber(dump.now) or sys.time()
   else
     return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
