@@ -36,7 +36,7 @@ PLAIN="$BUILD-valgrind"
 cmake -S . -B "$PLAIN" -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
 vg_tests=()
 # crypto first: it is the slowest under valgrind (key generation).
-for m in crypto sign yaml json xml mac config fs storage tools sys http sqlite proc knownhosts ssh mongo; do
+for m in crypto sign yaml json xml mac gzip config fs storage tools sys http sqlite proc knownhosts ssh mongo; do
   if [ -f "tests/c/test_$m.c" ]; then vg_tests+=("test_$m"); fi
 done
 cmake --build "$PLAIN" -j"$(nproc)" --target "${vg_tests[@]}"
