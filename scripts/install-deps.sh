@@ -8,7 +8,7 @@ PKGS=(
   build-essential cmake pkg-config git ca-certificates
   lua5.4 liblua5.4-dev
   libyaml-dev libssl-dev libssh2-1-dev libcurl4-openssl-dev
-  libmongoc-dev libsqlite3-dev libarchive-dev
+  libmongoc-dev libsqlite3-dev libarchive-dev libexpat1-dev zlib1g-dev
   lua-busted lua-cjson lua-check
   openssh-server openssh-client openssl
   python3-mockupdb
