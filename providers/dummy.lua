@@ -41,9 +41,14 @@ local METHOD = {
   finalize = "FinalizeBootstrap", wait_agent = "WaitAgent", state_dump = "StateDump",
 }
 
+-- Juju's Environ.Bootstrap is the engine's sequence now; the provider's
+-- part of it is start_instance, so `broken: Bootstrap` breaks that.
+local ALIAS = { Bootstrap = "start_instance" }
+
 local function broken(cfg, op)
   for m in (cfg.broken or ""):gmatch("%S+") do
     if m == METHOD[op] or m == op then return string.format("dummy.%s is broken", METHOD[op] or op) end
+    if ALIAS[m] == op then return string.format("dummy.%s is broken", m) end
   end
   return nil
 end

@@ -58,7 +58,7 @@ describe("waits", function()
       environments = { slow = { type = "slowagent", ["world-dir"] = "${root}/world", ["agent-after"] = 900 } } }
     s:timeout_step("wait-agent", 30)
     local t0 = s.clock.monotonic()
-    local r = s:juju("bootstrap", "-e", "slow")
+    local r = s:juju("--show-log", "bootstrap", "-e", "slow")
     assert.are.equal(1, r.code)
     assert.matches('step "wait%-agent"', r.stderr)
     -- The provider's wait ran and gave up at the injected deadline.

@@ -189,10 +189,10 @@ describe("Juju 1.25 CLI (issue 15)", function()
 
   describe("8. help", function()
     local USER_PROVIDER = [[
-      local P = { name = "mycloud", api_version = 1, description = "my own cloud, reached by magic",
+      local P = { name = "mycloud", api_version = 2, description = "my own cloud, reached by magic",
         boilerplate = "# My cloud.\nmine:\n    type: mycloud\n    region: north\n",
         config = { fields = { region = { type = "string", description = "where the machines are" } } } }
-      for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "bootstrap", "destroy", "storage" }) do
+      for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "start_instance", "destroy", "storage" }) do
         P[op] = function() return nil, "not here" end
       end
       return P
@@ -367,8 +367,8 @@ describe("Juju 1.25 CLI (issue 15)", function()
       assert.are.same({ "local", "manual" }, types)
       assert.are.equal("local", doc.default)
       h.write(env.JUJU_HOME .. "/providers/ec2.lua", [[
-        local P = { name = "ec2", api_version = 1, description = "Amazon EC2", config = { fields = {} } }
-        for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "bootstrap", "destroy", "storage" }) do
+        local P = { name = "ec2", api_version = 2, description = "Amazon EC2", config = { fields = {} } }
+        for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "start_instance", "destroy", "storage" }) do
           P[op] = function() return nil, "not here" end
         end
         return P

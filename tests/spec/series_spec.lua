@@ -77,7 +77,7 @@ describe("bootstrap with another series", function()
     assert.are.equal(0, r.code, r.stderr)
     -- (The provider's log does show a launch: the checks above can fail.)
     local launched = false
-    for _, op in ipairs(s:ops()) do launched = launched or op.op == "bootstrap" end
+    for _, op in ipairs(s:ops()) do launched = launched or op.op == "start_instance" end
     assert.is_true(launched)
   end)
 end)

@@ -82,16 +82,7 @@ function M.init(_, opts, args)
 end
 
 --- Picks the environment name (step 1); nil, message when none.
-function M.environment_name(ctx, home, flag)
-  local envs, err, code = environments.read(home)
-  -- 1.25 reported a broken environments.yaml as such (environs.ReadEnvirons).
-  if not envs and code ~= "ENOENT" then
-    return nil, string.format("cannot parse %q: %s", home .. "/environments.yaml", err)
-  end
-  local name = environments.choose(ctx, home, flag, envs)
-  if not name then return nil, "the name of the environment must be specified" end
-  return name
-end
+M.environment_name = require("juju.environs.open").environment_name
 
 function M.run(_, ctx, opts)
   if opts["upload-series"] then

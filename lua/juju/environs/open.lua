@@ -86,7 +86,11 @@ end
 --- current-environment file or the default; nil, message when none.
 function M.environment_name(ctx, home, flag)
   local environments = require("juju.environs.environments")
-  local envs = environments.read(home)
+  local envs, err, code = environments.read(home)
+  -- 1.25 reported a broken environments.yaml as such (environs.ReadEnvirons).
+  if not envs and code ~= "ENOENT" then
+    return nil, string.format("cannot parse %q: %s", home .. "/environments.yaml", err)
+  end
   local name = environments.choose(ctx, home, flag, envs)
   if not name then return nil, "the name of the environment must be specified" end
   return name
