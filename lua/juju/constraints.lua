@@ -29,6 +29,8 @@ local function uint(key)
     if v == "" then return v end
     local n = v:match("^%d+$") and math.tointeger(tonumber(v))
     if not n then return bad(key, "must be a non-negative integer") end
+    -- Juju keeps "0" and "" alike (a set, zero value): one form here.
+    if n == 0 then return "" end
     return n
   end
 end
@@ -43,6 +45,7 @@ local function size(key)
     -- In floats: an integer product could wrap around.
     local megabytes = math.ceil((n + 0.0) * multipliers[suffix ~= "" and suffix or "M"])
     if math.type(megabytes) ~= "integer" then return bad(key, "value too large") end
+    if megabytes == 0 then return "" end
     return megabytes
   end
 end
