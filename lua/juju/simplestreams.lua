@@ -195,7 +195,10 @@ local function select_index_entry(index, index_url, want)
     end
   end
   if #candidates == 0 then
-    return nil, string.format("index %s has no %q tools data", index_url, ids[1]), "ENOENT"
+    -- Juju 1.25's text first (simplestreams' GetProductsPath: errors.NotFoundf("%q data")),
+    -- then what was looked for and where.
+    return nil, string.format("%q data not found (index %s has no %q entry)", M.DATATYPE, index_url, ids[1]),
+      "ENOENT"
   end
   if want.region or want.endpoint then
     local in_cloud = {}

@@ -61,8 +61,8 @@ function M.parse(s)
     if p then
       patch = p
     else
-      local t, tp, tb = rest:match("^%-(%a+)(%d+)%.(%d+)$")
-      if not t then t, tp = rest:match("^%-(%a+)(%d+)$") end
+      local t, tp, tb = rest:match("^%-([a-z]+)(%d+)%.(%d+)$")
+      if not t then t, tp = rest:match("^%-([a-z]+)(%d+)$") end
       if t then tag, patch, build = t, tp, tb end
     end
   end

@@ -157,6 +157,17 @@ describe("Juju 1.25 test tables (issue 16)", function()
         ["1.25.11"] = false, ["10.234.3456.1"] = true, ["10.235.3456"] = false }
       for s, dev in pairs(cases) do assert.are.equal(dev, version.is_dev(assert(version.parse(s))), s) end
     end)
+
+    -- version.go's regexp: ^(\d{1,9})\.(\d{1,9})(?:\.|-([a-z]+))(\d{1,9})(\.\d{1,9})?$; the
+    -- "2.0-_0" tags of version_test.go are commented out there ("Support these?"): refused.
+    it("reads tags as Juju's version regexp does: lower-case letters only", function()
+      for _, bad in ipairs({ "2.0-_0", "2.0-00", "2.0-ALPHA1", "2.0-alpha", "2.0-alpha1.2.3" }) do
+        assert.are.same({ nil, string.format("invalid version %q", bad) }, { version.parse(bad) }, bad)
+      end
+      local v = assert(version.parse("2.0-alpha1.2"))
+      assert.are.same({ 2, 0, "alpha", 1, 2 }, { v.major, v.minor, v.tag, v.patch, v.build })
+      assert.is_true(assert(version.parse("2.0-alpha1")) < assert(version.parse("2.0.0")))
+    end)
   end)
 
   describe("5. defaults and changes", function()
