@@ -122,6 +122,43 @@ describe("environment configuration", function()
     assert.matches("missing%.pub", err)
   end)
 
+  -- Issue 14.5 (the CVE-2015-1316 class): a private key given as authorized keys
+  -- never reaches machine 0 or the .jenv.
+  it("refuses a private key given as authorized-keys-path or authorized-keys", function()
+    local home = h.tmpdir()
+    local blocks = {
+      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+      "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\n",
+      "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n",
+      "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkqhkiG9w0B\n-----END ENCRYPTED PRIVATE KEY-----\n",
+      "PuTTY-User-Key-File-2: ssh-rsa\nEncryption: none\n",
+    }
+    for i, block in ipairs(blocks) do
+      -- A public line beside it does not make it acceptable.
+      h.write(home .. "/user/.ssh/key" .. i, "ssh-ed25519 AAAApub u@h\n" .. block)
+      local bad, err, log = build(string.format("environments:\n  e:\n    type: local\n    authorized-keys-path: ~/.ssh/key%d\n", i),
+        { home = home, with_keys = true })
+      assert.is_nil(bad, block)
+      assert.matches('authorized%-keys%-path ".*/%.ssh/key' .. i .. '" holds a private key; it must hold public key lines only', err)
+      assert.is_nil(err:find("AAAA", 1, true))
+      assert.is_nil(log:find("BEGIN", 1, true))
+    end
+    local bad, err = build("environments:\n  e:\n    type: local\n    authorized-keys: |\n"
+      .. "      -----BEGIN EC PRIVATE KEY-----\n      MHcCAQEEIBx\n      -----END EC PRIVATE KEY-----\n",
+      { home = home, with_keys = true })
+    assert.is_nil(bad)
+    assert.matches("^authorized%-keys holds a private key", err)
+    -- The user's default identity files are checked too.
+    h.write(home .. "/user/.ssh/id_ed25519.pub", blocks[1])
+    bad, err = build("environments:\n  e:\n    type: local\n", { home = home, with_keys = true })
+    assert.is_nil(bad)
+    assert.matches('default public key file ".*id_ed25519%.pub" holds a private key', err)
+    -- A real public key still passes.
+    h.write(home .. "/user/.ssh/id_ed25519.pub", "ssh-ed25519 AAAAok u@h\n")
+    local cfg = assert(build("environments:\n  e:\n    type: local\n", { home = home, with_keys = true }))
+    assert.matches("ssh%-ed25519 AAAAok u@h", cfg["authorized-keys"])
+  end)
+
   it("builds a prepared config without defaults and requires authorized-keys", function()
     local provider = assert(providers.load(nil, "dummy"))
     local ctx = context.new { env = {} }

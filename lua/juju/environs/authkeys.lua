@@ -57,6 +57,15 @@ local function add_unique(list, seen, text)
   end
 end
 
+-- Whether text carries private-key material: any PEM or OpenSSH private key
+-- block (RSA, EC, DSA, PKCS#8, encrypted, OPENSSH) or a PuTTY key file.
+-- Such text must never reach machine 0 or the .jenv (the CVE-2015-1316 class).
+local function holds_private_key(text)
+  return text:find("-----BEGIN[ %u%d]*PRIVATE KEY-----") ~= nil
+    or text:find("PuTTY-User-Key-File-", 1, true) ~= nil
+end
+M.holds_private_key = holds_private_key
+
 --- Builds authorized-keys: the client keys, then the given keys text or the
 --- files of authorized-keys-path (or the user's default identities).
 --- Unlike Juju 1.x the client key is always included, since the engine logs
@@ -66,6 +75,10 @@ function M.discover(ctx, home, explicit, path)
   for _, line in ipairs(M.client_public_keys(home)) do add_unique(list, seen, line) end
   local user_found = false
   if explicit and trim(explicit) ~= "" then
+    if holds_private_key(explicit) then
+      return nil, "authorized-keys holds a private key; it must hold public key lines only "
+        .. "(`ssh-keygen -y -f PRIVATE-KEY` prints one); nothing was written"
+    end
     add_unique(list, seen, explicit)
     user_found = true
   else
@@ -79,7 +92,11 @@ function M.discover(ctx, home, explicit, path)
       local p = ctx:expand_home(file)
       if not p:match("^/") then p = ctx:expand_home("~/.ssh/" .. p) end
       local text, err, code = fs.read_file(p)
-      if text then
+      if text and holds_private_key(text) then
+        return nil, string.format("%s %q holds a private key; it must hold public key lines only "
+          .. "(`ssh-keygen -y -f PRIVATE-KEY` prints one); nothing was written",
+          (path and path ~= "") and "authorized-keys-path" or "default public key file", p)
+      elseif text then
         add_unique(list, seen, text)
         user_found = true
       elseif code ~= "ENOENT" then
