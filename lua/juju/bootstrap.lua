@@ -463,13 +463,15 @@ end
 --- Runs `juju bootstrap` for environment name. opts are the parsed flags.
 --- Returns true, or nil, message (already formatted for "ERROR ...").
 function M.run(ctx, home, name, opts)
+  local okn, nerr = configstore.check_name(name)
+  if not okn then return nil, nerr end
   local store, serr = configstore.open(ctx, home)
   if not store then return nil, serr end
-  local lock, lerr = fs.lock(store.dir .. "/" .. name .. ".bootstrap.lock", {
+  local lock, lerr = fs.lock(store:file(name, ".bootstrap.lock"), {
     timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
   })
   if not lock then
-    local holder = fs.lock_holder(store.dir .. "/" .. name .. ".bootstrap.lock")
+    local holder = fs.lock_holder(store:file(name, ".bootstrap.lock"))
     return nil, string.format("environment %q is being bootstrapped by another juju process (%s)", name,
       holder or lerr)
   end

@@ -45,6 +45,9 @@ end
 --- Destroys environment `name` (used by the command and by bootstrap's
 --- cleanup). Returns true or nil, message.
 function M.destroy(ctx, home, name, force)
+  -- Before any file is touched: "../x" must not reach JUJU_HOME/../x.jenv.
+  local okn, nerr = configstore.check_name(name)
+  if not okn then return nil, nerr end
   local store, serr = configstore.open(ctx, home)
   if not store then return nil, serr end
   local info, rerr, code = store:read(name)
@@ -72,6 +75,8 @@ function M.run(_, ctx, opts)
   local home, herr = ctx:juju_home()
   if not home then return nil, herr end
   local name = opts.name
+  local okn, nerr = configstore.check_name(name)
+  if not okn then return nil, nerr end
   if not opts.yes then
     local store = configstore.open(ctx, home)
     local info = store and store:read(name)

@@ -31,7 +31,29 @@ function M.open(ctx, home)
   return setmetatable({ ctx = ctx, home = home, dir = dir }, Store)
 end
 
-function Store:path(name) return self.dir .. "/" .. name .. ".jenv" end
+--- Juju's environment name rule (environs/config: "environment name contains
+--- unsafe characters"), checked before any file named after the environment
+--- is touched: no "/" or "\\" (so no "../x" outside JUJU_HOME), no NUL, not
+--- empty. Returns true or nil, message, "EINVAL".
+function M.check_name(name)
+  if type(name) ~= "string" or name == "" then
+    return nil, "the name of the environment must be specified", "EINVAL"
+  end
+  if name:find("[/\\%z]") then
+    return nil, string.format("environment name contains unsafe characters: %q", name), "EINVAL"
+  end
+  return true
+end
+
+-- NAME's file in the store with suffix (".jenv", ".bootstrap.lock"); raises
+-- for a name check_name refuses (callers check it first).
+function Store:file(name, suffix)
+  local ok, err = M.check_name(name)
+  if not ok then error(err, 2) end
+  return self.dir .. "/" .. name .. suffix
+end
+
+function Store:path(name) return self:file(name, ".jenv") end
 
 --- Takes env.lock for op ("reading", "writing", "destroying"); returns a
 --- lock to close (usable as `local l <close> = store:lock("writing")`).
@@ -61,6 +83,8 @@ end
 --- Reads NAME.jenv: info table, or nil, message, code ("ENOENT" when absent,
 --- "CORRUPT" when unreadable).
 function Store:read(name)
+  local okn, nerr, ncode = M.check_name(name)
+  if not okn then return nil, nerr, ncode end
   local path = self:path(name)
   local text, err, code = fs.read_file(path)
   if not text then
@@ -78,11 +102,13 @@ function Store:read(name)
   return doc
 end
 
-function Store:exists(name) return fs.exists(self:path(name)) end
+function Store:exists(name) return M.check_name(name) and fs.exists(self:path(name)) or false end
 
 --- Creates NAME.jenv exclusively; "environment info already exists" (code
 --- "EEXIST") if it appeared meanwhile.
 function Store:create(name, info)
+  local okn, nerr, ncode = M.check_name(name)
+  if not okn then return nil, nerr, ncode end
   local ok, err, code = fs.create_exclusive(self:path(name), encode(info), MODE_FILE)
   if not ok then
     if code == "EEXIST" then return nil, "environment info already exists", code end
@@ -93,12 +119,16 @@ end
 
 --- Rewrites NAME.jenv atomically.
 function Store:write(name, info)
+  local okn, nerr, ncode = M.check_name(name)
+  if not okn then return nil, nerr, ncode end
   local ok, err, code = fs.write_atomic(self:path(name), encode(info), MODE_FILE)
   if not ok then return nil, string.format("cannot write environment info %q: %s", name, err), code end
   return true
 end
 
 function Store:remove(name)
+  local okn, nerr, ncode = M.check_name(name)
+  if not okn then return nil, nerr, ncode end
   local ok, err, code = fs.remove(self:path(name))
   if not ok and code ~= "ENOENT" then return nil, err, code end
   return true

@@ -93,6 +93,8 @@ function M.environment_name(ctx, home, flag)
   end
   local name = environments.choose(ctx, home, flag, envs)
   if not name then return nil, "the name of the environment must be specified" end
+  local ok, nerr = require("juju.environs.configstore").check_name(name)
+  if not ok then return nil, nerr end
   return name
 end
 

@@ -1,0 +1,62 @@
+-- Issue 14.6: environment names are not paths. Juju's rule (environs/config:
+-- "environment name contains unsafe characters") is applied before any file
+-- named after the environment is touched, by every command.
+local fs = require("juju.fs")
+local h = require("helpers")
+
+describe("environment names that are paths", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  local function setup()
+    local root = h.tmpdir()
+    local env = h.env(root)
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    -- Files a traversal would reach: they must survive and nothing may appear beside them.
+    h.write(root .. "/x.jenv", "user's file\n")
+    h.write(root .. "/juju/x.jenv", "user's file too\n")
+    return root, env
+  end
+
+  local function listing(dir)
+    local out = {}
+    local function walk(d, prefix)
+      for _, n in ipairs(assert(fs.list(d))) do
+        local p = d .. "/" .. n
+        out[#out + 1] = prefix .. n
+        if fs.lstat(p).type == "directory" then walk(p, prefix .. n .. "/") end
+      end
+    end
+    walk(dir, "")
+    table.sort(out)
+    return table.concat(out, "\n")
+  end
+
+  for _, case in ipairs({
+    { "destroy-environment -y", { "destroy-environment", "-y", "../../x" } },
+    { "destroy-environment -y -e", { "destroy-environment", "-y", "-e", "../x" } },
+    { "destroy-environment --force", { "destroy-environment", "-y", "--force", "../../x" } },
+    { "bootstrap -e", { "bootstrap", "-e", "../../x" } },
+    { "status -e", { "status", "-e", "../x" } },
+    { "JUJU_ENV", { "status" }, { JUJU_ENV = "..\\x" } },
+  }) do
+    it(case[1] .. " refuses the name and touches no file", function()
+      local root, env = setup()
+      for k, v in pairs(case[3] or {}) do env[k] = v end
+      local before = listing(root)
+      local code, out, err = h.juju(env, case[2])
+      assert.are.equal(1, code, err)
+      assert.are.equal("", out)
+      assert.matches("environment name contains unsafe characters: \"%.%.[/\\]+", err)
+      assert.are.equal(before, listing(root))
+      assert.are.equal("user's file\n", h.read(root .. "/x.jenv"))
+      assert.are.equal("user's file too\n", h.read(root .. "/juju/x.jenv"))
+    end)
+  end
+
+  it("a plain name still works", function()
+    local _, env = setup()
+    local code, _, err = h.juju(env, { "destroy-environment", "-y", "e" })
+    assert.are.equal(1, code)
+    assert.matches('environment "e" not found', err)
+  end)
+end)
