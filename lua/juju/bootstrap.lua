@@ -467,6 +467,16 @@ function M.run(ctx, home, name, opts)
   if not okn then return nil, nerr end
   local store, serr = configstore.open(ctx, home)
   if not store then return nil, serr end
+  -- An environment that exists nowhere (no .jenv, not in a readable
+  -- environments.yaml) gets no lock file: prepare reports it, nothing is left.
+  if not store:exists(name) then
+    local envs = require("juju.environs.environments").read(home)
+    if envs and not envs:attrs(name) then
+      -- prepare's own message, as the step would have given it.
+      return nil, string.format("there was an issue examining the environment: environment %q not found in %s",
+        name, envs.path)
+    end
+  end
   local lock, lerr = fs.lock(store:file(name, ".bootstrap.lock"), {
     timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
   })

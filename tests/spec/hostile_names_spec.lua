@@ -53,6 +53,20 @@ describe("environment names that are paths", function()
     end)
   end
 
+  -- Issue 14.12: no <env>.bootstrap.lock for names that exist nowhere.
+  it("bootstrap of an environment that exists nowhere leaves no lock file", function()
+    local root, env = setup()
+    local before = listing(root)
+    -- The real executable: what an in-process run releases at its end, a
+    -- process that exits keeps on disk.
+    local r = assert(h.juju_exe_run(env, { "bootstrap", "-e", "nosuch" }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.matches('environment "nosuch" not found in .*environments%.yaml', r.stderr)
+    assert.is_nil(r.stderr:find("bootstrap.lock", 1, true))
+    assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/nosuch.bootstrap.lock"))
+    assert.are.equal(before, (listing(root):gsub("\njuju/environments/env%.lock", ""):gsub("\njuju/environments$", "")))
+  end)
+
   it("a plain name still works", function()
     local _, env = setup()
     local code, _, err = h.juju(env, { "destroy-environment", "-y", "e" })
