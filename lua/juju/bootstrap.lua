@@ -469,14 +469,19 @@ function M.run(ctx, home, name, opts)
   if not store then return nil, serr end
   -- An environment that exists nowhere (no .jenv, not in a readable
   -- environments.yaml) gets no lock file: prepare reports it, nothing is left.
+  -- The same goes for a missing JUJU_HOME or environments.yaml: nothing is created.
   if not store:exists(name) then
-    local envs = require("juju.environs.environments").read(home)
-    if envs and not envs:attrs(name) then
+    local envs, eerr, ecode = prepare.read_environments(home)
+    if not envs and ecode == "ENOENT" then
+      return nil, "there was an issue examining the environment: " .. eerr
+    elseif envs and not envs:attrs(name) then
       -- prepare's own message, as the step would have given it.
       return nil, string.format("there was an issue examining the environment: environment %q not found in %s",
         name, envs.path)
     end
   end
+  local okd, derr = store:ensure_dir()
+  if not okd then return nil, derr end
   local lock, lerr = fs.lock(store:file(name, ".bootstrap.lock"), {
     timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
   })

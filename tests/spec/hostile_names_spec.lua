@@ -74,3 +74,26 @@ describe("environment names that are paths", function()
     assert.matches('environment "e" not found', err)
   end)
 end)
+
+-- Issue 14.12: a nonexistent JUJU_HOME is reported, not created.
+describe("a JUJU_HOME that does not exist", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  for _, args in ipairs({
+    { "destroy-environment", "-y", "e" }, { "destroy-environment", "-y", "--force", "e" },
+    { "status" }, { "status", "-e", "e" }, { "bootstrap" }, { "bootstrap", "-e", "e" },
+    { "switch", "-l" }, { "switch", "e" },
+  }) do
+    it("is not created by juju " .. table.concat(args, " "), function()
+      local root = h.tmpdir()
+      local env = h.env(root)
+      assert.is_false(fs.exists(env.JUJU_HOME))
+      local r = assert(h.juju_exe_run(env, args, { timeout = 60 }))
+      assert.is_false(fs.exists(env.JUJU_HOME), r.stderr)
+      if args[1] ~= "switch" or args[2] ~= "-l" then
+        assert.are.equal(1, r.code, r.stderr)
+        assert.matches("^ERROR ", r.stderr)
+      end
+    end)
+  end
+end)

@@ -17,13 +17,11 @@ M.LOCK_TIMEOUT = 5
 local Store = {}
 Store.__index = Store
 
---- Opens the store under home, creating JUJU_HOME and environments/ (0700).
+--- Opens the store under home. Nothing is created until something is
+--- written (create, write, lock, ensure_dir): reading a store that does not
+--- exist must not create JUJU_HOME.
 function M.open(ctx, home)
   local dir = home .. "/environments"
-  local ok, err = fs.mkdir_p(dir, MODE_DIR)
-  if not ok then
-    return nil, string.format("cannot create environment info directory: %s\nCheck that JUJU_HOME (%s) is writable.", err, home)
-  end
   local st = fs.stat(dir)
   if st and st.mode ~= MODE_DIR then
     ctx:log_for("juju.environs.configstore"):warningf("permission of %q is %q", dir, string.format("%o", st.mode))
@@ -31,10 +29,16 @@ function M.open(ctx, home)
   return setmetatable({ ctx = ctx, home = home, dir = dir }, Store)
 end
 
---- Juju's environment name rule (environs/config: "environment name contains
---- unsafe characters"), checked before any file named after the environment
---- is touched: no "/" or "\\" (so no "../x" outside JUJU_HOME), no NUL, not
---- empty. Returns true or nil, message, "EINVAL".
+--- Creates JUJU_HOME and environments/ (0700) when missing; true or nil, message.
+function Store:ensure_dir()
+  local ok, err = fs.mkdir_p(self.dir, MODE_DIR)
+  if not ok then
+    return nil, string.format("cannot create environment info directory: %s\nCheck that JUJU_HOME (%s) is writable.",
+      err, self.home)
+  end
+  return true
+end
+
 function M.check_name(name)
   if type(name) ~= "string" or name == "" then
     return nil, "the name of the environment must be specified", "EINVAL"
@@ -58,6 +62,8 @@ function Store:path(name) return self:file(name, ".jenv") end
 --- Takes env.lock for op ("reading", "writing", "destroying"); returns a
 --- lock to close (usable as `local l <close> = store:lock("writing")`).
 function Store:lock(op)
+  local okd, derr = self:ensure_dir()
+  if not okd then return nil, derr end
   local l, err = fs.lock(self.dir .. "/env.lock", {
     timeout = M.LOCK_TIMEOUT,
     message = string.format("pid: %d, operation: %s", sys.getpid(), op),
@@ -109,6 +115,8 @@ function Store:exists(name) return M.check_name(name) and fs.exists(self:path(na
 function Store:create(name, info)
   local okn, nerr, ncode = M.check_name(name)
   if not okn then return nil, nerr, ncode end
+  local okd, derr = self:ensure_dir()
+  if not okd then return nil, derr end
   local ok, err, code = fs.create_exclusive(self:path(name), encode(info), MODE_FILE)
   if not ok then
     if code == "EEXIST" then return nil, "environment info already exists", code end
@@ -121,6 +129,8 @@ end
 function Store:write(name, info)
   local okn, nerr, ncode = M.check_name(name)
   if not okn then return nil, nerr, ncode end
+  local okd, derr = self:ensure_dir()
+  if not okd then return nil, derr end
   local ok, err, code = fs.write_atomic(self:path(name), encode(info), MODE_FILE)
   if not ok then return nil, string.format("cannot write environment info %q: %s", name, err), code end
   return true
