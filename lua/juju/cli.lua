@@ -4,6 +4,7 @@
 -- outcome into Juju 1.x's exit codes: 0 success (and --help); 2 flag or
 -- argument errors, printed as "error: ..."; 1 run-time failures, printed as
 -- "ERROR ..."; a plugin's own exit code passed through.
+local jfs = require("juju.fs")
 local flags = require("juju.flags")
 local log = require("juju.log")
 local context = require("juju.context")
@@ -77,6 +78,12 @@ local function setup_logging(ctx, opts)
   ctx.quiet = opts.quiet or false
   ctx.verbose = opts.verbose or false
   if opts["log-file"] then
+    -- A log file this run creates is 0600 (issue 14.13: logs are the user's
+    -- alone, even redacted); an existing one keeps the mode its owner gave it.
+    if not jfs.exists(opts["log-file"]) then
+      local okc, cerr = jfs.append_sync(opts["log-file"], "", tonumber("600", 8))
+      if not okc then return nil, "cannot open log file: " .. tostring(cerr) end
+    end
     local f, ferr = io.open(opts["log-file"], "a")
     if not f then return nil, "cannot open log file: " .. ferr end
     local old, show = ctx.logger.sink, ctx.logger.show_log

@@ -97,3 +97,26 @@ describe("a JUJU_HOME that does not exist", function()
     end)
   end
 end)
+
+-- Issue 14.13: the --log-file this run creates is 0600.
+describe("--log-file", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  it("is created 0600; an existing file keeps its owner's mode", function()
+    local root = h.tmpdir()
+    local env = h.env(root)
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    local path = root .. "/new.log"
+    local r = assert(h.juju_exe_run(env, { "status", "--debug", "--log-file", path }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.are.equal("0600", string.format("%04o", fs.stat(path).mode))
+    assert.matches("running juju", h.read(path))
+    local mine = root .. "/mine.log"
+    h.write(mine, "kept\n", tonumber("640", 8))
+    assert(fs.chmod(mine, tonumber("640", 8)))
+    r = assert(h.juju_exe_run(env, { "status", "--log-file", mine }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.are.equal("0640", string.format("%04o", fs.stat(mine).mode))
+    assert.matches("^kept\n", h.read(mine))
+  end)
+end)
