@@ -482,9 +482,14 @@ function M.run(ctx, home, name, opts)
   end
   local okd, derr = store:ensure_dir()
   if not okd then return nil, derr end
-  local lock, lerr = fs.lock(store:file(name, ".bootstrap.lock"), {
+  local lock, lerr, lcode = fs.lock(store:file(name, ".bootstrap.lock"), {
     timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
   })
+  -- Only a held lock means another bootstrap (issue 14.10): a full disk, a
+  -- long name or a vanished directory is reported as what it is.
+  if not lock and lcode ~= "LOCKED" then
+    return nil, string.format("cannot take the bootstrap lock of environment %q: %s", name, tostring(lerr))
+  end
   if not lock then
     local holder = fs.lock_holder(store:file(name, ".bootstrap.lock"))
     return nil, string.format("environment %q is being bootstrapped by another juju process (%s)", name,
