@@ -159,6 +159,28 @@ describe("environment configuration", function()
     assert.matches("ssh%-ed25519 AAAAok u@h", cfg["authorized-keys"])
   end)
 
+  -- Issue 14.9: wrong-typed values of the keys read before the schema, and
+  -- negative durations, are config errors with the position, not internal errors.
+  it("type-checks the file and key attributes, and the bootstrap durations", function()
+    local cases = {
+      { "authorized-keys: 1", "4:22: authorized-keys: expected string, got int(1)" },
+      { "ca-cert-path: 5", "4:19: ca-cert-path: expected string, got int(5)" },
+      { "authorized-keys-path: true", "4:27: authorized-keys-path: expected string, got bool(true)" },
+      { "ca-private-key-path: [a]", "4:26: ca-private-key-path: expected string, got list" },
+      { "ca-cert: {a: 1}", "4:14: ca-cert: expected string, got map" },
+      { "ca-private-key: 1.5", "4:21: ca-private-key: expected string, got float64(1.5)" },
+      { "bootstrap-timeout: -5", "bootstrap-timeout: must be a positive number of seconds, got -5" },
+      { "bootstrap-addresses-delay: -1", "bootstrap-addresses-delay: must be a positive number of seconds, got -1" },
+    }
+    for _, c in ipairs(cases) do
+      local bad, err = build("environments:\n  e:\n    type: local\n    " .. c[1] .. "\n", { with_keys = true })
+      assert.is_nil(bad, c[1])
+      assert.is_string(err, c[1])
+      assert.is_nil(err:find("%.lua:%d"), err)
+      assert.are.equal(c[2], err:match("^environments%.yaml:(.*)$") or err, c[1])
+    end
+  end)
+
   it("builds a prepared config without defaults and requires authorized-keys", function()
     local provider = assert(providers.load(nil, "dummy"))
     local ctx = context.new { env = {} }

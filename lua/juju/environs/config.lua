@@ -111,6 +111,12 @@ end
 
 -- Rules that span keys or need parsing (spec 3.1 rules 4-10).
 local function validate(cfg)
+  for _, k in ipairs({ "bootstrap-timeout", "bootstrap-retry-delay", "bootstrap-addresses-delay" }) do
+    local v = cfg[k]
+    if math.type(v) == "integer" and v <= 0 then
+      return nil, string.format("%s: must be a positive number of seconds, got %d", k, v)
+    end
+  end
   if cfg.name and cfg.name:find("[/\\]") then
     return nil, "environment name contains unsafe characters"
   end
@@ -151,6 +157,32 @@ local function validate(cfg)
   return true
 end
 
+-- Keys used before the schema's coerce (issue 14.9: `authorized-keys: 1` was
+-- an internal error). They must be YAML strings: the schema's coerce would
+-- turn a number into its text, and a number is no key or file name.
+local PRE_SCHEMA_KEYS = { "authorized-keys", "authorized-keys-path", "ca-cert", "ca-cert-path",
+  "ca-private-key", "ca-private-key-path" }
+local function given(v)
+  local t = math.type(v) or type(v)
+  if t == "integer" then return string.format("int(%d)", v) end
+  if t == "float" then return string.format("float64(%s)", tostring(v)) end
+  if t == "boolean" then return string.format("bool(%s)", tostring(v)) end
+  if t == "table" then return yaml.is_array(v) and "list" or "map" end
+  return t
+end
+local function check_pre_schema(attrs, marks, file)
+  for _, k in ipairs(PRE_SCHEMA_KEYS) do
+    local v = attrs[k]
+    if present(v) and type(v) ~= "string" then
+      local m = marks and marks[attrs] and marks[attrs][k]
+      local line, col = m and (m.line or m[1]), m and (m.column or m[2])
+      local where = (file and line) and string.format("%s:%d:%d: ", file, line, col) or ""
+      return nil, string.format("%s%s: expected string, got %s", where, k, given(v))
+    end
+  end
+  return true
+end
+
 --- Builds the configuration of an environments.yaml entry (defaults mode).
 --- attrs/marks come from Environs:attrs (attrs is modified). opts: provider
 --- (loaded provider or nil), file (source name), home (JUJU_HOME),
@@ -171,6 +203,10 @@ function M.from_environments(ctx, attrs, marks, opts)
     ctx:log_for("juju.environs.config"):infof("environment %q: %s", name, tostring(msg))
     return nil, msg
   end
+  -- The keys read before the schema applies (files and keys) are
+  -- type-checked first, with the schema's own message and position.
+  local pre_ok, pre_err = check_pre_schema(attrs, marks, opts.file)
+  if not pre_ok then return failed(pre_err) end
   local ok, err = load_ca_files(ctx, opts.home, attrs)
   if not ok then return failed(err) end
   if opts.with_keys then
