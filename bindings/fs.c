@@ -50,14 +50,26 @@ static inline int push_ok(lua_State *L, int rc, const jj_error *err)
     return 1;
 }
 
+/* fs.read_file(path [, {max_size = n}]): with max_size, a regular file of
+ * at most n bytes (jj_fs_read_regular). */
 static int l_read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
+    int opts = lua_isnoneornil(L, 2) ? 0 : 2;
+    if (opts) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        static const char *const known[] = {"max_size", NULL};
+        jj_opt_check_names(L, 2, known, "read_file");
+    }
+    lua_Integer max = jj_opt_integer(L, opts, "max_size", -1, 0, LUA_MAXINTEGER);
+    lua_pop(L, 1);
     jj_owned *o = jj_push_owned(L, free_plain);
     jj_error err;
     char *buf;
     size_t len;
-    if (jj_fs_read_file(path, &buf, &len, &err))
+    int rc = max >= 0 ? jj_fs_read_regular(path, (size_t)max, &buf, &len, &err)
+                      : jj_fs_read_file(path, &buf, &len, &err);
+    if (rc)
         return jj_push_error(L, &err);
     o->p = buf;
     lua_pushlstring(L, buf, len);

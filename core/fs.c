@@ -196,6 +196,82 @@ int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
     return 0;
 }
 
+int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *len, jj_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return jj_error_errno(err, errno, "open %s", path);
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return jj_error_errno(err, e, "stat %s", path);
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return jj_error_errno(err, EISDIR, "read %s", path);
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(fd);
+        return jj_error_set(err, JJ_EINVAL, "read %s: not a regular file", path);
+    }
+    if ((uintmax_t)sb.st_size > (uintmax_t)max_size) {
+        close(fd);
+        return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
+    }
+    size_t cap = (size_t)sb.st_size + 2; /* room to see growth past max_size */
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+    }
+    size_t used = 0;
+    for (;;) {
+        if (used + 1 >= cap) {
+            if (used > max_size) {
+                free(buf);
+                close(fd);
+                return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
+            }
+            size_t ncap = cap * 2 > max_size + 2 ? max_size + 2 : cap * 2;
+            if (ncap <= cap)
+                ncap = cap + 1;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t n = read(fd, buf + used, cap - used - 1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            free(buf);
+            close(fd);
+            return jj_error_errno(err, e, "read %s", path);
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+        if (used > max_size) {
+            free(buf);
+            close(fd);
+            return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
+        }
+    }
+    close(fd);
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    return 0;
+}
+
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                        jj_error *err)
 {

@@ -25,6 +25,13 @@
  * plus a terminating NUL, owned by the caller (free()). EISDIR for a dir. */
 int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err);
 
+/* Reads a configuration file the user named: a regular file only (a FIFO,
+ * a device such as /dev/zero or a socket is JJ_EINVAL "not a regular
+ * file", opened without blocking so a FIFO never hangs), at most max_size
+ * bytes (JJ_ERANGE beyond, also when it grows while read). Same ownership
+ * as jj_fs_read_file. */
+int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *len, jj_error *err);
+
 /* Replaces path with data so that readers see the old or the new content,
  * never a mix: a temp file in the same directory (created O_EXCL, given
  * mode), fsync, rename over path, fsync the directory. The temp file is

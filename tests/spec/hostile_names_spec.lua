@@ -149,3 +149,46 @@ describe("the bootstrap lock", function()
     assert.matches('environment "e" is being bootstrapped by another juju process %(pid: 4242, operation: bootstrap%)', r.stderr)
   end)
 end)
+
+-- Issue 14.7: files the user names are read only when regular and bounded:
+-- /dev/zero does not grow until memory runs out, a FIFO does not hang.
+describe("unbounded reads", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  local function fifo(path)
+    local r = assert(require("juju.sys").run({ "mkfifo", path }, { timeout = 10 }))
+    assert.are.equal(0, r.code, r.stderr)
+  end
+
+  for _, key in ipairs({ "ca-cert-path", "ca-private-key-path", "authorized-keys-path" }) do
+    for _, target in ipairs({ "/dev/zero", "FIFO" }) do
+      it(key .. " at " .. target .. " is an error naming it", function()
+        local root = h.tmpdir()
+        local env = h.env(root)
+        local path = target == "FIFO" and root .. "/fifo" or target
+        if target == "FIFO" then fifo(path) end
+        h.write(env.JUJU_HOME .. "/environments.yaml",
+          h.environments_yaml("e", string.format("  e:\n    type: dummy\n    %s: %s\n", key, path)))
+        local r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
+        assert.are.equal(1, r.code)
+        assert.matches("read " .. path:gsub("%p", "%%%0") .. ": not a regular file", r.stderr)
+      end)
+    end
+  end
+
+  it("environments.yaml and a .jenv as FIFOs are errors, not hangs", function()
+    local root = h.tmpdir()
+    local env = h.env(root)
+    assert(fs.mkdir_p(env.JUJU_HOME .. "/environments", tonumber("700", 8)))
+    fifo(env.JUJU_HOME .. "/environments.yaml")
+    local r = assert(h.juju_exe_run(env, { "status" }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.matches('cannot parse ".*environments%.yaml": read .*: not a regular file', r.stderr)
+    assert(fs.remove(env.JUJU_HOME .. "/environments.yaml"))
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    fifo(env.JUJU_HOME .. "/environments/e.jenv")
+    r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.matches('error reading environment info ".*e%.jenv": read .*: not a regular file', r.stderr)
+  end)
+end)

@@ -10,6 +10,8 @@ local fs = require("juju.fs")
 local M = {}
 
 M.CLIENT_KEY = "juju_id_ed25519"
+-- Key files are small: a larger one, a FIFO or a device (/dev/zero) is refused.
+local KEY_MAX = 1024 * 1024
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
@@ -21,7 +23,7 @@ function M.ensure_client_key(home)
   local priv = dir .. "/" .. M.CLIENT_KEY
   local pub = priv .. ".pub"
   if fs.exists(priv) and fs.exists(pub) then
-    local line = fs.read_file(pub)
+    local line = fs.read_file(pub, { max_size = KEY_MAX })
     if line then return priv, trim(line) end
   end
   local pem, line = crypto.ssh_keygen_ed25519("juju-client-key")
@@ -40,7 +42,7 @@ function M.client_public_keys(home)
   for _, n in ipairs(names) do
     local base = n:match("^(.*)%.pub$")
     if base and fs.exists(dir .. "/" .. base) then
-      local text = fs.read_file(dir .. "/" .. n)
+      local text = fs.read_file(dir .. "/" .. n, { max_size = KEY_MAX })
       if text and trim(text) ~= "" then out[#out + 1] = trim(text) end
     end
   end
@@ -91,7 +93,7 @@ function M.discover(ctx, home, explicit, path)
     for _, file in ipairs(files) do
       local p = ctx:expand_home(file)
       if not p:match("^/") then p = ctx:expand_home("~/.ssh/" .. p) end
-      local text, err, code = fs.read_file(p)
+      local text, err, code = fs.read_file(p, { max_size = KEY_MAX })
       if text and holds_private_key(text) then
         return nil, string.format("%s %q holds a private key; it must hold public key lines only "
           .. "(`ssh-keygen -y -f PRIVATE-KEY` prints one); nothing was written",

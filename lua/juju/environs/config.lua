@@ -69,7 +69,7 @@ end
 -- "open <path>: ..." did.
 local function read_key_file(ctx, path, home)
   local p = M.resolve_path(ctx, home, path)
-  local text, err = fs.read_file(p)
+  local text, err = fs.read_file(p, { max_size = 1024 * 1024 })
   if not text then return nil, err end
   if text:match("^%s*$") then return nil, string.format("file %q is empty", p) end
   return text

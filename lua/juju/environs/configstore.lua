@@ -13,6 +13,8 @@ local M = {}
 local MODE_FILE = tonumber("600", 8)
 local MODE_DIR = tonumber("700", 8)
 M.LOCK_TIMEOUT = 5
+-- A .jenv is a few KiB: a larger one, a FIFO or a device is refused, not read forever.
+M.MAX_SIZE = 16 * 1024 * 1024
 
 local Store = {}
 Store.__index = Store
@@ -92,7 +94,7 @@ function Store:read(name)
   local okn, nerr, ncode = M.check_name(name)
   if not okn then return nil, nerr, ncode end
   local path = self:path(name)
-  local text, err, code = fs.read_file(path)
+  local text, err, code = fs.read_file(path, { max_size = M.MAX_SIZE })
   if not text then
     if code == "ENOENT" then return nil, err, code end
     return nil, string.format("error reading environment info %q: %s", path, err), code

@@ -57,7 +57,8 @@ end
 --- (code "ENOENT" when the file does not exist).
 function M.read(home)
   local path = home .. "/environments.yaml"
-  local text, err, code = fs.read_file(path)
+  -- Regular files only, bounded: /dev/zero or a FIFO is an error, not a hang.
+  local text, err, code = fs.read_file(path, { max_size = 16 * 1024 * 1024 })
   if not text then return nil, err, code end
   return M.parse(text, path)
 end
@@ -107,7 +108,7 @@ function M.choose(ctx, home, flag_name, environs)
 end
 
 function M.read_current(home)
-  local text = fs.read_file(home .. "/current-environment")
+  local text = fs.read_file(home .. "/current-environment", { max_size = 64 * 1024 })
   if not text then return nil end
   text = text:match("^%s*(.-)%s*$")
   if text == "" then return nil end
