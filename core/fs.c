@@ -140,38 +140,28 @@ int jj_fs_atomic_commit(jj_fs_atomic *af, jj_error *err)
     return jj_fs_fsync_parent(path, err);
 }
 
-int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
+/* Reads fd to its end into a malloc'd, NUL-terminated buffer and closes it.
+ * st_size is a hint only (/proc files say 0, files may grow); more than
+ * max_size bytes is JJ_ERANGE. */
+static int read_all(int fd, const char *path, off_t hint, size_t max_size, char **out, size_t *len,
+                    jj_error *err)
 {
-    *out = NULL;
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return jj_error_errno(err, errno, "open %s", path);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return jj_error_errno(err, e, "stat %s", path);
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return jj_error_errno(err, EISDIR, "read %s", path);
-    }
-    /* st_size is a hint only: /proc files say 0, files may grow. */
-    size_t cap = sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096;
+    size_t cap = hint > 0 ? (size_t)hint + 2 : 4096;
+    if (cap > max_size + 2 && max_size < SIZE_MAX - 2)
+        cap = max_size + 2; /* room to see growth past max_size */
     size_t used = 0;
     char *buf = malloc(cap);
+    int rc = 0;
     if (!buf) {
-        close(fd);
-        return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+        rc = jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+        goto out;
     }
     for (;;) {
         if (used + 1 >= cap) {
             char *nb = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
             if (!nb) {
-                free(buf);
-                close(fd);
-                return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+                rc = jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
+                goto out;
             }
             buf = nb;
             cap *= 2;
@@ -180,39 +170,64 @@ int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            free(buf);
-            close(fd);
-            return jj_error_errno(err, e, "read %s", path);
+            rc = jj_error_errno(err, errno, "read %s", path);
+            goto out;
         }
         if (n == 0)
             break;
         used += (size_t)n;
+        if (used > max_size) {
+            rc = jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
+            goto out;
+        }
     }
-    close(fd);
     buf[used] = '\0';
     *out = buf;
     *len = used;
-    return 0;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Opens path for reading into *fd and fstats it; a directory is EISDIR. */
+static int open_for_read(const char *path, int flags, struct stat *sb, int *fd, jj_error *err)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    if (*fd < 0)
+        return jj_error_errno(err, errno, "open %s", path);
+    int rc = 0;
+    if (fstat(*fd, sb) != 0)
+        rc = jj_error_errno(err, errno, "stat %s", path);
+    else if (S_ISDIR(sb->st_mode))
+        rc = jj_error_errno(err, EISDIR, "read %s", path);
+    if (rc) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+int jj_fs_read_file(const char *path, char **out, size_t *len, jj_error *err)
+{
+    *out = NULL;
+    *len = 0;
+    struct stat sb;
+    int fd, rc = open_for_read(path, 0, &sb, &fd, err);
+    if (rc)
+        return rc;
+    return read_all(fd, path, sb.st_size, SIZE_MAX, out, len, err);
 }
 
 int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *len, jj_error *err)
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return jj_error_errno(err, errno, "open %s", path);
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        int e = errno;
-        close(fd);
-        return jj_error_errno(err, e, "stat %s", path);
-    }
-    if (S_ISDIR(sb.st_mode)) {
-        close(fd);
-        return jj_error_errno(err, EISDIR, "read %s", path);
-    }
+    int fd, rc = open_for_read(path, O_NONBLOCK | O_NOCTTY, &sb, &fd, err);
+    if (rc)
+        return rc;
     if (!S_ISREG(sb.st_mode)) {
         close(fd);
         return jj_error_set(err, JJ_EINVAL, "read %s: not a regular file", path);
@@ -221,55 +236,7 @@ int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *le
         close(fd);
         return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
     }
-    size_t cap = (size_t)sb.st_size + 2; /* room to see growth past max_size */
-    char *buf = malloc(cap);
-    if (!buf) {
-        close(fd);
-        return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
-    }
-    size_t used = 0;
-    for (;;) {
-        if (used + 1 >= cap) {
-            if (used > max_size) {
-                free(buf);
-                close(fd);
-                return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
-            }
-            size_t ncap = cap * 2 > max_size + 2 ? max_size + 2 : cap * 2;
-            if (ncap <= cap)
-                ncap = cap + 1;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return jj_error_set(err, JJ_ENOMEM, "read %s: out of memory", path);
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        ssize_t n = read(fd, buf + used, cap - used - 1);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            free(buf);
-            close(fd);
-            return jj_error_errno(err, e, "read %s", path);
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-        if (used > max_size) {
-            free(buf);
-            close(fd);
-            return jj_error_set(err, JJ_ERANGE, "read %s: file is larger than %zu bytes", path, max_size);
-        }
-    }
-    close(fd);
-    buf[used] = '\0';
-    *out = buf;
-    *len = used;
-    return 0;
+    return read_all(fd, path, sb.st_size, max_size, out, len, err);
 }
 
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
