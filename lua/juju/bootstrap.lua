@@ -471,18 +471,14 @@ function M.run(ctx, home, name, opts)
   -- environments.yaml) gets no lock file: prepare reports it, nothing is left.
   -- The same goes for a missing JUJU_HOME or environments.yaml: nothing is created.
   if not store:exists(name) then
-    local envs, eerr, ecode = prepare.read_environments(home)
-    if not envs and ecode == "ENOENT" then
-      return nil, "there was an issue examining the environment: " .. eerr
-    elseif envs and not envs:attrs(name) then
-      -- prepare's own message, as the step would have given it.
-      return nil, string.format("there was an issue examining the environment: environment %q not found in %s",
-        name, envs.path)
-    end
+    local found, ferr, fcode = prepare.find_environment(home, name)
+    -- The prepare step's own message.
+    if not found and fcode == "ENOENT" then return nil, "there was an issue examining the environment: " .. ferr end
   end
   local okd, derr = store:ensure_dir()
   if not okd then return nil, derr end
-  local lock, lerr, lcode = fs.lock(store:file(name, ".bootstrap.lock"), {
+  local lock_path = store:file(name, ".bootstrap.lock")
+  local lock, lerr, lcode = fs.lock(lock_path, {
     timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
   })
   -- Only a held lock means another bootstrap (issue 14.10): a full disk, a
@@ -491,7 +487,7 @@ function M.run(ctx, home, name, opts)
     return nil, string.format("cannot take the bootstrap lock of environment %q: %s", name, tostring(lerr))
   end
   if not lock then
-    local holder = fs.lock_holder(store:file(name, ".bootstrap.lock"))
+    local holder = fs.lock_holder(lock_path)
     return nil, string.format("environment %q is being bootstrapped by another juju process (%s)", name,
       holder or lerr)
   end

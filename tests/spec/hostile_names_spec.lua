@@ -4,13 +4,24 @@
 local fs = require("juju.fs")
 local h = require("helpers")
 
+-- A test root with its env; with entries (environments.yaml's indented
+-- text, default "e" when it defines e), JUJU_HOME gets an environments.yaml.
+local function home(entries)
+  local root = h.tmpdir()
+  local env = h.env(root)
+  if entries then
+    h.write(env.JUJU_HOME .. "/environments.yaml",
+      h.environments_yaml(entries:match("^  e:\n") and "e" or nil, entries))
+  end
+  return root, env
+end
+local DUMMY = "  e:\n    type: dummy\n"
+
 describe("environment names that are paths", function()
   after_each(function() h.cleanup(); collectgarbage() end)
 
   local function setup()
-    local root = h.tmpdir()
-    local env = h.env(root)
-    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    local root, env = home(DUMMY)
     -- Files a traversal would reach: they must survive and nothing may appear beside them.
     h.write(root .. "/x.jenv", "user's file\n")
     h.write(root .. "/juju/x.jenv", "user's file too\n")
@@ -85,8 +96,7 @@ describe("a JUJU_HOME that does not exist", function()
     { "switch", "-l" }, { "switch", "e" },
   }) do
     it("is not created by juju " .. table.concat(args, " "), function()
-      local root = h.tmpdir()
-      local env = h.env(root)
+      local _, env = home()
       assert.is_false(fs.exists(env.JUJU_HOME))
       local r = assert(h.juju_exe_run(env, args, { timeout = 60 }))
       assert.is_false(fs.exists(env.JUJU_HOME), r.stderr)
@@ -103,9 +113,7 @@ describe("--log-file", function()
   after_each(function() h.cleanup(); collectgarbage() end)
 
   it("is created 0600; an existing file keeps its owner's mode", function()
-    local root = h.tmpdir()
-    local env = h.env(root)
-    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    local root, env = home(DUMMY)
     local path = root .. "/new.log"
     local r = assert(h.juju_exe_run(env, { "status", "--debug", "--log-file", path }, { timeout = 60 }))
     assert.are.equal(1, r.code)
@@ -126,10 +134,8 @@ describe("the bootstrap lock", function()
   after_each(function() h.cleanup(); collectgarbage() end)
 
   it("reports a name too long for a file as such, not as another bootstrap", function()
-    local root = h.tmpdir()
-    local env = h.env(root)
     local long = string.rep("n", 250)
-    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml(nil, "  " .. long .. ":\n    type: dummy\n"))
+    local _, env = home("  " .. long .. ":\n    type: dummy\n")
     local code, _, err = h.juju(env, { "bootstrap", "-e", long })
     assert.are.equal(1, code)
     assert.matches('cannot take the bootstrap lock of environment "n+": .*[Ff]ile name too long', err)
@@ -137,9 +143,7 @@ describe("the bootstrap lock", function()
   end)
 
   it("still names the holder when another bootstrap holds it", function()
-    local root = h.tmpdir()
-    local env = h.env(root)
-    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    local _, env = home(DUMMY)
     assert(fs.mkdir_p(env.JUJU_HOME .. "/environments", tonumber("700", 8)))
     local held = assert(fs.lock(env.JUJU_HOME .. "/environments/e.bootstrap.lock",
       { message = "pid: 4242, operation: bootstrap" }))
@@ -164,11 +168,9 @@ describe("unbounded reads", function()
     for _, target in ipairs({ "/dev/zero", "FIFO" }) do
       it(key .. " at " .. target .. " is an error naming it", function()
         local root = h.tmpdir()
-        local env = h.env(root)
         local path = target == "FIFO" and root .. "/fifo" or target
         if target == "FIFO" then fifo(path) end
-        h.write(env.JUJU_HOME .. "/environments.yaml",
-          h.environments_yaml("e", string.format("  e:\n    type: dummy\n    %s: %s\n", key, path)))
+        local _, env = home(DUMMY .. string.format("    %s: %s\n", key, path))
         local r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
         assert.are.equal(1, r.code)
         assert.matches("read " .. path:gsub("%p", "%%%0") .. ": not a regular file", r.stderr)
@@ -177,15 +179,14 @@ describe("unbounded reads", function()
   end
 
   it("environments.yaml and a .jenv as FIFOs are errors, not hangs", function()
-    local root = h.tmpdir()
-    local env = h.env(root)
+    local _, env = home()
     assert(fs.mkdir_p(env.JUJU_HOME .. "/environments", tonumber("700", 8)))
     fifo(env.JUJU_HOME .. "/environments.yaml")
     local r = assert(h.juju_exe_run(env, { "status" }, { timeout = 60 }))
     assert.are.equal(1, r.code)
     assert.matches('cannot parse ".*environments%.yaml": read .*: not a regular file', r.stderr)
     assert(fs.remove(env.JUJU_HOME .. "/environments.yaml"))
-    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", "  e:\n    type: dummy\n"))
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("e", DUMMY))
     fifo(env.JUJU_HOME .. "/environments/e.jenv")
     r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
     assert.are.equal(1, r.code)

@@ -10,6 +10,7 @@ local yaml = require("juju.yaml")
 local version = require("juju.version")
 local schema_data = require("juju.environs.schema")
 local authkeys = require("juju.environs.authkeys")
+local configstore = require("juju.environs.configstore")
 
 local M = {}
 
@@ -117,8 +118,9 @@ local function validate(cfg)
       return nil, string.format("%s: must be a positive number of seconds, got %d", k, v)
     end
   end
-  if cfg.name and cfg.name:find("[/\\]") then
-    return nil, "environment name contains unsafe characters"
+  if cfg.name then
+    local ok, err = configstore.check_name(cfg.name)
+    if not ok then return nil, err end
   end
   if present(cfg["agent-version"]) and not version.parse(cfg["agent-version"]) then
     return nil, string.format("invalid agent version in environment configuration: %q", cfg["agent-version"])

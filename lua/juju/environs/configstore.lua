@@ -41,6 +41,10 @@ function Store:ensure_dir()
   return true
 end
 
+--- Juju's environment name rule (environs/config: "environment name contains
+--- unsafe characters"), checked before any file named after the environment
+--- is touched: no "/" or "\\" (so no "../x" outside JUJU_HOME), no NUL, not
+--- empty. Returns true or nil, message, "EINVAL".
 function M.check_name(name)
   if type(name) ~= "string" or name == "" then
     return nil, "the name of the environment must be specified", "EINVAL"

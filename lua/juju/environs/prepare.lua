@@ -47,13 +47,21 @@ local function open_prepared(ctx, home, store, name, info)
   return o
 end
 
+--- The entry of environment `name` in environments.yaml: envs, attrs, marks,
+--- or nil, message, code ("ENOENT" when the file or the entry is missing).
+function M.find_environment(home, name)
+  local envs, err, code = M.read_environments(home)
+  if not envs then return nil, err, code end
+  local attrs, marks = envs:attrs(name)
+  if not attrs then return nil, string.format("environment %q not found in %s", name, envs.path), "ENOENT" end
+  return envs, attrs, marks
+end
+
 --- Builds the configuration of environment `name` from environments.yaml
 --- without preparing it: provider, cfg, or nil, message.
 function M.config_for_name(ctx, home, name)
-  local envs, err = M.read_environments(home)
-  if not envs then return nil, err end
-  local attrs, marks = envs:attrs(name)
-  if not attrs then return nil, string.format("environment %q not found in %s", name, envs.path) end
+  local envs, attrs, marks = M.find_environment(home, name)
+  if not envs then return nil, attrs end
   if not present(attrs.type) then
     return nil, string.format("%s: environment %q has no type", envs:where(name), name)
   end
