@@ -114,6 +114,33 @@ function M.start(opts)
   return s
 end
 
+-- Builds the Go program in src_dir (a main package; tests/servers/NAME) in
+-- GOPATH mode against Debian's Go libraries (/usr/share/gocode), as
+-- ../shared/spec/toolchain.md describes, into the build tree:
+-- $JUJU_TEST_BUILD_DIR/gofakes/NAME (cache beside it, nothing outside).
+-- Returns the binary's path, or nil, message, code (ENOENT: no go).
+function M.go_build(name, src_dir)
+  local build = os.getenv("JUJU_TEST_BUILD_DIR") or error("go_build: JUJU_TEST_BUILD_DIR is not set", 2)
+  if not find_program("go") then
+    return nil, name .. ": program \"go\" not found; run scripts/install-deps.sh", "ENOENT"
+  end
+  local out_dir = build .. "/gofakes"
+  assert(fs.mkdir_p(out_dir .. "/cache"))
+  assert(fs.mkdir_p(out_dir .. "/gopath"))
+  local bin = out_dir .. "/" .. name
+  local r, msg = sys.run({ find_program("go"), "build", "-o", bin, "." }, {
+    cwd = src_dir, timeout = 300,
+    env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = out_dir, GO111MODULE = "off",
+            GOPATH = out_dir .. "/gopath:/usr/share/gocode", GOCACHE = out_dir .. "/cache",
+            CGO_ENABLED = "0" },
+  })
+  if not r then return nil, name .. ": go build: " .. tostring(msg), "EIO" end
+  if r.code ~= 0 then
+    return nil, string.format("%s: go build in %s failed:\n%s%s", name, src_dir, r.stdout, r.stderr), "EIO"
+  end
+  return bin
+end
+
 -- Stops every server this process started (specs call it in teardown; it
 -- also runs when the Lua state closes).
 function M.stop_all()
