@@ -4,9 +4,11 @@
 -- small writes go through `cat` on stdin, files by SFTP (put_file), so a
 -- tools tarball never passes through a shell command line or a script.
 --
--- The object has the methods of a juju.storage.Dir (put, put_file, get,
--- exists, list, remove, remove_all, url, path) with the same error
--- contract: nil, message, code ("ENOENT", "EISDIR", "EINVAL", "SSH", ...).
+-- The object has the methods of every environ storage backend (put,
+-- put_file, get, get_to_file, exists, size, list, remove, remove_all, url,
+-- close: tests/spec/storage_contract.lua) plus path and root_dir, with the
+-- same error contract: nil, message, code ("ENOENT", "EISDIR", "EINVAL",
+-- "SSH", ...). Methods of a closed storage raise.
 local crypto = require("juju.crypto")
 local shell = require("juju.shell")
 local storage = require("juju.storage")
@@ -22,7 +24,12 @@ Storage.__index = Storage
 -- Exit codes of the remote snippets.
 local MISSING, IS_DIR = 3, 4
 
+local function check_open(self)
+  if self.closed then error("sshstorage: the storage is closed", 3) end
+end
+
 local function object_path(self, name)
+  check_open(self)
   local ok, err, code = storage.check_name(name)
   if not ok then return nil, err, code end
   return self.root .. "/" .. name
@@ -36,6 +43,7 @@ end
 
 -- Runs a bash snippet as root (sudo -n for other users), with stdin.
 function Storage:run(snippet, stdin)
+  check_open(self)
   local s, err, code = session_of(self)
   if not s then return nil, err, code end
   local cmd = "/bin/bash -c " .. shell.quote("set -e; " .. snippet)
@@ -128,6 +136,49 @@ function Storage:get(name)
   return r.stdout
 end
 
+--- The size in bytes of object name.
+function Storage:size(name)
+  local p, err, code = object_path(self, name)
+  if not p then return nil, err, code end
+  local q = shell.quote(p)
+  local r, rerr, rcode = self:run("[ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; [ -f " .. q .. " ] || exit "
+    .. MISSING .. "; stat -c %s -- " .. q)
+  if not r then return nil, rerr, rcode end
+  if r.code ~= 0 then return failed("cannot stat", name, r) end
+  return math.tointeger(tonumber(r.stdout:match("%d+")))
+end
+
+--- Downloads object name into the local file dst by SFTP (streamed;
+--- written 0600 through a temp file, so a failure leaves no dst).
+--- Returns the size. A sudo login user gets a copy in its home first, as
+--- objects are root's 0600 files.
+function Storage:get_to_file(name, dst)
+  local p, err, code = object_path(self, name)
+  if not p then return nil, err, code end
+  local q = shell.quote(p)
+  local src = p
+  local snippet = "[ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; [ -f " .. q .. " ] || exit " .. MISSING
+  local tmp
+  if self.sudo then
+    tmp = ".juju-storage-download-" .. crypto.hex(crypto.random_bytes(6))
+    snippet = snippet .. '; h=$(getent passwd "$SUDO_USER" | cut -d: -f6); install -m 0600 -o "$SUDO_USER" -- '
+      .. q .. ' "$h/' .. tmp .. '"; printf %s "$h/' .. tmp .. '"'
+  end
+  local r, rerr, rcode = self:run(snippet)
+  if not r then return nil, rerr, rcode end
+  if r.code ~= 0 then return failed("cannot read", name, r) end
+  if tmp then src = r.stdout end
+  local s, serr, scode = session_of(self)
+  if not s then return nil, serr, scode end
+  local got, derr, dcode = s:download(src, dst, { mode = "0600" })
+  if tmp then s:exec("rm -f -- " .. shell.quote(src), { timeout = self.timeout }) end
+  if not got then
+    if self.on_broken and dcode ~= "ENOENT" then self.on_broken() end
+    return nil, string.format("cannot download %s to %s: %s", name, dst, tostring(derr)), dcode
+  end
+  return got
+end
+
 --- Whether object name exists (false on any failure).
 function Storage:exists(name)
   local p = object_path(self, name)
@@ -177,9 +228,21 @@ local function url_escape(s)
 end
 
 --- "file://<root>/<name>": a path on the host, where the phase-2 script
---- finds the object (tools put here need no upload).
-function Storage:url(name)
-  return "file://" .. url_escape(self.root .. "/" .. name)
+--- finds the object (tools put here need no upload). It never expires, so
+--- opts.expires is accepted and ignored. url("") is the root's URL.
+function Storage:url(name, opts)
+  local _ = opts
+  check_open(self)
+  if name == "" then return "file://" .. url_escape(self.root .. "/") end
+  local p, err, code = object_path(self, name)
+  if not p then return nil, err, code end
+  return "file://" .. url_escape(p)
+end
+
+--- Marks the storage closed (the session is the caller's); later calls raise.
+function Storage:close()
+  self.closed = true
+  return true
 end
 
 --- The object's path on the host.
