@@ -83,11 +83,6 @@ function Run:check_interrupt()
   end
 end
 
---- Waits until poll() returns a value (see juju.context's ctx:wait).
-function Run:wait(what, timeout, interval, poll)
-  return self.pc:wait(what, timeout, poll, interval)
-end
-
 --- Go-style durations: 10m0s, 1.5s, 250ms.
 M.duration = context.duration
 

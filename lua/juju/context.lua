@@ -5,6 +5,7 @@
 -- and an isolated JUJU_HOME.
 local log = require("juju.log")
 local sys = require("juju.sys")
+local wait = require("juju.wait")
 
 local M = {}
 
@@ -150,52 +151,27 @@ function ProviderContext:check_interrupt()
   if self._check_interrupt then self._check_interrupt() end
 end
 
-local function duration(s)
-  if s < 1 then return string.format("%dms", math.floor(s * 1000 + 0.5)) end
-  if s < 60 then
-    if s == math.floor(s) then return string.format("%ds", s) end
-    return string.format("%.1fs", s)
-  end
-  local m = math.floor(s / 60)
-  return string.format("%dm%ds", m, math.floor(s - m * 60))
-end
+local duration = wait.duration
 M.duration = duration
 
 --- Waits until poll() returns a true value, calling it every `interval`
 --- seconds (default 1) up to `timeout` seconds, on the context's clock,
---- with a "Still waiting" line every heartbeat (10 s). The engine may cut
---- the wait short (a step deadline). Returns poll's value, or nil,
---- message, "TIMEOUT".
+--- with a "Still waiting" line every heartbeat (10 s), through juju.wait's
+--- poller. The engine may cut the wait short (a step deadline). poll may
+--- return nil, err (kept as the last error) or false, err, code (stop).
+--- Returns poll's value, or nil, message, "TIMEOUT".
 function ProviderContext:wait(what, timeout, poll, interval)
   if type(poll) == "number" and type(interval) == "function" then poll, interval = interval, poll end
   if type(what) ~= "string" or type(timeout) ~= "number" or type(poll) ~= "function" then
     error("ctx:wait(what, timeout, poll[, interval])", 2)
   end
-  interval = interval or 1
-  local clock = self.clock
-  local start = clock.monotonic()
-  local beat = self.heartbeat or 10
-  local next_beat = start + beat
-  local limit, reason = timeout, nil
-  if self._deadline then
-    local left = self._deadline.at - start
-    if left < limit then limit, reason = math.max(left, 0), self._deadline.reason end
-  end
-  while true do
-    local v, err = poll()
-    if v then return v end
-    local now = clock.monotonic()
-    if now - start >= limit then
-      if reason then return nil, string.format("%s while waiting %s", reason, what), "TIMEOUT" end
-      return nil, string.format("waited for %s %s%s", duration(timeout), what, err and (": " .. err) or ""), "TIMEOUT"
-    end
-    if now >= next_beat then
-      self:infof("Still waiting %s (%s left)", what, duration(limit - (now - start)))
-      next_beat = now + beat
-    end
-    clock.sleep(math.min(interval, limit - (now - start)))
-    self:check_interrupt()
-  end
+  return wait.poll {
+    what = what, timeout = timeout, interval = interval or 1, clock = self.clock,
+    poll = function() return poll() end,
+    heartbeat = self.heartbeat or wait.HEARTBEAT, deadline = self._deadline,
+    say = function(line) self:infof("%s", line) end,
+    check_interrupt = function() self:check_interrupt() end,
+  }
 end
 
 return M

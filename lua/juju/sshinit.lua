@@ -14,6 +14,7 @@ local fs = require("juju.fs")
 local shell = require("juju.shell")
 local crypto = require("juju.crypto")
 local cloudinit = require("juju.cloudinit")
+local wait = require("juju.wait")
 local authkeys = require("juju.environs.authkeys")
 
 local M = {}
@@ -186,25 +187,18 @@ function M.wait_for_ssh(w, opts)
   local lg = ctx:log_for("juju.provider.common")
   local target = opts.target
   local timeout = opts.timeout or 600
-  local cut
-  if w._deadline then
-    -- An injected step timeout (scenarios) cuts the wait short.
-    local left = math.max(w._deadline.at - clock.monotonic(), 0)
-    if left < timeout then timeout, cut = left, w._deadline.reason end
-  end
-  local retry = math.max(opts.retry_delay or 5, 0.01)
   local refresh = opts.addresses_delay or 10
-  local beat_every = opts.heartbeat or M.HEARTBEAT
   local start = clock.monotonic()
-  local next_refresh, next_beat = start, start + beat_every
+  local next_refresh = start
   local known, order = {}, {}
-  local last_err, attempts = nil, 0
+  local attempts = 0
   if opts.say_waiting ~= false then say("Waiting for address") end
-  while true do
+  -- One round: re-read the addresses when due, then try each known one.
+  local function round(st)
     local now = clock.monotonic()
     if now >= next_refresh then
       local addrs, aerr = opts.addresses()
-      if not addrs then return nil, tostring(aerr), "ADDRESSES" end
+      if not addrs then return false, tostring(aerr), "ADDRESSES" end
       for _, a in ipairs(addrs) do
         if not known[a] then
           known[a] = true
@@ -214,8 +208,9 @@ function M.wait_for_ssh(w, opts)
       end
       next_refresh = now + refresh
     end
+    local last_err
     for _, a in ipairs(order) do
-      local left = timeout - (clock.monotonic() - start)
+      local left = st.left - (clock.monotonic() - now)
       if left <= 0 then break end
       attempts = attempts + 1
       local s, err, code = M.connect(target, a, math.min(M.CONNECT_TIMEOUT, math.max(left, 1)))
@@ -226,35 +221,44 @@ function M.wait_for_ssh(w, opts)
           s, err, code = nil, cerr, ccode or "NONCE"
         end
       end
-      if s then return s, a end
+      if s then return { session = s, address = a } end
       check_interrupt(w)
       if not M.RETRY_CODES[code] or (code == "SSH_AUTH" and opts.retry_auth == false) then
-        return nil, err, code
+        return false, err, code
       end
       last_err = err
       lg:debugf("connection attempt %d to %s failed: %s", attempts, M.hostport(a, target.port), err)
     end
-    now = clock.monotonic()
-    local elapsed = now - start
-    if elapsed >= timeout then
-      if cut then return nil, cut .. " while waiting for SSH", "TIMEOUT" end
-      if #order == 0 then
-        return nil, string.format("waited for %s without getting any addresses", duration(timeout)), "TIMEOUT"
-      end
-      return nil, string.format("waited for %s without being able to connect%s", duration(timeout),
-        last_err and (": " .. last_err) or ""), "TIMEOUT"
-    end
-    if now >= next_beat then
-      local where = #order > 0 and table.concat(order, ", ") or "an address"
-      say("Still waiting for SSH on %s (%s of %s; %d attempts%s)", where, duration(elapsed), duration(timeout),
-        attempts, last_err and ("; last error: " .. last_err) or "")
-      next_beat = now + beat_every
-    end
-    local pause = math.min(retry, timeout - elapsed)
-    if #order == 0 then pause = math.min(pause, math.max(next_refresh - now, 0.01)) end
-    clock.sleep(pause)
-    check_interrupt(w)
+    return nil, last_err
   end
+  local got, err, code, st = wait.poll {
+    what = "for SSH", timeout = timeout, poll = round, clock = clock,
+    interval = math.max(opts.retry_delay or 5, 0.01),
+    heartbeat = opts.heartbeat or M.HEARTBEAT,
+    deadline = w._deadline,
+    say = not opts.quiet and function(line) ctx:infof("%s", line) end or nil,
+    heartbeat_line = function(st)
+      local where = #order > 0 and table.concat(order, ", ") or "an address"
+      return string.format("Still waiting for SSH on %s (%s of %s; %d attempts%s)", where,
+        duration(st.elapsed), duration(timeout), attempts, st.last_error and ("; last error: " .. st.last_error) or "")
+    end,
+    -- Without an address yet, look again as soon as a refresh is due.
+    next_pause = function(_, pause)
+      if #order == 0 then return math.min(pause, math.max(next_refresh - clock.monotonic(), 0.01)) end
+      return pause
+    end,
+    check_interrupt = function() check_interrupt(w) end,
+  }
+  if got then return got.session, got.address end
+  if code == "TIMEOUT" and not st.cut then
+    -- Juju's own messages (waitSSH).
+    if #order == 0 then
+      return nil, string.format("waited for %s without getting any addresses", duration(timeout)), "TIMEOUT"
+    end
+    return nil, string.format("waited for %s without being able to connect%s", duration(timeout),
+      st.last_error and (": " .. st.last_error) or ""), "TIMEOUT"
+  end
+  return nil, err, code
 end
 
 -- Keeps the last bytes of a stream (bounded memory whatever the output).
