@@ -15,7 +15,6 @@
 -- not exist before), so destroy removes exactly that and leaves the machine
 -- as it was; a machine claimed by another environment is never touched.
 -- Environ storage is <data-dir>/storage on the host (juju.sshstorage).
-local fs = require("juju.fs")
 local sys = require("juju.sys")
 local crypto = require("juju.crypto")
 local shell = require("juju.shell")
@@ -492,8 +491,9 @@ echo destroyed
 ]==]
 
 --- Stops machine 0's agent and juju-db and removes everything the
---- bootstrap created on the host (as recorded there), then the
---- environment's known_hosts. A host this process never touched during a
+--- bootstrap created on the host (as recorded there). Host-key records are
+--- the engine's: destroy-environment drops what it learned, a failed
+--- bootstrap keeps them (issue 14.3). A host this process never touched during a
 --- failed bootstrap is left alone without connecting.
 --- The one resource is the host: releasing it undoes the bootstrap there.
 function P.release(env, resource)
@@ -503,13 +503,8 @@ end
 
 function P.destroy(env)
   local lg = env.ctx:log_for("juju.provider.manual")
-  local home = env.ctx:juju_home()
-  local function forget_host_keys()
-    if home then fs.remove(sshinit.known_hosts_path(home, env.cfg.name)) end
-  end
   if env.fresh and not env.touched then
     forget_session(env)
-    forget_host_keys()
     return true
   end
   local script = table.concat({ header(env), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
@@ -529,7 +524,6 @@ function P.destroy(env)
     lg:warningf("%s belongs to environment %s: left as it is", env.host, owner)
   end
   env.claimed, env.touched = false, false
-  forget_host_keys()
   return true
 end
 

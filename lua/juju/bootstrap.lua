@@ -470,22 +470,10 @@ function M.run(ctx, home, name, opts)
     -- The prepare step's own message.
     if not found and fcode == "ENOENT" then return nil, "there was an issue examining the environment: " .. ferr end
   end
-  local okd, derr = store:ensure_dir()
-  if not okd then return nil, derr end
-  local lock_path = store:file(name, ".bootstrap.lock")
-  local lock, lerr, lcode = fs.lock(lock_path, {
-    timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
-  })
-  -- Only a held lock means another bootstrap (issue 14.10): a full disk, a
-  -- long name or a vanished directory is reported as what it is.
-  if not lock and lcode ~= "LOCKED" then
-    return nil, string.format("cannot take the bootstrap lock of environment %q: %s", name, tostring(lerr))
-  end
-  if not lock then
-    local holder = fs.lock_holder(lock_path)
-    return nil, string.format("environment %q is being bootstrapped by another juju process (%s)", name,
-      holder or lerr)
-  end
+  -- Only a held lock means another bootstrap or destroy (issue 14.10): a
+  -- full disk, a long name or a vanished directory is reported as what it is.
+  local lock, lerr = store:env_lock(name, "bootstrap")
+  if not lock then return nil, lerr end
   local cons = opts.constraints or {}
   local b = setmetatable({
     ctx = ctx, home = home, name = name, store = store, opts = opts, timings = {}, tmpdirs = {},
@@ -557,7 +545,9 @@ function M.run(ctx, home, name, opts)
   end
   for _, d in ipairs(b.tmpdirs) do fs.remove_tree(d) end
   b.signals:close()
-  lock:release()
+  -- No .jenv (removed by the cleanup, or never written): the lock file goes
+  -- too, so nothing is left for an environment that does not exist (14.12).
+  if not store:exists(name) then lock:remove() else lock:release() end
   M.last_run = b
   if not result_ok then return nil, message end
   return true

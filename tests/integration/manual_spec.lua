@@ -209,6 +209,42 @@ describe("manual provider #integration", function()
     assert.is_false(fs.exists(s.home .. "/environments/man.known_hosts"))
   end)
 
+  -- Issue 14.3: a failed bootstrap used to delete known_hosts, @revoked
+  -- lines included, so a retry on first use accepted a changed key.
+  it("keeps host-key records after a failed bootstrap; destroy drops only what it learned", function()
+    if pending_unless_available() then return end
+    server = assert(sshd.start { address_index = 52 })
+    s = scenario(server, { man = manual_attrs(server, { ["bootstrap-host-key"] = yaml.null,
+      ["ssh-trust-on-first-use"] = true }) })
+    local kh = s.home .. "/environments/man.known_hosts"
+    local _, revoked = crypto.ssh_keygen_ed25519("revoked")
+    local _, other = crypto.ssh_keygen_ed25519("other")
+    local users = string.format("@revoked * %s\n# my own notes\nother.example.com %s\n", revoked, other)
+    assert(fs.mkdir_p(s.home .. "/environments", "0700"))
+    assert(fs.write_atomic(kh, users, "0600"))
+    -- A failing command in the script: the bootstrap fails after the key was learned.
+    on_host(server, "touch /var/lib/juju/locks")
+    local r = s:juju("bootstrap")
+    assert.are.equal(1, r.code)
+    assert.matches("the bootstrap script failed", r.stderr)
+    local text = helpers.read(kh)
+    assert.are.equal(users, text:sub(1, #users))
+    local entries = {}
+    for _, e in ipairs(assert(ssh.known_hosts_lookup(kh, server.host, server.port))) do
+      if not e.marker then entries[#entries + 1] = e end
+    end
+    assert.are.equal(1, #entries)
+    assert.are.equal(server.host_fingerprint, crypto.ssh_fingerprint(entries[1].key))
+    -- The retry uses the key it learned; destroy leaves the user's lines only.
+    on_host(server, "rm -f /var/lib/juju/locks")
+    r = s:juju("bootstrap")
+    assert.are.equal(0, r.code, r.stderr)
+    r = s:juju("destroy-environment", "-y", "man")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(users, helpers.read(kh))
+    assert.is_false(fs.exists(kh .. ".learned"))
+  end)
+
   it("bootstraps with the mongodb store: fake mongod on the host, replSetInitiate and createUser recorded", function()
     if pending_unless_available() then return end
     server = assert(sshd.start { address_index = 42 })
