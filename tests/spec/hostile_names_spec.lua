@@ -34,7 +34,7 @@ describe("environment names that are paths", function()
       for _, n in ipairs(assert(fs.list(d))) do
         local p = d .. "/" .. n
         out[#out + 1] = prefix .. n
-        if fs.lstat(p).type == "directory" then walk(p, prefix .. n .. "/") end
+        if fs.lstat(p).type == "dir" then walk(p, prefix .. n .. "/") end
       end
     end
     walk(dir, "")
