@@ -6,6 +6,8 @@
  */
 #include "main_common.h"
 
+#include <signal.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -119,6 +121,11 @@ static void restore_library_path(void)
 int jj_run_main(int argc, char **argv, const char *entry_module)
 {
     restore_library_path();
+    /* A closed stdout (`juju bootstrap | head -1`) means "stop printing",
+     * not death (issue 14.8): writes then fail with EPIPE, which the
+     * context's writers take as the end of that stream. Children get the
+     * default back (core/sys.c, core/proc.c). */
+    signal(SIGPIPE, SIG_IGN);
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "ERROR cannot create Lua state: out of memory\n");

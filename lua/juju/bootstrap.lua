@@ -9,7 +9,7 @@
 -- once and runs it through the provider's finalize or the SSH finalizer.
 -- Providers get a narrow context (juju.context.provider), never this run.
 --
--- After prepare, any failure or SIGINT/SIGTERM destroys what this bootstrap
+-- After prepare, any failure or SIGINT/SIGTERM/SIGHUP destroys what this bootstrap
 -- created (unless --keep-broken). Every resource is in the journal
 -- (juju.journal) before it is created (an intent under a client-chosen
 -- name) and again the moment its ID is known.
@@ -73,7 +73,7 @@ function Run:storage()
   return st
 end
 
--- Raises a Failure when SIGINT/SIGTERM arrived.
+-- Raises a Failure when SIGINT/SIGTERM/SIGHUP arrived.
 function Run:check_interrupt()
   local sig = self.signals and self.signals:pending()
   if sig then
@@ -493,7 +493,8 @@ function M.run(ctx, home, name, opts)
     end
     b.params.metadata_source = real
   end
-  b.signals = sys.signals({ "INT", "TERM" })
+  -- A closed terminal (HUP) cleans up like TERM (issue 14.8).
+  b.signals = sys.signals({ "INT", "TERM", "HUP" })
   local t0 = ctx.clock.monotonic()
   local failed_step, err_msg, err_code
   for _, step in ipairs(M.STEPS) do
