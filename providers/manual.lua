@@ -202,9 +202,11 @@ if [ -z "$owner" ]; then
   created_log=no; [ -e "$log" ] || created_log=yes
   mongodb_default=no; [ -e /etc/default/mongodb ] || mongodb_default=yes
   mkdir -p "$d"
-  umask 022
+  # The record is root's alone (issue 14.13): it names what to undo.
+  umask 077
   printf 'env-uuid=%s\ncreated-data-dir=%s\ncreated-log-dir=%s\ncreated-etc-default-mongodb=%s\n' \
     "$uuid" "$created_data" "$created_log" "$mongodb_default" > "$rec.tmp"
+  umask 022
   mv -f "$rec.tmp" "$rec"
 fi
 echo ok

@@ -178,6 +178,11 @@ describe("manual provider #integration", function()
     assert.matches("created%-user=yes", out)
     assert.matches("juju%-[%d.]+%-%w+%-%w+%.tgz", out)
     assert.matches("\n600\n$", out)
+    -- Issue 14.13: the logs and the record are not world-readable.
+    local _, modes = on_host(server, "stat -c '%n %a %U:%G' /var/log/juju/cloud-init-output.log"
+      .. " /var/lib/juju/manual-provisioning.txt")
+    assert.matches("/var/log/juju/cloud%-init%-output%.log 640 root:adm\n", modes)
+    assert.matches("/var/lib/juju/manual%-provisioning%.txt 600 root:root\n", modes)
     -- Nothing was left in the login user's home and no script copy on disk.
     local _, listing = on_host(server, "ls -A /home/ubuntu; ls /var/lib/juju")
     assert.is_nil(listing:find("juju-tools-", 1, true), listing)

@@ -235,3 +235,31 @@ describe("unbounded reads", function()
     assert.matches('error reading environment info ".*e%.jenv": read .*: not a regular file', r.stderr)
   end)
 end)
+
+-- Issue 14.12: tools build directories follow TMPDIR, and those of a
+-- bootstrap killed with SIGKILL are swept by the next one.
+describe("temporary tools directories", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  it("live under TMPDIR, and a dead process's are swept", function()
+    local sys = require("juju.sys")
+    local root, env = home(DUMMY)
+    local tmp = root .. "/tmp"
+    assert(fs.mkdir_p(tmp, "0700"))
+    env.TMPDIR = tmp
+    local dead = assert(sys.spawn({ "true" }, {}))
+    dead:wait(10)
+    local dead_pid = dead:pid()
+    dead:close()
+    local live = assert(sys.spawn({ "sleep", "60" }, {}))
+    finally(function() live:kill("KILL"); live:wait(10); live:close() end)
+    for _, n in ipairs({ "juju-tools-" .. dead_pid .. "-AbC123", "juju-tools-" .. live:pid() .. "-XyZ789",
+      "juju-tools-notapid", "unrelated" }) do
+      assert(fs.mkdir_p(tmp .. "/" .. n .. "/x", "0700"))
+    end
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.matches("Building tools to upload", out .. err)
+    assert.are.same({ "juju-tools-" .. live:pid() .. "-XyZ789", "juju-tools-notapid", "unrelated" }, fs.list(tmp))
+  end)
+end)
