@@ -186,3 +186,125 @@ describe("azure storage", function()
     assert.has_error(function() azure.new() end)
   end)
 end)
+
+-- Faults: a proxy in front of the same azurite (tests/servers/azure-faults)
+-- answers chosen requests itself; the rest pass through still signed.
+describe("azure storage faults", function()
+  local server = require("juju.testing.server")
+  local json = require("juju.json")
+  local src = os.getenv("JUJU_TEST_SOURCE_DIR") or "."
+  local proxy = assert(server.start { name = "azure-faults", argv = { "/usr/bin/python3",
+    src .. "/tests/servers/azure-faults/proxy.py", "{host}", "{port}", tostring(az.server.port) } })
+  teardown(function() proxy:stop() end)
+  local endpoint = proxy.url .. "/" .. az.account
+  local tmp = assert(fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/juju-azure-faults-"))
+  teardown(function() fs.remove_tree(tmp) end)
+
+  local function faults(rules)
+    local r, msg = http.request { url = proxy.url .. "/__faults", method = "POST", retries = 0,
+      body = assert(json.encode(json.array(rules))) }
+    assert(r, msg)
+  end
+  local function seen()
+    return assert(json.decode(assert(http.get(proxy.url .. "/__faults/log", { retries = 0 })).body))
+  end
+  local function count(log, pattern)
+    local n = 0
+    for _, l in ipairs(log) do if l:find(pattern, 1, true) then n = n + 1 end end
+    return n
+  end
+  local function azure_error(code, message, detail)
+    return "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>" .. code .. "</Code><Message>" .. message ..
+      "\nRequestId:0f1e\nTime:2026-01-01T00:00:00Z</Message>" ..
+      (detail and ("<AuthenticationErrorDetail>" .. detail .. "</AuthenticationErrorDetail>") or "") .. "</Error>"
+  end
+  local function via_proxy(container, extra)
+    local o = { endpoint = endpoint }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    faults({})
+    return assert(open(container, o))
+  end
+
+  it("retries a 500 in the middle of a block upload; a lasting one fails it with nothing committed", function()
+    local st = via_proxy("midupload", { block_size = 1024 * 1024 })
+    local file = tmp .. "/mid"
+    assert(fs.write_atomic(file, string.rep(crypto.random_bytes(4096), 3 * 256)))
+    local second = "blockid=" .. http.url_escape(crypto.base64("juju-block-00000002"))
+    local err500 = { method = "PUT", contains = second, status = 500, times = 1,
+      headers = { ["x-ms-error-code"] = "InternalError" }, body = azure_error("InternalError", "Server error.") }
+    faults({ err500 })
+    assert.are.equal(3 * 1024 * 1024, assert(st:put_file("tools/a.tgz", file)))
+    assert.are.equal(2, count(seen(), second))
+    assert.are.equal((crypto.sha256_file(file)), crypto.sha256(st:get("tools/a.tgz")))
+    err500.times = 100
+    faults({ err500 })
+    local r, msg, code = st:put_file("tools/b.tgz", file)
+    assert.is_nil(r)
+    assert.are.equal("HTTP", code, msg)
+    assert.truthy(msg:find("InternalError", 1, true), msg)
+    assert.truthy(msg:find("block 2 of 3", 1, true), msg)
+    assert.are.equal(0, count(seen(), "comp=blocklist"))
+    assert_no_secret(msg, az.key)
+    faults({})
+    assert.is_false(st:exists("tools/b.tgz"))
+    assert.is_true(st:remove_all())
+    st:close()
+  end)
+
+  it("reports a malformed List Blobs body as INVALID", function()
+    local st = via_proxy("badxml")
+    faults({ { method = "GET", contains = "comp=list", status = 200, times = 1,
+      body = "<?xml version=\"1.0\"?><EnumerationResults><Blobs><Blob><Name>a</Name></Blo" } })
+    local r, msg, code = st:list()
+    assert.is_nil(r)
+    assert.are.equal("INVALID", code, msg)
+    assert.truthy(msg:find("List Blobs", 1, true), msg)
+    faults({ { method = "GET", contains = "comp=list", status = 200, times = 1, body = "<html>proxy page</html>" } })
+    r, msg, code = st:list()
+    assert.is_nil(r)
+    assert.are.equal("INVALID", code, msg)
+    faults({})
+    assert.are.same({}, st:list())
+    st:close()
+  end)
+
+  it("fails a truncated download without leaving a file", function()
+    local st = via_proxy("truncated")
+    assert.is_true(st:put("k", string.rep("x", 1000)))
+    faults({ { method = "GET", contains = "/truncated/k", status = 200, times = 10, length = 1000, body = "xxxx" } })
+    local r, msg = st:get("k")
+    assert.is_nil(r, "a truncated body must not be returned")
+    assert.is_string(msg)
+    r = st:get_to_file("k", tmp .. "/trunc")
+    assert.is_nil(r)
+    assert.is_false(fs.exists(tmp .. "/trunc"))
+    faults({})
+    assert.are.equal(string.rep("x", 1000), st:get("k"))
+    assert.is_true(st:remove_all())
+    st:close()
+  end)
+
+  it("says to check the clock when the request date is refused, and never echoes a signature", function()
+    local st = via_proxy("skew")
+    local forbidden = { ["x-ms-error-code"] = "AuthenticationFailed" }
+    faults({ { method = "GET", contains = "/skew/k", status = 403, times = 1, headers = forbidden,
+      body = azure_error("AuthenticationFailed", "Server failed to authenticate the request.",
+        "Request date header too old: 'Fri, 26 Jun 2015 23:39:12 GMT'") } })
+    local r, msg, code = st:get("k")
+    assert.is_nil(r)
+    assert.are.equal("AUTH", code, msg)
+    assert.truthy(msg:find("check this machine's clock", 1, true), msg)
+    assert.truthy(msg:find("storage-account-name", 1, true), msg)
+    -- real Azure quotes the request's MAC in the detail: it stays out
+    local mac = "ZmFrZS1zaWduYXR1cmUtdmFsdWUtZm9yLXRoZS10ZXN0LTE="
+    faults({ { method = "GET", contains = "/skew/k", status = 403, times = 1, headers = forbidden,
+      body = azure_error("AuthenticationFailed", "Server failed to authenticate the request.",
+        "The MAC signature found in the HTTP request '" .. mac .. "' is not the same as any computed signature.") } })
+    r, msg, code = st:get("k")
+    assert.is_nil(r)
+    assert.are.equal("AUTH", code, msg)
+    assert.is_nil(msg:find(mac, 1, true), msg)
+    faults({})
+    st:close()
+  end)
+end)

@@ -231,7 +231,8 @@ function Store:_put_blocks(name, path, size)
       headers = { ["Content-Length"] = tostring(#chunk) }, idempotent = true }
     if not resp then
       f:close()
-      return nil, msg, code
+      return nil, string.format("%s (put_file %s: block %d of %d; nothing was committed)", msg, name, i,
+        (size + self.block_size - 1) // self.block_size), code
     end
     sent = sent + #chunk
   end
