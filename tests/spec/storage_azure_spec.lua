@@ -171,6 +171,23 @@ describe("azure storage", function()
     st:close()
   end)
 
+  it("signs and fetches names that need escaping", function()
+    local st = assert(open("escaping"))
+    local names = { "tools/juju 1.25+x.tgz", "a%20b", "caf\u{e9}/n\u{e4}me", "q?x=1&y#z" }
+    for _, n in ipairs(names) do
+      assert.is_true(st:put(n, "data:" .. n), n)
+      assert.are.equal("data:" .. n, st:get(n), n)
+      assert.are.equal(#("data:" .. n), st:size(n), n)
+      assert.are.equal("data:" .. n, assert(http.get(assert(st:url(n)), { retries = 0 })).body, n)
+    end
+    table.sort(names)
+    assert.are.same(names, st:list())
+    for _, n in ipairs(names) do assert.is_true(st:remove(n)) end
+    assert.are.same({}, st:list())
+    assert.is_true(st:remove_all())
+    st:close()
+  end)
+
   it("refuses bad options with EINVAL", function()
     local st, msg, code = open("Bad_Name")
     assert.is_nil(st)
