@@ -89,7 +89,8 @@ end
 --- http://127.0.0.1:PORT/devstoreaccount1), http (juju.http options: proxy,
 --- ca_file, timeout ...), cancel, create (default true: make the container,
 --- an existing one is fine), version (x-ms-version, default sign.VERSION),
---- zero_length (see juju.cloud.sign.azure), block_size, page_size (List
+--- zero_length (see juju.cloud.sign.azure; azurite with a version before
+--- 2015-02-21 needs "empty"), block_size, page_size (List
 --- Blobs maxresults), clock (function -> epoch seconds, default os.time),
 --- account_key_name (how messages name the account setting, default
 --- "storage-account-name"), key_hint (where the key came from, for messages).
@@ -126,7 +127,7 @@ function M.new(opts)
   end
   self.sas = function(blob, expiry)
     return sign.sas({ account = self.account, key = key, container = self.container, blob = blob,
-      expiry = expiry, version = self.version })
+      expiry = expiry, version = self.version >= "2015-04-05" and self.version or sign.VERSION })
   end
   self.client = api.new { name = "azure blob storage", endpoint = endpoint, sign = sign_request,
     errors = parse_error, http = opts.http, cancel = opts.cancel }
@@ -371,7 +372,8 @@ function Store:remove_all()
 end
 
 --- url(name [, {expires = seconds}]) -> a read-only SAS URL for the blob
---- (default validity M.URL_EXPIRES).
+--- (default validity M.URL_EXPIRES), signed with the store's x-ms-version,
+--- or sign.VERSION when that is older than the SAS layouts (2015-04-05).
 function Store:url(name, opts)
   self:_check()
   local ok, msg, code = storage.check_name(name)
