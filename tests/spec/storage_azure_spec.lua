@@ -334,11 +334,13 @@ describe("azure storage faults", function()
     local mac = "ZmFrZS1zaWduYXR1cmUtdmFsdWUtZm9yLXRoZS10ZXN0LTE="
     faults({ { method = "GET", contains = "/skew/k", status = 403, times = 1, headers = forbidden,
       body = azure_error("AuthenticationFailed", "Server failed to authenticate the request.",
-        "The MAC signature found in the HTTP request '" .. mac .. "' is not the same as any computed signature.") } })
+        "The MAC signature found in the HTTP request '" .. mac .. "' is not the same as any computed signature. " ..
+        "Server used following string to sign: 'GET\n\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT'.") } })
     r, msg, code = st:get("k")
     assert.is_nil(r)
     assert.are.equal("AUTH", code, msg)
     assert.is_nil(msg:find(mac, 1, true), msg)
+    assert.is_nil(msg:find("clock", 1, true), "a signature mismatch is not about the clock: " .. msg)
     faults({})
     st:close()
   end)

@@ -41,6 +41,10 @@ local ERROR_CODES = {
   InvalidHeaderValue = "INVALID", InvalidQueryParameterValue = "INVALID",
 }
 
+-- AuthenticationErrorDetail phrases that mean the clocks disagree
+-- ("Request date header too old: ...", SAS "not valid in the specified time frame").
+local SKEW_PHRASES = { "date header too old", "in the future", "specified time frame" }
+
 local function child(el, name)
   for _, c in ipairs(el and el.children or {}) do
     if c.name == name then return c end
@@ -72,9 +76,14 @@ local function parse_error(resp)
   if message ~= "" and (reason == "" or message:sub(1, #reason) ~= reason) then
     text = text .. ": " .. message
   end
-  local detail = root and (child(root, "AuthenticationErrorDetail") or {}).text or ""
-  if detail:lower():find("date") or detail:lower():find("time") or detail:lower():find("expired") then
-    text = text .. " (the request's date was refused: check this machine's clock)"
+  -- Only Azure's own skew phrases: a signature mismatch's detail quotes the
+  -- string-to-sign, x-ms-date included, so "date" alone says nothing.
+  local detail = (root and (child(root, "AuthenticationErrorDetail") or {}).text or ""):lower()
+  for _, phrase in ipairs(SKEW_PHRASES) do
+    if detail:find(phrase, 1, true) then
+      text = text .. " (the request's date was refused: check this machine's clock)"
+      break
+    end
   end
   return ERROR_CODES[code], text
 end
