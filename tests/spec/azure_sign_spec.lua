@@ -7,7 +7,7 @@
 -- the signer produces is accepted and that a tampered header, a wrong key,
 -- no signature, a tampered or an expired SAS are refused with 403.
 local azure = require("juju.cloud.sign.azure")
-local azurite = require("servers.azurite.azurite")
+local azurite = require("servers.azure-blob.azurite")
 local crypto = require("juju.crypto")
 local http = require("juju.http")
 

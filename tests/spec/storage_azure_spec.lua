@@ -5,7 +5,7 @@
 -- account setting and the endpoint, never the key), a tampered signature,
 -- anonymous access refused while the SAS URL works and an expired SAS not.
 local azure = require("juju.cloud.storage.azure")
-local azurite = require("servers.azurite.azurite")
+local azurite = require("servers.azure-blob.azurite")
 local crypto = require("juju.crypto")
 local fs = require("juju.fs")
 local http = require("juju.http")

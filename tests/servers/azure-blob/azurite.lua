@@ -1,10 +1,10 @@
--- servers/azurite/azurite.lua: starts npm azurite 3.35.0's blob service
+-- servers/azure-blob/azurite.lua: starts npm azurite 3.35.0's blob service
 -- (installed by scripts/install-deps.sh) on loopback for the Azure specs,
 -- once per spec file. It checks SharedKey and SAS signatures (tampered,
 -- wrong-key and anonymous requests get 403). Telemetry is off (nothing
 -- leaves the machine) and it writes only into the server's private dir.
 --
---   local azurite = require("servers.azurite.azurite")
+--   local azurite = require("servers.azure-blob.azurite")
 --   local az = azurite.start()   -- raises with the log when it cannot start
 --   -- az.server (juju.testing.server), az.endpoint, az.account, az.key (base64)
 local server = require("juju.testing.server")
