@@ -15,6 +15,7 @@ import datetime
 import gzip
 import json
 import sys
+import urllib.request
 import uuid
 from unittest import mock
 
@@ -44,6 +45,13 @@ def code_of(fn, **kw):
     except ClientError as e:
         return e.response["Error"]["Code"]
     return None
+
+
+def settle(endpoint):
+    # The fake's test control: wait until its launchers have answered, so
+    # the DescribeInstances calls below count state changes deterministically.
+    with urllib.request.urlopen(endpoint + "/_admin/settle?timeout=60", timeout=90) as r:
+        r.read()
 
 
 def check(report, name, ok, detail=None):
@@ -117,6 +125,7 @@ def sequence(endpoint, creds):
     r["instance_id"] = iid
     r["reservation_id"] = first["ReservationId"]
 
+    settle(endpoint)
     state, address, polls = None, None, 0
     while polls < 20:
         polls += 1
@@ -153,6 +162,7 @@ def sequence(endpoint, creds):
     term = ec2.terminate_instances(InstanceIds=[iid])["TerminatingInstances"][0]
     check(r, "terminate: shutting-down", term["CurrentState"]["Name"] == "shutting-down"
           and term["PreviousState"]["Name"] == "running", term)
+    settle(endpoint)
     polls = 0
     while polls < 20:
         polls += 1

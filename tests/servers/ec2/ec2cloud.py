@@ -88,6 +88,7 @@ class Cloud:
         self.fates = []  # what the next launched instances do instead of running
         self.launch_index = 0
         self.pool_used = 0
+        self.launcher_on = True  # "launcher": false in the config: addresses from the pool instead
         self.configure(config)
 
     # ---- configuration -------------------------------------------------
@@ -111,6 +112,8 @@ class Cloud:
                              ("instance_types", None), ("accept_unknown_images", False)):
             if key in c or not hasattr(self, key):
                 setattr(self, key, c.get(key, default))
+        if "launcher" in c:
+            self.launcher_on = bool(c["launcher"])
         if "address_pool" in c or not hasattr(self, "address_pool"):
             self.address_pool = c.get("address_pool") or ["127.0.100.%d" % i for i in range(1, 255)]
 
@@ -544,7 +547,7 @@ class Cloud:
             self.instances[iid] = inst
             if tags:
                 self.tags[iid] = dict(tags)
-            if self.launcher.enabled:
+            if self.launcher.enabled and self.launcher_on:
                 inst.launch = self.launcher.launch(inst)
             else:
                 inst.address = self._pool_address()

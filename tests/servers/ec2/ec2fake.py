@@ -24,6 +24,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+sys.dont_write_bytecode = True  # nothing written into the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ec2auth  # noqa: E402
@@ -169,6 +170,8 @@ class Fake:
                 raise ApiError(400, "NoSuchVersion",
                                "An invalid or unrecognized version was specified in the request: %s" % version)
             parsed = self.model.parse_input(action, params)
+            if parsed.pop("DryRun", False):
+                raise ApiError(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
             handler = getattr(self.cloud, action, None)
             if handler is None or not action[0].isupper():
                 raise ApiError(400, "UnsupportedOperation", "The EC2 fake does not implement %s" % action)
@@ -235,6 +238,17 @@ class Fake:
             req = json.loads(body or b"null")
             ids = [self.add_fault(f) for f in (req if isinstance(req, list) else [req])]
             return 200, {"ids": ids}
+        if path == "/_admin/settle":
+            # Until every launcher has answered and every terminator exited,
+            # so a test's DescribeInstances calls count deterministically.
+            deadline = time.monotonic() + float(q.get("timeout", 30))
+            while time.monotonic() < deadline:
+                busy = [j for j in self.launcher.jobs
+                        if not j.done and not (j.kind == "launcher" and (j.address or j.failed))]
+                if not busy:
+                    return 200, {"settled": True}
+                time.sleep(0.02)
+            return 504, {"settled": False, "busy": [j.status() for j in busy]}
         if path == "/_admin/config" and method == "POST":
             req = json.loads(body or b"{}")
             if "clock_offset" in req:
