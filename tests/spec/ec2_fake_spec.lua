@@ -7,6 +7,7 @@
 local server = require("juju.testing.server")
 local http = require("juju.http")
 local json = require("juju.json")
+local yaml = require("juju.yaml")
 local xml = require("juju.xml")
 local gzip = require("juju.gzip")
 local crypto = require("juju.crypto")
@@ -35,8 +36,17 @@ describe("the EC2 fake", function()
     return r.body:sub(1, 1) == "{" and assert(json.decode(r.body)) or r.body
   end
 
-  local function botoclient(...)
-    return assert(sys.run({ PYTHON, DIR .. "/botoclient.py", ... }, { timeout = 120 }))
+  -- The independent client (botoclient.py serve): botocore's EC2 client
+  -- and signer in one process for the whole spec.
+  local boto_url
+  local function botoclient(path, body)
+    local r, msg, _, resp = http.request { url = boto_url .. path, method = "POST", retries = 0, timeout = 300,
+      body = assert(json.encode(body or {})), headers = { ["Content-Type"] = "application/json" } }
+    r = r or resp
+    assert(r, msg)
+    local out = assert(json.decode(r.body))
+    assert(r.status == 200, out.error)
+    return out
   end
 
   -- Form-encodes params (sorted, so the request is reproducible).
@@ -52,10 +62,8 @@ describe("the EC2 fake", function()
   -- A request signed by botocore's SigV4Auth (with opts.secret instead of
   -- the real one, at opts.time instead of now). GET puts the params in the
   -- query, as Juju 1.25 did; POST in a form body, as botocore does.
-  local n = 0
   local function signed(params, opts)
     opts = opts or {}
-    n = n + 1
     local method = opts.method or "POST"
     local q = form(params)
     local req = { method = method, url = s.url .. "/", body = "", time = opts.time,
@@ -65,21 +73,11 @@ describe("the EC2 fake", function()
     else
       req.body = q
     end
-    local c = creds
-    if opts.secret then
-      c = work .. "/wrong-creds.json"
-      write_json(c, { access_key = opts.access_key or ACCESS, secret_key = opts.secret, region = REGION })
-    end
-    local rf = string.format("%s/req-%d.json", work, n)
-    write_json(rf, req)
-    local r = botoclient("sign", c, rf)
-    assert(r.code == 0, r.stderr)
-    req.headers = assert(json.decode(r.stdout))
+    req.headers = botoclient("/sign", { request = req, secret = opts.secret, access_key = opts.access_key })
     return req
   end
 
-  -- Sends a request (after opts.tamper(req) if given); returns status, the
-  -- parsed XML root, the body.
+  -- Sends a request as it is; returns status, the parsed XML root, the body.
   local function send(req)
     local r, msg, _, resp = http.request { url = req.url, method = req.method, headers = req.headers,
       body = req.method ~= "GET" and req.body or nil, retries = 0 }
@@ -136,10 +134,15 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
         "--terminator", "/bin/sh " .. work .. "/terminate.sh" },
       env = { RECORD_DIR = records },
     })
+    local b = assert(server.start {
+      name = "botoclient",
+      argv = { PYTHON, DIR .. "/botoclient.py", "serve", "{host}", "{port}", s.url, creds },
+    })
+    boto_url = b.url
   end)
 
   teardown(function()
-    if s then s:stop() end
+    server.stop_all()
     h.cleanup()
   end)
 
@@ -148,16 +151,13 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
   end)
 
   it("runs the provider's whole sequence through botocore's own EC2 client", function()
-    local r = botoclient("sequence", s.url, creds)
-    local report = json.decode(r.stdout)
-    assert(report, "botoclient printed no report: " .. r.stdout .. r.stderr)
+    local report = botoclient("/sequence")
     local failed = {}
     for _, c in ipairs(report.checks or {}) do
       if not c.ok then failed[#failed + 1] = c.name .. ": " .. assert(json.encode(c.detail)) end
     end
     assert.are.same({}, failed)
     assert.is_nil(report.error)
-    assert.are.equal(0, r.code, r.stderr)
     assert.is_true(report.ok)
     -- The instance was a launched host: its address is the launcher's.
     local index = fs.read_file(records .. "/" .. report.instance_id .. ".index")
@@ -335,10 +335,117 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("Server.InternalError", find(item, "stateReason/code").text)
   end)
 
+  -- One call through botocore's client: the parsed answer (botocore's
+  -- member names) or {Error = {Code, Message}}.
+  local function boto(operation, params)
+    return botoclient("/call", { operation = operation, params = params or {} })
+  end
+
+  it("retries a RunInstances whose answer was lost with the same ClientToken: one instance", function()
+    admin("POST", "/_admin/faults", { action = "RunInstances", drop_response = true })
+    local req = signed({ Action = "RunInstances", Version = "2014-10-01", ImageId = "ami-26745463",
+      MinCount = "1", MaxCount = "1", ClientToken = "spec-dropped-1" })
+    local r, _, code = http.request { url = req.url, method = "POST", headers = req.headers, body = req.body,
+      retries = 0 }
+    assert.is_nil(r)
+    assert.is_not_nil(code)
+    local status, root = send(req)
+    assert.are.equal(200, status)
+    local id = find(root, "instancesSet/item/instanceId").text
+    local calls = admin("GET", "/_admin/calls?action=RunInstances").calls
+    assert.are.equal("spec-dropped-1", calls[#calls - 1].params.ClientToken)
+    assert.are.equal("spec-dropped-1", calls[#calls].params.ClientToken)
+    assert.are.equal("(answer dropped)", calls[#calls - 1].code)
+    local mine = {}
+    for _, i in ipairs(admin("GET", "/_admin/state").instances) do
+      if i.client_token == "spec-dropped-1" then mine[#mine + 1] = i.id end
+    end
+    assert.are.same({ id }, mine)
+  end)
+
+  it("resets the connection without doing anything, and records the delayed call", function()
+    admin("POST", "/_admin/faults", { action = "CreateSecurityGroup", reset = true })
+    local params = { Action = "CreateSecurityGroup", Version = "2014-10-01", GroupName = "juju-reset",
+      GroupDescription = "juju group" }
+    local req = signed(params)
+    local r, _, code = http.request { url = req.url, method = "POST", headers = req.headers, body = req.body,
+      retries = 0 }
+    assert.is_nil(r)
+    assert.is_not_nil(code)
+    assert.are.same({ Error = { Code = "InvalidGroup.NotFound",
+      Message = "The security group 'juju-reset' does not exist" } },
+      boto("describe_security_groups", { GroupNames = { "juju-reset" } }))
+    admin("POST", "/_admin/faults", { action = "DescribeRegions", delay = 0.01 })
+    assert.are.equal(200, (call({ Action = "DescribeRegions", Version = "2014-10-01" })))
+    local calls = admin("GET", "/_admin/calls?action=DescribeRegions").calls
+    assert.are.equal(1, #calls[#calls].faults)
+  end)
+
+  it("keeps EC2's group rules: revoke, DependencyViolation for a group another group's rule uses", function()
+    local a = boto("create_security_group", { GroupName = "juju-rules", Description = "juju group" }).GroupId
+    local b = boto("create_security_group", { GroupName = "juju-rules-0", Description = "juju group" }).GroupId
+    local perm = { IpProtocol = "tcp", FromPort = 37017, ToPort = 37017, UserIdGroupPairs = { { GroupId = a } } }
+    assert.is_true(boto("authorize_security_group_ingress", { GroupId = b, IpPermissions = { perm } }).Return)
+    assert.are.equal("DependencyViolation", boto("delete_security_group", { GroupId = a }).Error.Code)
+    assert.is_true(boto("revoke_security_group_ingress", { GroupId = b, IpPermissions = { perm } }).Return)
+    assert.are.equal("InvalidPermission.NotFound",
+      boto("revoke_security_group_ingress", { GroupId = b, IpPermissions = { perm } }).Error.Code)
+    assert.is_nil(boto("delete_security_group", { GroupId = a }).Error)
+    assert.is_nil(boto("delete_security_group", { GroupName = "juju-rules-0" }).Error)
+  end)
+
+  it("answers a default VPC, quotas and constrained zones as configured", function()
+    admin("POST", "/_admin/config", { default_vpc = "vpc-0a1b2c3d", max_instances = 0,
+      zones = { "us-east-1a", { name = "us-east-1b", state = "impaired" } } })
+    local attrs = boto("describe_account_attributes", { AttributeNames = { "default-vpc" } })
+    assert.are.equal("vpc-0a1b2c3d", attrs.AccountAttributes[1].AttributeValues[1].AttributeValue)
+    local vpcs = boto("describe_vpcs", {}).Vpcs
+    assert.are.equal(1, #vpcs)
+    assert.is_true(vpcs[1].IsDefault)
+    local subnets = boto("describe_subnets", { Filters = { { Name = "vpc-id", Values = { "vpc-0a1b2c3d" } } } })
+    assert.are.equal(2, #subnets.Subnets)
+    assert.is_true(subnets.Subnets[1].DefaultForAz)
+    local quota = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1 })
+    assert.are.equal("InstanceLimitExceeded", quota.Error.Code)
+    admin("POST", "/_admin/config", { max_instances = 20 })
+    local zoned = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1,
+      Placement = { AvailabilityZone = "us-east-1b" } })
+    assert.are.equal("InsufficientInstanceCapacity", zoned.Error.Code)
+    assert.matches("Availability Zone", zoned.Error.Message)
+    admin("POST", "/_admin/config", { default_vpc = yaml.null,
+      zones = { "us-east-1a", "us-east-1b", "us-east-1c" } })
+    assert.are.equal("none", boto("describe_account_attributes", {}).AccountAttributes[2].AttributeValues[1].AttributeValue)
+  end)
+
+  it("without the launcher, gives instances addresses from the pool", function()
+    admin("POST", "/_admin/config", { launcher = false, address_pool = { "127.0.100.7" } })
+    local run = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1 })
+    admin("POST", "/_admin/config", { launcher = true })
+    local id = run.Instances[1].InstanceId
+    local item = describe_until(id, "pending")
+    assert.are.equal("running", find(item, "instanceState/name").text)
+    assert.are.equal("127.0.100.7", find(item, "privateIpAddress").text)
+    assert.is_false(fs.exists(records .. "/" .. id .. ".index"))
+  end)
+
   it("keeps secrets out of the journal", function()
     local calls = assert(json.encode(admin("GET", "/_admin/calls")))
     assert.is_nil(calls:find(SECRET, 1, true))
     assert.is_nil(calls:find("Signature=", 1, true))
     assert.matches("base64 characters", calls)
+  end)
+
+  -- Last: it stops the fake.
+  it("runs the terminator for every launched host still up when it is stopped", function()
+    local up = {}
+    for _, i in ipairs(admin("GET", "/_admin/state").instances) do
+      if i.launcher ~= yaml.null and i.state ~= "terminated" and i.state ~= "shutting-down" then up[#up + 1] = i end
+    end
+    assert.is_true(#up >= 1)
+    assert.is_nil(s:log_text():find(SECRET, 1, true))
+    assert.is_true(s:stop())
+    for _, i in ipairs(up) do
+      assert.are.equal(i.address .. "\n", fs.read_file(records .. "/" .. i.id .. ".terminated"))
+    end
   end)
 end)

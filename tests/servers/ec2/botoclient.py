@@ -4,8 +4,17 @@ botocore's own EC2 client (its serializer, SigV4 signer and XML parser).
 
   botoclient.py sequence ENDPOINT CREDS.json   run the whole provider-like sequence,
                                                print one JSON report, exit 0 only if it held
+  botoclient.py call ENDPOINT CREDS.json OPERATION PARAMS.json
+                                               one call through botocore's client (OPERATION
+                                               in botocore's snake_case); prints the parsed
+                                               answer, or {"Error": {"Code", "Message"}}, as JSON
   botoclient.py sign CREDS.json REQ.json       sign a raw request with botocore's
                                                SigV4Auth and print its headers as JSON
+  botoclient.py serve HOST PORT ENDPOINT CREDS.json
+                                               the same three over HTTP (one process for a
+                                               whole spec): POST /sequence, POST /call
+                                               {"operation", "params"}, POST /sign {"request",
+                                               "secret"?, "access_key"?}; JSON answers
 
 CREDS.json: {"access_key": ..., "secret_key": ..., "region": ...} (a file, so
 the secret is never on a command line). REQ.json: {"method", "url",
@@ -191,7 +200,52 @@ def sign(creds, req):
     return {k: v for k, v in ar.headers.items()}
 
 
+def serve(host, port, endpoint, creds):
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    ec2 = client(endpoint, creds)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, fmt, *args):
+            pass
+
+        def do_POST(self):
+            req = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+            try:
+                if self.path == "/sequence":
+                    try:
+                        out = sequence(endpoint, creds)
+                    except ClientError as e:
+                        out = {"ok": False, "error": str(e), "response": e.response}
+                elif self.path == "/call":
+                    try:
+                        out = getattr(ec2, req["operation"])(**req.get("params", {}))
+                    except ClientError as e:
+                        out = {"Error": e.response["Error"]}
+                elif self.path == "/sign":
+                    c = dict(creds)
+                    c["secret_key"] = req.get("secret", c["secret_key"])
+                    c["access_key"] = req.get("access_key", c["access_key"])
+                    out = sign(c, req["request"])
+                else:
+                    out = {"error": "unknown path " + self.path}
+                status = 200
+            except Exception as e:  # the spec shows it
+                status, out = 500, {"error": "%s: %s" % (type(e).__name__, e)}
+            data = json.dumps(out, default=str).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    HTTPServer((host, int(port)), Handler).serve_forever()
+
+
 def main():
+    if len(sys.argv) == 6 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3], sys.argv[4], load(sys.argv[5]))
+        return
     if len(sys.argv) == 4 and sys.argv[1] == "sequence":
         try:
             r = sequence(sys.argv[2], load(sys.argv[3]))
@@ -199,6 +253,14 @@ def main():
             r = {"ok": False, "error": str(e), "response": e.response}
         print(json.dumps(r, indent=1, default=str))
         sys.exit(0 if r["ok"] else 1)
+    if len(sys.argv) == 6 and sys.argv[1] == "call":
+        ec2 = client(sys.argv[2], load(sys.argv[3]))
+        try:
+            out = getattr(ec2, sys.argv[4])(**load(sys.argv[5]))
+        except ClientError as e:
+            out = {"Error": e.response["Error"]}
+        print(json.dumps(out, default=str))
+        return
     if len(sys.argv) == 4 and sys.argv[1] == "sign":
         print(json.dumps(sign(load(sys.argv[2]), load(sys.argv[3]))))
         return
