@@ -417,6 +417,22 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("none", boto("describe_account_attributes", {}).AccountAttributes[2].AttributeValues[1].AttributeValue)
   end)
 
+  it("lets a client wait for termination by retrying DeleteSecurityGroup", function()
+    local g = boto("create_security_group", { GroupName = "juju-wait", Description = "juju group" }).GroupId
+    local id = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1,
+      SecurityGroupIds = { g } }).Instances[1].InstanceId
+    assert.are.equal("running", find(describe_until(id, "pending"), "instanceState/name").text)
+    boto("terminate_instances", { InstanceIds = { id } })
+    admin("GET", "/_admin/settle?timeout=20")
+    local codes = {}
+    for _ = 1, 5 do
+      local r = boto("delete_security_group", { GroupId = g })
+      codes[#codes + 1] = r.Error and r.Error.Code or "deleted"
+      if not r.Error then break end
+    end
+    assert.are.same({ "DependencyViolation", "deleted" }, codes)
+  end)
+
   it("without the launcher, gives instances addresses from the pool", function()
     admin("POST", "/_admin/config", { launcher = false, address_pool = { "127.0.100.7" } })
     local run = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1 })

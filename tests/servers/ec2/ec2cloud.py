@@ -109,6 +109,7 @@ class Cloud:
             self.images = [self._image(i) for i in imgs]
         for key, default in (("pending_describes", 1), ("terminating_describes", 1),
                              ("max_instances", 20), ("default_vpc", None),
+                             ("clock_actions", ["DescribeInstances", "DeleteSecurityGroup"]),
                              ("instance_types", None), ("accept_unknown_images", False)):
             if key in c or not hasattr(self, key):
                 setattr(self, key, c.get(key, default))
@@ -564,7 +565,9 @@ class Cloud:
         return addr
 
     def advance(self):
-        """One DescribeInstances call's worth of time for every instance."""
+        """One tick of instance life (a call of clock_actions: DescribeInstances,
+        and DeleteSecurityGroup, the other way a client waits for an instance
+        to go: retrying DependencyViolation)."""
         for inst in self.instances.values():
             inst.ticks += 1
             if inst.state == "pending":
@@ -648,7 +651,6 @@ class Cloud:
                  "group-name", "group-id", "tag-key", "tag-value", "client-token", "private-ip-address",
                  "ip-address"}
         self._check_filters(filters, known)
-        self.advance()
         by_res = {}
         order = []
         for inst in self.instances.values():

@@ -20,6 +20,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
@@ -176,6 +177,8 @@ class Fake:
             if handler is None or not action[0].isupper():
                 raise ApiError(400, "UnsupportedOperation", "The EC2 fake does not implement %s" % action)
             with self.cloud.lock:
+                if action in self.cloud.clock_actions:
+                    self.cloud.advance()
                 out = handler(parsed)
             data = self.model.response_xml(action, version, rid, out)
             entry.update(status=200, code=None)
@@ -186,6 +189,11 @@ class Fake:
             entry.update(status=e.status, code=e.code, message=e.message)
             log("call %d %s: %d %s: %s" % (entry["n"], action or "-", e.status, e.code, e.message))
             return e.status, error_xml(e.code, e.message, rid), None
+        except Exception as e:  # a bug of the fake: loud in its log, a 500 to the client
+            log("call %d %s: the fake failed:\n%s" % (entry["n"], action or "-", traceback.format_exc()))
+            msg = "ec2fake bug (see its log): %s: %s" % (type(e).__name__, e)
+            entry.update(status=500, code="InternalError", message=msg)
+            return 500, error_xml("InternalError", msg, rid), None
 
     @staticmethod
     def redact(params):
