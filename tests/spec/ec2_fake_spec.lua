@@ -417,11 +417,20 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("none", boto("describe_account_attributes", {}).AccountAttributes[2].AttributeValues[1].AttributeValue)
   end)
 
+  local function has(list, v)
+    for _, x in ipairs(list) do
+      if x == v then return true end
+    end
+  end
+
   it("lets a client wait for termination by retrying DeleteSecurityGroup", function()
     local g = boto("create_security_group", { GroupName = "juju-wait", Description = "juju group" }).GroupId
     local id = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1,
       SecurityGroupIds = { g } }).Instances[1].InstanceId
     assert.are.equal("running", find(describe_until(id, "pending"), "instanceState/name").text)
+    local left = admin("GET", "/_admin/leftovers")
+    assert.is_true(has(left.instances, id))
+    assert.is_true(has(left.groups, "juju-wait"))
     boto("terminate_instances", { InstanceIds = { id } })
     admin("GET", "/_admin/settle?timeout=20")
     local codes = {}
@@ -431,6 +440,9 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
       if not r.Error then break end
     end
     assert.are.same({ "DependencyViolation", "deleted" }, codes)
+    left = admin("GET", "/_admin/leftovers")
+    assert.is_nil(has(left.instances, id))
+    assert.is_nil(has(left.groups, "juju-wait"))
   end)
 
   it("without the launcher, gives instances addresses from the pool", function()

@@ -225,6 +225,12 @@ class Fake:
         if path == "/_admin/state":
             with self.cloud.lock:
                 return 200, json.loads(json.dumps(self.cloud.snapshot(), default=str))
+        if path == "/_admin/leftovers":
+            # What a destroy-environment must leave empty: instances not yet
+            # terminated, and every security group.
+            with self.cloud.lock:
+                return 200, {"instances": [i.id for i in self.cloud.instances.values() if i.state != "terminated"],
+                             "groups": sorted(g.name for g in self.cloud.groups.values())}
         if path.startswith("/_admin/user-data/"):
             iid = path[len("/_admin/user-data/"):]
             with self.cloud.lock:
