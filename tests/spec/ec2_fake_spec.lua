@@ -194,6 +194,11 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.is_nil(body:find(SECRET, 1, true))
     assert.is_nil(body:find("not-the-secret", 1, true))
     assert.is_nil(s:log_text():find(SECRET, 1, true))
+    admin("POST", "/_admin/config", { signature_error = "SignatureDoesNotMatch" })
+    status, root = call({ Action = "DescribeRegions", Version = "2014-10-01" }, { secret = "not-the-secret" })
+    admin("POST", "/_admin/config", { signature_error = "AuthFailure" })
+    assert.are.equal(403, status)
+    assert.are.equal("SignatureDoesNotMatch", error_code(root))
   end)
 
   it("refuses an unknown access key with AuthFailure", function()

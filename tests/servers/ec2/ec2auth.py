@@ -50,9 +50,11 @@ def parse_authorization(value):
     return cred[0], cred[1:], fields["SignedHeaders"].split(";"), fields["Signature"]
 
 
-def verify(method, url, headers, body, credentials, region, now, service="ec2"):
+def verify(method, url, headers, body, credentials, region, now, service="ec2", mismatch="AuthFailure"):
     """headers: list of (name, value) as received. credentials: {access_key:
-    secret_key}. now: datetime (UTC, naive) of the fake's clock.
+    secret_key}. now: datetime (UTC, naive) of the fake's clock. mismatch:
+    the code for a wrong signature: "AuthFailure" (401, what EC2 answers a
+    wrong secret) or "SignatureDoesNotMatch" (403).
     Returns the access key on success, raises ApiError otherwise."""
     hmap = {}
     for name, value in headers:
@@ -98,5 +100,9 @@ def verify(method, url, headers, body, credentials, region, now, service="ec2"):
     canonical = signer.canonical_request(req)
     expected = signer.signature(signer.string_to_sign(req, canonical), req)
     if not hmac.compare_digest(expected, signature):
+        if mismatch == "SignatureDoesNotMatch":
+            raise ApiError(403, "SignatureDoesNotMatch",
+                           "The request signature we calculated does not match the signature you provided. "
+                           "Check your AWS Secret Access Key and signing method.")
         raise auth_failure()
     return access_key

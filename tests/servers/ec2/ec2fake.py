@@ -60,6 +60,7 @@ class Fake:
             raise SystemExit("ec2fake: the config names no credentials (\"credentials\": {ACCESS: SECRET})")
         self.versions = set(config.get("versions") or ["2014-10-01", self.model.api_version])
         self.clock_offset = float(config.get("clock_offset", 0))
+        self.signature_error = config.get("signature_error", "AuthFailure")
         self.launcher = launcher
         self.cloud = Cloud(config, launcher, config["dir"], log)
         types = self.model.service.shape_for("InstanceType").enum
@@ -145,7 +146,8 @@ class Fake:
             self.journal.append(entry)
         after = None
         try:
-            ec2auth.verify(method, url, headers, body, self.credentials, self.cloud.region, self.now())
+            ec2auth.verify(method, url, headers, body, self.credentials, self.cloud.region, self.now(),
+                           mismatch=self.signature_error)
             entry["authenticated"] = True
             if not action:
                 raise ApiError(400, "MissingAction", "The request must contain the parameter Action")
@@ -267,6 +269,8 @@ class Fake:
             req = json.loads(body or b"{}")
             if "clock_offset" in req:
                 self.clock_offset = float(req["clock_offset"])
+            if "signature_error" in req:
+                self.signature_error = req["signature_error"]
             with self.cloud.lock:
                 self.cloud.configure(req)
             return 200, {"ok": True}
