@@ -119,6 +119,7 @@ describe("the EC2 fake", function()
     -- given and answers the instance's address.
     h.write(work .. "/launch.sh", [[
 set -e
+if [ -e "$RECORD_DIR/fail-next" ]; then rm "$RECORD_DIR/fail-next"; echo "no host today" >&2; exit 3; fi
 cp "$USER_DATA_FILE" "$RECORD_DIR/$INSTANCE_ID.user-data"
 stat -c %a "$USER_DATA_FILE" > "$RECORD_DIR/$INSTANCE_ID.mode"
 echo "$INSTANCE_INDEX" > "$RECORD_DIR/$INSTANCE_ID.index"
@@ -459,6 +460,19 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("running", find(item, "instanceState/name").text)
     assert.are.equal("127.0.100.7", find(item, "privateIpAddress").text)
     assert.is_false(fs.exists(records .. "/" .. id .. ".index"))
+  end)
+
+  it("sends an instance whose launcher fails to terminated, with the launcher's status", function()
+    h.write(records .. "/fail-next", "")
+    local id = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1 }).Instances[1].InstanceId
+    local item = describe_until(id, "pending")
+    assert.are.equal("terminated", find(item, "instanceState/name").text)
+    assert.matches("launcher exited with status 3", find(item, "stateReason/message").text)
+    local output
+    for _, i in ipairs(admin("GET", "/_admin/state").instances) do
+      if i.id == id then output = i.launcher.output end
+    end
+    assert.are.same({ "stderr: no host today" }, output)
   end)
 
   it("keeps secrets out of the journal", function()

@@ -7,7 +7,8 @@ stdout line once the host is up (e.g. once its sshd listens); until then the
 instance stays pending. A launcher that exits without printing one fails the
 instance (it goes to terminated with the launcher's exit status as reason).
 TerminateInstances runs the terminator with INSTANCE_ID and
-INSTANCE_ADDRESS; the instance stays shutting-down until it exits."""
+INSTANCE_ADDRESS; the instance stays shutting-down until it exits. stderr
+lines go to the fake's log and to /_admin/state."""
 
 import ipaddress
 import os
@@ -26,14 +27,18 @@ class Job:
         self.proc = None
         try:
             self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                                         stderr=subprocess.PIPE, start_new_session=True)
         except OSError as e:
             self.failed = "cannot run %s %r: %s" % (kind, argv[0], e)
             self.done = True
             return
-        threading.Thread(target=self._watch, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        self.err_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.err_reader.start()
+        threading.Thread(target=self._wait, daemon=True).start()
 
-    def _watch(self):
+    def _read(self):
         first = True
         for raw in self.proc.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
@@ -46,7 +51,20 @@ class Job:
                 except ValueError:
                     self.failed = "launcher's first line is not an IPv4 address: %r" % line[:100]
             self.log("%s %d: %s" % (self.kind, self.proc.pid, line))
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            if len(self.output) < 50:
+                self.output.append("stderr: " + line)
+            self.log("%s %d stderr: %s" % (self.kind, self.proc.pid, line))
+
+    def _wait(self):
+        # Exit, not end of output, is what counts: a host the launcher left
+        # running may keep its stdout open.
         self.code = self.proc.wait()
+        self.reader.join(1)
+        self.err_reader.join(1)
         if self.kind == "launcher" and self.address is None and self.failed is None:
             self.failed = "launcher exited with status %d without printing an address" % self.code
         if self.kind == "terminator" and self.code != 0:
@@ -55,7 +73,8 @@ class Job:
 
     def status(self):
         return {"pid": self.proc.pid if self.proc else None, "address": self.address, "failed": self.failed,
-                "done": self.done, "exit_code": self.code, "output": list(self.output)}
+                "done": self.done, "exit_code": self.code,
+                "output": list(self.output)}  # stdout lines, then "stderr: ..." ones as they came
 
     def wait(self, timeout):
         if self.proc is None:
