@@ -284,7 +284,8 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
   -- Describes until the instance leaves `from` (bounded in calls: the fake
   -- counts state changes in DescribeInstances calls, not in time).
   local function describe_until(id, from)
-    admin("GET", "/_admin/settle?timeout=20")
+    local settled = admin("GET", "/_admin/settle?timeout=20")
+    assert(settled.settled, "the fake's launchers did not answer: " .. assert(json.encode(settled)))
     local item
     for _ = 1, 5 do
       local status, root = call({ Action = "DescribeInstances", Version = "2014-10-01", ["InstanceId.1"] = id })
