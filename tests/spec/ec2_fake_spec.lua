@@ -185,6 +185,57 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("us-east-1a", find(root, "availabilityZoneInfo/item/zoneName").text)
   end)
 
+  it("accepts Juju 1.25's parameter shapes (GET, 2014-10-01) for its bootstrap calls", function()
+    local function get(params)
+      params.Version = "2014-10-01"
+      params.Timestamp = "2015-08-30T12:36:00Z"
+      local status, root, body = call(params, { method = "GET" })
+      assert(status == 200, body)
+      return root
+    end
+    get { Action = "DescribeAccountAttributes" }
+    local gid = find(get { Action = "CreateSecurityGroup", GroupName = "juju-j125",
+      GroupDescription = "juju group" }, "groupId").text
+    get { Action = "AuthorizeSecurityGroupIngress", GroupId = gid,
+      ["IpPermissions.1.IpProtocol"] = "tcp", ["IpPermissions.1.FromPort"] = "22", ["IpPermissions.1.ToPort"] = "22",
+      ["IpPermissions.1.IpRanges.1.CidrIp"] = "0.0.0.0/0",
+      ["IpPermissions.2.IpProtocol"] = "udp", ["IpPermissions.2.FromPort"] = "0",
+      ["IpPermissions.2.ToPort"] = "65535", ["IpPermissions.2.Groups.1.GroupId"] = gid }
+    local groups = get { Action = "DescribeSecurityGroups", ["GroupName.1"] = "juju-j125" }
+    assert.are.equal(gid, find(groups, "securityGroupInfo/item/groupId").text)
+    local rules = {}
+    for _, p in ipairs(find(groups, "securityGroupInfo/item/ipPermissions").children) do
+      local src = find(p, "ipRanges/item/cidrIp") or find(p, "groups/item/groupId")
+      rules[#rules + 1] = find(p, "ipProtocol").text .. " " .. find(p, "fromPort").text .. "-"
+        .. find(p, "toPort").text .. " " .. src.text
+    end
+    assert.are.same({ "tcp 22-22 0.0.0.0/0", "udp 0-65535 " .. gid }, rules)
+    local zones = get { Action = "DescribeAvailabilityZones", ["Filter.1.Name"] = "region-name",
+      ["Filter.1.Value.1"] = REGION }
+    local zone = find(zones, "availabilityZoneInfo/item/zoneName").text
+    local run = get { Action = "RunInstances", ImageId = "ami-26745463", InstanceType = "m3.medium",
+      MinCount = "1", MaxCount = "1", ["SecurityGroupId.1"] = gid, ClientToken = "juju125-token",
+      ["Placement.AvailabilityZone"] = zone, UserData = crypto.base64(gzip.gzip("#cloud-config\n")),
+      ["BlockDeviceMapping.1.DeviceName"] = "/dev/sda1", ["BlockDeviceMapping.1.Ebs.VolumeSize"] = "8",
+      ["BlockDeviceMapping.2.DeviceName"] = "/dev/sdb", ["BlockDeviceMapping.2.VirtualName"] = "ephemeral0" }
+    local id = find(run, "instancesSet/item/instanceId").text
+    assert.are.equal(zone, find(run, "instancesSet/item/placement/availabilityZone").text)
+    get { Action = "CreateTags", ["ResourceId.1"] = id, ["Tag.1.Key"] = "Name", ["Tag.1.Value"] = "juju-j125-machine-0" }
+    admin("GET", "/_admin/settle?timeout=20")
+    local item
+    for _ = 1, 3 do
+      item = find(get { Action = "DescribeInstances", ["Filter.1.Name"] = "instance-state-name",
+        ["Filter.1.Value.1"] = "pending", ["Filter.1.Value.2"] = "running",
+        ["Filter.2.Name"] = "instance.group-id", ["Filter.2.Value.1"] = gid,
+        ["Filter.3.Name"] = "instance-id", ["Filter.3.Value.1"] = id }, "reservationSet/item/instancesSet/item")
+      if find(item, "instanceState/name").text == "running" then break end
+    end
+    assert.are.equal("running", find(item, "instanceState/name").text)
+    assert.truthy(find(item, "ipAddress").text:match("^127%."))
+    assert.are.equal("juju-j125-machine-0", find(item, "tagSet/item/value").text)
+    get { Action = "TerminateInstances", ["InstanceId.1"] = id }
+  end)
+
   it("refuses a wrong secret with AuthFailure (401), naming no secret", function()
     local status, root, body = call({ Action = "DescribeAccountAttributes", Version = "2014-10-01" },
       { secret = "not-the-secret" })
