@@ -298,6 +298,11 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
       MinCount = "one", MaxCount = "1" })
     assert.are.equal(400, status)
     assert.are.equal("InvalidParameterValue", error_code(root))
+    status, root = call({ Action = "DescribeInstances", Version = "2014-10-01", ["Filter.1.Name"] = "bogus",
+      ["Filter.1.Value.1"] = "x" })
+    assert.are.equal(400, status)
+    assert.are.equal("InvalidParameterValue", error_code(root))
+    assert.matches("The filter 'bogus' is invalid", find(root, "Errors/Error/Message").text)
     status, root = call({ Action = "DescribeEverything", Version = "2014-10-01" })
     assert.are.equal(400, status)
     assert.are.equal("InvalidAction", error_code(root))
@@ -414,6 +419,10 @@ echo "127.0.0.$((20 + INSTANCE_INDEX))"
     assert.are.equal("spec-dropped-1", calls[#calls - 1].params.ClientToken)
     assert.are.equal("spec-dropped-1", calls[#calls].params.ClientToken)
     assert.are.equal("(answer dropped)", calls[#calls - 1].code)
+    -- the same token with other parameters is EC2's IdempotentParameterMismatch
+    local other = boto("run_instances", { ImageId = "ami-26745463", MinCount = 1, MaxCount = 1,
+      InstanceType = "m3.large", ClientToken = "spec-dropped-1" })
+    assert.are.equal("IdempotentParameterMismatch", other.Error.Code)
     local mine = {}
     for _, i in ipairs(admin("GET", "/_admin/state").instances) do
       if i.client_token == "spec-dropped-1" then mine[#mine + 1] = i.id end
