@@ -35,7 +35,7 @@ local s3rver = assert(server.start {
 local checker = assert(server.start {
   name = "s3check", host = "127.0.0.6",
   argv = { "/usr/bin/python3", SRC .. "/tests/servers/s3check/s3check.py", "--listen", "{host}:{port}",
-           "--upstream", s3rver.url, "--access-key", ACCESS, "--region", REGION },
+           "--upstream", s3rver.url, "--access-key", ACCESS, "--region", REGION, "--region", "eu-west-1" },
   env = { S3CHECK_SECRET_KEY = SECRET },
 })
 teardown(server.stop_all)
@@ -129,6 +129,19 @@ describe("s3check (the botocore signature check)", function()
     assert.matches("SignatureDoesNotMatch", resp.body)
   end)
 
+  it("refuses a CreateBucket whose location constraint is not the signed region", function()
+    local c = api.new{ name = "s3", endpoint = checker.url,
+      sign = sigv4.signer{ access_key = ACCESS, secret_key = SECRET, region = "eu-west-1", service = "s3" } }
+    local body = '<CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">' ..
+      '<LocationConstraint>us-west-2</LocationConstraint></CreateBucketConfiguration>'
+    local r, _, _, resp = c:request{ method = "PUT", path = "/check-location", body = body }
+    assert.is_nil(r)
+    assert.matches("IllegalLocationConstraintException", resp.body)
+    local r2, _, _, resp2 = c:request{ method = "PUT", path = "/check-location" }
+    assert.is_nil(r2)
+    assert.matches("IllegalLocationConstraintException", resp2.body)
+  end)
+
   it("refuses an anonymous request", function()
     local r = http.get(checker.url .. "/check-ok/k", { retries = 0 })
     assert.is_nil(r)
@@ -217,6 +230,15 @@ describe("s3 storage", function()
     assert(st:remove_all())
   end)
 
+  it("works in a region other than us-east-1 (LocationConstraint, scope)", function()
+    local st = assert(open("in-eu", { region = "eu-west-1" }))
+    assert(st:put("a", "1"))
+    assert.are.equal("1", assert(st:get("a")))
+    assert.truthy(assert(st:url("a")):find("%2Feu-west-1%2Fs3%2F", 1, true))
+    assert.are.equal("1", assert(http.get(assert(st:url("a")), { retries = 0 })).body)
+    assert(st:remove_all())
+  end)
+
   it("creates the bucket idempotently", function()
     assert(open("twice"))
     local st = assert(open("twice"))
@@ -229,6 +251,16 @@ describe("s3 storage", function()
     local url = assert(st:url("tools/a b.tgz"))
     assert.truthy(url:find("^https://juju%-x%.s3%.example%.com/tools/a%%20b%.tgz%?"), url)
     assert.truthy(url:find("X-Amz-Credential=AK%2F19700101%2Feu-west-1%2Fs3%2Faws4_request", 1, true), url)
+  end)
+
+  it("refuses a bucket name S3 would refuse, with EINVAL naming it", function()
+    for _, b in ipairs({ "ab", "Upper", "-lead", "trail-", "a..b", "192.168.1.1", "under_score", ("x"):rep(64) }) do
+      local st, msg, code = open(b)
+      assert.is_nil(st, b)
+      assert.are.equal("EINVAL", code)
+      assert.truthy(msg:find(string.format("%q", b), 1, true), msg)
+    end
+    assert.is_true(s3.check_bucket_name("juju-0123.abc"))
   end)
 
   it("raises on misuse: missing options, use after close", function()

@@ -10,7 +10,9 @@ answered 403 SignatureDoesNotMatch (as S3 does, with SignatureProvided in
 the body, so a client that copies error bodies into messages is caught).
 It also checks the payload hash (x-amz-content-sha256 against the body),
 the clock (15 minutes, RequestTimeTooSkewed) and, for presigned URLs,
-X-Amz-Expires against its own clock (AccessDenied "Request has expired").
+X-Amz-Expires against its own clock (AccessDenied "Request has expired"),
+and that a CreateBucket outside us-east-1 names its region in S3's
+namespace (IllegalLocationConstraintException / MalformedXML).
 Requests that pass are forwarded to the upstream s3rver unchanged.
 
 Test controls (no auth; loopback only):
@@ -19,8 +21,9 @@ Test controls (no auth; loopback only):
   GET  /__s3check/stats                       {"checked": n, "rejected": n, "forwarded": n}
 
 Usage: S3CHECK_SECRET_KEY=SK s3check.py --listen HOST:PORT
-           --upstream http://HOST:PORT --access-key AK [--region us-east-1]
-(the secret comes from the environment, never the command line)
+           --upstream http://HOST:PORT --access-key AK [--region R]...
+(regions accepted, default us-east-1;
+ the secret comes from the environment, never the command line)
 """
 import argparse
 import datetime
@@ -32,6 +35,7 @@ import re
 import sys
 import threading
 import urllib.parse
+from xml.etree import ElementTree
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
@@ -42,6 +46,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
 AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([a-z0-9;\-]+), Signature=([0-9a-f]{64})$")
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_SKEW = datetime.timedelta(minutes=15)
 
 
@@ -124,7 +129,7 @@ class Handler(BaseHTTPRequestHandler):
         if ak != st.args.access_key:
             return self.reject(403, "InvalidAccessKeyId",
                                "The AWS Access Key Id you provided does not exist in our records.", "access key")
-        if service != "s3" or region != st.args.region:
+        if service != "s3" or region not in st.args.regions:
             return self.reject(400, "AuthorizationHeaderMalformed", "Wrong region or service in the credential.",
                                "scope %s/%s" % (region, service))
         amz_date = self.headers.get("X-Amz-Date")
@@ -158,7 +163,7 @@ class Handler(BaseHTTPRequestHandler):
         url = "http://%s%s" % (self.headers.get("Host"), self.path)
         req = self.botocore_request(url, signed, body)
         req.context["timestamp"] = amz_date
-        auth = S3SigV4Auth(Credentials(st.args.access_key, st.args.secret_key), "s3", st.args.region)
+        auth = S3SigV4Auth(Credentials(st.args.access_key, st.args.secret_key), "s3", region)
         creq = auth.canonical_request(req)
         sts = auth.string_to_sign(req, creq)
         expected = auth.signature(sts, req)
@@ -167,6 +172,30 @@ class Handler(BaseHTTPRequestHandler):
                                "The request signature we calculated does not match the signature you provided. "
                                "Check your key and signing method.", "signature",
                                "<SignatureProvided>%s</SignatureProvided>" % provided)
+        return self.check_location(region, body)
+
+    # CreateBucket outside us-east-1 must name the region it is sent to, in
+    # S3's namespace (S3: IllegalLocationConstraintException otherwise).
+    def check_location(self, region, body):
+        path = urllib.parse.urlsplit(self.path).path.strip("/")
+        if self.command != "PUT" or not path or "/" in path:
+            return True
+        want = None if region == "us-east-1" else region
+        got = None
+        if body:
+            try:
+                root = ElementTree.fromstring(body)
+            except ElementTree.ParseError as e:
+                return self.reject(400, "MalformedXML", "The XML you provided was not well-formed.", str(e))
+            el = root.find("{%s}LocationConstraint" % S3_NS)
+            if root.tag != "{%s}CreateBucketConfiguration" % S3_NS or el is None:
+                return self.reject(400, "MalformedXML", "Not a CreateBucketConfiguration in the S3 namespace.",
+                                   root.tag)
+            got = el.text
+        if got != want:
+            return self.reject(400, "IllegalLocationConstraintException",
+                               "The %s location constraint is incompatible for the region specific endpoint "
+                               "this request was sent to." % (got or "unspecified"), "location %s" % got)
         return True
 
     def check_query_auth(self, body):
@@ -183,7 +212,7 @@ class Handler(BaseHTTPRequestHandler):
                                "query parameters")
         if q.get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" or len(cred) != 5 or cred[0] != st.args.access_key:
             return self.reject(403, "InvalidAccessKeyId", "Bad credential.", "credential")
-        if cred[2] != st.args.region or cred[3] != "s3" or cred[1] != amz_date[:8]:
+        if cred[2] not in st.args.regions or cred[3] != "s3" or cred[1] != amz_date[:8]:
             return self.reject(400, "AuthorizationQueryParametersError", "Bad credential scope.", "scope")
         try:
             when = parse_amz_date(amz_date)
@@ -200,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         url = "http://%s%s?%s" % (self.headers.get("Host"), split.path, rest)
         req = self.botocore_request(url, signed, body)
         req.context["timestamp"] = amz_date
-        auth = S3SigV4QueryAuth(Credentials(st.args.access_key, st.args.secret_key), "s3", st.args.region,
+        auth = S3SigV4QueryAuth(Credentials(st.args.access_key, st.args.secret_key), "s3", cred[2],
                                 expires=expires)
         creq = auth.canonical_request(req)
         sts = auth.string_to_sign(req, creq)
@@ -293,8 +322,9 @@ def main():
     ap.add_argument("--listen", required=True)
     ap.add_argument("--upstream", required=True)
     ap.add_argument("--access-key", required=True)
-    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--region", action="append", help="a region the checker accepts (repeatable)")
     args = ap.parse_args()
+    args.regions = args.region or ["us-east-1"]
     args.secret_key = os.environ.get("S3CHECK_SECRET_KEY")
     if not args.secret_key:
         sys.exit("s3check: S3CHECK_SECRET_KEY is not set")

@@ -80,6 +80,22 @@ local function required(opts, key)
   return v
 end
 
+--- true, or nil and why the bucket name breaks S3's rules (3..63
+--- characters of a-z, 0-9, '.', '-'; starting and ending with a letter or
+--- digit; not an IP address).
+function M.check_bucket_name(name)
+  local function bad(why)
+    return nil, string.format("bad S3 bucket name %q: %s (control-bucket in the environment configuration)", name, why)
+  end
+  if #name < 3 or #name > 63 then return bad("must be 3 to 63 characters") end
+  if not name:match("^[a-z0-9][a-z0-9.-]*[a-z0-9]$") then
+    return bad("only lower-case letters, digits, '.' and '-', starting and ending with a letter or digit")
+  end
+  if name:find("..", 1, true) then return bad("two adjacent periods") end
+  if name:match("^%d+%.%d+%.%d+%.%d+$") then return bad("looks like an IP address") end
+  return true
+end
+
 --- opts: endpoint, region, bucket, access_key, secret_key (required);
 --- path_style (default true: endpoint/bucket/key; false: bucket.host/key),
 --- http (juju.http options: proxy, ca_file, timeout...), create (default
@@ -98,6 +114,8 @@ function M.new(opts)
   local secret = required(opts, "secret_key")
   local scheme, host = endpoint:match("^(https?)://([^/]+)$")
   if not scheme then error("s3.new: endpoint must be http(s)://host[:port], got " .. endpoint, 2) end
+  local ok_name, why = M.check_bucket_name(bucket)
+  if not ok_name then return nil, why, "EINVAL" end
   if self.path_style then
     self.base = endpoint .. "/" .. sigv4.uri_encode(bucket)
   else
@@ -151,8 +169,9 @@ end
 
 local function region_body(region)
   if region == "us-east-1" then return nil end
-  return assert(xml.encode({ name = "CreateBucketConfiguration", ns = "http://s3.amazonaws.com/doc/2006-03-01/",
-    children = { { name = "LocationConstraint", text = region } } }, { declaration = true }))
+  local ns = "http://s3.amazonaws.com/doc/2006-03-01/"
+  return assert(xml.encode({ name = "CreateBucketConfiguration", ns = ns,
+    children = { { name = "LocationConstraint", ns = ns, text = region } } }, { declaration = true }))
 end
 
 --- Creates the bucket; an existing bucket of ours is fine.
