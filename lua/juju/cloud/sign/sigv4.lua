@@ -262,8 +262,10 @@ end
 --- x-amz-content-sha256 (UNSIGNED-PAYLOAD when r.payload_hash says so).
 function M.sign(r, creds, opts)
   check_creds(creds, "sign")
-  opts = opts or {}
-  opts.service = opts.service or creds.service
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.service = o.service or creds.service
+  opts = o
   r.headers = r.headers or {}
   local amz_date
   local existing = find_header(r.headers, "x-amz-date")
