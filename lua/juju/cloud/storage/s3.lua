@@ -235,15 +235,41 @@ function Store:put(name, data)
   return true
 end
 
+-- The file's sha256 (hex) and MD5 (raw) in one streamed pass, and its
+-- size; or nil, message, code.
+local function hash_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    local st = fs.stat(path)
+    return nil, tostring(err), st and "EACCES" or "ENOENT"
+  end
+  local sha <close> = mac.new("sha256")
+  local md5 <close> = mac.new("md5")
+  local size = 0
+  while true do
+    local chunk, rerr = f:read(65536)
+    if not chunk then
+      if rerr then
+        f:close()
+        return nil, path .. ": " .. tostring(rerr), "EIO"
+      end
+      break
+    end
+    sha:update(chunk)
+    md5:update(chunk)
+    size = size + #chunk
+  end
+  f:close()
+  return sha:hexdigest(), md5:digest(), size
+end
+
 --- Streams the file (body_file) with its sha256 as the signed payload hash
---- and its MD5 as Content-MD5, both computed first by streaming reads.
+--- and its MD5 as Content-MD5, both computed first in one streamed pass.
 function Store:put_file(name, src)
   local path, msg, code = checked(self, name)
   if not path then return nil, msg, code end
-  local sha, size = crypto.sha256_file(src)
-  if not sha then return nil, string.format("s3 storage: put_file %q: %s", name, tostring(size)), "ENOENT" end
-  local md5, merr, mcode = mac.file("md5", src)
-  if not md5 then return nil, string.format("s3 storage: put_file %q: %s", name, tostring(merr)), mcode end
+  local sha, md5, size = hash_file(src)
+  if not sha then return nil, string.format("s3 storage: put_file %q: %s", name, md5), size end
   local resp, wmsg, wcode = self:_write(string.format("put_file %q", name), {
     method = "PUT", path = path, body_file = src, body_sha256 = sha,
     headers = { ["Content-MD5"] = crypto.base64(md5), ["Content-Type"] = "application/octet-stream" },
