@@ -45,8 +45,9 @@ local function stats()
   return assert(json.decode(r.body))
 end
 
-local function inject(what)
-  assert(http.request { url = checker.url .. "/__s3check/inject?what=" .. what, method = "POST", retries = 0 })
+local function inject(what, times)
+  assert(http.request { url = checker.url .. "/__s3check/inject?what=" .. what .. "&times=" .. (times or 1),
+    method = "POST", retries = 0 })
 end
 
 local function open(bucket, extra)
@@ -258,6 +259,39 @@ describe("s3 storage", function()
     assert.is_nil(r2)
     assert.are.equal("EIO", code2)
     assert.is_false(st:exists("x"))
+    assert(st:remove_all())
+  end)
+
+  it("retries a 500, signing the retry afresh", function()
+    local st = assert(open("retry-500"))
+    local r0 = stats().rejected
+    inject("error-500")
+    assert.is_true(st:put("a", "after a 500"))
+    assert.are.equal("after a 500", assert(st:get("a")))
+    assert.are.equal(r0, stats().rejected)
+    inject("error-500", 3) -- every attempt fails: the error says so
+    local r, msg, code = st:put("b", "never")
+    assert.is_nil(r)
+    assert.are.equal("HTTP", code)
+    assert.matches("500", msg)
+    assert.matches("InternalError", msg)
+    assert(st:remove_all())
+  end)
+
+  it("retries a truncated download, and leaves no partial file when every attempt is cut", function()
+    local st = assert(open("truncated"))
+    local tmp = assert(fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/juju-s3-trunc-"))
+    local data = string.rep("0123456789abcdef", 8192)
+    assert(st:put("obj", data))
+    inject("truncate-get")
+    assert.are.equal(#data, assert(st:get_to_file("obj", tmp .. "/one")))
+    assert.are.equal(data, assert(fs.read_file(tmp .. "/one")))
+    inject("truncate-get", 3)
+    local r, msg = st:get_to_file("obj", tmp .. "/two")
+    assert.is_nil(r)
+    assert.is_string(msg)
+    assert.are.same({ "one" }, assert(fs.list(tmp)))
+    fs.remove_tree(tmp)
     assert(st:remove_all())
   end)
 

@@ -16,8 +16,11 @@ namespace (IllegalLocationConstraintException / MalformedXML).
 Requests that pass are forwarded to the upstream s3rver unchanged.
 
 Test controls (no auth; loopback only):
-  POST /__s3check/inject?what=malformed-list  the next ListObjects answer is
-                                              replaced by malformed XML
+  POST /__s3check/inject?what=W[&times=N]    the next N (default 1) requests
+      of the kind get a fault: malformed-list (a ListObjects answer replaced
+      by malformed XML), error-500 (any checked request answered 500
+      InternalError instead of forwarded), truncate-get (an object GET cut
+      off after half its body, the connection closed)
   GET  /__s3check/stats                       {"checked": n, "rejected": n, "forwarded": n}
 
 Usage: S3CHECK_SECRET_KEY=SK s3check.py --listen HOST:PORT
@@ -54,12 +57,20 @@ class State:
     def __init__(self, args):
         self.args = args
         self.lock = threading.Lock()
-        self.inject = set()
+        self.inject = {}
         self.stats = {"checked": 0, "rejected": 0, "forwarded": 0}
 
     def count(self, key):
         with self.lock:
             self.stats[key] += 1
+
+    def take(self, what):
+        with self.lock:
+            n = self.inject.get(what, 0)
+            if n > 0:
+                self.inject[what] = n - 1
+                return True
+            return False
 
 
 def error_xml(code, message, extra=""):
@@ -246,7 +257,8 @@ class Handler(BaseHTTPRequestHandler):
         q = dict(urllib.parse.parse_qsl(split.query))
         if split.path == "/__s3check/inject" and self.command == "POST":
             with st.lock:
-                st.inject.add(q.get("what", ""))
+                what = q.get("what", "")
+                st.inject[what] = st.inject.get(what, 0) + int(q.get("times", "1"))
             return self.reply(200, b"ok\n", {"Content-Type": "text/plain"})
         if split.path == "/__s3check/stats":
             with st.lock:
@@ -272,16 +284,17 @@ class Handler(BaseHTTPRequestHandler):
         is_list = (self.command == "GET" and split.path.strip("/").count("/") == 0 and split.path.strip("/")
                    and "X-Amz-Signature=" not in self.path)
         if is_list:
-            with st.lock:
-                inject = "malformed-list" in st.inject
-                st.inject.discard("malformed-list")
-            if inject:
+            if st.take("malformed-list"):
                 self.log_message("INJECT malformed ListObjects body")
                 return self.reply(200, b'<?xml version="1.0"?><ListBucketResult><Contents><Key>a</Key></Contents'
                                        b'><IsTruncated>false</ListBucketResult>')
-        self.forward(body)
+        if st.take("error-500"):
+            self.log_message("INJECT 500")
+            return self.reply(500, error_xml("InternalError", "We encountered an internal error. Please try again."))
+        is_object_get = self.command == "GET" and split.path.strip("/").count("/") >= 1
+        self.forward(body, truncate=is_object_get and st.take("truncate-get"))
 
-    def forward(self, body):
+    def forward(self, body, truncate=False):
         st = self.server.state
         up = urllib.parse.urlsplit(st.args.upstream)
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
@@ -311,6 +324,12 @@ class Handler(BaseHTTPRequestHandler):
         elif not length_sent:
             self.send_header("Content-Length", "0")
         self.end_headers()
+        if truncate:
+            self.log_message("INJECT truncated body (%d of %d bytes)", len(data) // 2, len(data))
+            self.wfile.write(data[:len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         if self.command != "HEAD":
             self.wfile.write(data)
 
