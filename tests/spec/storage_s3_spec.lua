@@ -122,6 +122,25 @@ describe("s3check (the botocore signature check)", function()
     assert.matches("XAmzContentSHA256Mismatch", resp.body)
   end)
 
+  it("refuses a Content-MD5 that does not match the body (signed, so only the digest is wrong)", function()
+    local b = make_bucket("check-md5")
+    local r, _, _, resp = client():request{ method = "PUT", path = "/" .. b .. "/k", body = "hello",
+      headers = { ["Content-MD5"] = "XrY7u+Ae7tCTyyK7j1rNww==" } } -- MD5 of "hello world"
+    assert.is_nil(r)
+    assert.are.equal(400, resp.status)
+    assert.matches("BadDigest", resp.body)
+  end)
+
+  it("keeps signatures out of its log", function()
+    local st = assert(open("check-log"))
+    assert(st:put("k", "v"))
+    assert(http.get(assert(st:url("k")), { retries = 0 }))
+    local log = checker:log_text()
+    assert.matches("X%-Amz%-Signature=REDACTED", log)
+    assert.is_nil(log:find("X-Amz-Signature=%x"), "a signature in the checker's log")
+    assert(st:remove_all())
+  end)
+
   it("refuses a wrong secret key", function()
     local b = make_bucket("check-secret")
     local r, _, code, resp = client(nil, "wrong-secret-key-42"):request{ method = "GET", path = "/" .. b .. "/k" }

@@ -9,6 +9,7 @@ request's own X-Amz-Date and SignedHeaders, and compares: a mismatch is
 answered 403 SignatureDoesNotMatch (as S3 does, with SignatureProvided in
 the body, so a client that copies error bodies into messages is caught).
 It also checks the payload hash (x-amz-content-sha256 against the body),
+Content-MD5 (BadDigest),
 the clock (15 minutes, RequestTimeTooSkewed) and, for presigned URLs,
 X-Amz-Expires against its own clock (AccessDenied "Request has expired"),
 and that a CreateBucket outside us-east-1 names its region in S3's
@@ -29,6 +30,7 @@ Usage: S3CHECK_SECRET_KEY=SK s3check.py --listen HOST:PORT
  the secret comes from the environment, never the command line)
 """
 import argparse
+import base64
 import datetime
 import hashlib
 import http.client
@@ -49,6 +51,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding
 AUTH_RE = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
     r"SignedHeaders=([a-z0-9;\-]+), Signature=([0-9a-f]{64})$")
+SIGNATURE_RE = re.compile(r"(X-Amz-Signature=|Signature=)[0-9a-fA-F]+")
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 MAX_SKEW = datetime.timedelta(minutes=15)
 
@@ -87,7 +90,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "s3check"
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("s3check: %s\n" % (fmt % args))
+        # Presigned URLs carry signatures: never into the log.
+        line = SIGNATURE_RE.sub(r"\1REDACTED", fmt % args)
+        sys.stderr.write("s3check: %s\n" % line)
+        sys.stderr.flush()
 
     def read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -171,6 +177,10 @@ class Handler(BaseHTTPRequestHandler):
             return self.reject(400, "XAmzContentSHA256Mismatch",
                                "The provided 'x-amz-content-sha256' header does not match what was computed.",
                                "payload hash")
+        md5 = self.headers.get("Content-MD5")
+        if md5 is not None and md5 != base64.b64encode(hashlib.md5(body).digest()).decode():
+            return self.reject(400, "BadDigest", "The Content-MD5 you specified did not match what we received.",
+                               "Content-MD5")
         url = "http://%s%s" % (self.headers.get("Host"), self.path)
         req = self.botocore_request(url, signed, body)
         req.context["timestamp"] = amz_date
