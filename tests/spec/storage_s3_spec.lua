@@ -29,7 +29,8 @@ assert(fs.exists(S3RVER_JS), S3RVER_JS .. " not found: run scripts/install-deps.
 
 local s3rver = assert(server.start {
   name = "s3rver", host = "127.0.0.5",
-  argv = { "node", S3RVER_JS, "--address", "{host}", "--port", "{port}", "--directory", "{dir}", "--silent" },
+  argv = { "node", S3RVER_JS, "--address", "{host}", "--port", "{port}", "--directory", "{dir}", "--silent",
+           "--service-endpoint", "s3.test" },
   env = { NODE_PATH = NODE_PATH },
 })
 local checker = assert(server.start {
@@ -318,6 +319,20 @@ describe("s3 storage", function()
     assert(open("twice"))
     local st = assert(open("twice"))
     assert(st:remove_all())
+  end)
+
+  it("works with virtual-hosted buckets (path_style false) through an HTTP proxy", function()
+    local st = assert(open("vhosted", { endpoint = "http://s3.test", path_style = false,
+      http = { proxy = { http = checker.url } } }))
+    assert(st:put("tools/a b.tgz", "vh"))
+    assert.are.equal("vh", assert(st:get("tools/a b.tgz")))
+    assert.are.same({ "tools/a b.tgz" }, assert(st:list()))
+    local url = assert(st:url("tools/a b.tgz"))
+    assert.truthy(url:find("^http://vhosted%.s3%.test/tools/a%%20b%.tgz%?"), url)
+    assert.are.equal("vh", assert(http.get(url, { retries = 0, proxy = { http = checker.url } })).body)
+    assert(st:remove_all())
+    -- The same bucket seen path-style: gone with remove_all.
+    assert.are.same({}, assert(assert(open("vhosted", { create = false })):list()))
   end)
 
   it("builds virtual-hosted URLs when path_style is false", function()

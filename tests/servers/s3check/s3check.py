@@ -14,7 +14,9 @@ the clock (15 minutes, RequestTimeTooSkewed) and, for presigned URLs,
 X-Amz-Expires against its own clock (AccessDenied "Request has expired"),
 and that a CreateBucket outside us-east-1 names its region in S3's
 namespace (IllegalLocationConstraintException / MalformedXML).
-Requests that pass are forwarded to the upstream s3rver unchanged.
+Requests that pass are forwarded to the upstream s3rver unchanged. It
+also serves as an HTTP proxy (absolute request targets), so virtual-hosted
+bucket URLs under a made-up domain reach s3rver with their Host header.
 
 Test controls (no auth; loopback only):
   POST /__s3check/inject?what=W[&times=N]    the next N (default 1) requests
@@ -279,6 +281,12 @@ class Handler(BaseHTTPRequestHandler):
     def handle_any(self):
         st = self.server.state
         body = self.read_body()
+        # Used as an HTTP proxy (virtual-hosted buckets under a made-up
+        # domain): the request target is absolute; the Host header names
+        # the bucket's host, and s3rver (--service-endpoint) reads it.
+        if self.path.startswith("http://"):
+            absolute = urllib.parse.urlsplit(self.path)
+            self.path = absolute.path + ("?" + absolute.query if absolute.query else "")
         if self.path.startswith("/__s3check/"):
             return self.control()
         st.count("checked")
