@@ -91,7 +91,7 @@ describe("local provider", function()
     assert(fs.chmod(home, "0755"))
     assert.are.equal(0, sys.run({ "chown", "nobody", home }, {}).code)
     local juju = require("helpers").juju_exe
-    local script = table.concat({ juju .. " init", juju .. " bootstrap", juju .. " status",
+    local script = table.concat({ juju .. " init", juju .. " switch local", juju .. " bootstrap", juju .. " status",
       juju .. " destroy-environment -y local" }, " && ")
     local r = sys.run({ "/usr/sbin/runuser", "-u", "nobody", "--", "env", "HOME=" .. home,
       "JUJU_HOME=" .. home .. "/.juju", "PATH=" .. sys.getenv("PATH"), "ASAN_OPTIONS=detect_leaks=0",

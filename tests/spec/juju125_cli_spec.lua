@@ -364,8 +364,9 @@ describe("Juju 1.25 CLI (issue 15)", function()
       local types = {}
       for _, e in pairs(doc.environments) do types[#types + 1] = e.type end
       table.sort(types)
-      assert.are.same({ "local", "manual" }, types)
-      assert.are.equal("local", doc.default)
+      assert.are.same({ "ec2", "local", "manual" }, types)
+      assert.are.equal("amazon", doc.default)
+      -- a user's ec2 script (found first) keeps it so
       h.write(env.JUJU_HOME .. "/providers/ec2.lua", [[
         local P = { name = "ec2", api_version = 2, description = "Amazon EC2", config = { fields = {} } }
         for _, op in ipairs({ "prepare_for_bootstrap", "open", "state_server_instances", "start_instance", "destroy", "storage" }) do
