@@ -558,7 +558,7 @@ local function wait_running(env, id)
       local list, msg, code, ec2code = describe_instances(env, { ["InstanceId.1"] = id })
       if not list then
         if ec2code == "InvalidInstanceID.NotFound" then return nil, msg end
-        return false, msg, code
+        return false, string.format("cannot read the state of instance %s: %s", id, msg), code
       end
       local raw = list[1]
       if not raw then return nil, "instance not listed yet" end

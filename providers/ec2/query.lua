@@ -65,6 +65,14 @@ function M.error_of(body)
   return M.text(err, "Code"), M.text(err, "Message")
 end
 
+--- The client's message without the request's query string (it carries
+--- the parameters: the user-data, which holds machine 0's host key) and
+--- with the action named: "ec2 RunInstances: GET http://host/: 500 ...".
+function M.clean_message(action, msg)
+  msg = tostring(msg or ""):gsub("%?Action=[^%s]*[^%s:]", ""):gsub("^ec2: ", "")
+  return "ec2 " .. action .. ": " .. msg
+end
+
 local Client = {}
 Client.__index = Client
 
@@ -94,7 +102,7 @@ function Client:_once(action, params)
   local resp, msg, code, eresp = self.api:request { method = "GET", path = "/", query = q, idempotent = true }
   if not resp then
     local ec2code = eresp and M.error_of(eresp.body)
-    return nil, msg, code, ec2code
+    return nil, M.clean_message(action, msg), code, ec2code
   end
   local root, perr = xml.decode(resp.body, "EC2 " .. action .. " answer")
   if not root then return nil, string.format("ec2: %s: malformed answer: %s", action, perr), "HTTP" end

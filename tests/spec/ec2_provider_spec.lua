@@ -399,12 +399,16 @@ describe("the ec2 provider", function()
       local env, _, j, _, lines = opened()
       admin("POST", "/_admin/faults", { action = "DescribeInstances", error = "RequestLimitExceeded", count = 7 })
       admin("POST", "/_admin/faults", { action = "CreateSecurityGroup", error = "RequestLimitExceeded", count = 4 })
+      admin("DELETE", "/_admin/calls")
       local inst = assert(start(env, j))
       assert.are.equal("running", inst.status)
-      assert.are.same({}, admin("GET", "/_admin/faults").faults or {})
+      assert.are.same({}, admin("GET", "/_admin/faults").faults)
+      local throttled = 0
+      for _, c in ipairs(calls()) do if c.code == "RequestLimitExceeded" then throttled = throttled + 1 end end
+      assert.are.equal(11, throttled)
       assert(provider.destroy(env))
       assert.are.equal(0, alive(env))
-      local _ = lines
+      for _, l in ipairs(lines) do no_secret(l) end
     end)
 
     it("makes InsufficientInstanceCapacity in every zone one clear error, and the journal cleans up", function()
@@ -447,6 +451,48 @@ describe("the ec2 provider", function()
       assert.matches("is terminated", err)
       assert(release_journal(provider, env, pc, j, { destroy = true }))
       assert.are.equal(0, #groups_named("juju-" .. env.name))
+    end)
+  end)
+
+  describe("faults in each call start_instance makes", function()
+    local ACTIONS = { "DescribeAvailabilityZones", "CreateSecurityGroup", "DescribeSecurityGroups", "CreateTags",
+      "AuthorizeSecurityGroupIngress", "RunInstances", "DescribeInstances" }
+    local FAULTS = {
+      { "an error", { error = "InternalError", count = -1 } },
+      { "a connection reset", { reset = true, count = -1 } },
+      { "throttling", { error = "RequestLimitExceeded", count = 3 } },
+    }
+    for _, action in ipairs(ACTIONS) do
+      for _, f in ipairs(FAULTS) do
+        it(action .. " meeting " .. f[1] .. ": started, or one clear line and nothing left", function()
+          local env, pc, j = opened()
+          local fault = { action = action }
+          for k, v in pairs(f[2]) do fault[k] = v end
+          admin("POST", "/_admin/faults", fault)
+          local inst, err = start(env, j)
+          admin("DELETE", "/_admin/faults")
+          if f[1] == "throttling" then
+            assert(inst, err)
+          elseif not inst then
+            assert.is_truthy(err:find("ec2 " .. action .. ": ", 1, true), err)
+            assert.is_nil(err:find("\n", 1, true))
+            -- the request's parameters (the user-data holds the host key) stay out
+            assert.is_nil(err:find("UserData", 1, true), err)
+            assert.is_nil(err:find("Action=", 1, true), err)
+            no_secret(err)
+          end
+          assert(release_journal(provider, env, pc, j, { destroy = true }))
+          assert.are.equal(0, alive(env))
+          assert.are.equal(0, #groups_named("juju-" .. env.name))
+          assert.are.equal(0, #groups_named("juju-" .. env.name .. "-0"))
+        end)
+      end
+    end
+
+    it("never sends the secret: no request parameter carries it", function()
+      for _, c in ipairs(calls()) do
+        for k, v in pairs(c.params or {}) do no_secret(tostring(k) .. "=" .. tostring(v)) end
+      end
     end)
   end)
 
