@@ -617,7 +617,6 @@ function P.start_instance(env, params)
     return nil, string.format("cannot run instances: no availability zone of %s could start a %s (%s)",
       env.region, spec.type.name, table.concat(failures, "; ")), "QUOTA"
   end
-  env.ctx:infof(" - %s", raw.id)
   local running
   running, err, code = wait_running(env, raw.id)
   if not running then return nil, err, code end

@@ -550,6 +550,57 @@ describe("the ec2 provider", function()
       assert.are.same({}, j:resources())
     end)
 
+    it("juju bootstrap runs every step up to SSH; the failed finalize leaves nothing behind", function()
+      -- No host behind the fake's addresses (no instance launcher yet): the
+      -- SSH finalizer cannot connect, so the engine releases the journal.
+      local home = h.tmpdir()
+      local env = h.env(home, {})
+      assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+      -- The engine renders systemd services only: bookworm images in us-east-1.
+      assert(fs.mkdir_p(home .. "/img/streams/v1", tonumber("700", 8)))
+      local region = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
+      h.write(home .. "/img/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
+        ["com.ubuntu.cloud:released:aws"] = { datatype = "image-ids", format = "products:1.0",
+          path = "streams/v1/aws.json", clouds = { region }, products = { "com.ubuntu.cloud:server:bookworm:amd64" } } } }))
+      h.write(home .. "/img/streams/v1/aws.json", assert(json.encode { format = "products:1.0",
+        content_id = "com.ubuntu.cloud:released:aws", region = region.region, endpoint = region.endpoint,
+        root_store = "ebs", virt = "hvm", products = { ["com.ubuntu.cloud:server:bookworm:amd64"] = {
+          arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
+      local key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m spec"
+      local bucket = "ec2-cli-spec-" .. crypto.hex(crypto.random_bytes(4))
+      h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[
+  amazon:
+    type: ec2
+    access-key: %s
+    secret-key: %s
+    ec2-endpoint: %s
+    s3-endpoint: %s
+    control-bucket: %s
+    image-metadata-url: file://%s/img
+    default-series: bookworm
+    bootstrap-timeout: 30
+    authorized-keys: %s
+]], ACCESS, SECRET, fake.url, checker.url, bucket, home, key)))
+      admin("DELETE", "/_admin/calls")
+      local out, errs = {}, {}
+      local ctx = context.new { env = env, clock = testing.virtual_clock(),
+        stdout = function(x) out[#out + 1] = x end, stderr = function(x) errs[#errs + 1] = x end }
+      local code = require("juju.cli").run(ctx, { "bootstrap", "--upload-tools" })
+      local stderr = table.concat(errs)
+      assert.are.equal(1, code, stderr)
+      assert.matches("Launching a m3%.medium instance from ami%-442ea674", stderr)
+      assert.matches("Installing Juju agent on bootstrap instance", stderr)
+      assert.matches("Attempting to connect to 127%.0%.100%.%d+:22", stderr)
+      assert.matches("Bootstrap failed, destroying environment", stderr)
+      assert.matches("without being able to connect", stderr)
+      no_secret(stderr .. table.concat(out))
+      assert.are.equal(1, #calls("RunInstances"))
+      local left = admin("GET", "/_admin/leftovers")
+      assert.are.same({}, left.instances)
+      assert.are.same({}, left.groups)
+      assert.is_false(fs.exists(s3rver.dir .. "/" .. bucket))
+    end)
+
     it("leaves nothing in the emulator after all of the above", function()
       local left = admin("GET", "/_admin/leftovers")
       assert.are.same({}, left.instances)
