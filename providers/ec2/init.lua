@@ -11,6 +11,8 @@ local crypto = require("juju.crypto")
 local gzip = require("juju.gzip")
 local wait = require("juju.wait")
 local common = require("juju.provider_common")
+local sshinit = require("juju.sshinit")
+local state_dump_mod = require("juju.agent.state_dump")
 local constraints_mod = require("juju.constraints")
 local api = require("juju.cloud.api")
 local s3 = require("juju.cloud.storage.s3")
@@ -52,6 +54,12 @@ P.USER_DATA_LIMIT = 16384
 P.MIN_ROOT_DISK_GIB = 8
 P.GROUP_DELETE_TIMEOUT = 300
 P.STATES_ALIVE = { "pending", "running", "stopping", "stopped" }
+P.DATA_DIR = "/var/lib/juju"
+P.UBUNTU = "ubuntu"
+-- The tag holding machine 0's generated SSH host key (public half), so a
+-- later `juju status` pins it too.
+P.HOST_KEY_TAG = "juju-host-key"
+P.STATUS_CONNECT_TIMEOUT = 30
 
 do
   local names = {}
@@ -491,6 +499,8 @@ end
 
 local function instance_tags(env, params)
   local tags = { Name = params.name, ["juju-env-uuid"] = env.uuid }
+  local hk = params.host_keys and params.host_keys.ed25519
+  if hk and type(hk.public) == "string" then tags[P.HOST_KEY_TAG] = (hk.public:gsub("%s+$", "")) end
   for k, v in pairs((params.instance_config or {}).tags or {}) do
     if type(k) == "string" and (type(v) == "string" or type(v) == "boolean") then tags[k] = tostring(v) end
   end
@@ -624,6 +634,44 @@ function P.start_instance(env, params)
   return instance_object(env, running, { hardware = { arch = spec.image.arch, mem = t.mem,
     ["cpu-cores"] = t["cpu-cores"], ["cpu-power"] = t["cpu-power"], ["root-disk"] = root_gib * 1024,
     ["availability-zone"] = zone } })
+end
+
+-- Machine 0 as recorded in provider-state: its raw description.
+local function state_server(env)
+  local ids, err, code = P.state_server_instances(env)
+  if not ids then return nil, err, code end
+  local list, derr, dcode = describe_instances(env, query.list({}, "InstanceId", ids))
+  if not list then return nil, derr, dcode end
+  for _, raw in ipairs(list) do
+    if raw.status == "running" and (raw.public or raw.private) then return raw end
+  end
+  return nil, string.format("no state server instance of %s is running (%s)", env.name, table.concat(ids, ", ")),
+    "UNAVAILABLE"
+end
+
+--- Machine 0's status documents over SSH as ubuntu, the host key pinned
+--- to the one generated at bootstrap (the instance's juju-host-key tag).
+function P.state_dump(env)
+  local raw, err, code = state_server(env)
+  if not raw then return nil, err, code end
+  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU, host_key = raw.tags[P.HOST_KEY_TAG] })
+  local s, serr, scode = sshinit.connect(target, raw.public or raw.private, P.STATUS_CONNECT_TIMEOUT)
+  if not s then return nil, serr, scode end
+  local doc, derr, dcode = sshinit.state_dump_session(s, P.DATA_DIR)
+  s:close()
+  return doc, derr, dcode
+end
+
+--- Waits until machine 0's agent reports (its heartbeat, read over SSH).
+function P.wait_agent(env)
+  local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
+  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
+    local doc, err = P.state_dump(env)
+    if not doc then return nil, err end
+    local st = state_dump_mod.machine_status(doc, "0")
+    if st and st.agent_state == "started" then return true end
+    return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
+  end, 1)
 end
 
 function P.all_instances(env)

@@ -110,6 +110,7 @@ local function opened(extra)
   return env, pc, j, cfg, lines
 end
 
+local HOST_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m host"
 local USERDATA = "#cloud-config\nruncmd:\n- echo hello\n"
 
 local function start_params(env, extra)
@@ -118,6 +119,7 @@ local function start_params(env, extra)
       tags = { ["juju-env-uuid"] = env.uuid, ["juju-is-state"] = "true" } },
     userdata = USERDATA, tools = { { version = "1.25.6", series = "precise", arch = "amd64" } },
     constraints = {}, name = "juju-" .. env.uuid .. "-machine-0",
+    host_keys = { ed25519 = { public = HOST_PUB } },
   }
   for k, v in pairs(extra or {}) do p[k] = v end
   return p
@@ -347,6 +349,8 @@ describe("the ec2 provider", function()
       assert.are.equal("juju-" .. env.uuid .. "-machine-0", st.tags.Name)
       assert.are.equal(env.uuid, st.tags["juju-env-uuid"])
       assert.are.equal("true", st.tags["juju-is-state"])
+      -- the generated host key's public half, for a later status to pin
+      assert.are.equal(HOST_PUB, st.tags["juju-host-key"])
       assert.are.equal(USERDATA, admin("GET", "/_admin/user-data/" .. inst.id))
       -- tags came with RunInstances, not a CreateTags on the instance afterwards
       local run = calls("RunInstances")
@@ -369,6 +373,11 @@ describe("the ec2 provider", function()
       assert.are.equal("NOT_BOOTSTRAPPED", select(3, provider.state_server_instances(env)))
       assert(common.record_state_instance(assert(pc:storage()), inst.id))
       assert.are.same({ inst.id }, assert(provider.state_server_instances(env)))
+      -- status reads machine 0 over SSH at its address: no host behind the
+      -- fake's pool address here, so a clear connection error
+      local doc, serr = provider.state_dump(env)
+      assert.is_nil(doc)
+      assert.is_truthy(serr:find(inst.addresses[1].value, 1, true), serr)
       -- destroy leaves nothing of this environment
       assert(provider.destroy(env))
       assert.are.equal(0, alive(env))
