@@ -258,17 +258,22 @@ function M.parse(user_data)
   if doc.ssh_keys ~= nil then
     if type(doc.ssh_keys) ~= "table" or is_list(doc.ssh_keys) then return nil, "user-data: ssh_keys: expected a mapping" end
     cfg.host_keys = {}
-    for k, v in pairs(doc.ssh_keys) do
-      local t, part = tostring(k):match("^(%w+)_(%w+)$")
+    local names = {}
+    for k in pairs(doc.ssh_keys) do names[#names + 1] = tostring(k) end
+    table.sort(names)
+    for _, k in ipairs(names) do
+      local v = doc.ssh_keys[k]
+      local t, part = k:match("^(%w+)_(%w+)$")
       if not t or not KEY_TYPES[t] or (part ~= "private" and part ~= "public") then
-        return nil, string.format("user-data: ssh_keys.%s is not supported (<ed25519|ecdsa|rsa>_<private|public>)",
-          tostring(k))
+        return nil, string.format("user-data: ssh_keys.%s is not supported (<ed25519|ecdsa|rsa>_<private|public>)", k)
       end
       if type(v) ~= "string" then return nil, string.format("user-data: ssh_keys.%s: expected a string", k) end
       cfg.host_keys[t] = cfg.host_keys[t] or {}
       cfg.host_keys[t][part] = v
     end
-    for t, pair in pairs(cfg.host_keys) do
+    for _, t in ipairs { "ed25519", "ecdsa", "rsa" } do
+      local pair = cfg.host_keys[t]
+      if pair == nil then goto next_type end
       if not pair.private or not pair.public then
         return nil, string.format("user-data: ssh_keys: %s_private and %s_public go together", t, t)
       end
@@ -278,6 +283,7 @@ function M.parse(user_data)
       if not pair.private:find("-----BEGIN ", 1, true) then
         return nil, string.format("user-data: ssh_keys.%s_private is not a PEM private key", t)
       end
+      ::next_type::
     end
   end
   if doc.write_files ~= nil then

@@ -45,6 +45,9 @@ local START_TIMEOUT = 10
 -- ends up with this process's pid.
 local NAMESPACE_SCRIPT = [[
 set -eu
+# The overlays' upper directories give the merged directories their modes:
+# 0755 whatever the caller's umask (a daemon's 077 would lock users out of /).
+umask 022
 root=$1
 config=$2
 mount -t tmpfs -o mode=0700 juju-sshd "$root/ns"
@@ -71,6 +74,9 @@ exec /usr/sbin/sshd -D -e -f "$config"
 -- the same path. sshd is the root's own, started chrooted.
 local FRESH_SCRIPT = [[
 set -eu
+# The overlays' upper directories give the merged directories their modes:
+# 0755 whatever the caller's umask (a daemon's 077 would lock users out of /).
+umask 022
 root=$1
 config=$2
 lower=$4
