@@ -216,10 +216,11 @@ describe("juju.testing.instance #integration", function()
     assert.is_false(listening("127.0.0." .. index))
   end)
 
-  local function run_launcher(id, user_data_file, index)
+  local function run_launcher(id, user_data_file, index, extra_env)
     local env = sys.environ()
     env.INSTANCE_ID, env.USER_DATA_FILE, env.INSTANCE_INDEX = id, user_data_file, tostring(index)
     env.INSTANCE_ADDRESS_BASE = tostring(BASE)
+    for k, v in pairs(extra_env or {}) do env[k] = v end
     local p = instance.programs(state_dir)
     return assert(sys.run(p.launcher_argv, { env = env, timeout = 120 }))
   end
@@ -261,6 +262,26 @@ describe("juju.testing.instance #integration", function()
     assert.are.equal(0, r.code, r.stderr)
   end)
 
+  it("a launched host stops by itself when the process that owns it is gone", function()
+    local ud_file = work .. "/ud-owner"
+    h.write(ud_file, userdata, "0600")
+    local owner = assert(sys.spawn({ "/bin/sleep", "600" }, { stdin = "null", stdout = "null", stderr = "null" }))
+    n = n + 1
+    local r = run_launcher("i-owned", ud_file, n, { INSTANCE_OWNER_PID = tostring(owner:pid()) })
+    assert.are.equal(0, r.code, r.stderr)
+    local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/i-owned.json"))))
+    assert.is_true(proc.alive(rec.sshd_pid))
+    owner:close()
+    local deadline = sys.monotonic() + 20
+    while proc.alive(rec.holder_pid) and sys.monotonic() < deadline do sys.sleep(0.1) end
+    assert.is_false(proc.alive(rec.holder_pid))
+    assert.is_false(proc.alive(rec.sshd_pid))
+    assert.is_false(fs.exists(rec.root))
+    assert.is_false(listening(rec.address))
+    assert(instance.terminate(state_dir, "i-owned"))
+    assert.are.same({}, fs.list(state_dir))
+  end)
+
   it("launch.lua fails with the reason on stderr and leaves nothing", function()
     local ud_file = work .. "/ud-bad"
     h.write(ud_file, "#cloud-config\nusers: [default]\n", "0600")
@@ -288,7 +309,7 @@ describe("juju.testing.instance #integration", function()
         name = "ec2fake",
         argv = { PYTHON, EC2_DIR .. "/ec2fake.py", "--host", "{host}", "--port", "{port}", "--dir", "{dir}",
           "--config", fake_cfg, "--launcher", p.launcher, "--terminator", p.terminator },
-        env = { INSTANCE_ADDRESS_BASE = tostring(base) },
+        env = { INSTANCE_ADDRESS_BASE = tostring(base), INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID },
       })
       local boto = assert(server.start {
         name = "botoclient", argv = { PYTHON, EC2_DIR .. "/botoclient.py", "serve", "{host}", "{port}", fake.url, creds },

@@ -547,9 +547,11 @@ local function check_id(id)
   return id
 end
 
---- argv of the launcher and terminator programs for state_dir, as one
---- shell-quoted string each (what ec2fake.py's --launcher/--terminator take)
---- and as lists.
+--- The launcher and terminator programs for state_dir: `launcher`,
+--- `terminator` (one shell-quoted string each: what ec2fake.py's
+--- --launcher/--terminator take), `launcher_argv`, `terminator_argv`, and
+--- `env` (INSTANCE_OWNER_PID = this process: add it to the emulator's
+--- environment so hosts stop if this process dies before its teardown).
 function M.programs(state_dir)
   local exe = juju_exe()
   local launch = { exe, "lua", SOURCE_TOP .. "/tests/servers/instance/launch.lua", state_dir }
@@ -559,7 +561,9 @@ function M.programs(state_dir)
     for i, a in ipairs(argv) do t[i] = shell.quote(a) end
     return table.concat(t, " ")
   end
-  return { launcher = line(launch), terminator = line(term), launcher_argv = launch, terminator_argv = term }
+  return { launcher = line(launch), terminator = line(term), launcher_argv = launch, terminator_argv = term,
+    -- for the emulator's environment: hosts stop when this process is gone
+    env = { INSTANCE_OWNER_PID = tostring(sys.getpid()) } }
 end
 
 local function read_record(state_dir, id)
@@ -569,7 +573,8 @@ end
 
 --- The holder's body (hold.lua): launches the host from the environment
 --- (USER_DATA_FILE, INSTANCE_INDEX, INSTANCE_ADDRESS_BASE, INSTANCE_SSH_PORT,
---- INSTANCE_MAX_LIFETIME), records it, holds it until SIGTERM/SIGINT/SIGHUP.
+--- INSTANCE_MAX_LIFETIME (s, default 3600), INSTANCE_OWNER_PID (stop when
+--- that process is gone)), records it, holds it until SIGTERM/SIGINT/SIGHUP.
 --- Returns the exit status.
 function M.hold(state_dir, id)
   local watch = sys.signals({ "TERM", "INT", "HUP" })
@@ -602,9 +607,12 @@ function M.hold(state_dir, id)
   }
   assert(fs.write_atomic(state_dir .. "/" .. id .. ".json", assert(json.encode(rec)), "0600"))
   local deadline = sys.monotonic() + (tonumber(os.getenv("INSTANCE_MAX_LIFETIME") or "") or M.DEFAULT_MAX_LIFETIME)
+  local owner = math.tointeger(tonumber(os.getenv("INSTANCE_OWNER_PID") or ""))
   while sys.monotonic() < deadline do
-    local slept = sys.sleep(math.max(0.1, math.min(60, deadline - sys.monotonic())), watch)
+    local slept = sys.sleep(math.max(0.1, math.min(1, deadline - sys.monotonic())), watch)
     if not slept or watch:pending() then break end
+    -- The spec that owns the host is gone (killed before its teardown).
+    if owner and not proc.alive(owner) then break end
   end
   host.stop()
   fs.remove(state_dir .. "/" .. id .. ".json")
