@@ -402,3 +402,113 @@ describe("juju.testing.instance #integration", function()
     for i = BASE + 1, BASE + n do assert.is_false(listening("127.0.0." .. i), "127.0.0." .. i) end
   end)
 end)
+
+-- A "cloud" whose instances are juju.testing.instance hosts (fresh Debian 12
+-- image, the phase-1 user-data applied): the whole path of a cloud
+-- bootstrap runs on it, SSH finalizer with the pinned host key, nonce,
+-- phase 2 as ubuntu through sudo, jujud bootstrap-state, the machine agent,
+-- `juju status`, destroy-environment.
+local INSTCLOUD = [[
+local storage = require("juju.storage")
+local common = require("juju.provider_common")
+local fs = require("juju.fs")
+local instance = require("juju.testing.instance")
+local sshinit = require("juju.sshinit")
+local state_dump = require("juju.agent.state_dump")
+local REG = require("instcloud.registry")
+local P = { name = "instcloud", api_version = 2, public_tools = false, default_state_store = "sqlite",
+  config = { fields = { ["world-dir"] = { type = "string", required = true } } } }
+function P.prepare_for_bootstrap(_, cfg) return cfg end
+function P.open(ctx, cfg) return { ctx = ctx, cfg = cfg, dir = cfg["world-dir"] } end
+function P.storage(env) return storage.open_dir(env.dir .. "/storage") end
+function P.state_server_instances(env) return common.state_server_instances(P.storage(env)) end
+function P.start_instance(env, params)
+  assert(fs.mkdir_p(env.dir, "0700"))
+  REG.userdata = params.userdata
+  local host, err = instance.launch { user_data = params.userdata, address_index = REG.index, name = "inst-0" }
+  if not host then return nil, err end
+  REG.host = host
+  return { id = "inst-0", addresses = { common.address(host.address, "public") }, ssh_port = host.port,
+    hardware = { arch = params.tools[1].arch } }
+end
+-- machine 0's documents over SSH as ubuntu, the host key pinned
+function P.state_dump(env)
+  if not REG.host then return nil, "no instance" end
+  local target = sshinit.target(env.ctx, env.cfg, { host = REG.host.address, host_key = REG.host.host_key_pub })
+  local session, err, code = sshinit.connect(target)
+  if not session then return nil, err, code end
+  local doc, derr = sshinit.state_dump_session(session)
+  session:close()
+  return doc, derr
+end
+function P.wait_agent(env)
+  return env.ctx:wait("for the machine agent's first heartbeat", 60, function()
+    local doc, err = P.state_dump(env)
+    if not doc then return nil, err end
+    local st = state_dump.machine_status(doc, "0")
+    if st and st.agent_state == "started" then return true end
+    return nil, "machine 0's agent is " .. (st and st.agent_state or "unknown")
+  end)
+end
+local function stop()
+  if REG.host then REG.host.stop() end
+  REG.host = nil
+  return true
+end
+function P.release() return stop() end
+function P.destroy(env)
+  stop()
+  return fs.remove_tree(env.dir)
+end
+return P
+]]
+
+describe("a cloud bootstrap on a juju.testing.instance host #integration", function()
+  local testing = require("juju.testing")
+  local yaml = require("juju.yaml")
+  local authkeys = require("juju.environs.authkeys")
+  local REG, s
+  before_each(function()
+    REG = { index = BASE + 40 }
+    package.loaded["instcloud.registry"] = REG
+  end)
+  after_each(function()
+    if s then
+      s:juju("destroy-environment", "-y", "--force", "c")
+      s:close()
+    end
+    if REG.host then REG.host.stop() end
+    s = nil
+    package.loaded["instcloud.registry"] = nil
+  end)
+
+  it("bootstraps, `juju status` shows machine 0 started, destroy-environment stops the host", function()
+    s = testing.new { files = { ["providers/instcloud.lua"] = INSTCLOUD }, real_clock = true,
+      env = { JUJU_AGENT_HEARTBEAT = "1" } }
+    assert(fs.write_atomic(s.home .. "/environments.yaml", yaml.encode({ default = "c", environments = { c = {
+      type = "instcloud", ["world-dir"] = s.root .. "/world", ["state-store"] = "sqlite",
+      ["enable-os-refresh-update"] = false, ["enable-os-upgrade"] = false, ["enable-package-install"] = false,
+      ["bootstrap-timeout"] = 120, ["bootstrap-retry-delay"] = 1 } } })))
+    assert(authkeys.ensure_client_key(s.home))
+    local r = s:juju("bootstrap")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_truthy(r.stderr:find("Bootstrap complete", 1, true) or r.stderr:find("Bootstrap agent installed", 1, true),
+      r.stderr)
+    assert.is_truthy(r.stderr:find("Attempting to connect to " .. REG.host.address .. ":22", 1, true), r.stderr)
+    local host = REG.host
+    r = s:juju("status", "-e", "c")
+    assert.are.equal(0, r.code, r.stderr)
+    local m = yaml.decode(r.stdout).machines["0"]
+    assert.are.equal("started", m["agent-state"], r.stdout)
+    assert.are.equal("bookworm", m.series)
+    -- phase 2 ran on the host, its output after phase 1's in the one log
+    local log = assert(host.output_log())
+    assert.is_truthy(log:find("systemctl enable", 1, true))
+    assert.is_truthy(log:find("state server (sqlite) ready", 1, true), log)
+    r = s:juju("destroy-environment", "-y", "c")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.is_nil(REG.host)
+    assert.is_false(proc.alive(host.server.pid))
+    assert.is_false(listening(host.address))
+  end)
+end)
