@@ -1,0 +1,157 @@
+-- ec2_bootstrap_spec.lua (#integration): `juju bootstrap` of an ec2
+-- environment end to end against the EC2 fake (botocore's model and signer
+-- check every request) whose instances are real test hosts
+-- (juju.testing.instance: the launcher applies the user-data, sshd on
+-- 127.0.0.N with the generated host key), environ storage in s3rver behind
+-- s3check: API calls -> user-data applied -> SSH with the pinned host key ->
+-- phase 2 -> machine agent -> `juju status` shows machine 0 started ->
+-- `juju destroy-environment -y` leaves no instance, group or bucket, checked
+-- from the emulators' own state. Secrets never reach output, user-data or
+-- storage.
+local server = require("juju.testing.server")
+local instance = require("juju.testing.instance")
+local http = require("juju.http")
+local json = require("juju.json")
+local crypto = require("juju.crypto")
+local yaml = require("juju.yaml")
+local sys = require("juju.sys")
+local fs = require("juju.fs")
+local h = require("helpers")
+
+local PYTHON = "/usr/bin/python3"
+local ACCESS = "S3RVER" -- s3rver checks the access key only; the fake and s3check check the secret
+local SECRET = "ec2/E2E+Secret" .. crypto.hex(crypto.random_bytes(6))
+local REGION = "us-east-1"
+local ADDRESS_BASE = 200 -- this spec's hosts: 127.0.0.201..
+
+local function npm_root()
+  local r = sys.run({ "npm", "root", "-g" }, { timeout = 30 })
+  assert(r and r.code == 0, "npm root -g failed: is npm installed? run scripts/install-deps.sh")
+  return (r.stdout:gsub("%s+$", ""))
+end
+
+describe("ec2 bootstrap end to end #integration", function()
+  local work, state_dir, fake, s3rver, checker
+
+  local function admin(path)
+    local r, msg = http.request { url = fake.url:gsub("/$", "") .. path, retries = 0, timeout = 120 }
+    assert(r, msg)
+    return r.body:sub(1, 1) == "{" and assert(json.decode(r.body)) or r.body
+  end
+
+  setup(function()
+    work = h.tmpdir("juju-ec2-e2e-")
+    state_dir = work .. "/hosts"
+    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
+    local p = instance.programs(state_dir)
+    h.write(work .. "/fake.json", assert(json.encode { credentials = { [ACCESS] = SECRET }, region = REGION }), "0600")
+    fake = assert(server.start { name = "ec2fake",
+      argv = { PYTHON, h.source_dir .. "/tests/servers/ec2/ec2fake.py", "--host", "{host}", "--port", "{port}",
+        "--dir", "{dir}", "--config", work .. "/fake.json", "--launcher", p.launcher, "--terminator", p.terminator },
+      env = { INSTANCE_ADDRESS_BASE = tostring(ADDRESS_BASE), INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
+    local node_path = npm_root()
+    local s3rver_js = node_path .. "/s3rver/bin/s3rver.js"
+    assert(fs.exists(s3rver_js), s3rver_js .. " not found: run scripts/install-deps.sh")
+    s3rver = assert(server.start { name = "s3rver",
+      argv = { "node", s3rver_js, "--address", "{host}", "--port", "{port}", "--directory", "{dir}", "--silent" },
+      env = { NODE_PATH = node_path } })
+    checker = assert(server.start { name = "s3check",
+      argv = { PYTHON, h.source_dir .. "/tests/servers/s3check/s3check.py", "--listen", "{host}:{port}",
+        "--upstream", s3rver.url, "--access-key", ACCESS, "--region", REGION },
+      env = { S3CHECK_SECRET_KEY = SECRET } })
+  end)
+
+  teardown(function()
+    server.stop_all()
+    h.cleanup()
+  end)
+
+  -- Image metadata for bookworm (the engine renders systemd services only)
+  -- in us-east-1, for an image the fake knows.
+  local function image_metadata(dir)
+    assert(fs.mkdir_p(dir .. "/streams/v1", tonumber("700", 8)))
+    local cloud = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
+    h.write(dir .. "/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
+      ["com.ubuntu.cloud:released:aws"] = { datatype = "image-ids", format = "products:1.0",
+        path = "streams/v1/aws.json", clouds = { cloud }, products = { "com.ubuntu.cloud:server:bookworm:amd64" } } } }))
+    h.write(dir .. "/streams/v1/aws.json", assert(json.encode { format = "products:1.0",
+      content_id = "com.ubuntu.cloud:released:aws", region = cloud.region, endpoint = cloud.endpoint,
+      root_store = "ebs", virt = "hvm", products = { ["com.ubuntu.cloud:server:bookworm:amd64"] = {
+        arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
+  end
+
+  it("bootstraps, shows machine 0 started, and destroy-environment leaves nothing", function()
+    local home = h.tmpdir("juju-ec2-e2e-home-")
+    local env = h.env(home, {})
+    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
+    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
+    assert.are.equal(0, kg.code, kg.stderr)
+    image_metadata(home .. "/img")
+    local bucket = "ec2-e2e-" .. crypto.hex(crypto.random_bytes(4))
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[
+  amazon:
+    type: ec2
+    access-key: %s
+    secret-key: %s
+    ec2-endpoint: %s
+    s3-endpoint: %s
+    control-bucket: %s
+    image-metadata-url: file://%s/img
+    default-series: bookworm
+    state-store: sqlite
+    bootstrap-timeout: 300
+]], ACCESS, SECRET, fake.url, checker.url, bucket, home)))
+
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.matches("Bootstrap complete", err)
+    local all_output = out .. err
+
+    -- the emulator's own view: one running instance of this environment, its groups
+    local st = admin("/_admin/state")
+    local running = {}
+    for _, i in ipairs(st.instances) do if i.state == "running" then running[#running + 1] = i end end
+    assert.are.equal(1, #running)
+    local inst = running[1]
+    assert.are.equal("ami-442ea674", inst.image_id)
+    assert.is_string(inst.tags["juju-env-uuid"])
+    -- secrets: not in the user-data the instance got, nor in any storage object
+    local ud = admin("/_admin/user-data/" .. inst.id)
+    assert.is_nil(ud:find(SECRET, 1, true))
+    for _, f in ipairs(fs.list(s3rver.dir .. "/" .. bucket) or {}) do
+      local path = s3rver.dir .. "/" .. bucket .. "/" .. f
+      if fs.stat(path) and fs.stat(path).type == "file" then
+        assert.is_nil(assert(fs.read_file(path)):find(SECRET, 1, true), f)
+      end
+    end
+    assert.is_true(fs.exists(s3rver.dir .. "/" .. bucket))
+
+    -- API calls per bootstrap, by action (bench material; printed, not timed)
+    local counts = {}
+    for _, c in ipairs(admin("/_admin/calls").calls) do counts[c.action] = (counts[c.action] or 0) + 1 end
+    io.stderr:write("ec2 bootstrap API calls: ", json.encode(counts), "\n")
+
+    code, out, err = h.juju(env, { "status" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    local doc = assert(yaml.decode(out))
+    assert.are.equal("started", doc.machines["0"]["agent-state"])
+    assert.are.equal(inst.id, doc.machines["0"]["instance-id"])
+
+    local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. inst.id .. ".json"))))
+    code, out, err = h.juju(env, { "destroy-environment", "-y", "amazon" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    local settled = admin("/_admin/settle?timeout=60")
+    assert.is_true(settled.settled, json.encode(settled))
+    local left = admin("/_admin/leftovers")
+    assert.are.same({}, left.instances)
+    assert.are.same({}, left.groups)
+    assert.is_false(fs.exists(s3rver.dir .. "/" .. bucket))
+    -- the host is gone with its instance
+    assert.is_false(require("juju.proc").alive(rec.holder_pid))
+    assert.is_false(fs.exists(rec.root))
+    assert.is_nil(all_output:find(SECRET, 1, true))
+  end)
+end)
