@@ -584,11 +584,8 @@ end
 
 function P.start_instance(env, params)
   local icfg = params.instance_config
-  P.storage(env)
-  local ok, err, code = ensure_bucket(env)
-  if not ok then return nil, err, code end
-  local spec
-  spec, err, code = find_spec(env, params)
+  -- Everything that can be refused is checked before anything is created.
+  local spec, err, code = find_spec(env, params)
   if not spec then return nil, err, code end
   local ud
   ud, err, code = user_data(params.userdata)
@@ -596,6 +593,10 @@ function P.start_instance(env, params)
   local zones
   zones, err, code = choose_zones(env, params.placement)
   if not zones then return nil, err, code end
+  P.storage(env)
+  local ok
+  ok, err, code = ensure_bucket(env)
+  if not ok then return nil, err, code end
   local envg
   envg, err, code = ensure_group(env, "juju-" .. env.name, function(gid) return env_rules(env, gid) end)
   if not envg then return nil, err, code end

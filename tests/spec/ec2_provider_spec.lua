@@ -298,6 +298,29 @@ describe("the ec2 provider", function()
       assert.matches("instance%-type=z9%.huge", err)
     end)
 
+    it("refuses a missing image, an unfitting constraint or an unknown zone before creating anything", function()
+      for _, extra in ipairs({
+        { instance_config = { series = "trusty", machine_id = "0", nonce = "n", tags = {} } },
+        { constraints = assert(constraints.parse("mem=900G")) },
+        { placement = "zone=us-east-1z" },
+      }) do
+        local env, _, j = opened()
+        admin("DELETE", "/_admin/calls")
+        local inst, err = start(env, j, extra)
+        assert.is_nil(inst)
+        assert.is_string(err)
+        no_secret(err)
+        assert.are.same({ "instance" }, (function()
+          local kinds = {}
+          for _, r in ipairs(j:resources()) do kinds[#kinds + 1] = r.kind end
+          return kinds
+        end)())
+        assert.are.equal(0, #calls("CreateSecurityGroup"))
+        assert.are.equal(0, #calls("RunInstances"))
+        assert.is_false(fs.exists(s3rver.dir .. "/" .. env.bucket))
+      end
+    end)
+
     it("refuses user-data over EC2's 16 KiB limit after gzip", function()
       local ud = assert(provider.internal.user_data(USERDATA))
       assert.are.equal(USERDATA, gzip.gunzip(crypto.unbase64(ud)))
