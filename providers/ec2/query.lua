@@ -85,6 +85,8 @@ function M.new(opts)
     check_interrupt = opts.check_interrupt }, Client)
   self.api = api.new {
     name = "ec2", endpoint = opts.endpoint, sign = sigv4.signer(creds), http = opts.http, cancel = opts.cancel,
+    -- understood by the richer juju.cloud.api (issue 10), ignored by main's
+    clock = opts.clock, secrets = { opts.secret_key }, credential_keys = { "access-key", "secret-key" },
     errors = function(resp)
       local code, msg = M.error_of(resp.body)
       if not code then return nil, nil end
@@ -99,7 +101,8 @@ end
 function Client:_once(action, params)
   local q = { Action = action, Version = M.VERSION }
   for k, v in pairs(params or {}) do q[k] = tostring(v) end
-  local resp, msg, code, eresp = self.api:request { method = "GET", path = "/", query = q, idempotent = true }
+  local resp, msg, code, eresp = self.api:request { method = "GET", path = "/", query = q, idempotent = true,
+    client_token = q.ClientToken }
   if not resp then
     local ec2code = eresp and M.error_of(eresp.body)
     return nil, M.clean_message(action, msg), code, ec2code
