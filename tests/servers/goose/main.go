@@ -315,8 +315,34 @@ func (f *fake) serveV3(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.count("auth_v3")
-	ud := req.Auth.Identity.Password.User.Domain.Name
-	if ud == "" || ud != f.creds.domain || req.Auth.Scope.Project.Name != f.creds.tenant ||
+	// Domains by name, or by id "default" (Keystone's default domain).
+	var ids struct {
+		Auth struct {
+			Identity struct {
+				Password struct {
+					User struct {
+						Domain struct {
+							ID string `json:"id"`
+						} `json:"domain"`
+					} `json:"user"`
+				} `json:"password"`
+			} `json:"identity"`
+			Scope struct {
+				Project struct {
+					Domain struct {
+						ID string `json:"id"`
+					} `json:"domain"`
+				} `json:"project"`
+			} `json:"scope"`
+		} `json:"auth"`
+	}
+	json.Unmarshal(body, &ids)
+	domainOK := func(name, id string) bool {
+		return (name != "" && name == f.creds.domain) || (name == "" && id == "default" && f.creds.domain == "default")
+	}
+	if !domainOK(req.Auth.Identity.Password.User.Domain.Name, ids.Auth.Identity.Password.User.Domain.ID) ||
+		!domainOK(req.Auth.Scope.Project.Domain.Name, ids.Auth.Scope.Project.Domain.ID) ||
+		req.Auth.Scope.Project.Name != f.creds.tenant ||
 		len(req.Auth.Identity.Methods) != 1 || req.Auth.Identity.Methods[0] != "password" {
 		keystoneError(w, 401, "The request you have made requires authentication.")
 		return
