@@ -15,7 +15,7 @@ describe("juju.cloud.keystone", function()
   local s
   setup(function() s = fake.start("127.0.0.21") end)
   teardown(function() if s then s:stop() end end)
-  before_each(function() s:config { ttl = 3600, reject = false } end)
+  before_each(function() s:config { ttl = 3600, reject = false, fault = "" } end)
 
   -- A message must name no password, secret key or token.
   local function assert_clean(msg, token)
@@ -239,7 +239,8 @@ describe("juju.cloud.keystone", function()
       { { auth_url = s.v2, auth_mode = "keypair", access_key = "a", tenant_name = "t" }, "access%-key and secret%-key" },
       { v3opts { auth_mode = "keypair", access_key = "a", secret_key = C.secret_key, tenant_name = "t" },
         "keypair needs a Keystone v2%.0 auth%-url" },
-      { { auth_url = s.v2, auth_mode = "legacy" }, 'auth%-mode "legacy"' },
+      { { auth_url = s.v2, auth_mode = "ec2" }, 'auth%-mode "ec2"' },
+      { { auth_url = s.url, auth_mode = "legacy", username = "u" }, "needs username and password" },
       { { auth_url = s.v2, username = "u", password = C.password, tenant_name = "t", endpoint_type = "x" },
         "endpoint type" },
     }
@@ -267,6 +268,65 @@ describe("juju.cloud.keystone", function()
     assert.is_string(code)
     assert.are_not.equal("AUTH", code)
     assert_clean(msg)
+  end)
+
+  it("authenticates with legacy (v1.0) auth: token and service URLs from the headers", function()
+    local before = s:stats().auth_legacy
+    local ks = assert(keystone.new { auth_url = s.url .. "/auth/v1.0", auth_mode = "legacy", username = C.username,
+                                     password = C.password, region = "RegionOne" })
+    assert.is_true(ks:authenticate())
+    assert.are.equal(before + 1, s:stats().auth_legacy)
+    assert.are.equal(s.url .. "/swift/v1", ks:endpoint("object-store"))
+    assert.are.equal(s.url .. "/v2/1", ks:endpoint("compute", { endpoint_type = "internalURL" }))
+    assert.are.equal(204, assert(ks:request(swift_client(ks), { method = "HEAD", path = "/" })).status)
+    s:revoke()
+    assert.are.equal(204, assert(ks:request(swift_client(ks), { method = "HEAD", path = "/" })).status)
+    assert.are.equal(2, ks.auth_count)
+    local bad = assert(keystone.new { auth_url = s.url .. "/auth/v1.0", auth_mode = "legacy", username = C.username,
+                                      password = "x" .. C.password })
+    local ok, msg, code = bad:authenticate()
+    assert.is_nil(ok)
+    assert.are.equal("AUTH", code)
+    assert.matches("legacy auth at " .. s.url:gsub("%p", "%%%0"), msg)
+    assert.matches("check username and password", msg)
+    assert_clean(msg)
+  end)
+
+  it("reports a malformed, tokenless or failed token response, naming the auth-url", function()
+    local legacy = function()
+      return assert(keystone.new { auth_url = s.url .. "/auth/v1.0", auth_mode = "legacy",
+                                   username = C.username, password = C.password })
+    end
+    for _, make in ipairs({ v2, v3, legacy }) do
+      local ks = make()
+      s:config { fault = "badjson" }
+      local ok, msg, code = ks:authenticate()
+      if ks.version ~= "legacy" then -- legacy reads headers, not the body
+        assert.is_nil(ok)
+        assert.are.equal("HTTP", code)
+        assert.matches("malformed token response from Keystone v[23%.0]+ at ", msg)
+        assert_clean(msg)
+      end
+      s:config { fault = "notoken" }
+      ok, msg, code = make():authenticate()
+      assert.is_nil(ok)
+      assert.are.equal("HTTP", code)
+      assert.matches("no token", msg:gsub("no X%-Auth%-Token", "no token"))
+      assert.is_truthy(msg:find(ks.auth_url, 1, true), msg)
+      s:config { fault = "500" }
+      local before = s:stats()
+      ok, msg, code = make():authenticate()
+      assert.is_nil(ok)
+      assert.are.equal("HTTP", code)
+      assert.matches("500", msg)
+      assert_clean(msg)
+      local after = s:stats()
+      local tries = (after.auth_v2_password + after.auth_v3 + after.auth_legacy) -
+        (before.auth_v2_password + before.auth_v3 + before.auth_legacy)
+      assert.are.equal(3, tries) -- authentication is safe to repeat: the api client's attempts
+      s:config { fault = "" }
+      assert.is_true(make():authenticate())
+    end
   end)
 
   it("parses Keystone's expiry times as UTC", function()

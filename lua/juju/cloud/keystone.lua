@@ -14,7 +14,10 @@
 -- and Juju chose it: v2 POSTs <auth-url>/tokens (passwordCredentials or
 -- apiAccessKeyCredentials, tenantName); v3 POSTs <auth-url>/auth/tokens
 -- (method password, user with domain, project scope with domain) and reads
--- the token from the X-Subject-Token header. Passwords, secret keys and
+-- the token from the X-Subject-Token header; auth_mode "legacy" (pre-Keystone
+-- v1.0) GETs the auth URL with X-Auth-User/X-Auth-Key and takes X-Auth-Token,
+-- X-Server-Management-Url (compute) and X-Storage-Url (object-store) from the
+-- 204. Passwords, secret keys and
 -- tokens never appear in a message.
 local api = require("juju.cloud.api")
 local http = require("juju.http")
@@ -106,13 +109,15 @@ function M.new(opts)
     return bad(string.format("auth-url %q must have a scheme and a host, e.g. https://keystone:5000/v2.0",
       http.safe_url(opts.auth_url)))
   end
-  local version = version_of(u.path) or (opts.version and tostring(opts.version))
-  if version ~= "2" and version ~= "3" then
-    return bad(string.format("auth-url %s must end with the Keystone version, /v2.0 or /v3", http.safe_url(opts.auth_url)))
-  end
   local mode = opts.auth_mode or "userpass"
-  if mode ~= "userpass" and mode ~= "keypair" then
-    return bad(string.format("auth-mode %q is not supported (userpass or keypair)", tostring(mode)))
+  if mode ~= "userpass" and mode ~= "keypair" and mode ~= "legacy" then
+    return bad(string.format("auth-mode %q is not supported (userpass, keypair or legacy)", tostring(mode)))
+  end
+  local version = version_of(u.path) or (opts.version and tostring(opts.version))
+  if mode == "legacy" then
+    version = "legacy"
+  elseif version ~= "2" and version ~= "3" then
+    return bad(string.format("auth-url %s must end with the Keystone version, /v2.0 or /v3", http.safe_url(opts.auth_url)))
   end
   if mode == "keypair" then
     if version == "3" then return bad("auth-mode keypair needs a Keystone v2.0 auth-url; Keystone v3 takes username and password") end
@@ -122,7 +127,7 @@ function M.new(opts)
   elseif not nonempty(opts.username) or not nonempty(opts.password) then
     return bad("auth-mode userpass needs username and password")
   end
-  if not nonempty(opts.tenant_name) then return bad("tenant-name (the OpenStack project name) is not set") end
+  if mode ~= "legacy" and not nonempty(opts.tenant_name) then return bad("tenant-name (the OpenStack project name) is not set") end
   local etype = opts.endpoint_type or "publicURL"
   if not INTERFACES[etype] then
     return bad(string.format("endpoint type %q is not one of publicURL, internalURL, adminURL", tostring(etype)))
@@ -174,6 +179,36 @@ function Keystone:_auth_request()
     auth.passwordCredentials = { username = self.creds.username, password = self.creds.password }
   end
   return "/tokens", { auth = auth }
+end
+
+-- Legacy auth: the token and the two service URLs from the 204's headers.
+function Keystone:_authenticate_legacy(where)
+  local resp, msg, code, eresp = self.client:request {
+    method = "GET", url = self.auth_url, idempotent = true,
+    headers = { ["X-Auth-User"] = self.creds.username, ["X-Auth-Key"] = self.creds.password },
+  }
+  if not resp then
+    if eresp and (eresp.status == 401 or eresp.status == 403) then
+      return nil, string.format("keystone: authentication failed (%s): check username and password", where), "AUTH", eresp
+    end
+    return nil, msg, code, eresp
+  end
+  local h = resp.headers
+  local token = h["x-auth-token"]
+  if not nonempty(token) then
+    return nil, string.format("keystone: the answer from %s has no X-Auth-Token header", where), "HTTP"
+  end
+  local region = self.region or ""
+  local function entry(t, url)
+    if not nonempty(url) then return nil end
+    return { type = t, name = t, endpoints = { { region = region, public = url, internal = url, admin = url } } }
+  end
+  local cat = {}
+  cat[#cat + 1] = entry("compute", h["x-server-management-url"])
+  cat[#cat + 1] = entry("object-store", h["x-storage-url"])
+  self.token_id, self.expires, self.catalog_entries = token, math.huge, cat
+  self.auth_count = (self.auth_count or 0) + 1
+  return true
 end
 
 local function array(v) return type(v) == "table" and v or {} end
@@ -230,13 +265,15 @@ end
 --- auth-url; the transport's or the API's code otherwise.
 function Keystone:authenticate()
   self.token_id, self.expires = nil, nil
+  local where = string.format("%s at %s", self.version == "legacy" and "legacy auth" or
+    ("Keystone v" .. (self.version == "2" and "2.0" or "3")), http.safe_url(self.auth_url))
+  if self.version == "legacy" then return self:_authenticate_legacy(where) end
   local path, body = self:_auth_request()
   local text = assert(json.encode(body))
   local resp, msg, code, eresp = self.client:request {
     method = "POST", path = path, body = text, idempotent = true,
     headers = { ["Content-Type"] = "application/json", Accept = "application/json" },
   }
-  local where = string.format("Keystone v%s at %s", self.version == "2" and "2.0" or "3", http.safe_url(self.auth_url))
   if not resp then
     if eresp and (eresp.status == 401 or eresp.status == 403) then
       local cloud = select(2, keystone_errors(eresp))

@@ -7,7 +7,7 @@
 // access-key (identityservice.KeyPair) authentication, Keystone v3 password
 // authentication (identityservice.V3UserPass, X-Subject-Token), the Swift
 // object store (swiftservice: containers, objects, listings) and the Nova
-// compute API (novaservice).
+// compute API (novaservice), the legacy v1.0 auth (identityservice.Legacy).
 //
 // Ours (this file), each following the real services' documented API:
 //   - URL layout: auth URLs <base>/v2.0 and <base>/v3; Swift at
@@ -25,8 +25,10 @@
 //     and 404 for an object PUT into a missing container (goose auto-creates);
 //     account POST/HEAD of X-Account-Meta-Temp-URL-Key and the tempurl
 //     middleware's check (HMAC-SHA1 of "METHOD\nexpires\npath").
+//   - Legacy (v1.0) auth at <base>/auth/v1.0 with our service URLs.
 //   - Test-only endpoints: POST /_test/revoke (new tokens; old ones get 401),
-//     POST /_test/config?ttl=N&reject=0|1 (reject: every service call 401),
+//     POST /_test/config?ttl=N&reject=0|1&fault=badjson|notoken|500 (reject:
+//     every service call 401; fault: what authentication answers),
 //     GET /_test/stats (counts of authentications and service calls).
 //
 // Credentials come from the environment (never the command line):
@@ -70,6 +72,7 @@ type fake struct {
 	v2pass *identityservice.UserPass
 	v2key  *identityservice.KeyPair
 	v3     *identityservice.V3UserPass
+	legacy *identityservice.Legacy
 
 	swifts map[string]*swiftservice.Swift // version path -> store
 	nova   http.Handler
@@ -77,6 +80,7 @@ type fake struct {
 	mu       sync.Mutex
 	ttl      time.Duration
 	reject   bool
+	fault    string
 	tempKey  string
 	stats    map[string]int
 	identity multiIdentity
@@ -116,6 +120,7 @@ func (f *fake) addUsers() {
 	f.v2pass.AddUser(c.user, c.password, c.tenant, "default")
 	f.v2key.AddUser(c.accessKey, c.secretKey, c.tenant, "default")
 	f.v3.AddUser(c.user, c.password, c.tenant, c.domain)
+	f.legacy.AddUser(c.user, c.password, c.tenant, "default")
 }
 
 func (f *fake) count(key string) {
@@ -153,11 +158,12 @@ func main() {
 		v2pass: identityservice.NewUserPass(),
 		v2key:  identityservice.NewKeyPair(),
 		v3:     identityservice.NewV3UserPass(),
+		legacy: identityservice.NewLegacy(),
 		swifts: map[string]*swiftservice.Swift{},
 		ttl:    time.Hour,
 		stats:  map[string]int{},
 	}
-	f.identity = multiIdentity{[]identityservice.IdentityService{f.v2pass, f.v2key, f.v3}}
+	f.identity = multiIdentity{[]identityservice.IdentityService{f.v2pass, f.v2key, f.v3, f.legacy}}
 	f.addUsers()
 	tenantId := "1" // the first tenant of every goose identity service
 
@@ -185,6 +191,8 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveV2(w, r)
 	case p == "/v3/auth/tokens":
 		f.serveV3(w, r)
+	case p == "/auth/v1.0":
+		f.serveLegacy(w, r)
 	case strings.HasPrefix(p, "/internal/"):
 		f.count("via_internal")
 		f.serveService(w, r, strings.TrimPrefix(p, "/internal"))
@@ -227,6 +235,9 @@ func (f *fake) serveTest(w http.ResponseWriter, r *http.Request) {
 		if v := q.Get("reject"); v != "" {
 			f.reject = v == "1"
 		}
+		if _, ok := q["fault"]; ok {
+			f.fault = q.Get("fault")
+		}
 		f.mu.Unlock()
 		writeJSON(w, 200, map[string]bool{"ok": true})
 	case "/_test/stats":
@@ -253,6 +264,46 @@ func (f *fake) expiry() time.Time {
 	return time.Now().UTC().Add(f.ttl)
 }
 
+// authFault answers an authentication with the configured fault, if any:
+// "badjson" (a 200 with a truncated body), "notoken" (a good answer without
+// the token), "500".
+func (f *fake) authFault(w http.ResponseWriter) (string, bool) {
+	f.mu.Lock()
+	fault := f.fault
+	f.mu.Unlock()
+	switch fault {
+	case "badjson":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(200)
+		w.Write([]byte(`{"access": {"token": {"id": "trunc`))
+		return fault, true
+	case "500":
+		keystoneError(w, 500, "An unexpected error prevented the server from fulfilling your request.")
+		return fault, true
+	}
+	return fault, false
+}
+
+// serveLegacy is the pre-Keystone (Swift/Nova 1.0) auth: GET with
+// X-Auth-User/X-Auth-Key, 204 with X-Auth-Token and the two service URLs
+// (goose's Legacy service; our URLs replace its fixed ones).
+func (f *fake) serveLegacy(w http.ResponseWriter, r *http.Request) {
+	f.count("auth_legacy")
+	fault, done := f.authFault(w)
+	if done {
+		return
+	}
+	rec := forward(f.legacy, r, nil)
+	if rec.Code == 204 {
+		if fault != "notoken" {
+			w.Header().Set("X-Auth-Token", rec.Header().Get("X-Auth-Token"))
+		}
+		w.Header().Set("X-Server-Management-Url", f.base+"/v2/1")
+		w.Header().Set("X-Storage-Url", f.base+"/swift/v1")
+	}
+	w.WriteHeader(rec.Code)
+}
+
 func (f *fake) serveV2(w http.ResponseWriter, r *http.Request) {
 	if r.Method != "POST" {
 		keystoneError(w, 405, "Method Not Allowed")
@@ -275,6 +326,10 @@ func (f *fake) serveV2(w http.ResponseWriter, r *http.Request) {
 		h, kind = f.v2key, "auth_v2_accesskey"
 	}
 	f.count(kind)
+	fault, done := f.authFault(w)
+	if done {
+		return
+	}
 	if req.Auth.TenantName != f.creds.tenant {
 		keystoneError(w, 401, "The request you have made requires authentication.")
 		return
@@ -292,6 +347,9 @@ func (f *fake) serveV2(w http.ResponseWriter, r *http.Request) {
 	access := doc["access"].(map[string]interface{})
 	token := access["token"].(map[string]interface{})
 	token["expires"] = f.expiry().Format("2006-01-02T15:04:05Z")
+	if fault == "notoken" {
+		delete(token, "id")
+	}
 	token["tenant"].(map[string]interface{})["name"] = f.creds.tenant
 	if cat, ok := access["serviceCatalog"].([]interface{}); ok {
 		for _, s := range cat {
@@ -315,6 +373,10 @@ func (f *fake) serveV3(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.count("auth_v3")
+	fault, done := f.authFault(w)
+	if done {
+		return
+	}
 	// Domains by name, or by id "default" (Keystone's default domain).
 	var ids struct {
 		Auth struct {
@@ -369,7 +431,9 @@ func (f *fake) serveV3(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	w.Header().Set("X-Subject-Token", rec.Header().Get("X-Subject-Token"))
+	if fault != "notoken" {
+		w.Header().Set("X-Subject-Token", rec.Header().Get("X-Subject-Token"))
+	}
 	writeJSON(w, 201, doc)
 }
 
