@@ -13,7 +13,7 @@ local SECRETS = { C.password, C.secret_key }
 
 describe("juju.cloud.keystone", function()
   local s
-  setup(function() s = fake.start("127.0.0.21") end)
+  setup(function() s = fake.start("127.0.0.21", "keystone") end)
   teardown(function() if s then s:stop() end end)
   before_each(function() s:config { ttl = 3600, reject = false, fault = "" } end)
 

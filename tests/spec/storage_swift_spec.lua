@@ -9,7 +9,7 @@ local http = require("juju.http")
 local sys = require("juju.sys")
 
 local C = fake.CREDS
-local s = fake.start("127.0.0.22")
+local s = fake.start("127.0.0.22", "swift")
 local ks3 = assert(keystone.new { auth_url = s.v3, username = C.username, password = C.password,
                                   tenant_name = C.tenant_name, domain_name = C.domain_name, region = "RegionOne" })
 teardown(function() s:stop() end)

@@ -3,7 +3,7 @@
 -- its test-only endpoints.
 --
 --   local fake = require("servers.goose.fake")
---   local s = fake.start("127.0.0.21")
+--   local s = fake.start("127.0.0.21", "keystone")
 --   s.v2, s.v3            -- auth URLs (.../v2.0, .../v3)
 --   s:stats()             -- {auth_v2_password=n, auth_v3=n, swift=n, ...}
 --   s:revoke()            -- new tokens; old ones now get 401
@@ -48,10 +48,11 @@ end
 function Fake:stop() return self.server:stop() end
 
 --- Builds and starts the fake on host; raises (failing the spec) when it
---- cannot be built or started.
-function M.start(host)
+--- cannot be built or started. tag names this spec's copy of the binary:
+--- specs run in parallel, and one must not rewrite the file another runs.
+function M.start(host, tag)
   local src = (os.getenv("JUJU_TEST_SOURCE_DIR") or ".") .. "/tests/servers/goose"
-  local bin = assert(server.go_build("goose-fake", src))
+  local bin = assert(server.go_build("goose-fake-" .. assert(tag, "fake.start: tag required"), src))
   local c = M.CREDS
   local s = assert(server.start {
     name = "goose-fake", host = host,
