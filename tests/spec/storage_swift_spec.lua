@@ -73,6 +73,12 @@ describe("swift storage", function()
     body, _, _, eresp = fetch(s.url .. "/swift/v1/tempurl/tools/t.tgz")
     assert.is_nil(body)
     assert.are.equal(401, eresp.status)
+    -- Names that need escaping: the signature is over the unescaped path, the URL escaped.
+    assert.is_true(st:put("tools/a b+c%d.txt", "odd name"))
+    local odd = assert(st:url("tools/a b+c%d.txt", { expires = 60 }))
+    assert.matches("/tools/a%%20b%%2Bc%%25d%.txt%?", odd)
+    assert.are.equal("odd name", assert(fetch(odd)))
+    assert.are.same({ "provider-state", "tools/a b+c%d.txt", "tools/t.tgz" }, st:list())
     -- The URL is not the key: a second store reuses the account's key.
     local other = assert(open("tempurl"))
     assert.are.equal("tarball", assert(fetch(assert(other:url("tools/t.tgz", { expires = 60 })))))
