@@ -36,12 +36,20 @@ describe("swift storage", function()
     for _, n in ipairs(names) do assert.is_true(st:put(n, n)) end
     local before = s:stats().swift
     assert.are.same({ "a", "b", "c/1", "d", "e" }, st:list())
-    assert.are.equal(3, s:stats().swift - before) -- 2 + 2 + 1
+    assert.are.equal(4, s:stats().swift - before) -- 2 + 2 + 1 + the empty page
     before = s:stats().swift
     assert.is_true(st:remove("e"))
     assert.are.same({ "a", "b", "c/1", "d" }, st:list())
     assert.are.equal(1 + 3, s:stats().swift - before) -- the delete, then 2 + 2 + an empty page
     assert.are.same({ "c/1" }, st:list("c"))
+    -- A cloud whose pages are shorter than asked for: still every name.
+    s:config { list_cap = 1 }
+    local capped = assert(open("pages"))
+    local ok, names_or_err = pcall(capped.list, capped)
+    s:config { list_cap = 0 }
+    assert(ok, names_or_err)
+    assert.are.same({ "a", "b", "c/1", "d" }, names_or_err)
+    capped:close()
     assert.is_true(st:remove_all())
     assert.are.same({}, st:list())
     st:close()

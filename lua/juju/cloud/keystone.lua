@@ -125,7 +125,7 @@ function M.new(opts)
       return bad("auth-mode keypair needs access-key and secret-key")
     end
   elseif not nonempty(opts.username) or not nonempty(opts.password) then
-    return bad("auth-mode userpass needs username and password")
+    return bad("auth-mode " .. mode .. " needs username and password")
   end
   if mode ~= "legacy" and not nonempty(opts.tenant_name) then return bad("tenant-name (the OpenStack project name) is not set") end
   local etype = opts.endpoint_type or "publicURL"

@@ -7,7 +7,7 @@
 --   s.v2, s.v3            -- auth URLs (.../v2.0, .../v3)
 --   s:stats()             -- {auth_v2_password=n, auth_v3=n, swift=n, ...}
 --   s:revoke()            -- new tokens; old ones now get 401
---   s:config{ttl=, reject=true|false, fault="badjson"|"notoken"|"500"|""}
+--   s:config{ttl=, reject=true|false, fault="badjson"|"notoken"|"500"|"", list_cap=n}
 local server = require("juju.testing.server")
 local http = require("juju.http")
 local json = require("juju.json")
@@ -42,6 +42,7 @@ function Fake:config(c)
   if c.ttl then q[#q + 1] = "ttl=" .. c.ttl end
   if c.reject ~= nil then q[#q + 1] = "reject=" .. (c.reject and "1" or "0") end
   if c.fault then q[#q + 1] = "fault=" .. c.fault end
+  if c.list_cap then q[#q + 1] = "list_cap=" .. c.list_cap end
   return call(self, "POST", "/_test/config?" .. table.concat(q, "&"))
 end
 

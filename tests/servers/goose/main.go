@@ -27,8 +27,9 @@
 //     middleware's check (HMAC-SHA1 of "METHOD\nexpires\npath").
 //   - Legacy (v1.0) auth at <base>/auth/v1.0 with our service URLs.
 //   - Test-only endpoints: POST /_test/revoke (new tokens; old ones get 401),
-//     POST /_test/config?ttl=N&reject=0|1&fault=badjson|notoken|500 (reject:
-//     every service call 401; fault: what authentication answers),
+//     POST /_test/config?ttl=N&reject=0|1&fault=badjson|notoken|500&list_cap=N
+//     (reject: every service call 401; fault: what authentication answers;
+//     list_cap: the most names a listing page holds),
 //     GET /_test/stats (counts of authentications and service calls).
 //
 // Credentials come from the environment (never the command line):
@@ -81,6 +82,7 @@ type fake struct {
 	ttl      time.Duration
 	reject   bool
 	fault    string
+	listCap  int
 	tempKey  string
 	stats    map[string]int
 	identity multiIdentity
@@ -234,6 +236,9 @@ func (f *fake) serveTest(w http.ResponseWriter, r *http.Request) {
 		}
 		if v := q.Get("reject"); v != "" {
 			f.reject = v == "1"
+		}
+		if v := q.Get("list_cap"); v != "" {
+			f.listCap, _ = strconv.Atoi(v)
 		}
 		if _, ok := q["fault"]; ok {
 			f.fault = q.Get("fault")
@@ -582,6 +587,11 @@ func (f *fake) serveContainer(s *swiftservice.Swift, container string, w http.Re
 		if v := q.Get("limit"); v != "" {
 			limit, _ = strconv.Atoi(v)
 		}
+		f.mu.Lock()
+		if f.listCap > 0 && limit > f.listCap {
+			limit = f.listCap // Swift's container_listing_limit
+		}
+		f.mu.Unlock()
 		marker, end := q.Get("marker"), q.Get("end_marker")
 		out := items[:0]
 		for _, it := range items {

@@ -200,7 +200,8 @@ function Swift:size(name)
   return math.tointeger(n) or n
 end
 
---- list([prefix]) -> sorted names, every page (marker = the last name).
+--- list([prefix]) -> sorted names, every page (marker = the last name),
+--- until an empty one.
 function Swift:list(prefix)
   self:_check()
   local names, marker = {}, nil
@@ -218,7 +219,9 @@ function Swift:list(prefix)
       if type(item) == "table" and type(item.name) == "string" then names[#names + 1] = item.name end
     end
     marker = page[#page] and page[#page].name
-  until #page < self.page_size or not marker
+    -- Until an empty page: a cloud may cap a page below page_size (Swift's
+    -- container_listing_limit), so a short page is not the end.
+  until not marker
   table.sort(names)
   return names
 end
