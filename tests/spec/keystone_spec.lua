@@ -57,6 +57,10 @@ describe("juju.cloud.keystone", function()
     assert.are.equal(before + 1, s:stats().auth_v2_password)
     local resp = assert(ks:request(swift_client(ks), { method = "HEAD", path = "/" }))
     assert.are.equal(204, resp.status)
+    -- goose's Nova behind the same token.
+    local nova = api.new { name = "nova", endpoint = ks:endpoint("compute"), sign = function(req) ks:sign(req) end }
+    resp = assert(ks:request(nova, { method = "GET", path = "/flavors" }))
+    assert.matches('"m1%.tiny"', resp.body)
   end)
 
   it("authenticates with Keystone v2.0 access-key credentials (auth-mode keypair)", function()

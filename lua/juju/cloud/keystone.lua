@@ -212,16 +212,21 @@ function Keystone:_authenticate_legacy(where)
 end
 
 local function array(v) return type(v) == "table" and v or {} end
+-- A catalog string, or nil (JSON null, numbers and objects are not names).
+local function str(v) return type(v) == "string" and v or nil end
 
 -- v2 serviceCatalog -> {type, name, endpoints = {{region, public, internal, admin}}}.
 local function catalog_v2(cat)
   local out = {}
   for _, s in ipairs(array(cat)) do
     local eps = {}
-    for _, e in ipairs(array(s.endpoints or s.Endpoints)) do
-      eps[#eps + 1] = { region = e.region or "", public = e.publicURL, internal = e.internalURL, admin = e.adminURL }
+    for _, e in ipairs(array(type(s) == "table" and (s.endpoints or s.Endpoints))) do
+      if type(e) == "table" then
+        eps[#eps + 1] = { region = str(e.region) or "", public = str(e.publicURL), internal = str(e.internalURL),
+                          admin = str(e.adminURL) }
+      end
     end
-    out[#out + 1] = { type = s.type, name = s.name, endpoints = eps }
+    if type(s) == "table" and str(s.type) then out[#out + 1] = { type = s.type, name = str(s.name), endpoints = eps } end
   end
   return out
 end
@@ -231,18 +236,20 @@ local function catalog_v3(cat)
   local out = {}
   for _, s in ipairs(array(cat)) do
     local eps, by_region = {}, {}
-    for _, e in ipairs(array(s.endpoints)) do
-      local region = e.region_id or e.region or ""
-      if region == json.null then region = "" end
-      local ep = by_region[region]
-      if not ep then
-        ep = { region = region }
-        by_region[region] = ep
-        eps[#eps + 1] = ep
+    for _, e in ipairs(array(type(s) == "table" and s.endpoints)) do
+      if type(e) == "table" then
+        local region = str(e.region_id) or str(e.region) or ""
+        local ep = by_region[region]
+        if not ep then
+          ep = { region = region }
+          by_region[region] = ep
+          eps[#eps + 1] = ep
+        end
+        local i = INTERFACES[str(e.interface) or ""]
+        if i then ep[i] = str(e.url) end
       end
-      if INTERFACES[e.interface or ""] then ep[INTERFACES[e.interface]] = e.url end
     end
-    out[#out + 1] = { type = s.type, name = s.name, endpoints = eps }
+    if type(s) == "table" and str(s.type) then out[#out + 1] = { type = s.type, name = str(s.name), endpoints = eps } end
   end
   return out
 end
