@@ -333,6 +333,37 @@ describe("juju.cloud.keystone", function()
     end
   end)
 
+  it("reads catalogs shaped as real Keystone writes them (extra keys, null regions, odd entries)", function()
+    local json = require("juju.json")
+    -- v3: one entry per interface, region_id and the older region side by side.
+    local v3cat = assert(json.decode([[ [
+      {"id": "a1", "type": "object-store", "name": "swift", "endpoints": [
+        {"id": "e1", "interface": "public", "region": "RegionOne", "region_id": "RegionOne", "url": "https://swift.example/v1/AUTH_p"},
+        {"id": "e2", "interface": "internal", "region_id": "RegionOne", "url": "http://10.0.0.5:8080/v1/AUTH_p"},
+        {"id": "e3", "interface": "admin", "region": null, "region_id": null, "url": "http://10.0.0.5:8080/v1"},
+        {"id": "e4", "interface": "bogus", "region_id": "RegionOne", "url": "http://x"},
+        "not an endpoint"]},
+      {"id": "a2", "type": "identity", "endpoints": []},
+      {"id": "a3", "name": "no type"},
+      null] ]]))
+    assert.are.same({
+      { type = "object-store", name = "swift", endpoints = {
+        { region = "RegionOne", public = "https://swift.example/v1/AUTH_p", internal = "http://10.0.0.5:8080/v1/AUTH_p" },
+        { region = "", admin = "http://10.0.0.5:8080/v1" } } },
+      { type = "identity", endpoints = {} },
+    }, keystone.normalize_catalog("3", v3cat))
+    -- v2: the id and tenantId keys real Keystone adds, a missing internalURL.
+    local v2cat = assert(json.decode([[ [
+      {"type": "compute", "name": "nova", "endpoints_links": [], "endpoints": [
+        {"id": "x", "tenantId": "t", "region": "RegionOne", "publicURL": "https://nova/v2/t", "adminURL": "https://nova-admin/v2/t"}]},
+      {"type": "image", "endpoints": null}] ]]))
+    assert.are.same({
+      { type = "compute", name = "nova", endpoints = {
+        { region = "RegionOne", public = "https://nova/v2/t", admin = "https://nova-admin/v2/t" } } },
+      { type = "image", endpoints = {} },
+    }, keystone.normalize_catalog("2", v2cat))
+  end)
+
   it("parses Keystone's expiry times as UTC", function()
     assert.are.equal(0, keystone.parse_time("1970-01-01T00:00:00Z"))
     assert.are.equal(1329334341, keystone.parse_time("2012-02-15T19:32:21"))

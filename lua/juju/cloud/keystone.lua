@@ -254,6 +254,13 @@ local function catalog_v3(cat)
   return out
 end
 
+--- The normalised catalog of a token response's raw catalog (v2
+--- access.serviceCatalog when version is "2", v3 token.catalog when "3").
+function M.normalize_catalog(version, raw)
+  if version == "3" then return catalog_v3(raw) end
+  return catalog_v2(raw)
+end
+
 -- The token's expiry on our clock: its lifetime (expiry minus the issue
 -- time, or minus the response's Date) from now, so a skew between our clock
 -- (or a virtual one) and Keystone's neither keeps a dead token nor
