@@ -151,6 +151,21 @@ describe("swift storage", function()
     for _, secret in ipairs({ C.password, C.secret_key }) do assert.is_nil(msg:find(secret, 1, true)) end
   end)
 
+  it("with create = false, writes only into an existing container", function()
+    local st = assert(open("premade", { create = false }))
+    local r, msg, code = st:put("a", "1")
+    assert.is_nil(r)
+    assert.are.equal("NOT_FOUND", code)
+    assert.matches("premade/a", msg)
+    local maker = assert(open("premade"))
+    assert.is_true(maker:put("b", "2"))
+    assert.is_true(st:put("a", "1"))
+    assert.are.same({ "a", "b" }, st:list())
+    assert.is_true(maker:remove_all())
+    st:close()
+    maker:close()
+  end)
+
   it("sends the object's MD5 as ETag, which Swift checks", function()
     local st = assert(open("etag"))
     local before = s:stats().etag_mismatch

@@ -45,7 +45,9 @@ end
 --- comes from its catalog, region and endpoint_type as it is configured or
 --- as opts.region / opts.endpoint_type say) or endpoint (the storage URL)
 --- with token; container; http (juju.http options); cancel; page_size
---- (listing page, default 1000); clock ({time=}, for temp URL expiry).
+--- (listing page, default 1000); clock ({time=}, for temp URL expiry);
+--- create (default true: the container is made on the first write; false:
+--- it must exist, and writes to a missing one fail with NOT_FOUND).
 --- Returns the store, or nil, message, code.
 function M.new(opts)
   if type(opts) ~= "table" then error("swift.new: options table required", 2) end
@@ -77,7 +79,7 @@ function M.new(opts)
     account_path = http.url_unescape((u.path or ""):gsub("/+$", "")),
     client = api.new { name = "swift", endpoint = endpoint, sign = sign, errors = swift_errors,
                        http = opts.http, cancel = opts.cancel },
-    page_size = opts.page_size or M.PAGE_SIZE,
+    page_size = opts.page_size or M.PAGE_SIZE, create = opts.create ~= false,
     clock = opts.clock or { time = sys.time },
   }, Swift)
 end
@@ -97,7 +99,7 @@ end
 
 -- Creates the container once (PUT is idempotent: 201 new, 202 existing).
 function Swift:_ensure_container(again)
-  if self.container_ready and not again then return true end
+  if (self.container_ready and not again) or not self.create then return true end
   local resp, msg, code = self:_request { method = "PUT", path = "/" .. http.url_escape(self.container),
                                           idempotent = true }
   if not resp then return nil, "swift: creating container " .. self.container .. ": " .. msg, code end
@@ -119,7 +121,7 @@ function Swift:_put(name, r)
   if not ok then return nil, msg, code end
   r.method, r.path, r.idempotent = "PUT", self:_object_path(name), true
   local resp, emsg, ecode = self:_request(r)
-  if not resp and ecode == "NOT_FOUND" then
+  if not resp and ecode == "NOT_FOUND" and self.create then
     ok, msg, code = self:_ensure_container(true)
     if not ok then return nil, msg, code end
     resp, emsg, ecode = self:_request(r)
