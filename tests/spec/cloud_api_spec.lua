@@ -240,6 +240,20 @@ describe("juju.cloud.api", function()
       assert.are.equal(signed[2].auth, seen[2].headers.authorization)
     end)
 
+    it("stops a redirect loop, and a redirect without a Location", function()
+      s:script("/loop", { { status = 302, headers = { Location = "/loop" } } })
+      local r, msg, code = client():request { path = "/loop", idempotent = true }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.matches("302 Found: too many redirects$", msg)
+      assert.are.equal(api.MAX_REDIRECTS + 1, #s:requests())
+      s:script("/noloc", { { status = 301 } })
+      r, msg, code = client():request { path = "/noloc" }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.matches("301 Moved Permanently: a redirect without a usable Location$", msg)
+    end)
+
     it("checks the body sent against the hash that was signed", function()
       local r = assert(client():request { method = "PUT", path = "/h", body = "abc",
         body_sha256 = crypto.sha256("abc") })

@@ -601,9 +601,13 @@ function Client:request(r)
     attempt = attempt + 1
     local left = deadline - (clock.monotonic() - t0)
     local resp, msg, code, eresp, req = self:_attempt(cur, attempt, redirects, left)
-    if resp and REDIRECT[resp.status] and redirects < M.MAX_REDIRECTS then
-      local n = redirected(self, cur, req, resp)
-      if not n then return resp end
+    if resp and REDIRECT[resp.status] then
+      local n = redirects < M.MAX_REDIRECTS and redirected(self, cur, req, resp)
+      if not n then
+        return nil, self:redact(string.format("%s: %s %s: %d %s: %s", self.name, req.method,
+          http.safe_url(req.url), resp.status, resp.reason or "", redirects < M.MAX_REDIRECTS
+            and "a redirect without a usable Location" or "too many redirects")), "HTTP", resp
+      end
       cur, redirects, attempt = n, redirects + 1, attempt - 1
     elseif resp then
       resp.attempts = attempt
