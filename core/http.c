@@ -508,11 +508,18 @@ static size_t abort_with(xfer *x, int reason, int errnum)
     return 0;
 }
 
+static int unfollowed_redirect(const xfer *x)
+{
+    return !x->req->follow_redirects && x->status >= 300 && x->status < 400 && !x->file_scheme;
+}
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
     size_t len = size * nmemb;
-    if (x->status >= 400) /* error body: kept (capped) for the caller to inspect */
+    /* An error body, or the body of a redirect the caller follows itself:
+     * kept (capped) for the caller to inspect, never given to the sink. */
+    if (x->status >= 400 || unfollowed_redirect(x))
         return body_append(x->resp, p, len, ERROR_BODY_MAX) ? abort_with(x, ABORT_NOMEM, 0)
                                                             : len;
     const jj_http_request *req = x->req;
@@ -1375,7 +1382,8 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     }
     if (rc)
         attempts_suffix(err, resp->attempts);
-    int frc = finish_files(&x, rc == 0, err);
+    /* A redirect's body is not the download. */
+    int frc = finish_files(&x, rc == 0 && !unfollowed_redirect(&x), err);
     if (!rc)
         rc = frc;
     if (resp->attempts) {

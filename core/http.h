@@ -126,7 +126,10 @@ typedef struct jj_http_request {
     const char *client_key;
     size_t client_key_len;
     long long max_size;      /* largest body accepted; < 0 = no limit */
-    int follow_redirects;    /* default 1; never to file:// */
+    /* default 1; never to file://. With 0, a 3xx answer is a success whose
+     * body (capped like an error body) is in resp->body, never in to_file
+     * or on_data: the caller follows it itself. */
+    int follow_redirects;
     const char *user_agent;  /* default "juju-engine" */
     const jj_sys_cancel *cancel; /* stops the transfer and retry waits; or NULL */
 } jj_http_request;

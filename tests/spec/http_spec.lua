@@ -775,6 +775,27 @@ describe("juju.http against the scripted server", function()
     end)
   end)
 
+  describe("unfollowed redirects", function()
+    it("never write a redirect's body to to_file or on_data", function()
+      s:script("/moved", { { status = 302, headers = { Location = "/elsewhere" }, body = "redirect page" } })
+      local path = dir .. "/kept"
+      write(path, "old content")
+      local r = assert(http.request { url = s.url .. "/moved", to_file = path, follow_redirects = false })
+      assert.are.equal(302, r.status)
+      assert.are.equal("/elsewhere", r.headers.location)
+      assert.are.equal("old content", read(path))
+      for _, e in ipairs(entries(dir)) do assert.is_nil(e:find("^kept%.part"), e) end
+      local chunks = 0
+      r = assert(http.request { url = s.url .. "/moved", follow_redirects = false,
+        on_data = function() chunks = chunks + 1 end })
+      assert.are.equal(302, r.status)
+      assert.are.equal(0, chunks)
+      r = assert(http.request { url = s.url .. "/moved", follow_redirects = false })
+      assert.are.equal("redirect page", r.body)
+      os.remove(path)
+    end)
+  end)
+
   describe("multipart", function()
     it("sends data and streamed file parts a MIME parser reads back", function()
       local path = dir .. "/upload.tgz"
