@@ -10,7 +10,8 @@
 -- close: tests/spec/storage_contract.lua) with the same error contract:
 -- a missing object is nil, msg, "ENOENT"; a bad name "EINVAL"; refused
 -- credentials "AUTH" (the message names access-key/secret-key and the
--- endpoint, never the secret or a signature); a malformed listing
+-- endpoint, never the secret or a signature); a refused request time
+-- "CLOCK" (the message says to check the clock); a malformed listing
 -- "CORRUPT"; the api client's codes otherwise. Uploads carry Content-MD5
 -- and a signed payload hash (put_file hashes the file first, streamed:
 -- two passes over it, constant memory); downloads to a file stream.
@@ -34,7 +35,7 @@ Store.__index = Store
 local S3_CODES = {
   NoSuchKey = "NOT_FOUND", NoSuchBucket = "NOT_FOUND",
   SignatureDoesNotMatch = "AUTH", InvalidAccessKeyId = "AUTH", AccessDenied = "AUTH",
-  RequestTimeTooSkewed = "AUTH", ExpiredToken = "AUTH", InvalidToken = "AUTH",
+  RequestTimeTooSkewed = "CLOCK", ExpiredToken = "AUTH", InvalidToken = "AUTH",
   SlowDown = "THROTTLED", ServiceUnavailable = "THROTTLED",
   BucketAlreadyOwnedByYou = "CONFLICT", BucketAlreadyExists = "CONFLICT", BucketNotEmpty = "CONFLICT",
   OperationAborted = "CONFLICT",
@@ -147,11 +148,13 @@ end
 function Store:_fail(what, msg, code, resp)
   local s3code = s3_code_of(resp)
   local where = string.format("s3 bucket %q at %s", self.bucket, self.endpoint)
+  if code == "CLOCK" or s3code == "RequestTimeTooSkewed" then
+    -- juju.cloud.api's code for a refused request time.
+    return nil, string.format("%s: %s: the request time was refused as too far from the server's (%s); " ..
+      "check this machine's clock", where, what, tostring(msg)), "CLOCK"
+  end
   if code == "AUTH" then
     local advice = "check access-key and secret-key in the environment configuration"
-    if s3code == "RequestTimeTooSkewed" then
-      advice = "the request time was refused as too far from the server's: check this machine's clock"
-    end
     return nil, string.format("%s: %s: credentials refused (%s); %s", where, what, tostring(msg), advice), "AUTH"
   end
   if code == "NOT_FOUND" then return nil, string.format("%s: %s: not found (%s)", where, what, tostring(msg)), "ENOENT" end
