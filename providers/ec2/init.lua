@@ -127,15 +127,17 @@ local function endpoints(cfg)
   return (ec2:gsub("/+$", "")), (s3e:gsub("/+$", ""))
 end
 
-local function http_options(cfg)
-  if api.http_options then return api.http_options(cfg) end
-  return nil
+-- Proxies and the CA bundle from the config (juju.cloud.api), with the
+-- process environment seen through the context when there is one.
+local function http_options(cfg, ctx)
+  if not api.http_options then return nil end
+  return api.http_options(cfg, ctx and function(name) return ctx:getenv(name) end or nil)
 end
 
 local function client(ctx, cfg, ak, sk)
   local ec2 = endpoints(cfg)
   return query.new { endpoint = ec2, region = cfg.region, access_key = ak, secret_key = sk,
-    clock = ctx.clock, http = http_options(cfg),
+    clock = ctx.clock, http = http_options(cfg, ctx),
     say = function(line) ctx:infof("%s", line) end,
     check_interrupt = function() ctx:check_interrupt() end }, ec2
 end
@@ -189,7 +191,7 @@ function P.open(ctx, cfg)
     -- the credentials stay in closures, not fields (no secret in a dump of env)
     open_store = function()
       return s3.new { endpoint = s3e, region = cfg.region, bucket = cfg["control-bucket"], access_key = ak,
-        secret_key = sk, create = false, http = http_options(cfg) }
+        secret_key = sk, create = false, http = http_options(cfg, ctx) }
     end,
   }
 end
@@ -543,7 +545,7 @@ local function find_spec(env, params)
   local icfg = params.instance_config
   local imgs, err = images.find(images.sources(env.cfg), {
     series = icfg.series, arches = arches_of(params), region = env.region, endpoint = env.image_endpoint,
-    stream = env.cfg["image-stream"] }, http_options(env.cfg))
+    stream = env.cfg["image-stream"] }, http_options(env.cfg, env.ctx))
   if not imgs then return nil, "cannot find an image: " .. err, "NOT_FOUND" end
   local c = params.constraints or {}
   if present(c["instance-type"]) and not instancetypes.find(c["instance-type"]) then
