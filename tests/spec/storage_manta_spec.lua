@@ -75,6 +75,16 @@ describe("manta storage", function()
     st2:close()
   end)
 
+  it("says to check the clock when Manta refuses the Date as skewed", function()
+    local st = assert(open("skewed", { now = function() return os.time() - 3600 end }))
+    local ok, msg, code = st:put("a", "b")
+    assert.is_nil(ok)
+    assert.are.equal("AUTH", code, msg)
+    assert.matches("RequestExpired", msg)
+    assert.matches("check this machine's clock", msg)
+    st:close()
+  end)
+
   it("names private-key-path when the key file does not load", function()
     local st, msg, code = manta.new { url = s.url, user = USER, key_file = tmp .. "/missing" }
     assert.is_nil(st)
