@@ -120,6 +120,17 @@ describe("manta storage", function()
     assert.is_falsy(log:find("Signature keyId", 1, true))
   end)
 
+  it("signs (request-target), host and date when asked, and reports a directory as EISDIR", function()
+    local st = assert(open("request-target", { sign_headers = { "(request-target)", "host", "date" } }))
+    assert.is_true(st:put("d/x y", "1"))
+    assert.are.equal("1", st:get("d/x y"))
+    assert.are.same({ "d/x y" }, st:list("d"))
+    local _, msg, code = st:remove("d")
+    assert.are.equal("EISDIR", code, msg)
+    assert.is_true(st:remove_all())
+    st:close()
+  end)
+
   it("pages directory listings (limit and marker)", function()
     local st = assert(open("paging", { page_size = 2 }))
     local want = {}

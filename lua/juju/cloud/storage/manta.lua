@@ -67,7 +67,9 @@ Store.__index = Store
 --- key_id (fingerprint or "/user/keys/fp"; default the key's MD5
 --- fingerprint), root (under /<user>/, default "stor/juju"), algorithm,
 --- http (juju.http options), cancel, now (function -> unix time), attempts,
---- page_size (directory listing page, default 1024: Manta's maximum).
+--- page_size (directory listing page, default 1024: Manta's maximum),
+--- sign_headers (what each signature covers, default {"date"}; e.g.
+--- {"(request-target)", "host", "date"}).
 --- Returns the store, or nil, message, code (a key that does not load:
 --- the message names private-key-path or private-key, never the key).
 function M.new(opts)
@@ -93,7 +95,7 @@ function M.new(opts)
   local root = (opts.root or "stor/juju"):gsub("^/+", ""):gsub("/+$", "")
   local self = setmetatable({
     endpoint = url, host = (authority:gsub("^.*@", "")), user = opts.user,
-    page = opts.page_size or PAGE, key = key, owned = owned,
+    page = opts.page_size or PAGE, key = key, owned = owned, sign_headers = opts.sign_headers,
     key_id = key_id, algorithm = opts.algorithm or httpsig.default_algorithm(key),
     now = opts.now or os.time, root_parts = {},
   }, Store)
@@ -103,7 +105,8 @@ function M.new(opts)
     name = "manta", endpoint = url, http = opts.http, cancel = opts.cancel, attempts = opts.attempts,
     errors = manta_error,
     sign = function(req)
-      httpsig.sign(req, { key = self.key, key_id = self.key_id, algorithm = self.algorithm, now = self.now() })
+      httpsig.sign(req, { key = self.key, key_id = self.key_id, algorithm = self.algorithm, now = self.now(),
+                          headers = self.sign_headers })
     end,
   }
   return self
@@ -282,7 +285,8 @@ function Store:_walk(path, rel, fn, descend, depth_first)
         if not depth_first then fn(name, e, epath) end
         local ok
         ok, msg, code = self:_walk(epath, name .. "/", fn, descend, depth_first)
-        if not ok then return nil, msg, code end
+        -- a directory removed meanwhile is simply not there any more
+        if not ok and code ~= "NOT_FOUND" then return nil, msg, code end
         if depth_first then
           ok, msg, code = fn(name, e, epath)
           if ok == nil and msg then return nil, msg, code end
@@ -320,8 +324,11 @@ function Store:remove(name)
   self:_check()
   local ok, msg, code = storage.check_name(name)
   if not ok then return nil, msg, code end
-  local resp
-  resp, msg, code = self:_request { method = "DELETE", path = self:_path(name) }
+  local resp, eresp
+  resp, msg, code, eresp = self:_request { method = "DELETE", path = self:_path(name) }
+  if not resp and error_code(eresp) == "DirectoryNotEmpty" then
+    return nil, "manta: " .. name .. " is a directory", "EISDIR"
+  end
   if not resp and code ~= "NOT_FOUND" then return self:_fail(msg, code) end
   return true
 end
