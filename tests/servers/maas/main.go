@@ -7,6 +7,7 @@
 //     from the environment, never the command line): consumer key, token,
 //     method PLAINTEXT, signature "&"+secret, timestamp and nonce present;
 //     401 otherwise,
+//   - injects upload failures on request (POST /_fault?status=&count=),
 //   - answers the anonymous files/?op=get_by_key&key=K itself (gomaasapi
 //     hands out anon_resource_uri values but does not serve them), without
 //     OAuth, as MAAS does.
@@ -19,6 +20,7 @@ import (
 	"encoding/base64"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -124,6 +126,9 @@ func main() {
 	inner := ts.Server.Config.Handler
 	pfx := strings.TrimRight(*prefix, "/")
 
+	// Fault injection for the specs: POST /_fault?status=500&count=N makes
+	// the next N op=add uploads fail with that status once their body is in.
+	faults, faultStatus := 0, 0
 	var mu sync.Mutex
 	handler := http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -131,6 +136,13 @@ func main() {
 		w := &statusWriter{w0, 200}
 		op := r.URL.Query().Get("op")
 		defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.status) }()
+		if r.URL.Path == "/_fault" && r.Method == "POST" {
+			fmt.Sscan(r.URL.Query().Get("count"), &faults)
+			faultStatus = http.StatusInternalServerError
+			fmt.Sscan(r.URL.Query().Get("status"), &faultStatus)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if op == "get_by_key" && r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/files/") {
 			getByKey(ts, w, r.URL.Query().Get("key"))
 			return
@@ -142,6 +154,13 @@ func main() {
 		}
 		if !strings.HasPrefix(r.URL.Path, pfx+"/api/") {
 			http.NotFound(w, r)
+			return
+		}
+		if faults > 0 && op == "add" {
+			// a failure in the middle of an upload: the body is read, then refused
+			faults--
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "Internal Server Error: injected fault", faultStatus)
 			return
 		}
 		r2 := r.Clone(r.Context())

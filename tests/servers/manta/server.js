@@ -168,13 +168,41 @@ function del(res, p) {
   res.end();
 }
 
+// Fault injection for the specs: POST /_fault?status=500&count=N makes the
+// next N object PUTs read some of their body, then answer status with
+// Manta's InternalError body (a failure in the middle of an upload).
+const faults = { status: 0, count: 0 };
+
+function injectFault(req, res) {
+  faults.count--;
+  let seen = 0;
+  let answered = false;
+  req.on('data', (d) => {
+    seen += d.length;
+    if (!answered && seen >= 65536) { answered = true; sendError(res, new MantaError(faults.status, 'InternalError', 'injected fault')); }
+  });
+  req.on('end', () => { if (!answered) sendError(res, new MantaError(faults.status, 'InternalError', 'injected fault')); });
+}
+
 const server = http.createServer((req, res) => {
   const q = req.url.indexOf('?');
   const rawPath = q < 0 ? req.url : req.url.slice(0, q);
   const query = q < 0 ? {} : querystring.parse(req.url.slice(q + 1));
   res.on('finish', () => console.log(req.method + ' ' + rawPath + ' ' + res.statusCode));
+  if (rawPath === '/_fault' && req.method === 'POST') {
+    faults.status = parseInt(query.status, 10) || 500;
+    faults.count = parseInt(query.count, 10) || 1;
+    req.resume();
+    res.writeHead(204);
+    res.end();
+    return;
+  }
   try {
     authenticate(req, rawPath, query);
+    if (faults.count > 0 && req.method === 'PUT' && !/type=directory/.test(req.headers['content-type'] || '')) {
+      injectFault(req, res);
+      return;
+    }
     const p = localPath(rawPath);
     const ctype = req.headers['content-type'] || '';
     if (req.method === 'PUT' && /^application\/json;\s*type=directory/.test(ctype)) {
