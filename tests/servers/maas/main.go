@@ -128,7 +128,8 @@ func main() {
 
 	// Fault injection for the specs: POST /_fault?status=500&count=N makes
 	// the next N op=add uploads fail with that status once their body is in.
-	faults, faultStatus := 0, 0
+	// POST /_fault?mode=listing makes the next op=list answer truncated JSON.
+	faults, faultStatus, badListing := 0, 0, false
 	var mu sync.Mutex
 	handler := http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -136,6 +137,17 @@ func main() {
 		w := &statusWriter{w0, 200}
 		op := r.URL.Query().Get("op")
 		defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.status) }()
+		if r.URL.Path == "/_fault" && r.Method == "POST" && r.URL.Query().Get("mode") == "listing" {
+			badListing = true
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if badListing && op == "list" && checkOAuth(r.Header.Get("Authorization"), want) == "" {
+			badListing = false
+			w.WriteHeader(http.StatusOK)
+			fmt.Fprint(w, `[{"filename": "trunc`)
+			return
+		}
 		if r.URL.Path == "/_fault" && r.Method == "POST" {
 			fmt.Sscan(r.URL.Query().Get("count"), &faults)
 			faultStatus = http.StatusInternalServerError

@@ -143,7 +143,8 @@ function get(req, res, p, query) {
     }
     if (query.marker !== undefined) list = list.filter((e) => e.name >= query.marker);
     list = list.slice(0, limit);
-    const body = list.map((e) => JSON.stringify(e) + '\n').join('');
+    let body = list.map((e) => JSON.stringify(e) + '\n').join('');
+    if (faults.listing) { faults.listing = false; body = '{"name":"trunc'; }
     res.writeHead(200, { 'Content-Type': 'application/x-json-stream; type=directory', 'Result-Set-Size': total,
       'Content-Length': req.method === 'HEAD' ? 0 : Buffer.byteLength(body) });
     res.end(req.method === 'HEAD' ? undefined : body);
@@ -171,7 +172,9 @@ function del(res, p) {
 // Fault injection for the specs: POST /_fault?status=500&count=N makes the
 // next N object PUTs read some of their body, then answer status with
 // Manta's InternalError body (a failure in the middle of an upload).
-const faults = { status: 0, count: 0 };
+// POST /_fault?mode=listing makes the next directory listing a truncated
+// JSON line.
+const faults = { status: 0, count: 0, listing: false };
 
 function injectFault(req, res) {
   faults.count--;
@@ -188,7 +191,15 @@ const server = http.createServer((req, res) => {
   const q = req.url.indexOf('?');
   const rawPath = q < 0 ? req.url : req.url.slice(0, q);
   const query = q < 0 ? {} : querystring.parse(req.url.slice(q + 1));
-  res.on('finish', () => console.log(req.method + ' ' + rawPath + ' ' + res.statusCode));
+  // 'close' always fires ('finish' not when the client hangs up first)
+  res.on('close', () => console.log(req.method + ' ' + rawPath + ' ' + res.statusCode));
+  if (rawPath === '/_fault' && req.method === 'POST' && query.mode === 'listing') {
+    faults.listing = true;
+    req.resume();
+    res.writeHead(204);
+    res.end();
+    return;
+  }
   if (rawPath === '/_fault' && req.method === 'POST') {
     faults.status = parseInt(query.status, 10) || 500;
     faults.count = parseInt(query.count, 10) || 1;
