@@ -357,6 +357,17 @@ static int lock_path(lua_State *L)
     return 1;
 }
 
+/* Lock:remove() -> true | nil, msg, code: removes the lock file, then
+ * releases the lock. */
+static int lock_remove(lua_State *L)
+{
+    lua_lock *l = check_lock(L, 1);
+    lua_getiuservalue(L, 1, 1);
+    const char *path = lua_tostring(L, -1);
+    jj_error err;
+    return push_ok(L, jj_fs_lock_remove(&l->lk, path, &err), &err);
+}
+
 static int lock_set_message(lua_State *L)
 {
     lua_lock *l = check_lock(L, 1);
@@ -427,6 +438,7 @@ static const luaL_Reg lock_methods[] = {
     {"release", lock_release},
     {"close", lock_release},
     {"path", lock_path},
+    {"remove", lock_remove},
     {"set_message", lock_set_message},
     {"is_held", lock_is_held},
     {NULL, NULL},

@@ -6,6 +6,9 @@
  */
 #include "main_common.h"
 
+#include <signal.h>
+#include <sys/mman.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -116,9 +119,29 @@ static void restore_library_path(void)
     unsetenv("JUJU_TOOLS_LD_LIBRARY_PATH");
 }
 
+/* libmongoc's constructor maps its statistics counters from a shared
+ * memory file, /dev/shm/mongoc-<pid>, unlinked only by its destructor: a
+ * process killed by a signal (an agent stopped with SIGTERM, any kill -9)
+ * left the file behind, and a later process given the same pid then
+ * printed "Falling back to malloc for counters". The mapping works
+ * without its name: unlinking it now leaves nothing behind however this
+ * process ends (the destructor's own unlink then finds nothing). */
+static void forget_mongoc_counters(void)
+{
+    char name[32];
+    snprintf(name, sizeof name, "/mongoc-%u", (unsigned)getpid());
+    shm_unlink(name);
+}
+
 int jj_run_main(int argc, char **argv, const char *entry_module)
 {
     restore_library_path();
+    /* A closed stdout (`juju bootstrap | head -1`) means "stop printing",
+     * not death (issue 14.8): writes then fail with EPIPE, which the
+     * context's writers take as the end of that stream. Children get the
+     * default back (core/sys.c, core/proc.c). */
+    signal(SIGPIPE, SIG_IGN);
+    forget_mongoc_counters();
     lua_State *L = luaL_newstate();
     if (!L) {
         fprintf(stderr, "ERROR cannot create Lua state: out of memory\n");

@@ -897,6 +897,16 @@ int jj_fs_lock_set_message(jj_fs_lock *lk, const char *message, jj_error *err)
     return 0;
 }
 
+/* Whether the file fd has open is still the one at path (a holder's
+ * jj_fs_lock_remove unlinks it while others wait on the old inode). */
+static int still_linked(int fd, const char *path)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) != 0 || lstat(path, &b) != 0)
+        return 0;
+    return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int jj_fs_lock_acquire(jj_fs_lock *lk, const char *path, double timeout, double interval,
                        const char *message, jj_error *err)
 {
@@ -909,8 +919,14 @@ int jj_fs_lock_acquire(jj_fs_lock *lk, const char *path, double timeout, double 
         return fd;
     double deadline = monotonic_now() + (timeout > 0 ? timeout : 0);
     for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            if (still_linked(fd, path))
+                break;
+            close(fd); /* locked a removed file: take the one at path now */
+            if ((fd = open_lock_file(path, err)) < 0)
+                return fd;
+            continue;
+        }
         if (errno == EINTR)
             continue;
         if (errno != EWOULDBLOCK) {
@@ -948,6 +964,21 @@ void jj_fs_lock_release(jj_fs_lock *lk)
     }
     close(lk->fd);
     lk->fd = -1;
+}
+
+int jj_fs_lock_remove(jj_fs_lock *lk, const char *path, jj_error *err)
+{
+    if (lk->fd < 0)
+        return jj_error_set(err, JJ_EINVAL, "lock %s: not held", path);
+    if (!still_linked(lk->fd, path)) {
+        jj_fs_lock_release(lk);
+        return jj_error_set(err, JJ_EINVAL, "lock %s: the file at that path is not the one held", path);
+    }
+    int rc = 0;
+    if (unlink(path) != 0 && errno != ENOENT)
+        rc = jj_error_errno(err, errno, "remove lock file %s", path);
+    jj_fs_lock_release(lk);
+    return rc;
 }
 
 int jj_fs_lock_holder(const char *path, char **out, jj_error *err)

@@ -156,7 +156,8 @@ typedef struct jj_fs_lock {
 /* Marks lk as not held (call before jj_fs_lock_acquire). */
 void jj_fs_lock_init(jj_fs_lock *lk);
 
-/* Takes the lock on `path` (created 0600 if missing), retrying every
+/* Takes the lock on `path` (created 0600 if missing; when the file was
+ * removed or replaced while waiting, the new one is opened), retrying every
  * `interval` seconds until `timeout` seconds have passed on the monotonic
  * clock (timeout 0: try once). On success writes `message` (may be NULL)
  * into the lock file so contenders can say who holds it. On contention
@@ -169,6 +170,12 @@ int jj_fs_lock_set_message(jj_fs_lock *lk, const char *message, jj_error *err);
 
 /* Clears the holder message and drops the lock. Idempotent. */
 void jj_fs_lock_release(jj_fs_lock *lk);
+
+/* Removes the lock file at path while the lock is held, then drops the
+ * lock: what is locked is gone (an environment destroyed). Safe against
+ * contenders: jj_fs_lock_acquire re-opens when the file it locked was
+ * unlinked or replaced. A missing file is fine. */
+int jj_fs_lock_remove(jj_fs_lock *lk, const char *path, jj_error *err);
 
 /* If someone holds the lock on path, *out is their message (malloc'd,
  * caller frees; "" if they wrote none); *out is NULL if nobody holds it or

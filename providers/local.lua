@@ -3,7 +3,11 @@
 -- invoking user, with every path under root-dir (default JUJU_HOME/<env>);
 -- storage is root-dir/storage; the state store defaults to SQLite; the
 -- agent runs under a restart loop (or systemd when asked and available).
--- Destroy stops what it started and removes root-dir.
+-- Destroy stops what it started (after checking each pid is this
+-- environment's process) and removes what the environment created in
+-- root-dir, never the user's files (issue 14.1): root-dir may not be /,
+-- HOME, JUJU_HOME or hold them, nor files it did not create; root-dir's
+-- `.juju-local` marker records the environment and what it created.
 local fs = require("juju.fs")
 local sys = require("juju.sys")
 local storage_mod = require("juju.storage")
@@ -32,13 +36,98 @@ local P = {
   },
 }
 
+P.MARKER = ".juju-local"
+-- What the bootstrap creates in root-dir (the marker lists what it found
+-- after the bootstrap script too; destroy removes the union, nothing else).
+P.OWNED = { "agents", "blobs", "cloud-init-output.log", "init", "locks", "log", "shared-secret",
+  "state.db", "state.db-shm", "state.db-wal", "state.db-journal", "storage", "system-identity", "tools",
+  "nonce.txt", "server.pem" }
+
+-- path made absolute, with ".", ".." and repeated "/" resolved lexically,
+-- then symlinks resolved in its deepest existing ancestor.
+local function canonical(path)
+  local parts = {}
+  for seg in path:gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  local rest = {}
+  while true do
+    local head = "/" .. table.concat(parts, "/")
+    local real = fs.realpath(head)
+    if real then
+      local out = real:gsub("/$", "")
+      for i = #rest, 1, -1 do out = out .. "/" .. rest[i] end
+      return out == "" and "/" or out
+    end
+    rest[#rest + 1] = table.remove(parts)
+  end
+end
+
+local function read_marker(root)
+  local text = fs.read_file(root .. "/" .. P.MARKER, { max_size = 1 << 16 })
+  if not text then return nil end
+  local m = { entries = {} }
+  for line in text:gmatch("[^\n]+") do
+    local k, v = line:match("^([%w-]+):%s*(.-)%s*$")
+    if k == "entry" then m.entries[#m.entries + 1] = v elseif k then m[k] = v end
+  end
+  return m
+end
+
+local function write_marker(root, m)
+  local lines = { "# juju local provider: what environment " .. m.environment .. " created here",
+    "environment: " .. m.environment, "created-root: " .. m["created-root"] }
+  for _, e in ipairs(m.entries) do lines[#lines + 1] = "entry: " .. e end
+  return fs.write_atomic(root .. "/" .. P.MARKER, table.concat(lines, "\n") .. "\n", "0600")
+end
+
+-- root-dir may be neither a place whose removal hurts the user nor a
+-- directory holding what this environment did not make.
+local function check_root(ctx, cfg, given)
+  local root = cfg["root-dir"]
+  local function refuse(why)
+    return nil, string.format("root-dir %q %s: choose a new or empty directory of its own, e.g. %s/%s",
+      given, why, assert(ctx:juju_home()), cfg.name)
+  end
+  if not root:match("^/") then return refuse("is not an absolute path (or ~/...)") end
+  local real = canonical(root)
+  local protected = { { "/", "is the root directory" } }
+  local home = ctx:getenv("HOME")
+  if home and home ~= "" then protected[#protected + 1] = { canonical(home), "is your home directory" } end
+  protected[#protected + 1] = { canonical(assert(ctx:juju_home())), "is JUJU_HOME" }
+  for _, p in ipairs(protected) do
+    if real == p[1] then return refuse(p[2]) end
+    if p[1] ~= "/" and p[1]:sub(1, #real + 1) == real .. "/" then
+      return refuse("holds " .. p[1] .. " (" .. p[2]:gsub("^is ", "") .. ")")
+    end
+  end
+  local st = fs.lstat(real)
+  if st then
+    if st.type ~= "dir" then return refuse("is not a directory") end
+    local m = read_marker(real)
+    if m and m.environment ~= cfg.name then return refuse("belongs to environment " .. tostring(m.environment)) end
+    if not m then
+      local names = fs.list(real) or {}
+      if #names > 0 then
+        return refuse(string.format("already holds files this environment did not create (%s%s)",
+          table.concat(names, ", ", 1, math.min(#names, 3)), #names > 3 and ", ..." or ""))
+      end
+    end
+  end
+  cfg["root-dir"] = real
+  return true
+end
+
 function P.prepare_for_bootstrap(ctx, cfg)
   if cfg["bootstrap-ip"] then return nil, "bootstrap-ip must not be specified" end
   local root = cfg["root-dir"]
   if not root or root == "" then
     root = assert(ctx:juju_home()) .. "/" .. cfg.name
   end
+  local given = root
   cfg["root-dir"] = ctx:expand_home(root)
+  local ok, err = check_root(ctx, cfg, given)
+  if not ok then return nil, err end
   if not cfg.namespace then cfg.namespace = sys.username() .. "-" .. cfg.name end
   cfg["proxy-ssh"] = false
   -- A local bootstrap neither refreshes, upgrades nor installs packages
@@ -53,7 +142,19 @@ function P.open(ctx, cfg)
   return { ctx = ctx, cfg = cfg, root = cfg["root-dir"] }
 end
 
+-- Marks root-dir as this environment's before anything is written there,
+-- recording whether it made the directory itself.
+local function claim_root(env)
+  if read_marker(env.root) then return true end
+  local created = not fs.exists(env.root)
+  local ok, err = fs.mkdir_p(env.root, tonumber("755", 8))
+  if not ok then return nil, err end
+  return write_marker(env.root, { environment = env.cfg.name, ["created-root"] = created and "yes" or "no", entries = {} })
+end
+
 function P.storage(env)
+  local ok, err = claim_root(env)
+  if not ok then return nil, "cannot claim root-dir " .. env.root .. ": " .. tostring(err) end
   return storage_mod.open_dir(env.root .. "/storage")
 end
 
@@ -96,19 +197,46 @@ function P.start_instance(_, params)
 end
 
 -- The phase-2 script, run here. Its progress lines (fd 9) become ours.
+-- Records in the marker every entry of root-dir (all the bootstrap's:
+-- prepare refused foreign files).
+local function record_entries(env)
+  local m = read_marker(env.root)
+  if not m then return end
+  local seen = {}
+  for _, e in ipairs(m.entries) do seen[e] = true end
+  for _, n in ipairs(fs.list(env.root) or {}) do
+    if n ~= P.MARKER and not seen[n] then m.entries[#m.entries + 1] = n end
+  end
+  write_marker(env.root, m)
+end
+
+-- Keeps a failed bootstrap's log where the cleanup does not reach:
+-- JUJU_HOME/environments/<name>.bootstrap-failure.log, 0600 (issue 14.11).
+local function keep_failure_log(env, log)
+  local home = env.ctx:juju_home()
+  if not home or not fs.exists(log) then return log end
+  local kept = home .. "/environments/" .. env.cfg.name .. ".bootstrap-failure.log"
+  if fs.mkdir_p(home .. "/environments", tonumber("700", 8)) and fs.copy_file(log, kept, "0600") then
+    return kept
+  end
+  return log
+end
+
 function P.finalize(env, _, params)
   local root = env.root
-  assert(fs.mkdir_p(root, tonumber("755", 8)))
+  local okc, cerr = claim_root(env)
+  if not okc then return nil, "cannot claim root-dir " .. root .. ": " .. tostring(cerr) end
   local r, err = sys.run({ "bash", "-s" }, {
     stdin = params.script, env = env.ctx.environ, timeout = env.cfg["bootstrap-timeout"] or 600,
   })
+  record_entries(env)
   if not r then return nil, "cannot run the bootstrap script: " .. tostring(err) end
   local progress, tail = {}, {}
   for line in (r.stderr or ""):gmatch("[^\n]+") do progress[#progress + 1] = line end
   if r.code ~= 0 then
     for i = math.max(1, #progress - 20), #progress do tail[#tail + 1] = progress[i] end
     return nil, string.format("the bootstrap script failed (exit %d); last output:\n%s\n(full log: %s)",
-      r.code, table.concat(tail, "\n"), root .. "/cloud-init-output.log")
+      r.code, table.concat(tail, "\n"), keep_failure_log(env, root .. "/cloud-init-output.log"))
   end
   for _, line in ipairs(progress) do env.ctx:infof("%s", line) end
   return true
@@ -133,6 +261,25 @@ function P.wait_agent(env)
   end, 0.2)
 end
 
+--- Whether pid is this environment's process (issue 14.2: a stale pid file
+--- may name anyone's process): one of its arguments is root-dir or a path
+--- under it (the restart loop runs init/<service>/exec-start.sh, jujud has
+--- --data-dir root-dir). Returns mine, group (true when pid leads its own
+--- process group) or false, why.
+local function is_environment_process(env, pid)
+  local cmdline = fs.read_file("/proc/" .. pid .. "/cmdline", { max_size = 1 << 20 })
+  if not cmdline then return false, "no such process" end
+  local root = env.root
+  local mine = false
+  for arg in cmdline:gmatch("[^%z]+") do
+    if arg == root or arg:sub(1, #root + 1) == root .. "/" then mine = true break end
+  end
+  if not mine then return false, "its command line does not name " .. root end
+  local stat = fs.read_file("/proc/" .. pid .. "/stat", { max_size = 4096 }) or ""
+  local pgrp = stat:match("%) %a (%d+) (%d+)")
+  return true, tonumber(pgrp) == pid
+end
+
 -- Stops the agent's restart loop (its own process group) and the agent.
 local function stop_agent(env)
   local name = service_name(env)
@@ -141,18 +288,24 @@ local function stop_agent(env)
     and env.cfg["agent-start"] == "systemd" then
     sys.run({ "systemctl", "disable", "--now", name .. ".service" }, {})
   end
+  local lg = env.ctx:log_for("juju.provider.local")
   for _, pid_file in ipairs({ init_dir .. "/" .. name .. ".pid", env.root .. "/agents/machine-0/jujud.pid" }) do
-    local text = fs.read_file(pid_file)
+    local text = fs.read_file(pid_file, { max_size = 64 })
     local pid = text and math.tointeger(tonumber(text:match("%d+")))
     if pid and pid > 1 then
-      sys.kill(-pid, "TERM") -- the loop's process group
-      sys.kill(pid, "TERM")
-      for _ = 1, 50 do
-        if not sys.kill(pid, 0) then break end
-        sys.sleep(0.05)
+      local mine, group = is_environment_process(env, pid)
+      if not mine then
+        lg:warningf("pid %d in %s is not this environment's process (%s): not signalled", pid, pid_file, group)
+      else
+        if group then sys.kill(-pid, "TERM") end -- the loop's process group
+        sys.kill(pid, "TERM")
+        for _ = 1, 50 do
+          if not sys.kill(pid, 0) then break end
+          sys.sleep(0.05)
+        end
+        if group then sys.kill(-pid, "KILL") end
+        sys.kill(pid, "KILL")
       end
-      sys.kill(-pid, "KILL")
-      sys.kill(pid, "KILL")
     end
   end
 end
@@ -164,9 +317,37 @@ function P.release(env, resource)
   return true
 end
 
+--- Stops the agent and removes what the environment created in root-dir
+--- (the marker's entries and P.OWNED); root-dir itself only when the
+--- environment made it and nothing else is left in it.
 function P.destroy(env)
   stop_agent(env)
-  return fs.remove_tree(env.root)
+  local root = env.root
+  if not fs.exists(root) then return true end
+  local m = read_marker(root)
+  local names, seen = {}, {}
+  for _, list in ipairs({ P.OWNED, m and m.entries or {} }) do
+    for _, n in ipairs(list) do
+      if not seen[n] and not n:find("/", 1, true) and n ~= ".." and n ~= "." then
+        seen[n] = true
+        names[#names + 1] = n
+      end
+    end
+  end
+  for _, n in ipairs(names) do
+    local ok, err = fs.remove_tree(root .. "/" .. n)
+    if not ok then return nil, "cannot remove " .. root .. "/" .. n .. ": " .. tostring(err) end
+  end
+  if m then fs.remove(root .. "/" .. P.MARKER) end
+  local left = fs.list(root) or {}
+  if m and m["created-root"] == "yes" and #left == 0 then return fs.remove_tree(root) end
+  if #left > 0 then
+    env.ctx:log_for("juju.provider.local"):infof("root-dir %s kept: it holds files the environment did not create (%s)",
+      root, table.concat(left, ", "))
+  end
+  return true
 end
+
+P.internal = { is_environment_process = is_environment_process, canonical = canonical }
 
 return P

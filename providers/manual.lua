@@ -15,7 +15,6 @@
 -- not exist before), so destroy removes exactly that and leaves the machine
 -- as it was; a machine claimed by another environment is never touched.
 -- Environ storage is <data-dir>/storage on the host (juju.sshstorage).
-local fs = require("juju.fs")
 local sys = require("juju.sys")
 local crypto = require("juju.crypto")
 local shell = require("juju.shell")
@@ -203,9 +202,11 @@ if [ -z "$owner" ]; then
   created_log=no; [ -e "$log" ] || created_log=yes
   mongodb_default=no; [ -e /etc/default/mongodb ] || mongodb_default=yes
   mkdir -p "$d"
-  umask 022
+  # The record is root's alone (issue 14.13): it names what to undo.
+  umask 077
   printf 'env-uuid=%s\ncreated-data-dir=%s\ncreated-log-dir=%s\ncreated-etc-default-mongodb=%s\n' \
     "$uuid" "$created_data" "$created_log" "$mongodb_default" > "$rec.tmp"
+  umask 022
   mv -f "$rec.tmp" "$rec"
 fi
 echo ok
@@ -492,8 +493,9 @@ echo destroyed
 ]==]
 
 --- Stops machine 0's agent and juju-db and removes everything the
---- bootstrap created on the host (as recorded there), then the
---- environment's known_hosts. A host this process never touched during a
+--- bootstrap created on the host (as recorded there). Host-key records are
+--- the engine's: destroy-environment drops what it learned, a failed
+--- bootstrap keeps them (issue 14.3). A host this process never touched during a
 --- failed bootstrap is left alone without connecting.
 --- The one resource is the host: releasing it undoes the bootstrap there.
 function P.release(env, resource)
@@ -503,13 +505,8 @@ end
 
 function P.destroy(env)
   local lg = env.ctx:log_for("juju.provider.manual")
-  local home = env.ctx:juju_home()
-  local function forget_host_keys()
-    if home then fs.remove(sshinit.known_hosts_path(home, env.cfg.name)) end
-  end
   if env.fresh and not env.touched then
     forget_session(env)
-    forget_host_keys()
     return true
   end
   local script = table.concat({ header(env), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
@@ -529,7 +526,6 @@ function P.destroy(env)
     lg:warningf("%s belongs to environment %s: left as it is", env.host, owner)
   end
   env.claimed, env.touched = false, false
-  forget_host_keys()
   return true
 end
 

@@ -275,9 +275,24 @@ end
 -- sentinel's finalizer removes when the Lua state closes.
 local memo = { tarballs = {}, closures = {} }
 
+--- The directory for temporary files: $TMPDIR (getenv(name), default the
+--- process environment) when it is an absolute, existing directory, else /tmp.
+function M.tmp_root(getenv)
+  local t = (getenv or sys.getenv)("TMPDIR")
+  if t and t:match("^/") then
+    t = t:gsub("/+$", "")
+    if t == "" then return "/" end
+    local st = fs.stat(t)
+    if st and st.type == "dir" then return t end
+  end
+  return "/tmp"
+end
+
 local function memo_dir()
   if memo.dir then return memo.dir end
-  local d = fs.mkdtemp("/tmp/juju-tools-memo-")
+  -- Named after this process: a later bootstrap sweeps it if this one is
+  -- killed before its finalizer runs (juju.bootstrap.sweep_tools_tmpdirs).
+  local d = fs.mkdtemp(string.format("%s/juju-tools-%d-memo-", M.tmp_root(), sys.getpid()))
   if not d then return nil end
   memo.dir = d
   memo.sentinel = setmetatable({}, { __gc = function() fs.remove_tree(d) end })

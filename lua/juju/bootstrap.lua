@@ -9,7 +9,7 @@
 -- once and runs it through the provider's finalize or the SSH finalizer.
 -- Providers get a narrow context (juju.context.provider), never this run.
 --
--- After prepare, any failure or SIGINT/SIGTERM destroys what this bootstrap
+-- After prepare, any failure or SIGINT/SIGTERM/SIGHUP destroys what this bootstrap
 -- created (unless --keep-broken). Every resource is in the journal
 -- (juju.journal) before it is created (an intent under a client-chosen
 -- name) and again the moment its ID is known.
@@ -73,7 +73,7 @@ function Run:storage()
   return st
 end
 
--- Raises a Failure when SIGINT/SIGTERM arrived.
+-- Raises a Failure when SIGINT/SIGTERM/SIGHUP arrived.
 function Run:check_interrupt()
   local sig = self.signals and self.signals:pending()
   if sig then
@@ -275,7 +275,7 @@ function steps.select_tools(b)
   if not chosen.url then
     if not b.params.upload_tools then b.log:warningf("no prepackaged tools available") end
     b.ctx:infof("Building tools to upload (%s)", chosen.binary)
-    local dir, derr = fs.mkdtemp("/tmp/juju-tools-")
+    local dir, derr = M.tools_tmpdir(b.ctx)
     if not dir then return nil, "cannot upload bootstrap tools: " .. derr end
     b.tmpdirs[#b.tmpdirs + 1] = dir
     local built, berr = agenttools.build(b, chosen, dir)
@@ -385,6 +385,31 @@ function M.step_ids()
   return out
 end
 
+-- ------------------------------------------------------ temporary files --
+
+--- Removes the juju-tools-<pid>-* directories of this user whose process
+--- is gone (a bootstrap killed with SIGKILL leaves its own; issue 14.12).
+function M.sweep_tools_tmpdirs(ctx)
+  local root = agenttools.tmp_root(function(n) return ctx:getenv(n) end)
+  local me = sys.geteuid()
+  for _, n in ipairs(fs.list(root) or {}) do
+    local pid = math.tointeger(tonumber(n:match("^juju%-tools%-(%d+)%-") or ""))
+    if pid and pid ~= sys.getpid() then
+      local st = fs.lstat(root .. "/" .. n)
+      local alive = sys.kill(pid, 0)
+      if st and st.type == "dir" and st.uid == me and not alive then fs.remove_tree(root .. "/" .. n) end
+    end
+  end
+end
+
+--- A private directory for building the tools tarball, named after this
+--- process so that a later bootstrap can sweep it if this one is killed.
+function M.tools_tmpdir(ctx)
+  M.sweep_tools_tmpdirs(ctx)
+  local root = agenttools.tmp_root(function(n) return ctx:getenv(n) end)
+  return fs.mkdtemp(string.format("%s/juju-tools-%d-", root, sys.getpid()))
+end
+
 -- ------------------------------------------------------------- cleanup --
 
 -- Destroys what this run created: the journaled resources in reverse
@@ -470,22 +495,10 @@ function M.run(ctx, home, name, opts)
     -- The prepare step's own message.
     if not found and fcode == "ENOENT" then return nil, "there was an issue examining the environment: " .. ferr end
   end
-  local okd, derr = store:ensure_dir()
-  if not okd then return nil, derr end
-  local lock_path = store:file(name, ".bootstrap.lock")
-  local lock, lerr, lcode = fs.lock(lock_path, {
-    timeout = 0, message = string.format("pid: %d, operation: bootstrap", sys.getpid()),
-  })
-  -- Only a held lock means another bootstrap (issue 14.10): a full disk, a
-  -- long name or a vanished directory is reported as what it is.
-  if not lock and lcode ~= "LOCKED" then
-    return nil, string.format("cannot take the bootstrap lock of environment %q: %s", name, tostring(lerr))
-  end
-  if not lock then
-    local holder = fs.lock_holder(lock_path)
-    return nil, string.format("environment %q is being bootstrapped by another juju process (%s)", name,
-      holder or lerr)
-  end
+  -- Only a held lock means another bootstrap or destroy (issue 14.10): a
+  -- full disk, a long name or a vanished directory is reported as what it is.
+  local lock, lerr = store:env_lock(name, "bootstrap")
+  if not lock then return nil, lerr end
   local cons = opts.constraints or {}
   local b = setmetatable({
     ctx = ctx, home = home, name = name, store = store, opts = opts, timings = {}, tmpdirs = {},
@@ -505,7 +518,8 @@ function M.run(ctx, home, name, opts)
     end
     b.params.metadata_source = real
   end
-  b.signals = sys.signals({ "INT", "TERM" })
+  -- A closed terminal (HUP) cleans up like TERM (issue 14.8).
+  b.signals = sys.signals({ "INT", "TERM", "HUP" })
   local t0 = ctx.clock.monotonic()
   local failed_step, err_msg, err_code
   for _, step in ipairs(M.STEPS) do
@@ -557,7 +571,9 @@ function M.run(ctx, home, name, opts)
   end
   for _, d in ipairs(b.tmpdirs) do fs.remove_tree(d) end
   b.signals:close()
-  lock:release()
+  -- No .jenv (removed by the cleanup, or never written): the lock file goes
+  -- too, so nothing is left for an environment that does not exist (14.12).
+  if not store:exists(name) then lock:remove() else lock:release() end
   M.last_run = b
   if not result_ok then return nil, message end
   return true

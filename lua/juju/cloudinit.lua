@@ -413,6 +413,11 @@ function M.script(icfg, opts)
   for _, v in ipairs(variables(icfg, o)) do add(v) end
   add("test -e /proc/self/fd/9 || exec 9>&2")
   add([[mkdir -p "$(dirname "$CLOUD_INIT_OUTPUT_LOG")"]])
+  -- Not world-readable (issue 14.13): 0600, or under /var/log 0640 root:adm
+  -- as syslog's own logs, when run as root on a host with an adm group.
+  add([[(umask 077; touch "$CLOUD_INIT_OUTPUT_LOG") && chmod 0600 "$CLOUD_INIT_OUTPUT_LOG"]])
+  add([[case "$CLOUD_INIT_OUTPUT_LOG" in /var/log/*) if [ "$(id -u)" = 0 ] && getent group adm > /dev/null; then]])
+  add([[    chgrp adm "$CLOUD_INIT_OUTPUT_LOG" && chmod 0640 "$CLOUD_INIT_OUTPUT_LOG"; fi;; esac]])
   add("(")
   add([[echo "Logging to $CLOUD_INIT_OUTPUT_LOG on remote host" >&9]])
   package_commands(icfg, add)

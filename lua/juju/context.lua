@@ -12,8 +12,14 @@ local M = {}
 local Context = {}
 Context.__index = Context
 
+-- A stream that fails (a closed pipe: EPIPE, SIGPIPE being ignored) is
+-- not written to again: the run goes on, silently on that stream (14.8).
 local function file_writer(f)
-  return function(s) f:write(s); f:flush() end
+  local closed = false
+  return function(s)
+    if closed then return end
+    if not f:write(s) or not f:flush() then closed = true end
+  end
 end
 
 --- opts: env (table, default: process environment), stdout, stderr (functions

@@ -74,6 +74,53 @@ function M.known_hosts_path(home, env_name)
   return home .. "/environments/" .. env_name .. ".known_hosts"
 end
 
+--- Where the lines this engine added to known_hosts (trust on first use)
+--- are recorded, so that destroy-environment removes exactly those.
+function M.learned_path(home, env_name)
+  return M.known_hosts_path(home, env_name) .. ".learned"
+end
+
+-- "name type base64" of a known_hosts line (nil for markers, comments).
+local function entry_key(line)
+  if line:match("^%s*#") or line:match("^%s*@") then return nil end
+  local a, b, c = line:match("^%s*(%S+)%s+(%S+)%s+(%S+)")
+  return a and (a .. " " .. b .. " " .. c) or nil
+end
+
+-- Records a key learned on first use (the session says "added").
+local function record_learned(known_hosts, host, port, session)
+  local ok, hk = pcall(session.host_key, session)
+  if not ok or type(hk) ~= "table" or hk.verified ~= "added" or not known_hosts then return end
+  local name = (port and port ~= 22) and string.format("[%s]:%d", host, port) or host
+  local line = entry_key(name .. " " .. hk.line)
+  if line then fs.append_sync(known_hosts .. ".learned", line .. "\n", "0600") end
+end
+
+--- Removes from the environment's known_hosts exactly the lines it learned
+--- on first use (destroy-environment only: a failed bootstrap keeps every
+--- host-key record, issue 14.3). @revoked, @cert-authority, comments and
+--- lines the user wrote stay; the file goes only when nothing is left.
+--- Returns true or nil, message.
+function M.forget_learned_host_keys(home, env_name)
+  local kh, lp = M.known_hosts_path(home, env_name), M.learned_path(home, env_name)
+  if not fs.exists(lp) then return true end
+  local learned = {}
+  for line in (fs.read_file(lp, { max_size = 1 << 20 }) or ""):gmatch("[^\n]+") do learned[line] = true end
+  if fs.exists(kh) then
+    local text, err = fs.read_file(kh, { max_size = 16 << 20 })
+    if not text then return nil, err end
+    local keep = {}
+    for line in text:gmatch("[^\n]+") do
+      local k = entry_key(line)
+      if not (k and learned[k]) then keep[#keep + 1] = line end
+    end
+    local ok, werr
+    if #keep == 0 then ok, werr = fs.remove(kh) else ok, werr = fs.write_atomic(kh, table.concat(keep, "\n") .. "\n", "0600") end
+    if not ok then return nil, werr end
+  end
+  return fs.remove(lp)
+end
+
 --- The private keys offered when logging in, in order: the engine's client
 --- key, then the user's own ed25519 and ECDSA keys (libssh2 1.10 cannot
 --- sign with RSA-SHA2, so RSA keys are left out).
@@ -139,7 +186,10 @@ function M.connect(target, host, connect_timeout)
       -- later steps keep the normal per-step bound.
       connect_timeout = connect_timeout or M.CONNECT_TIMEOUT, timeout = M.CONNECT_TIMEOUT,
     })
-    if s then return s end
+    if s then
+      record_learned(target.known_hosts, host, target.port, s)
+      return s
+    end
     if code ~= "SSH_AUTH" then return nil, err, code end
     refused[#refused + 1] = err
   end

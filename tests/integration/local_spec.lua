@@ -73,6 +73,7 @@ describe("local provider", function()
       assert.are.equal(tonumber("600", 8), fs.stat(root .. "/system-identity").mode)
       assert.are.equal(tonumber("600", 8), fs.stat(root .. "/shared-secret").mode)
       assert.are.equal(tonumber("600", 8), fs.stat(root .. "/state.db").mode)
+      assert.are.equal(tonumber("600", 8), fs.stat(root .. "/cloud-init-output.log").mode)
       assert.is_false(fs.exists(root .. "/bootstrap-params"))
       r = s:juju("destroy-environment", "-y", "loc")
       assert.are.equal(0, r.code, r.stderr)
@@ -123,6 +124,96 @@ describe("local provider", function()
     sys.kill(-loop, "KILL")
     sys.kill(pid, "KILL")
     assert.is_true(wait_for(function() return status(s).machines["0"]["agent-state"] == "down" end, 10))
+  end)
+
+  -- Issue 14.1: destroy used to remove all of root-dir.
+  it("refuses a root-dir that is /, HOME, JUJU_HOME, holds them or holds foreign files", function()
+    local function try(root_dir, pattern)
+      local t = testing.new { environments = { loc = { type = "local", ["root-dir"] = root_dir } }, default = "loc" }
+      local yaml_before = fs.read_file(t.home .. "/environments.yaml")
+      assert(fs.write_atomic(t.root .. "/user/keep.txt", "mine\n"))
+      assert(fs.mkdir_p(t.root .. "/foreign", "0755"))
+      assert(fs.write_atomic(t.root .. "/foreign/notes.txt", "mine\n"))
+      local r = t:juju("bootstrap")
+      assert.are.equal(1, r.code, root_dir)
+      assert.matches(pattern, r.stderr)
+      assert.matches("choose a new or empty directory of its own", r.stderr)
+      assert.are.equal(yaml_before, fs.read_file(t.home .. "/environments.yaml"))
+      assert.are.equal("mine\n", fs.read_file(t.root .. "/user/keep.txt"))
+      assert.are.equal("mine\n", fs.read_file(t.root .. "/foreign/notes.txt"))
+      assert.is_nil(t:jenv("loc"))
+      t:close()
+    end
+    try("/", "is the root directory")
+    try("~", "is your home directory")
+    try("${root}/user/../user/./", "is your home directory")
+    try("${root}/juju", "is JUJU_HOME")
+    try("${root}//juju/sub/..", "is JUJU_HOME")
+    try("${root}", "holds /tmp/juju%-scenario%-%w+/user %(your home directory%)")
+    try("${root}/juju/..", "holds /tmp/juju%-scenario%-%w+/user")
+    try("${root}/foreign", "already holds files this environment did not create %(notes%.txt%)")
+    try("relative/dir", "is not an absolute path")
+  end)
+
+  it("destroys only what the environment created in root-dir", function()
+    s = testing.new { environments = { loc = { type = "local", ["root-dir"] = "${root}/envroot" } }, default = "loc",
+      real_clock = true, env = { JUJU_AGENT_HEARTBEAT = "1" } }
+    local r = s:juju("bootstrap")
+    assert.are.equal(0, r.code, r.stderr)
+    local root = s.root .. "/envroot"
+    assert.are.equal(tonumber("600", 8), fs.stat(root .. "/.juju-local").mode)
+    -- The user keeps a file there after the bootstrap: it survives destroy.
+    assert(fs.write_atomic(root .. "/my-notes.txt", "mine\n"))
+    r = s:juju("destroy-environment", "-y", "loc")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.same({ "my-notes.txt" }, fs.list(root))
+    assert.are.same({}, processes_under(s.root))
+  end)
+
+  -- Issue 14.2: a stale pid file used to make destroy kill whatever ran there.
+  it("never signals a process a stale pid file names", function()
+    s = scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    local root = s:jenv("loc")["bootstrap-config"]["root-dir"]
+    local init = root .. "/init"
+    local svc = fs.list(init)[1]
+    local loop_pid_file = init .. "/" .. svc .. "/" .. svc .. ".pid"
+    local loop = tonumber(fs.read_file(loop_pid_file))
+    local pid = tonumber(fs.read_file(root .. "/agents/machine-0/jujud.pid"))
+    sys.kill(-loop, "KILL")
+    sys.kill(pid, "KILL")
+    assert.is_true(wait_for(function() return not sys.kill(pid, 0) end, 10))
+    -- An unrelated process now has a pid the files name.
+    local other = assert(sys.spawn({ "sleep", "60" }, { stdout = "null" }))
+    assert(fs.write_atomic(loop_pid_file, tostring(other:pid()) .. "\n"))
+    assert(fs.write_atomic(root .. "/agents/machine-0/jujud.pid", tostring(other:pid()) .. "\n"))
+    local r = s:juju("--debug", "destroy-environment", "-y", "loc")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.matches("is not this environment's process", r.stderr)
+    assert.is_true(sys.kill(other:pid(), 0))
+    other:kill("KILL")
+    other:wait(10)
+    other:close()
+  end)
+
+  -- Issue 14.11: the error pointed at a log its own cleanup deleted.
+  it("keeps a failed bootstrap's log under JUJU_HOME, 0600, and points there", function()
+    s = scenario()
+    s.faults["step:finalize"] = { kind = "call", when = "before", fn = function()
+      -- A file where the script makes a directory.
+      local jenv = s:jenv("loc")
+      local root = jenv and jenv["bootstrap-config"]["root-dir"] or (s.home .. "/loc")
+      assert(fs.mkdir_p(root, "0755"))
+      assert(fs.write_atomic(root .. "/locks", "not a directory\n"))
+      return true
+    end }
+    local r = s:juju("bootstrap")
+    assert.are.equal(1, r.code)
+    local kept = s.home .. "/environments/loc.bootstrap-failure.log"
+    assert.is_truthy(r.stderr:find("(full log: " .. kept .. ")", 1, true), r.stderr)
+    assert.are.equal(tonumber("600", 8), fs.stat(kept).mode)
+    assert.matches("locks", fs.read_file(kept))
+    assert.is_nil(s:jenv("loc"))
   end)
 
   it("leaves nothing behind when the bootstrap is interrupted", function()

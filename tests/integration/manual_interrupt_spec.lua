@@ -1,4 +1,5 @@
--- manual_interrupt_spec.lua (#integration): Ctrl-C during the SSH wait of
+-- manual_interrupt_spec.lua (#integration): Ctrl-C (and a closed terminal:
+-- SIGHUP) during the SSH wait of
 -- a real `juju bootstrap` (the built executable, a separate process) of a
 -- manual environment whose bootstrap-host accepts TCP and never speaks
 -- (juju.testing.sshd's silent server). Before the core was one shared
@@ -44,7 +45,9 @@ local function wait_for_text(path, text, proc, timeout)
   return false, "no " .. text .. " within " .. timeout .. " s:\n" .. (fs.read_file(path) or "")
 end
 
-describe("SIGINT during the SSH wait of a manual bootstrap #integration", function()
+-- SIGHUP (the terminal closed) cleans up as SIGINT and SIGTERM do (14.8).
+for _, sig in ipairs({ "INT", "HUP" }) do
+describe("SIG" .. sig .. " during the SSH wait of a manual bootstrap #integration", function()
   after_each(function() h.cleanup(); collectgarbage() end)
 
   it("exits 1 at once, says interrupted and leaves no .jenv", function()
@@ -62,7 +65,7 @@ describe("SIGINT during the SSH wait of a manual bootstrap #integration", functi
     -- Into the wait: the connect attempt is in progress when the signal comes.
     sys.sleep(1)
     assert.is_falsy(proc:wait(0), "juju exited before the signal")
-    assert(proc:kill("INT"))
+    assert(proc:kill(sig))
     local sent = sys.monotonic()
     local code, signal = proc:wait(BOOTSTRAP_TIMEOUT)
     local took = sys.monotonic() - sent
@@ -70,8 +73,29 @@ describe("SIGINT during the SSH wait of a manual bootstrap #integration", functi
 
     assert.are.equal(1, code, "exit " .. tostring(code) .. " " .. tostring(signal) .. "\n" .. stderr)
     assert.is_nil(signal)
-    assert.is_true(took < EXIT_BOUND, string.format("exited %.2f s after SIGINT:\n%s", took, stderr))
+    assert.is_true(took < EXIT_BOUND, string.format("exited %.2f s after SIG%s:\n%s", took, sig, stderr))
     assert.matches("ERROR [^\n]*interrupted", stderr)
     assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/man.jenv"), "the .jenv was left behind")
+  end)
+end)
+end
+
+-- Issue 14.8: `juju bootstrap | head -1` used to kill the bootstrap with
+-- SIGPIPE, with no cleanup. A closed stdout now only stops the printing.
+describe("a closed stdout and stderr #integration", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  it("stops the printing, not the bootstrap", function()
+    local root = h.tmpdir("juju-sigpipe-")
+    local env = h.env(root, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
+    h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("d", "  d:\n    type: dummy\n"))
+    local log = root .. "/bootstrap.log"
+    local script = 'set +e; "$0" --debug bootstrap --log-file "$1" 2>&1 | head -c 1 > /dev/null; echo "juju=${PIPESTATUS[0]}"'
+    local r = assert(sys.run({ "/bin/bash", "-c", script, h.juju_exe, log }, { env = env, timeout = 120 }))
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("juju=0\n", r.stdout, r.stderr)
+    assert.is_true(fs.exists(env.JUJU_HOME .. "/environments/d.jenv"))
+    -- The log file still has the whole run.
+    assert.matches("bootstrap took", fs.read_file(log))
   end)
 end)

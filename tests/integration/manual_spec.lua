@@ -178,6 +178,11 @@ describe("manual provider #integration", function()
     assert.matches("created%-user=yes", out)
     assert.matches("juju%-[%d.]+%-%w+%-%w+%.tgz", out)
     assert.matches("\n600\n$", out)
+    -- Issue 14.13: the logs and the record are not world-readable.
+    local _, modes = on_host(server, "stat -c '%n %a %U:%G' /var/log/juju/cloud-init-output.log"
+      .. " /var/lib/juju/manual-provisioning.txt")
+    assert.matches("/var/log/juju/cloud%-init%-output%.log 640 root:adm\n", modes)
+    assert.matches("/var/lib/juju/manual%-provisioning%.txt 600 root:root\n", modes)
     -- Nothing was left in the login user's home and no script copy on disk.
     local _, listing = on_host(server, "ls -A /home/ubuntu; ls /var/lib/juju")
     assert.is_nil(listing:find("juju-tools-", 1, true), listing)
@@ -207,6 +212,42 @@ describe("manual provider #integration", function()
     assert.is_true(wait_for(function() return #host_processes(server) == 0 end, 10),
       table.concat(host_processes(server), "\n"))
     assert.is_false(fs.exists(s.home .. "/environments/man.known_hosts"))
+  end)
+
+  -- Issue 14.3: a failed bootstrap used to delete known_hosts, @revoked
+  -- lines included, so a retry on first use accepted a changed key.
+  it("keeps host-key records after a failed bootstrap; destroy drops only what it learned", function()
+    if pending_unless_available() then return end
+    server = assert(sshd.start { address_index = 52 })
+    s = scenario(server, { man = manual_attrs(server, { ["bootstrap-host-key"] = yaml.null,
+      ["ssh-trust-on-first-use"] = true }) })
+    local kh = s.home .. "/environments/man.known_hosts"
+    local _, revoked = crypto.ssh_keygen_ed25519("revoked")
+    local _, other = crypto.ssh_keygen_ed25519("other")
+    local users = string.format("@revoked * %s\n# my own notes\nother.example.com %s\n", revoked, other)
+    assert(fs.mkdir_p(s.home .. "/environments", "0700"))
+    assert(fs.write_atomic(kh, users, "0600"))
+    -- A failing command in the script: the bootstrap fails after the key was learned.
+    on_host(server, "touch /var/lib/juju/locks")
+    local r = s:juju("bootstrap")
+    assert.are.equal(1, r.code)
+    assert.matches("the bootstrap script failed", r.stderr)
+    local text = helpers.read(kh)
+    assert.are.equal(users, text:sub(1, #users))
+    local entries = {}
+    for _, e in ipairs(assert(ssh.known_hosts_lookup(kh, server.host, server.port))) do
+      if not e.marker then entries[#entries + 1] = e end
+    end
+    assert.are.equal(1, #entries)
+    assert.are.equal(server.host_fingerprint, crypto.ssh_fingerprint(entries[1].key))
+    -- The retry uses the key it learned; destroy leaves the user's lines only.
+    on_host(server, "rm -f /var/lib/juju/locks")
+    r = s:juju("bootstrap")
+    assert.are.equal(0, r.code, r.stderr)
+    r = s:juju("destroy-environment", "-y", "man")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal(users, helpers.read(kh))
+    assert.is_false(fs.exists(kh .. ".learned"))
   end)
 
   it("bootstraps with the mongodb store: fake mongod on the host, replSetInitiate and createUser recorded", function()

@@ -407,6 +407,36 @@ describe("juju.fs", function()
       l:release()
     end)
 
+    -- Issue 14.12: a destroyed environment's lock file goes, and a process
+    -- that was waiting for it then locks the file at the path, not the
+    -- removed one (else two processes would both "hold" the lock).
+    it("removes its file while held; a waiting process takes the new one", function()
+      local path = p("gone.lock")
+      local script = p("waiter.lua")
+      local out = p("waiter.out")
+      assert(fs.write_atomic(script, [[
+        local fs = require("juju.fs")
+        local l = assert(fs.lock(arg[1], { timeout = 20, interval = 0.02, message = "waiter" }))
+        local f = assert(io.open(arg[2], "w"))
+        f:write(tostring(fs.exists(arg[1])), " ", tostring(fs.lock_holder(arg[1])))
+        f:close()
+        l:release()
+      ]]))
+      local l = assert(fs.lock(path, { message = "destroyer" }))
+      local proc = assert(sys.spawn({ juju_exe(), "lua", script, path, out }, { stdout = "null" }))
+      sys.sleep(0.3) -- the waiter has the old file open and polls its flock
+      assert.is_true(l:remove())
+      assert.is_false(l:is_held())
+      assert.are.equal(0, proc:wait(20))
+      proc:close()
+      assert.are.equal("true waiter", fs.read_file(out))
+      -- Nobody holds it now; a new lock works; remove of a missing file is fine.
+      local again = assert(fs.lock(path))
+      assert(fs.remove(path))
+      assert.is_nil(again:remove())
+      assert.has_error(function() again:remove() end)
+    end)
+
     it("raises on bad options", function()
       assert.has_error(function() fs.lock() end)
       assert.has_error(function() fs.lock(p("a"), "x") end)

@@ -34,7 +34,7 @@ describe("environment names that are paths", function()
       for _, n in ipairs(assert(fs.list(d))) do
         local p = d .. "/" .. n
         out[#out + 1] = prefix .. n
-        if fs.lstat(p).type == "directory" then walk(p, prefix .. n .. "/") end
+        if fs.lstat(p).type == "dir" then walk(p, prefix .. n .. "/") end
       end
     end
     walk(dir, "")
@@ -152,6 +152,48 @@ describe("the bootstrap lock", function()
     assert.are.equal(1, r.code)
     assert.matches('environment "e" is being bootstrapped by another juju process %(pid: 4242, operation: bootstrap%)', r.stderr)
   end)
+
+  -- Issue 14.4: destroy-environment during a bootstrap used to exit 0 and
+  -- leave a "bootstrapped" .jenv for an instance that no longer existed.
+  it("keeps destroy-environment out while a bootstrap runs, and bootstrap out while a destroy runs", function()
+    local _, env = home(DUMMY)
+    local code, _, err = h.juju(env, { "bootstrap" })
+    assert.are.equal(0, code, err)
+    local jenv = env.JUJU_HOME .. "/environments/e.jenv"
+    local before = h.read(jenv)
+    local lock_path = env.JUJU_HOME .. "/environments/e.bootstrap.lock"
+    local held = assert(fs.lock(lock_path, { message = "pid: 4242, operation: bootstrap" }))
+    local r = assert(h.juju_exe_run(env, { "destroy-environment", "-y", "e" }, { timeout = 60 }))
+    assert.are.equal(1, r.code)
+    assert.matches('environment "e" is being bootstrapped by another juju process %(pid: 4242, operation: bootstrap%)', r.stderr)
+    assert.are.equal(before, h.read(jenv))
+    held:release()
+    held = assert(fs.lock(lock_path, { message = "pid: 4343, operation: destroy-environment" }))
+    r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
+    held:release()
+    assert.are.equal(1, r.code)
+    assert.matches('environment "e" is being destroyed by another juju process %(pid: 4343', r.stderr)
+    assert.are.equal(before, h.read(jenv))
+  end)
+
+  -- Issue 14.12: the lock file goes with the environment.
+  it("is removed by destroy-environment and by a failed bootstrap that removed the .jenv", function()
+    local _, env = home(DUMMY)
+    local lock_path = env.JUJU_HOME .. "/environments/e.bootstrap.lock"
+    local code, _, err = h.juju(env, { "bootstrap" })
+    assert.are.equal(0, code, err)
+    assert.is_true(fs.exists(lock_path))
+    code, _, err = h.juju(env, { "destroy-environment", "-y", "e" })
+    assert.are.equal(0, code, err)
+    assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/e.jenv"))
+    assert.is_false(fs.exists(lock_path))
+    -- A bootstrap that fails after prepare destroys its new .jenv and the lock.
+    local _, env2 = home("  e:\n    type: dummy\n    broken: Bootstrap\n")
+    code = h.juju(env2, { "bootstrap" })
+    assert.are.equal(1, code)
+    assert.is_false(fs.exists(env2.JUJU_HOME .. "/environments/e.jenv"))
+    assert.is_false(fs.exists(env2.JUJU_HOME .. "/environments/e.bootstrap.lock"))
+  end)
 end)
 
 -- Issue 14.7: files the user names are read only when regular and bounded:
@@ -191,5 +233,33 @@ describe("unbounded reads", function()
     r = assert(h.juju_exe_run(env, { "bootstrap" }, { timeout = 60 }))
     assert.are.equal(1, r.code)
     assert.matches('error reading environment info ".*e%.jenv": read .*: not a regular file', r.stderr)
+  end)
+end)
+
+-- Issue 14.12: tools build directories follow TMPDIR, and those of a
+-- bootstrap killed with SIGKILL are swept by the next one.
+describe("temporary tools directories", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  it("live under TMPDIR, and a dead process's are swept", function()
+    local sys = require("juju.sys")
+    local root, env = home(DUMMY)
+    local tmp = root .. "/tmp"
+    assert(fs.mkdir_p(tmp, "0700"))
+    env.TMPDIR = tmp
+    local dead = assert(sys.spawn({ "true" }, {}))
+    dead:wait(10)
+    local dead_pid = dead:pid()
+    dead:close()
+    local live = assert(sys.spawn({ "sleep", "60" }, {}))
+    finally(function() live:kill("KILL"); live:wait(10); live:close() end)
+    for _, n in ipairs({ "juju-tools-" .. dead_pid .. "-AbC123", "juju-tools-" .. live:pid() .. "-XyZ789",
+      "juju-tools-notapid", "unrelated" }) do
+      assert(fs.mkdir_p(tmp .. "/" .. n .. "/x", "0700"))
+    end
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.matches("Building tools to upload", out .. err)
+    assert.are.same({ "juju-tools-" .. live:pid() .. "-XyZ789", "juju-tools-notapid", "unrelated" }, fs.list(tmp))
   end)
 end)

@@ -42,8 +42,8 @@ local function confirm(ctx, name, type_name)
   return line and (line:lower() == "y" or line:lower() == "yes")
 end
 
---- Destroys environment `name` (used by the command and by bootstrap's
---- cleanup). Returns true or nil, message.
+--- Destroys environment `name` (the command's work; a failed bootstrap
+--- cleans up through juju.environs.teardown). Returns true or nil, message.
 function M.destroy(ctx, home, name, force)
   -- Before any file is touched: "../x" must not reach JUJU_HOME/../x.jenv.
   local okn, nerr = configstore.check_name(name)
@@ -57,7 +57,12 @@ function M.destroy(ctx, home, name, force)
     end
     if not force then return nil, rerr .. "\nUse --force to remove it anyway." end
     ctx:log_for("juju.cmd"):warningf("%s; removing it (--force)", rerr)
-  elseif type(info["bootstrap-config"]) == "table" then
+  end
+  -- Not while a bootstrap (or another destroy) of it runs (issue 14.4).
+  local envlock <close>, eerr = store:env_lock(name, "destroy-environment")
+  if not envlock then return nil, eerr end
+  -- (--force on an unreadable .jenv: nothing to ask the provider.)
+  if info and type(info["bootstrap-config"]) == "table" then
     local ok, derr = teardown.destroy_prepared(ctx, home, name, store, info)
     if not ok then
       if not force then
@@ -68,7 +73,15 @@ function M.destroy(ctx, home, name, force)
   end
   local lock <close>, lerr = store:lock("destroying")
   if not lock then return nil, lerr end
-  return store:remove(name)
+  local ok, err = store:remove(name)
+  if not ok then return nil, err end
+  lock:release()
+  -- What the environment learned about its hosts goes with it; @revoked and
+  -- hand-written lines stay (issue 14.3).
+  require("juju.sshinit").forget_learned_host_keys(home, name)
+  -- The environment is gone: so is its lock file (issue 14.12).
+  envlock:remove()
+  return true
 end
 
 function M.run(_, ctx, opts)

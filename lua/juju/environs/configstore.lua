@@ -78,6 +78,28 @@ function Store:lock(op)
   return l
 end
 
+--- The per-environment operation lock (NAME.bootstrap.lock, kept under
+--- its Juju 1.25 name): bootstrap and destroy-environment both hold it, so
+--- neither runs while the other does (issue 14.4). op is "bootstrap" or
+--- "destroy-environment". Never waits. Returns the lock, or nil, message,
+--- code: LOCKED names the holder's pid and operation; any other failure
+--- (a full disk, a long name) is reported as what it is.
+function Store:env_lock(name, op)
+  local okd, derr = self:ensure_dir()
+  if not okd then return nil, derr end
+  local path = self:file(name, ".bootstrap.lock")
+  local lock, lerr, lcode = fs.lock(path, {
+    timeout = 0, message = string.format("pid: %d, operation: %s", sys.getpid(), op),
+  })
+  if lock then return lock end
+  if lcode ~= "LOCKED" then
+    return nil, string.format("cannot take the %s lock of environment %q: %s", op, name, tostring(lerr)), lcode
+  end
+  local holder = fs.lock_holder(path) or lerr
+  local doing = holder:find("operation: destroy-environment", 1, true) and "destroyed" or "bootstrapped"
+  return nil, string.format("environment %q is being %s by another juju process (%s)", name, doing, holder), "LOCKED"
+end
+
 local order = { "user", "password", "environ-uuid", "server-uuid", "state-servers",
   "server-hostnames", "ca-cert", "bootstrap-config", "bootstrap-journal" }
 
