@@ -35,17 +35,16 @@ local CODES = {
   ResourceNotFound = "NOT_FOUND", DirectoryDoesNotExist = "NOT_FOUND", ObjectNotFound = "NOT_FOUND",
   InvalidSignature = "AUTH", KeyDoesNotExist = "AUTH", AuthorizationFailed = "AUTH",
   AuthorizationRequired = "AUTH", AccountDoesNotExist = "AUTH", InvalidKeyId = "AUTH",
-  InvalidQueryStringAuthentication = "AUTH", RequestExpired = "AUTH", InvalidAlgorithm = "AUTH",
+  InvalidQueryStringAuthentication = "AUTH", RequestExpired = "CLOCK", InvalidAlgorithm = "AUTH",
   DirectoryNotEmpty = "CONFLICT",
 }
 
 local function manta_error(resp)
   local doc = resp.body and resp.body ~= "" and json.decode(resp.body, "manta error")
   if type(doc) ~= "table" or type(doc.code) ~= "string" then return nil, nil end
+  -- A refused Date (RequestExpired) is juju.cloud.api's CLOCK: its
+  -- message already says to check this machine's clock.
   local msg = doc.code .. (type(doc.message) == "string" and (": " .. doc.message) or "")
-  if doc.code == "RequestExpired" then
-    msg = msg .. " (check this machine's clock: Manta refuses requests dated more than 5 minutes off)"
-  end
   return CODES[doc.code], msg
 end
 
