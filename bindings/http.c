@@ -15,6 +15,8 @@
  * the Lua stack for the whole call, so a callback that rewrites the options
  * table cannot pull a string out from under libcurl. Option `cancel` (a
  * juju.sys.SignalWatch, cancel.h) stops a transfer or its retry wait.
+ * Options `deadline`, `multipart`, `client_cert`/`client_key` and the
+ * response's `body_sha256` are the core's (http.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +51,17 @@ typedef struct call_ctx {
 } call_ctx;
 
 static const char *const request_keys[] = {
-    "url", "method", "headers", "body", "body_file", "to_file", "on_data",
-    "connect_timeout", "idle_timeout", "timeout", "retries", "retry_delay", "sleep",
-    "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent", "cancel", NULL,
+    "url", "method", "headers", "body", "body_file", "multipart", "to_file", "on_data",
+    "connect_timeout", "idle_timeout", "timeout", "deadline", "retries", "retry_delay", "sleep",
+    "proxy", "insecure", "ca_file", "client_cert", "client_key", "max_size", "follow_redirects",
+    "user_agent", "cancel", NULL,
 };
 
 /* Options that make sense for every request of a client. */
 static const char *const client_keys[] = {
-    "headers", "connect_timeout", "idle_timeout", "timeout", "retries", "retry_delay",
-    "sleep", "proxy", "insecure", "ca_file", "max_size", "follow_redirects", "user_agent",
-    "cancel", NULL,
+    "headers", "connect_timeout", "idle_timeout", "timeout", "deadline", "retries",
+    "retry_delay", "sleep", "proxy", "insecure", "ca_file", "client_cert", "client_key",
+    "max_size", "follow_redirects", "user_agent", "cancel", NULL,
 };
 
 /* Pushes the option's value (nil when unset) and returns its type. The
@@ -212,6 +215,64 @@ static const char *const *build_headers(lua_State *L, const opt_src *s)
     return arr;
 }
 
+/* The multipart option: an array of {name=, data=} or {name=, file=,
+ * filename=, content_type=} tables. The parts array is a userdatum left on
+ * the stack; every string it points at is anchored in a table beside it, so
+ * a callback that rewrites the parts cannot free them. */
+static void read_multipart(lua_State *L, const opt_src *s, jj_http_request *r)
+{
+    int t = get_opt(L, s, "multipart");
+    if (t == LUA_TNIL)
+        return;
+    if (t != LUA_TTABLE)
+        jj_opt_bad(L, "multipart", "array of part tables");
+    int list = lua_gettop(L);
+    lua_Integer n = luaL_len(L, list);
+    if (n < 1 || n > 1000)
+        luaL_error(L, "bad option 'multipart' (1..1000 parts expected, got %I)", n);
+    lua_newtable(L);
+    int anchor = lua_gettop(L);
+    jj_http_part *parts = lua_newuserdatauv(L, (size_t)n * sizeof *parts, 0);
+    memset(parts, 0, (size_t)n * sizeof *parts);
+    static const char *const part_keys[] = {
+        "name", "data", "file", "filename", "content_type", NULL,
+    };
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_rawgeti(L, list, i) != LUA_TTABLE)
+            luaL_error(L, "bad option 'multipart' (part %I must be a table)", i);
+        int part = lua_gettop(L);
+        jj_opt_check_names(L, part, part_keys, "multipart part");
+        jj_http_part *p = &parts[i - 1];
+        const char **fields[] = {&p->name, &p->data, &p->file, &p->filename, &p->content_type};
+        for (int f = 0; f < 5; f++) {
+            t = lua_getfield(L, part, part_keys[f]);
+            if (t == LUA_TNIL) {
+                lua_pop(L, 1);
+                continue;
+            }
+            if (t != LUA_TSTRING)
+                luaL_error(L, "bad option 'multipart' (part %I: '%s' must be a string)", i,
+                           part_keys[f]);
+            size_t len;
+            const char *v = lua_tolstring(L, -1, &len);
+            if (f != 1 && strlen(v) != len)
+                luaL_error(L, "bad option 'multipart' (part %I: '%s' contains NUL)", i,
+                           part_keys[f]);
+            if (f == 1)
+                p->data_len = len;
+            *fields[f] = v;
+            lua_rawseti(L, anchor, (lua_Integer)luaL_len(L, anchor) + 1);
+        }
+        lua_pop(L, 1);
+        if (!p->name || !*p->name)
+            luaL_error(L, "bad option 'multipart' (part %I needs a name)", i);
+        if (!p->data == !p->file)
+            luaL_error(L, "bad option 'multipart' (part %I needs exactly one of data or file)", i);
+    }
+    r->parts = parts;
+    r->nparts = (size_t)n;
+}
+
 static void read_proxy(lua_State *L, const opt_src *s, jj_http_request *r)
 {
     int t = get_opt(L, s, "proxy");
@@ -257,6 +318,9 @@ static void read_request(lua_State *L, const opt_src *s, jj_http_request *r, cal
         r->body = lua_tolstring(L, -1, &r->body_len);
     }
     r->body_file = opt_string(L, s, "body_file");
+    read_multipart(L, s, r);
+    if (r->nparts && (r->body || r->body_file))
+        luaL_error(L, "option 'multipart' excludes 'body' and 'body_file'");
     r->to_file = opt_string(L, s, "to_file");
     cx->on_data = opt_function(L, s, "on_data");
     cx->sleep = opt_function(L, s, "sleep");
@@ -264,16 +328,25 @@ static void read_request(lua_State *L, const opt_src *s, jj_http_request *r, cal
         luaL_error(L, "options 'body' and 'body_file' are exclusive");
     if (r->to_file && cx->on_data)
         luaL_error(L, "options 'to_file' and 'on_data' are exclusive");
-    if (r->method && strcmp(r->method, "HEAD") == 0 && (r->body || r->body_file))
+    if (r->method && strcmp(r->method, "HEAD") == 0 && (r->body || r->body_file || r->nparts))
         luaL_error(L, "a HEAD request cannot have a body");
     r->connect_timeout = opt_seconds(L, s, "connect_timeout", r->connect_timeout);
     r->idle_timeout = opt_seconds(L, s, "idle_timeout", r->idle_timeout);
     r->timeout = opt_seconds(L, s, "timeout", r->timeout);
+    r->deadline = opt_seconds(L, s, "deadline", r->deadline);
+    if (r->deadline <= 0) /* a request that may hang for ever is never wanted */
+        luaL_error(L, "bad option 'deadline' (positive number of seconds expected)");
     r->retries = (int)opt_count(L, s, "retries", r->retries, 1000);
     r->retry_delay = opt_seconds(L, s, "retry_delay", r->retry_delay);
     read_proxy(L, s, r);
     r->insecure = opt_bool(L, s, "insecure", 0);
     r->ca_file = opt_string(L, s, "ca_file");
+    r->client_cert = jj_optv_string(L, get_opt(L, s, "client_cert"), "client_cert",
+                                    &r->client_cert_len);
+    r->client_key = jj_optv_string(L, get_opt(L, s, "client_key"), "client_key",
+                                   &r->client_key_len);
+    if (r->client_key && !r->client_cert)
+        luaL_error(L, "option 'client_key' needs 'client_cert'");
     r->max_size = (long long)opt_count(L, s, "max_size", -1, LUA_MAXINTEGER);
     r->follow_redirects = opt_bool(L, s, "follow_redirects", 1);
     const char *ua = opt_string(L, s, "user_agent");
@@ -366,6 +439,10 @@ static void push_response(lua_State *L, const jj_http_response *r, int with_body
     lua_setfield(L, -2, "attempts");
     lua_pushnumber(L, r->elapsed);
     lua_setfield(L, -2, "elapsed");
+    if (r->body_sha256[0]) {
+        lua_pushstring(L, r->body_sha256);
+        lua_setfield(L, -2, "body_sha256");
+    }
 }
 
 /* ---- clients -------------------------------------------------------------- */

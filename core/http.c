@@ -8,6 +8,7 @@
  * caller asked for the body in memory.
  */
 #include "http.h"
+#include "digest.h"
 #include "sys.h"
 
 #include <curl/curl.h>
@@ -29,6 +30,10 @@
 #define MAX_REDIRECTS 10L
 #define URL_MSG_MAX 512
 #define METHOD_MAX 20
+#define DEFAULT_DEADLINE 300.0
+/* A timed-out attempt whose time limit was the deadline's remainder and
+ * that ends this close to it has run out of the deadline. */
+#define DEADLINE_SLACK 0.25
 
 struct jj_http {
     CURL *curl;
@@ -72,6 +77,7 @@ void jj_http_request_init(jj_http_request *r)
     memset(r, 0, sizeof *r);
     r->connect_timeout = 30;
     r->idle_timeout = 60;
+    r->deadline = DEFAULT_DEADLINE;
     r->retry_delay = 1;
     r->max_size = -1;
     r->follow_redirects = 1;
@@ -337,7 +343,7 @@ int jj_http_parse_url(const char *url, jj_http_url *out, jj_error *err)
 
 enum abort_reason {
     ABORT_NONE, ABORT_CALLBACK, ABORT_RANGE, ABORT_WRITE, ABORT_READ, ABORT_NOMEM, ABORT_IDLE,
-    ABORT_CANCEL
+    ABORT_CANCEL, ABORT_DEADLINE, ABORT_CHANGED
 };
 
 typedef struct xfer {
@@ -352,6 +358,13 @@ typedef struct xfer {
     char *tmp_path;
     int in_fd;           /* body_file, or -1 */
     long long in_size;
+    struct timespec in_mtime; /* body_file's when opened: it must not change */
+    jj_hasher *hasher;   /* SHA-256 of the body bytes libcurl has read so far */
+    long long sent;      /* body bytes libcurl has read this attempt */
+    curl_mime *mime;     /* the multipart body, or NULL */
+    double deadline_at;  /* monotonic time the deadline ends; 0 = none */
+    double waited;       /* seconds handed to the caller's sleep function */
+    int capped;          /* this attempt's time limit is the deadline's rest */
     size_t mem_off;      /* position in req->body */
     long status;         /* of the response being received; 0 before/for file:// */
     long long received;  /* success-body bytes this attempt */
@@ -372,6 +385,14 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Seconds left of the request's deadline (a huge number when it has none). */
+static double time_left(const xfer *x)
+{
+    if (x->deadline_at <= 0)
+        return 1e18;
+    return x->deadline_at - now() - x->waited;
+}
+
 /* The idle timeout. libcurl's LOW_SPEED_TIME averages over a window of
  * several seconds, so a stall right after a few bytes would only be noticed
  * ~5 s late; this checks "no byte moved for idle_timeout" directly (libcurl
@@ -386,6 +407,10 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
      * (a watched signal interrupts it) and at least once a second. */
     if (jj_sys_cancel_check(&x->cancel, x->what, &x->cancel_err)) {
         x->abort = ABORT_CANCEL;
+        return 1;
+    }
+    if (time_left(x) <= 0) {
+        x->abort = ABORT_DEADLINE;
         return 1;
     }
     double t = now();
@@ -483,11 +508,18 @@ static size_t abort_with(xfer *x, int reason, int errnum)
     return 0;
 }
 
+static int unfollowed_redirect(const xfer *x)
+{
+    return !x->req->follow_redirects && x->status >= 300 && x->status < 400 && !x->file_scheme;
+}
+
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
     size_t len = size * nmemb;
-    if (x->status >= 400) /* error body: kept (capped) for the caller to inspect */
+    /* An error body, or the body of a redirect the caller follows itself:
+     * kept (capped) for the caller to inspect, never given to the sink. */
+    if (x->status >= 400 || unfollowed_redirect(x))
         return body_append(x->resp, p, len, ERROR_BODY_MAX) ? abort_with(x, ABORT_NOMEM, 0)
                                                             : len;
     const jj_http_request *req = x->req;
@@ -627,6 +659,16 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return rc ? abort_with(x, ABORT_NOMEM, 0) : len;
 }
 
+/* Feeds the bytes libcurl takes into the body hash. */
+static int hash_sent(xfer *x, const char *p, size_t n)
+{
+    x->sent += (long long)n;
+    if (!x->hasher || !n)
+        return 0;
+    jj_error e;
+    return jj_hasher_update(x->hasher, p, n, &e) ? abort_with(x, ABORT_NOMEM, 0), -1 : 0;
+}
+
 static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud)
 {
     xfer *x = ud;
@@ -640,6 +682,13 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud)
             abort_with(x, ABORT_READ, errno);
             return CURL_READFUNC_ABORT;
         }
+        /* Shorter or longer than when it was opened (and signed). */
+        if ((r == 0 && room && x->sent < x->in_size) || (long long)r > x->in_size - x->sent) {
+            abort_with(x, ABORT_CHANGED, 0);
+            return CURL_READFUNC_ABORT;
+        }
+        if (hash_sent(x, buf, (size_t)r))
+            return CURL_READFUNC_ABORT;
         return (size_t)r;
     }
     size_t left = x->req->body ? x->req->body_len - x->mem_off : 0;
@@ -648,7 +697,36 @@ static size_t on_read(char *buf, size_t size, size_t nmemb, void *ud)
     if (room)
         memcpy(buf, x->req->body + x->mem_off, room);
     x->mem_off += room;
+    if (hash_sent(x, buf, room))
+        return CURL_READFUNC_ABORT;
     return room;
+}
+
+/* Starts the body hash again as if the first `offset` bytes had just been
+ * sent (after libcurl rewound the upload). 0, or -1 with x->abort set. */
+static int restart_hash(xfer *x, long long offset)
+{
+    jj_error e;
+    jj_hasher_free(x->hasher);
+    x->hasher = NULL;
+    x->sent = 0;
+    if (jj_hasher_new(JJ_DIGEST_SHA256, &x->hasher, &e))
+        return abort_with(x, ABORT_NOMEM, 0), -1;
+    if (x->in_fd < 0)
+        return hash_sent(x, x->req->body, (size_t)offset);
+    char buf[16384];
+    while (x->sent < offset) {
+        size_t want = offset - x->sent < (long long)sizeof buf ? (size_t)(offset - x->sent)
+                                                                : sizeof buf;
+        ssize_t r = pread(x->in_fd, buf, want, (off_t)x->sent);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return abort_with(x, r < 0 ? ABORT_READ : ABORT_CHANGED, errno), -1;
+        if (hash_sent(x, buf, (size_t)r))
+            return -1;
+    }
+    return 0;
 }
 
 /* libcurl rewinds the upload for redirects and re-sent requests. */
@@ -657,13 +735,15 @@ static int on_seek(void *ud, curl_off_t offset, int origin)
     xfer *x = ud;
     if (origin != SEEK_SET || offset < 0)
         return CURL_SEEKFUNC_CANTSEEK;
-    if (x->in_fd >= 0)
-        return lseek(x->in_fd, (off_t)offset, SEEK_SET) < 0 ? CURL_SEEKFUNC_FAIL
-                                                             : CURL_SEEKFUNC_OK;
-    if ((unsigned long long)offset > (unsigned long long)x->req->body_len)
-        return CURL_SEEKFUNC_FAIL;
-    x->mem_off = (size_t)offset;
-    return CURL_SEEKFUNC_OK;
+    if (x->in_fd >= 0) {
+        if (offset > x->in_size || lseek(x->in_fd, (off_t)offset, SEEK_SET) < 0)
+            return CURL_SEEKFUNC_FAIL;
+    } else {
+        if ((unsigned long long)offset > (unsigned long long)x->req->body_len)
+            return CURL_SEEKFUNC_FAIL;
+        x->mem_off = (size_t)offset;
+    }
+    return restart_hash(x, (long long)offset) ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
 }
 
 static int valid_method(const char *m)
@@ -728,6 +808,12 @@ static CURLcode set_method(CURL *c, xfer *x)
     int has_body = req->body || req->body_file;
     curl_off_t size = req->body_file ? (curl_off_t)x->in_size : (curl_off_t)req->body_len;
     CURLcode rc = CURLE_OK;
+    if (x->mime) {
+        rc |= curl_easy_setopt(c, CURLOPT_MIMEPOST, x->mime);
+        if (strcmp(x->method, "POST") != 0)
+            rc |= curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, x->method);
+        return rc;
+    }
     if (has_body) {
         rc |= curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
         rc |= curl_easy_setopt(c, CURLOPT_READDATA, x);
@@ -763,6 +849,61 @@ static inline long to_ms(double seconds)
     return seconds >= (double)LONG_MAX / 1000 ? LONG_MAX : (long)(seconds * 1000);
 }
 
+/* The multipart body: data parts copied by libcurl, file parts streamed
+ * from disk when sent (libcurl rewinds them for retries and redirects). */
+static int build_mime(CURL *c, xfer *x, jj_error *err)
+{
+    const jj_http_request *req = x->req;
+    if (!req->nparts)
+        return 0;
+    if (!(x->mime = curl_mime_init(c)))
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    for (size_t i = 0; i < req->nparts; i++) {
+        const jj_http_part *p = &req->parts[i];
+        curl_mimepart *mp = curl_mime_addpart(x->mime);
+        if (!mp)
+            return jj_error_set(err, JJ_ENOMEM, "out of memory");
+        CURLcode rc = curl_mime_name(mp, p->name);
+        if (p->file) {
+            rc |= curl_mime_filedata(mp, p->file);
+            if (p->filename)
+                rc |= curl_mime_filename(mp, p->filename);
+            if (!p->content_type)
+                rc |= curl_mime_type(mp, "application/octet-stream");
+        } else {
+            rc |= curl_mime_data(mp, p->data ? p->data : "", p->data ? p->data_len : 0);
+            if (p->filename)
+                rc |= curl_mime_filename(mp, p->filename);
+        }
+        if (p->content_type)
+            rc |= curl_mime_type(mp, p->content_type);
+        if (rc != CURLE_OK)
+            return jj_error_set_lib(err, JJ_ENOMEM, rc, "%s %s: cannot build multipart part %zu",
+                                    x->method, x->safe_url, i + 1);
+    }
+    return 0;
+}
+
+static CURLcode set_client_cert(CURL *c, const jj_http_request *req)
+{
+    CURLcode rc = CURLE_OK;
+    /* NOCOPY: the PEM stays in the caller's memory, which outlives the
+     * transfer; the options are cleared before jj_http_perform returns. */
+    if (req->client_cert) {
+        struct curl_blob cert = {(void *)req->client_cert, req->client_cert_len,
+                                 CURL_BLOB_NOCOPY};
+        rc |= curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cert);
+        rc |= curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (req->client_key) {
+        struct curl_blob key = {(void *)req->client_key, req->client_key_len,
+                                CURL_BLOB_NOCOPY};
+        rc |= curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &key);
+        rc |= curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    return rc;
+}
+
 static int setup(jj_http *h, xfer *x, struct curl_slist *headers, jj_error *err)
 {
     const jj_http_request *req = x->req;
@@ -788,13 +929,10 @@ static int setup(jj_http *h, xfer *x, struct curl_slist *headers, jj_error *err)
     rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
     if (req->connect_timeout > 0)
         rc |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, to_ms(req->connect_timeout));
-    if (req->idle_timeout > 0) {
-        rc |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-        rc |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
-        rc |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    }
-    if (req->timeout > 0)
-        rc |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, to_ms(req->timeout));
+    /* Always: it checks cancellation and the deadline, not only idling. */
+    rc |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    rc |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
+    rc |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     if (req->user_agent)
         rc |= curl_easy_setopt(c, CURLOPT_USERAGENT, req->user_agent);
     if (req->insecure) {
@@ -810,11 +948,44 @@ static int setup(jj_http *h, xfer *x, struct curl_slist *headers, jj_error *err)
     }
     if (x->file_scheme && req->max_size >= 0)
         rc |= curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_size);
+    rc |= set_client_cert(c, req);
+    if (rc == CURLE_OK && build_mime(c, x, err))
+        return err->code;
     rc |= set_method(c, x);
     if (rc != CURLE_OK) /* only on an option this libcurl lacks or no memory */
         return jj_error_set_lib(err, JJ_EHTTP, rc, "%s %s: cannot set up libcurl", x->method,
                                 x->safe_url);
     return 0;
+}
+
+static int same_time(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* body_file differs in size or modification time from when it was opened. */
+static int body_file_changed(const xfer *x)
+{
+    struct stat st;
+    if (x->in_fd < 0)
+        return 0;
+    return fstat(x->in_fd, &st) != 0 || (long long)st.st_size != x->in_size ||
+           !same_time(st.st_mtim, x->in_mtime);
+}
+
+static int changed_error(const xfer *x, jj_error *err)
+{
+    return jj_error_set(err, JJ_EIO,
+                        "%s %s: %s changed while it was being sent, so what was signed is not what "
+                        "was sent; retry once the file is no longer being written",
+                        x->method, x->safe_url, x->req->body_file);
+}
+
+static int deadline_error(const xfer *x, jj_error *err)
+{
+    return jj_error_set(err, JJ_EHTTP_TIMEOUT,
+                        "%s %s: no complete answer within the request's deadline of %g seconds",
+                        x->method, x->safe_url, x->req->deadline);
 }
 
 /* Gets ready for one more attempt: nothing of the previous one survives. */
@@ -840,7 +1011,50 @@ static int reset_attempt(xfer *x, jj_error *err)
     if (x->in_fd >= 0 && lseek(x->in_fd, 0, SEEK_SET) < 0)
         return jj_error_errno(err, errno, "%s %s: cannot rewind %s", x->method, x->safe_url,
                               x->req->body_file);
+    if (body_file_changed(x))
+        return changed_error(x, err);
+    x->resp->body_sha256[0] = '\0';
+    if ((x->req->body || x->in_fd >= 0) && restart_hash(x, 0))
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
     return 0;
+}
+
+/* Each attempt may run until the deadline (or its own timeout, if sooner). */
+static int set_attempt_timeout(jj_http *h, xfer *x, jj_error *err)
+{
+    double limit = x->req->timeout > 0 ? x->req->timeout : 0;
+    double left = time_left(x);
+    x->capped = 0;
+    if (x->deadline_at > 0) {
+        if (left <= 0)
+            return deadline_error(x, err);
+        if (limit == 0 || left < limit) {
+            limit = left;
+            x->capped = 1;
+        }
+    }
+    long ms = limit > 0 ? to_ms(limit) : 0;
+    if (limit > 0 && ms < 1)
+        ms = 1;
+    if (curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, ms) != CURLE_OK)
+        return jj_error_set(err, JJ_EHTTP, "%s %s: cannot set up libcurl", x->method, x->safe_url);
+    return 0;
+}
+
+/* The body's digest, when the attempt sent all of it. */
+static void note_body_sha256(xfer *x)
+{
+    static const char hex[] = "0123456789abcdef";
+    long long total = x->in_fd >= 0 ? x->in_size : (long long)x->req->body_len;
+    unsigned char md[32];
+    jj_error e;
+    if (!x->hasher || x->sent != total || jj_hasher_final(x->hasher, md, &e))
+        return;
+    for (int i = 0; i < 32; i++) {
+        x->resp->body_sha256[2 * i] = hex[md[i] >> 4];
+        x->resp->body_sha256[2 * i + 1] = hex[md[i] & 15];
+    }
+    x->resp->body_sha256[64] = '\0';
 }
 
 static int is_transient(CURLcode rc)
@@ -917,6 +1131,10 @@ static int outcome(jj_http *h, xfer *x, CURLcode rc, int *retry, jj_error *err)
         *err = x->cancel_err;
         err->lib_code = rc;
         return err->code;
+    case ABORT_DEADLINE:
+        return deadline_error(x, err);
+    case ABORT_CHANGED:
+        return changed_error(x, err);
     case ABORT_IDLE:
         *retry = 1;
         return jj_error_set_lib(err, JJ_EHTTP_TIMEOUT, rc, "%s %s: no data moved for %g seconds",
@@ -936,6 +1154,8 @@ static int outcome(jj_http *h, xfer *x, CURLcode rc, int *retry, jj_error *err)
             snprintf(r->reason, sizeof r->reason, "%s", standard_reason(status));
         r->status = status;
         r->size = x->received;
+        if (body_file_changed(x))
+            return changed_error(x, err);
         if (status < 400)
             return 0;
         *retry = status >= 500 || status == 429;
@@ -951,6 +1171,8 @@ static int outcome(jj_http *h, xfer *x, CURLcode rc, int *retry, jj_error *err)
         err->lib_code = rc;
         return err->code;
     }
+    if (rc == CURLE_OPERATION_TIMEDOUT && x->capped && time_left(x) <= DEADLINE_SLACK)
+        return deadline_error(x, err);
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         *retry = 1;
         return jj_error_set_lib(err, JJ_EHTTP_TIMEOUT, rc, "%s %s: %s", x->method, x->safe_url,
@@ -975,6 +1197,26 @@ static int prepare_files(xfer *x, jj_error *err)
             return jj_error_set(err, JJ_EINVAL, "%s %s: %s is not a regular file", x->method,
                                 x->safe_url, req->body_file);
         x->in_size = (long long)st.st_size;
+        x->in_mtime = st.st_mtim;
+    }
+    /* libcurl would only notice a missing part file mid-request. */
+    for (size_t i = 0; i < req->nparts; i++) {
+        const char *f = req->parts[i].file;
+        struct stat st;
+        if (!f)
+            continue;
+        int fd = open(f, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st) != 0) {
+            int e = errno;
+            if (fd >= 0)
+                close(fd);
+            return jj_error_errno(err, e, "%s %s: cannot open multipart file %s", x->method,
+                                  x->safe_url, f);
+        }
+        close(fd);
+        if (!S_ISREG(st.st_mode))
+            return jj_error_set(err, JJ_EINVAL, "%s %s: multipart file %s is not a regular file",
+                                x->method, x->safe_url, f);
     }
     if (req->to_file) {
         size_t n = strlen(req->to_file);
@@ -1025,6 +1267,14 @@ static int finish_files(xfer *x, int ok, jj_error *err)
 
 static int wait_before_retry(xfer *x, double delay, jj_error *err)
 {
+    if (delay >= time_left(x)) {
+        char last[JJ_ERROR_MSG_MAX];
+        snprintf(last, sizeof last, "%s", err->message);
+        deadline_error(x, err);
+        size_t n = strlen(err->message);
+        snprintf(err->message + n, sizeof err->message - n, "; the last attempt: %s", last);
+        return err->code;
+    }
     char what[URL_MSG_MAX + METHOD_MAX + 32];
     snprintf(what, sizeof what, "%s %s: waiting to retry", x->method, x->safe_url);
     if (!x->req->sleep)
@@ -1032,6 +1282,7 @@ static int wait_before_retry(xfer *x, double delay, jj_error *err)
     int rc = jj_sys_cancel_check(&x->cancel, what, err);
     if (rc)
         return rc;
+    x->waited += delay;
     if (x->req->sleep(x->req->sleep_ud, delay))
         return jj_error_set(err, JJ_EINTERRUPTED, "%s %s: interrupted while waiting to retry",
                             x->method, x->safe_url);
@@ -1066,6 +1317,16 @@ static int check_request(xfer *x, jj_error *err)
     if (!rc && req->body && req->body_file)
         rc = jj_error_set(err, JJ_EINVAL, "%s %s: body and body_file are exclusive", x->method,
                           x->safe_url);
+    if (!rc && req->nparts && (req->body || req->body_file))
+        rc = jj_error_set(err, JJ_EINVAL, "%s %s: multipart and body/body_file are exclusive",
+                          x->method, x->safe_url);
+    for (size_t i = 0; !rc && i < req->nparts; i++) {
+        const jj_http_part *p = &req->parts[i];
+        if (!p->name || !*p->name || !p->data == !p->file)
+            rc = jj_error_set(err, JJ_EINVAL,
+                              "%s %s: multipart part %zu needs a name and one of data or file",
+                              x->method, x->safe_url, i + 1);
+    }
     if (!rc && req->to_file && req->on_data)
         rc = jj_error_set(err, JJ_EINVAL, "%s %s: to_file and on_data are exclusive",
                           x->method, x->safe_url);
@@ -1081,10 +1342,12 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     memset(&x, 0, sizeof x);
     x.req = req;
     x.resp = resp;
-    x.method = req->method ? req->method : "GET";
+    x.method = req->method ? req->method : req->nparts ? "POST" : "GET";
     x.head = strcmp(x.method, "HEAD") == 0;
     x.out_fd = x.in_fd = -1;
     jj_sys_cancel_begin(&x.cancel, req->cancel);
+    if (req->deadline > 0)
+        x.deadline_at = start + req->deadline;
     jj_http_safe_url(req->url, x.safe_url, sizeof x.safe_url);
     snprintf(x.what, sizeof x.what, "%.*s %s", METHOD_MAX, x.method, x.safe_url);
 
@@ -1104,10 +1367,13 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
         /* No attempt starts once the request is cancelled. */
         if ((rc = jj_sys_cancel_check(&x.cancel, x.what, err)) != 0)
             break;
+        if ((rc = set_attempt_timeout(h, &x, err)) != 0)
+            break;
         resp->attempts = attempt;
         CURLcode cc = curl_easy_perform(h->curl);
         int retry;
         rc = outcome(h, &x, cc, &retry, err);
+        note_body_sha256(&x);
         /* Chunks already handed to on_data cannot be taken back. */
         if (!rc || !retry || attempt > req->retries || x.delivered)
             break;
@@ -1116,7 +1382,8 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     }
     if (rc)
         attempts_suffix(err, resp->attempts);
-    int frc = finish_files(&x, rc == 0, err);
+    /* A redirect's body is not the download. */
+    int frc = finish_files(&x, rc == 0 && !unfollowed_redirect(&x), err);
     if (!rc)
         rc = frc;
     if (resp->attempts) {
@@ -1127,6 +1394,11 @@ int jj_http_perform(jj_http *h, const jj_http_request *req, jj_http_response *re
     /* Pointers into x (on this stack) must not outlive the call. */
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, NULL);
     curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_SSLCERT_BLOB, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_SSLKEY_BLOB, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_MIMEPOST, NULL);
+    curl_mime_free(x.mime);
+    jj_hasher_free(x.hasher);
     free_slist(headers);
     resp->elapsed = now() - start;
     return rc;

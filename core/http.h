@@ -13,6 +13,16 @@
  * redacted; header values never appear in them. lib_code is the CURLcode,
  * or the HTTP status for status errors.
  *
+ * Every request has an overall deadline (whole request, retries and their
+ * waits included; 300 s unless the caller says otherwise), so no request
+ * can hang for ever; running out of it is JJ_EHTTP_TIMEOUT naming the URL.
+ *
+ * Request bodies (memory or body_file) are hashed (SHA-256) as libcurl
+ * reads them, in the same pass: the response's body_sha256 is the digest of
+ * what the last attempt actually sent, for callers that signed a payload
+ * hash. A body_file that changes size or modification time during the
+ * request is an error (JJ_EIO), as its signature no longer holds.
+ *
  * Codes: JJ_ENOENT (404, 410, missing file://), JJ_EHTTP (other statuses,
  * connection/TLS/DNS failures), JJ_EHTTP_TIMEOUT, JJ_ERANGE (max_size),
  * JJ_EINTERRUPTED (a callback asked to stop, or the request was cancelled:
@@ -53,6 +63,21 @@ typedef int (*jj_http_data_fn)(void *ud, const char *data, size_t len);
  * (JJ_EINTERRUPTED). Must not longjmp. */
 typedef int (*jj_http_sleep_fn)(void *ud, double seconds);
 
+/* One part of a multipart/form-data body (RFC 7578). Exactly one of data
+ * (data_len bytes, may hold NULs) and file (streamed from disk when sent,
+ * never loaded whole) is set. filename defaults to the file's base name for
+ * file parts and to none for data parts; content_type to libcurl's guess
+ * from the file name (application/octet-stream when it has none) or none.
+ * All borrowed. */
+typedef struct jj_http_part {
+    const char *name;
+    const char *data;
+    size_t data_len;
+    const char *file;
+    const char *filename;
+    const char *content_type;
+} jj_http_part;
+
 typedef struct jj_http_request {
     const char *url;     /* http://, https:// or file:// (required) */
     const char *method;  /* upper-case token; NULL = "GET" */
@@ -62,6 +87,10 @@ typedef struct jj_http_request {
     const char *body;    /* in-memory request body (borrowed), or NULL */
     size_t body_len;
     const char *body_file; /* request body streamed from this file, or NULL */
+    /* multipart/form-data body (exclusive with body and body_file; method
+     * defaults to POST): nparts parts, borrowed. */
+    const jj_http_part *parts;
+    size_t nparts;
     /* Response body streamed here through "<to_file>.part-XXXXXX" (mode
      * 0600), fsynced and renamed over to_file on success, removed on any
      * failure; NULL for none. */
@@ -71,6 +100,10 @@ typedef struct jj_http_request {
     double connect_timeout;  /* seconds, default 30; 0 = libcurl's default */
     double idle_timeout;     /* seconds without progress, default 60; 0 = none */
     double timeout;          /* seconds per attempt, default 0 = none */
+    /* Seconds for the whole request, retries and retry waits included
+     * (waits through a caller's sleep function count as the seconds asked
+     * for); default 300, <= 0 = none. */
+    double deadline;
     /* Extra attempts, default 0. Every method is retried alike (callers
      * decide whether theirs is idempotent); a transfer whose on_data has
      * already seen bytes is not retried, as those cannot be taken back. */
@@ -85,8 +118,18 @@ typedef struct jj_http_request {
     const char *proxy_http, *proxy_https, *no_proxy;
     int insecure;            /* skip TLS peer and host verification */
     const char *ca_file;     /* CA bundle, or NULL for the system's */
+    /* TLS client certificate and private key, PEM in memory (borrowed; not
+     * copied by this module). With a cert and no key the key is read from
+     * the cert's PEM (a combined file, as Azure's management certificate). */
+    const char *client_cert;
+    size_t client_cert_len;
+    const char *client_key;
+    size_t client_key_len;
     long long max_size;      /* largest body accepted; < 0 = no limit */
-    int follow_redirects;    /* default 1; never to file:// */
+    /* default 1; never to file://. With 0, a 3xx answer is a success whose
+     * body (capped like an error body) is in resp->body, never in to_file
+     * or on_data: the caller follows it itself. */
+    int follow_redirects;
     const char *user_agent;  /* default "juju-engine" */
     const jj_sys_cancel *cancel; /* stops the transfer and retry waits; or NULL */
 } jj_http_request;
@@ -112,6 +155,9 @@ typedef struct jj_http_response {
     char *url;          /* effective URL, userinfo removed */
     int attempts;
     double elapsed;     /* seconds, whole request including retry waits */
+    /* Lower-case hex SHA-256 of the request body the last attempt sent in
+     * full (body or body_file); "" when there was none or it was cut off. */
+    char body_sha256[65];
 } jj_http_response;
 
 void jj_http_response_init(jj_http_response *r);

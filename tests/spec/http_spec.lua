@@ -1,6 +1,7 @@
 -- http_spec.lua: the juju.http binding against tests/integration/httpd.py
 -- (a real HTTP server on loopback), with retries timed on a virtual clock.
 local http = require("juju.http")
+local json = require("juju.json")
 local has_sys, sys = pcall(require, "juju.sys")
 local has_crypto, crypto = pcall(require, "juju.crypto")
 
@@ -662,6 +663,266 @@ describe("juju.http", function()
     it("skips verification when insecure", function()
       local r = assert(http.get(tls_base .. "/file/10", { insecure = true }))
       assert.are.equal(200, r.status)
+    end)
+  end)
+end)
+
+-- The request deadline, body digests, multipart uploads and TLS client
+-- certificates, against the scripted server (tests/servers/scripted).
+describe("juju.http against the scripted server", function()
+  local scripted = require("servers.scripted.control")
+  local fs = require("juju.fs")
+  local s, dir
+
+  setup(function()
+    s = scripted.start { host = "127.0.0.21" }
+    dir = assert(fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/juju-http-spec-"))
+  end)
+
+  teardown(function()
+    if s then s:stop() end
+    if dir then fs.remove_tree(dir) end
+  end)
+
+  before_each(function() s:reset() end)
+
+  after_each(function()
+    collectgarbage()
+    collectgarbage()
+  end)
+
+  local function big(n)
+    local t = {}
+    for i = 1, n // 16 + 1 do t[i] = string.format("%015d\n", i) end
+    return table.concat(t):sub(1, n)
+  end
+
+  describe("deadline", function()
+    it("gives HTTP_TIMEOUT naming the URL when the server stops answering", function()
+      s:script("/hang", { { hang = true } })
+      local r, msg, code = http.request { url = s.url .. "/hang", deadline = 1, retries = 3, retry_delay = 0.01 }
+      assert.is_nil(r)
+      assert.are.equal("HTTP_TIMEOUT", code)
+      assert.matches("GET " .. (s.url .. "/hang"):gsub("%p", "%%%0") .. ": .*deadline of 1 seconds", msg)
+    end)
+
+    it("counts retry waits, stopping before a wait that would overrun it", function()
+      s:script("/busy", { { status = 503, body = "busy" } })
+      local clock = virtual_clock()
+      local r, msg, code = http.request { url = s.url .. "/busy", retries = 10, retry_delay = 1,
+        sleep = clock.sleep, deadline = 5 }
+      assert.is_nil(r)
+      assert.are.equal("HTTP_TIMEOUT", code)
+      assert.are.same({ 1, 2 }, clock.delays)
+      assert.matches("deadline of 5 seconds; the last attempt: .*503", msg)
+      assert.are.equal(3, #s:requests())
+    end)
+
+    it("is always finite: a deadline of 0 is refused, a client default applies", function()
+      assert.has_error(function() http.request { url = s.url .. "/x", deadline = 0 } end,
+        "bad option 'deadline' (positive number of seconds expected)")
+      s:script("/hang2", { { hang = true } })
+      local c <close> = assert(http.client { deadline = 0.5 })
+      local r, _, code = c:get(s.url .. "/hang2")
+      assert.is_nil(r)
+      assert.are.equal("HTTP_TIMEOUT", code)
+    end)
+  end)
+
+  describe("body_sha256", function()
+    it("is the digest of the body sent, from memory and from a file", function()
+      local data = big(200000)
+      local r = assert(http.request { url = s.url .. "/up", method = "PUT", body = data })
+      assert.are.equal(crypto.sha256(data), r.body_sha256)
+      local path = dir .. "/body"
+      write(path, data .. "more")
+      r = assert(http.request { url = s.url .. "/up", method = "PUT", body_file = path })
+      assert.are.equal(crypto.sha256(data .. "more"), r.body_sha256)
+      local seen = s:requests()
+      assert.are.equal(seen[1].body_sha256, crypto.sha256(data))
+      assert.are.equal(seen[2].body_sha256, r.body_sha256)
+    end)
+
+    it("covers only the last attempt's body, sent in full again after a retry", function()
+      s:script("/flaky-up", { { status = 503 }, { status = 201 } })
+      local path = dir .. "/retry-body"
+      write(path, big(100000))
+      local clock = virtual_clock()
+      local r = assert(http.request { url = s.url .. "/flaky-up", method = "PUT", body_file = path,
+        retries = 2, sleep = clock.sleep })
+      assert.are.equal(2, r.attempts)
+      assert.are.equal(crypto.sha256(big(100000)), r.body_sha256)
+      local seen = s:requests()
+      assert.are.equal(2, #seen)
+      assert.are.equal(100000, seen[2].body_size)
+    end)
+
+    it("is absent without a body", function()
+      local r = assert(http.get(s.url .. "/nobody"))
+      assert.is_nil(r.body_sha256)
+    end)
+
+    it("makes a body file that changes during the request an error (EIO)", function()
+      s:script("/changing", { { status = 503 }, { status = 201 } })
+      local path = dir .. "/changing"
+      write(path, big(5000))
+      local r, msg, code = http.request { url = s.url .. "/changing", method = "PUT", body_file = path,
+        retries = 2, sleep = function() write(path, big(7000)) end }
+      assert.is_nil(r)
+      assert.are.equal("EIO", code)
+      assert.matches(path:gsub("%p", "%%%0") .. " changed while it was being sent", msg)
+      assert.are.equal(1, #s:requests())
+    end)
+  end)
+
+  describe("unfollowed redirects", function()
+    it("never write a redirect's body to to_file or on_data", function()
+      s:script("/moved", { { status = 302, headers = { Location = "/elsewhere" }, body = "redirect page" } })
+      local path = dir .. "/kept"
+      write(path, "old content")
+      local r = assert(http.request { url = s.url .. "/moved", to_file = path, follow_redirects = false })
+      assert.are.equal(302, r.status)
+      assert.are.equal("/elsewhere", r.headers.location)
+      assert.are.equal("old content", read(path))
+      for _, e in ipairs(entries(dir)) do assert.is_nil(e:find("^kept%.part"), e) end
+      local chunks = 0
+      r = assert(http.request { url = s.url .. "/moved", follow_redirects = false,
+        on_data = function() chunks = chunks + 1 end })
+      assert.are.equal(302, r.status)
+      assert.are.equal(0, chunks)
+      r = assert(http.request { url = s.url .. "/moved", follow_redirects = false })
+      assert.are.equal("redirect page", r.body)
+      os.remove(path)
+    end)
+  end)
+
+  describe("multipart", function()
+    it("sends data and streamed file parts a MIME parser reads back", function()
+      local path = dir .. "/upload.tgz"
+      local content = big(300000)
+      write(path, content)
+      local r = assert(http.request { url = s.url .. "/_multipart", multipart = {
+        { name = "op", data = "add" },
+        { name = "filename", data = "tools/juju-1.25.tgz" },
+        { name = "file", file = path, filename = "juju-1.25.tgz", content_type = "application/x-gzip" },
+        { name = "raw", file = path },
+      } })
+      local parts = assert(json.decode(r.body)).parts
+      assert.are.equal(4, #parts)
+      assert.are.equal("op", parts[1].name)
+      assert.are.equal("add", parts[1].text)
+      assert.are.equal("tools/juju-1.25.tgz", parts[2].text)
+      assert.are.equal("file", parts[3].name)
+      assert.are.equal("juju-1.25.tgz", parts[3].filename)
+      assert.are.equal("application/x-gzip", parts[3].content_type)
+      assert.are.equal(300000, parts[3].size)
+      assert.are.equal(crypto.sha256(content), parts[3].sha256)
+      assert.are.equal("upload.tgz", parts[4].filename)
+      assert.are.equal("application/octet-stream", parts[4].content_type)
+      assert.are.equal(crypto.sha256(content), parts[4].sha256)
+      assert.are.equal("POST", s:requests()[1].method)
+    end)
+
+    it("fails on a 500 in the middle of the upload, and a retry sends it whole", function()
+      local path = dir .. "/mid.bin"
+      local content = big(1000000)
+      write(path, content)
+      local parts = { { name = "file", file = path } }
+      s:script("/_multipart", { { status = 500, fail_after = 65536, body = "boom" } })
+      local r, msg, code = http.request { url = s.url .. "/_multipart", multipart = parts }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.matches("^POST " .. s.url:gsub("%p", "%%%0") .. "/_multipart: ", msg)
+      s:reset()
+      s:script("/_multipart", { { status = 500, fail_after = 65536, body = "boom" }, { builtin = true } })
+      local clock = virtual_clock()
+      r = assert(http.request { url = s.url .. "/_multipart", multipart = parts, retries = 1, sleep = clock.sleep })
+      assert.are.equal(2, r.attempts)
+      local got = assert(json.decode(r.body)).parts
+      assert.are.equal(crypto.sha256(content), got[1].sha256)
+    end)
+
+    it("names a missing part file, and refuses malformed parts", function()
+      local r, msg, code = http.request { url = s.url .. "/_multipart",
+        multipart = { { name = "f", file = dir .. "/missing" } } }
+      assert.is_nil(r)
+      assert.are.equal("ENOENT", code)
+      assert.matches("multipart file .*/missing", msg)
+      assert.has_error(function()
+        http.request { url = s.url .. "/x", multipart = { { name = "a" } } }
+      end, "bad option 'multipart' (part 1 needs exactly one of data or file)")
+      assert.has_error(function()
+        http.request { url = s.url .. "/x", multipart = { { data = "a" } } }
+      end, "bad option 'multipart' (part 1 needs a name)")
+      assert.has_error(function()
+        http.request { url = s.url .. "/x", body = "x", multipart = { { name = "a", data = "b" } } }
+      end, "option 'multipart' excludes 'body' and 'body_file'")
+      assert.has_error(function()
+        http.request { url = s.url .. "/x", multipart = { { name = "a", data = "b", bogus = 1 } } }
+      end)
+      assert.are.equal(0, #s:requests())
+    end)
+  end)
+
+  describe("TLS client certificates", function()
+    local tls, ca, client_cert, client_key, combined, other_cert, other_key
+
+    local function openssl(args)
+      local ok = os.execute("cd " .. sh_quote(dir) .. " && openssl " .. args .. " >/dev/null 2>&1")
+      assert(ok, "openssl " .. args .. " failed")
+    end
+
+    setup(function()
+      local ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      openssl("req -x509 " .. ec .. " -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem")
+      openssl("req " .. ec .. " -subj /CN=127.0.0.22 -keyout srv.key -out srv.csr")
+      write(dir .. "/srv.ext", "subjectAltName=IP:127.0.0.22\n")
+      openssl("x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2"
+        .. " -extfile srv.ext -out srv.pem")
+      openssl("req " .. ec .. " -subj /CN=azure-management -keyout cli.key -out cli.csr")
+      openssl("x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -out cli.pem")
+      openssl("req -x509 " .. ec .. " -days 2 -subj /CN=stranger -keyout other.key -out other.pem")
+      ca = dir .. "/ca.pem"
+      client_cert, client_key = read(dir .. "/cli.pem"), read(dir .. "/cli.key")
+      other_cert, other_key = read(dir .. "/other.pem"), read(dir .. "/other.key")
+      combined = client_cert .. client_key
+      tls = scripted.start { host = "127.0.0.22", name = "scripted-tls",
+        tls = { dir .. "/srv.pem", dir .. "/srv.key", ca }, client_pem = combined }
+    end)
+
+    teardown(function()
+      if tls then tls:stop() end
+    end)
+
+    it("presents a certificate and key given in memory", function()
+      local r = assert(http.request { url = tls.url .. "/_whoami", ca_file = ca,
+        client_cert = client_cert, client_key = client_key })
+      assert.are.equal("azure-management", json.decode(r.body).client_cn)
+    end)
+
+    it("reads the key from a combined PEM when client_key is absent", function()
+      local c <close> = assert(http.client { ca_file = ca, client_cert = combined })
+      local r = assert(c:get(tls.url .. "/_whoami"))
+      assert.are.equal("azure-management", json.decode(r.body).client_cn)
+    end)
+
+    it("fails without a certificate, or with one the server does not trust, never quoting the key", function()
+      local r, msg, code = http.request { url = tls.url .. "/_whoami", ca_file = ca }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.matches("^GET https://127%.0%.0%.22:%d+/_whoami: ", msg)
+      r, msg, code = http.request { url = tls.url .. "/_whoami", ca_file = ca,
+        client_cert = other_cert, client_key = other_key }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.is_nil(msg:find("PRIVATE KEY", 1, true))
+      r, msg, code = http.request { url = tls.url .. "/_whoami", ca_file = ca,
+        client_cert = "not a certificate", client_key = client_key }
+      assert.is_nil(r)
+      assert.are.equal("HTTP", code)
+      assert.is_nil(msg:find(client_key:sub(40, 80), 1, true))
+      assert.has_error(function() http.request { url = tls.url, client_key = client_key } end,
+        "option 'client_key' needs 'client_cert'")
     end)
   end)
 end)

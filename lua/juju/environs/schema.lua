@@ -25,6 +25,8 @@ M.fields = {
   development = f { type = "bool", default = false, required = true, description = "use development tools" },
   ["ssl-hostname-verification"] = f { type = "bool", default = true, required = true,
     description = "verify TLS host names when fetching metadata and tools" },
+  ["cloud-ca-bundle-path"] = f { type = "string", allow_empty = true,
+    description = "PEM file of the CA certificates trusted for the cloud's API endpoints (instead of the system's)" },
   ["default-series"] = f { type = "string", default = "", fillin = "", allow_empty = true,
     description = "series of machine 0 and of new machines" },
   ["state-port"] = f { type = "int", default = 37017, fillin = 37017, immutable = true, description = "mongod port" },

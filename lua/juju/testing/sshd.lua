@@ -57,6 +57,10 @@ for d in etc var usr root run; do
   mount -t overlay "juju-sshd-$d" -o "lowerdir=/$d,upperdir=$root/ns/$d.upper,workdir=$root/ns/$d.work" "/$d"
 done
 mount -t tmpfs -o mode=0755 juju-sshd-home /home
+# The build machine's own shell start-up (a developer's /root/.bashrc with
+# pyenv or conda, which bash reads for every SSH command) is not the test
+# host's: root starts from Debian's default, as on a fresh machine.
+if [ -f /root/.bashrc ]; then cp /etc/skel/.bashrc /root/.bashrc 2> /dev/null || : > /root/.bashrc; fi
 mkdir -p /var/lib/juju /var/log/juju
 mount -t tmpfs -o mode=0755 juju-sshd-lib /var/lib/juju
 mount -t tmpfs -o mode=0755 juju-sshd-log /var/log/juju
