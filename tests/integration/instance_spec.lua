@@ -282,7 +282,9 @@ describe("juju.testing.instance #integration", function()
     assert.is_false(proc.alive(rec.sshd_pid))
     local left = {}
     for _, p in ipairs(fs.list("/proc")) do
-      if p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/ns/mnt") == rec.mount_ns then left[#left + 1] = p end
+      -- (the namespace's id may be reused by then: its root names the host)
+      local lr = p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/root")
+      if lr and lr:sub(1, #rec.root + 1) == rec.root .. "/" then left[#left + 1] = p end
     end
     assert.are.same({}, left)
     assert.is_false(fs.exists(rec.root))

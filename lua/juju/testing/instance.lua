@@ -724,12 +724,18 @@ function M.start_holder(state_dir, id, opts)
     .. (fs.read_file(base .. ".log") or "")
 end
 
--- Pids whose mount namespace is ns (a /proc/PID/ns/mnt link text).
-local function pids_in(ns)
+-- Pids left of a host: in its mount namespace (a /proc/PID/ns/mnt link
+-- text) AND chrooted in its own root (under its private directory, a
+-- mkdtemp name). Namespace ids are reused once a namespace is gone: the id
+-- alone could name another suite's fresh sshd.
+local function pids_in(ns, root)
   local out = {}
-  if not ns then return out end
+  if not ns or not root then return out end
   for _, p in ipairs(fs.list("/proc") or {}) do
-    if p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/ns/mnt") == ns then out[#out + 1] = tonumber(p) end
+    if p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/ns/mnt") == ns then
+      local r = fs.readlink("/proc/" .. p .. "/root")
+      if r and r:sub(1, #root + 1) == root .. "/" then out[#out + 1] = tonumber(p) end
+    end
   end
   return out
 end
@@ -745,11 +751,11 @@ function M.terminate(state_dir, id)
   local stopped, serr = proc.stop(base .. ".pid", { timeout = 15 })
   if rec then
     local deadline = sys.monotonic() + 5
-    local left = pids_in(rec.mount_ns)
+    local left = pids_in(rec.mount_ns, rec.root)
     while #left > 0 and sys.monotonic() < deadline do
       for _, p in ipairs(left) do sys.kill(p, "KILL") end
       sys.sleep(0.05)
-      left = pids_in(rec.mount_ns)
+      left = pids_in(rec.mount_ns, rec.root)
     end
     if #left > 0 then return nil, id .. ": processes left in the host's namespace: " .. table.concat(left, " ") end
     if rec.root and rec.root:match("^/tmp/juju%-sshd%-") then fs.remove_tree(rec.root) end
