@@ -3,14 +3,15 @@
 # test hosts: mmdebstrap's minbase plus openssh-server and sudo, nothing of
 # the build machine's libraries. Cached under $JUJU_FRESH_ROOT_CACHE (default
 # /tmp/juju-fresh-root) in a directory keyed by suite, mirror and package
-# list; a second run only prints the path. Needs root and mmdebstrap
+# list ($JUJU_FRESH_ROOT_PACKAGES, default openssh-server,sudo: juju.testing.instance
+# adds systemd and cloud-init); a second run only prints the path. Needs root and mmdebstrap
 # (scripts/install-deps.sh installs it); the first build takes a minute or two.
 #
 #   root=$(scripts/fresh-root.sh)      # -> /tmp/juju-fresh-root/<key>/root
 set -euo pipefail
 
 SUITE=bookworm
-PACKAGES=openssh-server,sudo
+PACKAGES=${JUJU_FRESH_ROOT_PACKAGES:-openssh-server,sudo}
 # The mirror this machine's apt uses (deb822 or one-line sources), else Debian's.
 mirror=$(grep -hoE '^(URIs:[[:space:]]*|deb[[:space:]]+)(\[[^]]*\][[:space:]]+)?https?://[^[:space:]]*debian/?([[:space:]]|$)' \
   /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v security | head -n1 \

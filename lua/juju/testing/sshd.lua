@@ -45,6 +45,9 @@ local START_TIMEOUT = 10
 -- ends up with this process's pid.
 local NAMESPACE_SCRIPT = [[
 set -eu
+# The overlays' upper directories give the merged directories their modes:
+# 0755 whatever the caller's umask (a daemon's 077 would lock users out of /).
+umask 022
 root=$1
 config=$2
 mount -t tmpfs -o mode=0700 juju-sshd "$root/ns"
@@ -75,6 +78,9 @@ exec /usr/sbin/sshd -D -e -f "$config"
 -- the same path. sshd is the root's own, started chrooted.
 local FRESH_SCRIPT = [[
 set -eu
+# The overlays' upper directories give the merged directories their modes:
+# 0755 whatever the caller's umask (a daemon's 077 would lock users out of /).
+umask 022
 root=$1
 config=$2
 lower=$4
@@ -139,11 +145,16 @@ local function pick_port(host)
   return math.random(20000, 60000)
 end
 
-local function make_keys(root, types)
+local function make_keys(root, types, given)
   local keys = {}
   for _, t in ipairs(types) do
     local path = root .. "/ssh_host_" .. t .. "_key"
-    if t == "ed25519" then
+    local g = given and given[t]
+    if g then
+      write_file(path, g.private)
+      write_file(path .. ".pub", g.public .. "\n", "0644")
+      keys[t] = { path = path, public = (g.public:gsub("%s+$", "")) }
+    elseif t == "ed25519" then
       local pem, pub = assert(crypto.ssh_keygen_ed25519("juju-test-host"))
       write_file(path, pem)
       write_file(path .. ".pub", pub .. "\n", "0644")
@@ -311,7 +322,9 @@ end
 --- authorized_keys (extra public key lines), sshd_config (extra lines),
 --- start_timeout (s, default 10), fresh (true: the host's root is the
 --- cached fresh Debian root of M.fresh_root(), or a root directory to use
---- instead; see FRESH_SCRIPT). Returns the server table (see the fields
+--- instead; see FRESH_SCRIPT), host_keys ({type = {private = PEM, public =
+--- line}}: served instead of generated ones, e.g. cloud-init's ssh_keys;
+--- their types are added to host_key_types). Returns the server table (see the fields
 --- below) or nil and a reason. Call server.stop() when done.
 function M.start(opts)
   opts = opts or {}
@@ -326,6 +339,24 @@ function M.start(opts)
   end
   local n = opts.address_index or 1
   if math.type(n) ~= "integer" or n < 1 or n > 254 then error("address_index must be 1..254", 2) end
+  local types = opts.host_key_types or { "ed25519", "ecdsa" }
+  if opts.host_keys then
+    local seen = {}
+    for _, t in ipairs(types) do seen[t] = true end
+    types = { table.unpack(types) }
+    for _, t in ipairs { "ed25519", "ecdsa", "rsa" } do
+      local k = opts.host_keys[t]
+      if k ~= nil then
+        if type(k) ~= "table" or type(k.private) ~= "string" or type(k.public) ~= "string" then
+          error("host_keys." .. t .. " must be {private=, public=}", 2)
+        end
+        if not seen[t] then types[#types + 1] = t end
+      end
+    end
+    for t in pairs(opts.host_keys) do
+      if t ~= "ed25519" and t ~= "ecdsa" and t ~= "rsa" then error("host_keys: unknown key type " .. tostring(t), 2) end
+    end
+  end
   local root = assert(fs.mkdtemp("/tmp/juju-sshd-"))
   local s = {
     host = "127.0.0." .. n,
@@ -333,7 +364,7 @@ function M.start(opts)
     log = root .. "/sshd.log",
     config = root .. "/sshd_config",
     authorized_keys = root .. "/authorized_keys",
-    host_key_types = opts.host_key_types or { "ed25519", "ecdsa" },
+    host_key_types = types,
     extra_config = opts.sshd_config,
     start_timeout = opts.start_timeout or START_TIMEOUT,
     fresh_root = fresh_root,
@@ -342,7 +373,7 @@ function M.start(opts)
   -- traversable (the private keys inside stay 0600).
   assert(fs.chmod(root, "0755"))
   assert(fs.mkdir(root .. "/ns", "0700"))
-  local keys, err = make_keys(root, s.host_key_types)
+  local keys, err = make_keys(root, s.host_key_types, opts.host_keys)
   if not keys then
     fs.remove_tree(root)
     return nil, err
