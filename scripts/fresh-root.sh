@@ -4,7 +4,7 @@
 # the build machine's libraries. Cached under $JUJU_FRESH_ROOT_CACHE (default
 # /tmp/juju-fresh-root) in a directory keyed by suite, mirror and package
 # list ($JUJU_FRESH_ROOT_PACKAGES, default openssh-server,sudo: juju.testing.instance
-# adds systemd); a second run only prints the path. Needs root and mmdebstrap
+# adds systemd and cloud-init); a second run only prints the path. Needs root and mmdebstrap
 # (scripts/install-deps.sh installs it); the first build takes a minute or two.
 #
 #   root=$(scripts/fresh-root.sh)      # -> /tmp/juju-fresh-root/<key>/root

@@ -51,17 +51,16 @@ function M.sources(b)
   return out
 end
 
---- A metadata fetcher honouring the environment's proxies and TLS setting.
+--- A metadata fetcher honouring the environment's proxies, CA bundle and
+--- TLS setting: the same rule as every cloud API call (juju.cloud.api's
+--- http_options: http-proxy, https-proxy, no-proxy, cloud-ca-bundle-path,
+--- ssl-hostname-verification).
 function M.fetcher(cfg)
-  local proxy
-  if cfg["http-proxy"] or cfg["https-proxy"] or cfg["no-proxy"] then
-    proxy = { http = cfg["http-proxy"], https = cfg["https-proxy"], no_proxy = cfg["no-proxy"] }
-  end
+  local base = require("juju.cloud.api").http_options(cfg)
   return function(url)
-    local r, err, code = http.get(url, {
-      retries = 2, connect_timeout = 30, idle_timeout = 60, max_size = 64 * 1024 * 1024,
-      proxy = proxy, insecure = cfg["ssl-hostname-verification"] == false,
-    })
+    local o = { retries = 2, connect_timeout = 30, idle_timeout = 60, max_size = 64 * 1024 * 1024 }
+    for k, v in pairs(base) do o[k] = v end
+    local r, err, code = http.get(url, o)
     if not r then return nil, err, code end
     return r.body
   end

@@ -514,6 +514,21 @@ describe("juju.cloud.api", function()
       assert.are.equal(1, #s:requests())
     end)
 
+    -- The tools and image metadata fetcher follows the same rule as the
+    -- cloud API calls (juju.agenttools.fetcher uses http_options).
+    it("sends simplestreams metadata fetches through http-proxy too", function()
+      s:script("/streams/v1/index.json", { { status = 200, body = "{}" } })
+      local fetch = require("juju.agenttools").fetcher { ["http-proxy"] = proxy.url }
+      assert.are.equal("{}", assert(fetch(s.url .. "/streams/v1/index.json")))
+      local through = proxy:requests()
+      assert.are.equal(1, #through)
+      assert.are.equal(s.url .. "/streams/v1/index.json", through[1].target)
+      local direct = require("juju.agenttools").fetcher { ["http-proxy"] = proxy.url, ["no-proxy"] = s.host }
+      s:script("/streams/v1/index.json", { { status = 200, body = "{}" } })
+      assert.are.equal("{}", assert(direct(s.url .. "/streams/v1/index.json")))
+      assert.are.equal(1, #proxy:requests())
+    end)
+
     it("goes direct to hosts in no-proxy", function()
       local c = client { http = api.http_options { ["http-proxy"] = proxy.url, ["no-proxy"] = s.host } }
       local r = assert(c:request { path = "/direct", idempotent = true })

@@ -1,41 +1,40 @@
 -- juju.testing.instance: an emulated cloud's instance as a real test host.
 -- launch{user_data = ...} starts a juju.testing.sshd host (its own mount
--- namespace and sshd on 127.0.0.N, by default port 22, on a fresh Debian 12
--- root) and applies the #cloud-config user-data there as cloud-init would
--- on an Ubuntu cloud image, for the keys the providers' user-data uses:
+-- namespace and sshd on 127.0.0.N, by default port 22) on a fresh Debian 12
+-- image (scripts/fresh-root.sh with M.IMAGE_PACKAGES: openssh-server, sudo,
+-- systemd for systemctl, cloud-init) and applies the #cloud-config there.
 --
---   ssh_keys             the sshd's host keys ARE these (<type>_private /
---                        <type>_public; ed25519, ecdsa, rsa); an ecdsa key is
---                        generated when none is given, as cloud-init's
---                        ssh_genkeytypes does
+-- cloud_init = "cloud-init" (the default on the image): Debian's cloud-init
+-- 22.4 itself runs in the host: the user-data through DataSourceNone, the
+-- default user set to Ubuntu's (`ubuntu`, NOPASSWD sudo, Ubuntu's groups),
+-- its init, config and final stages as at boot; `locale: false` (minbase
+-- has no locales) and the final stage without package-update-upgrade-install
+-- (no network: packages are recorded, never installed). The sshd serves the
+-- user-data's ssh_keys (checked equal to what cloud-init wrote to /etc/ssh).
+-- Harness deviation: the sshd runs without PAM, so ubuntu's locked "!"
+-- password becomes "*" (no password, not locked) after the init stage.
+-- ~4.5 s a host.
+--
+-- cloud_init = "emulated": the same keys applied by this module (~0.35 s):
+--   ssh_keys             the sshd's host keys (<type>_private/_public; ed25519,
+--                        ecdsa, rsa); an ecdsa key is generated when none is given
 --   ssh_authorized_keys  ~ubuntu/.ssh/authorized_keys (0600)
---   (default user)       `ubuntu`, bash, in the image's groups among adm,
---                        sudo, ...; passwordless sudo in
---                        /etc/sudoers.d/90-cloud-init-users
+--   (default user)       `ubuntu`, bash, Ubuntu's groups that exist;
+--                        passwordless sudo in /etc/sudoers.d/90-cloud-init-users
 --   bootcmd              run first (init stage), output to output.init/all
 --   write_files          path, content, encoding (b64, gzip, gz+b64), owner,
 --                        permissions, append, defer (after the user exists)
---   packages, package_update, package_upgrade
---                        recorded in host.recorded, NOT installed: the test
---                        hosts have no network
---   runcmd               one script, /var/lib/cloud/instance/scripts/runcmd,
---                        run as root by /bin/sh -e (set -e: the first failing
---                        command stops it; cloud-init itself adds no -e, Juju's
---                        runcmd starts with `set -xe` anyway), its stdout and
---                        stderr sent to output.final/all ("| cmd", ">> file",
---                        "> file", "file"); a failure fails the launch with
---                        the script's output
+--   packages, package_update, package_upgrade   recorded in host.recorded
+--   runcmd               one script, /var/lib/cloud/instance/scripts/runcmd, run
+--                        as root by /bin/sh -e (cloud-init adds no -e; Juju's
+--                        runcmd starts with `set -xe` anyway), stdout and stderr
+--                        to output.final/all ("| cmd", ">> file", "> file", "file")
+--   (root keeps no keys: cloud-init's disable_root message is not emulated)
 --
--- Any other key is an error naming it (never silently ignored); so is
--- user-data that is not #cloud-config or not valid YAML. user_data may be
--- gzip'd. This is not Debian's cloud-init program (the fresh root has no
--- Python): the closest real thing, checked against cloud-init's own schema
--- validator in tests/integration/instance_spec.lua.
---
--- The root is scripts/fresh-root.sh's minimal Debian 12 plus the systemd
--- package (M.IMAGE_PACKAGES): an Ubuntu cloud image has systemctl, and
--- Juju's runcmd runs `systemctl enable` (systemd is not PID 1 there: the
--- agent starts supervised).
+-- In both modes any other key is an error naming it (never silently
+-- ignored; cloud-init itself would only warn), as is user-data that is not
+-- #cloud-config or not valid YAML; a failing stage or runcmd fails the
+-- launch with its output. user_data may be gzip'd.
 --
 --   local host = assert(instance.launch { user_data = text, address_index = 40 })
 --   -- host.address, host.port, host.host_key_pub, host.run(argv), host.log
@@ -56,7 +55,14 @@ M.USER = "ubuntu"
 M.USER_GROUPS = { "adm", "audio", "cdrom", "dialout", "dip", "floppy", "lxd", "netdev", "plugdev", "sudo", "video" }
 M.SUDOERS_FILE = "/etc/sudoers.d/90-cloud-init-users"
 M.RUNCMD_SCRIPT = "/var/lib/cloud/instance/scripts/runcmd"
-M.IMAGE_PACKAGES = "openssh-server,sudo,systemd"
+M.IMAGE_PACKAGES = "openssh-server,sudo,systemd,cloud-init"
+M.CLOUD_INIT_CFG = "/etc/cloud/cloud.cfg.d/99-juju-testing.cfg"
+-- Debian's cloud_final_modules without package-update-upgrade-install
+-- (no network on test hosts: packages are recorded, never installed).
+M.FINAL_MODULES = { "fan", "landscape", "lxd", "write-files-deferred", "puppet", "chef", "mcollective",
+  "salt-minion", "reset_rmc", "refresh_rmc_and_interface", "rightscale_userdata", "scripts-vendor",
+  "scripts-per-once", "scripts-per-boot", "scripts-per-instance", "scripts-user", "ssh-authkey-fingerprints",
+  "keys-to-console", "install-hotplug", "phone-home", "final-message", "power-state-change" }
 M.DEFAULT_OUTPUT_LOG = "/var/log/cloud-init-output.log"
 
 local SUPPORTED = {
@@ -334,8 +340,9 @@ function M.image_root()
   if not r then return nil, "scripts/fresh-root.sh: " .. tostring(err) end
   if r.code ~= 0 then return nil, "scripts/fresh-root.sh failed (exit " .. r.code .. "): " .. r.stderr end
   local path = r.stdout:match("(/%S+)%s*$")
-  if not path or not fs.exists(path .. "/usr/sbin/sshd") or not fs.exists(path .. "/usr/bin/systemctl") then
-    return nil, "scripts/fresh-root.sh gave no root with sshd and systemctl: " .. r.stdout
+  if not path or not fs.exists(path .. "/usr/sbin/sshd") or not fs.exists(path .. "/usr/bin/systemctl")
+    or not fs.exists(path .. "/usr/bin/cloud-init") then
+    return nil, "scripts/fresh-root.sh gave no root with sshd, systemctl and cloud-init: " .. r.stdout
   end
   image_root_path = path
   return path
@@ -423,6 +430,44 @@ local function run_commands(host, what, lines, redirect, path, timeout)
   return ok, err
 end
 
+-- Debian's cloud-init 22.4 itself, in the host: the user-data through
+-- DataSourceNone (userdata_raw), Ubuntu's default user, then its init,
+-- config and final stages as at boot. Returns true or nil, msg.
+local function run_cloud_init(host, text)
+  local cfg = yaml.encode({
+    datasource_list = yaml.array({ "None" }),
+    datasource = { None = { userdata_raw = text } },
+    system_info = { default_user = { name = M.USER, shell = "/bin/bash", lock_passwd = true,
+      sudo = yaml.array({ "ALL=(ALL) NOPASSWD:ALL" }), groups = yaml.array(M.USER_GROUPS),
+      gecos = "Ubuntu" } },
+    -- minbase has no locales package: cc_locale would fail
+    locale = false,
+    cloud_final_modules = yaml.array(M.FINAL_MODULES),
+  })
+  local staged = host.server.root .. "/cloud-init.cfg"
+  assert(fs.write_atomic(staged, cfg, "0600"))
+  local q = shell.quote
+  local ok, err = run_script(host, "cloud-init", table.concat({
+    "set -eu",
+    "install -m 0600 -- " .. q(staged) .. " " .. M.CLOUD_INIT_CFG,
+    "cloud-init init",
+    -- The harness's sshd runs without PAM, where a locked ("!") password
+    -- refuses every login: "*" is "no password" without the lock.
+    "if [ \"$(getent shadow " .. M.USER .. " | cut -d: -f2 | cut -c1)\" = '!' ]; then usermod -p '*' " .. M.USER .. "; fi",
+    "cloud-init modules --mode config",
+    "cloud-init modules --mode final",
+  }, "\n"), 600)
+  fs.remove(staged)
+  if not ok then return nil, err end
+  local r, serr = host.server.run({ "cloud-init", "status", "--long" }, { timeout = 60 })
+  if not r then return nil, "cloud-init status: " .. tostring(serr) end
+  append_log(host, r.stdout)
+  if not r.stdout:match("status: done") then
+    return nil, "cloud-init did not finish cleanly:\n" .. r.stdout .. r.stderr
+  end
+  return true
+end
+
 local function method(t, fn)
   return function(first, ...)
     if first == t then return fn(...) end
@@ -434,7 +479,8 @@ end
 --- address_index (N of 127.0.0.N; required), ssh_port (default 22),
 --- fresh (true (default): the image root; false: the build machine's root
 --- through overlays (juju.testing.sshd's default mode); a path: that root),
---- name (for messages), runcmd_timeout (s, default 300).
+--- cloud_init ("cloud-init", the default when the root has it, or
+--- "emulated"), name (for messages), runcmd_timeout (s, default 300).
 --- Returns the host, or nil and a message naming the problem:
 ---   host.address, host.host (both "127.0.0.N"), host.port, host.host_key_pub
 ---   (the served ed25519 key line), host.host_keys ({type = line}),
@@ -443,12 +489,16 @@ end
 ---   output, runcmd's console output), host.output_log() (the output.all
 ---   target inside the host), host.recorded (packages, package_update,
 ---   package_upgrade: not installed), host.server (the juju.testing.sshd
----   server), host.pids().
+---   server), host.pids(), host.cloud_init (the mode used).
 function M.launch(opts)
   if type(opts) ~= "table" then error("instance.launch: options table expected", 2) end
   local name = opts.name or "instance"
   local n = opts.address_index
   if math.type(n) ~= "integer" or n < 1 or n > 254 then error("instance.launch: address_index must be 1..254", 2) end
+  local mode = opts.cloud_init
+  if mode ~= nil and mode ~= "cloud-init" and mode ~= "emulated" then
+    error("instance.launch: cloud_init must be \"cloud-init\" or \"emulated\"", 2)
+  end
   local cfg, perr = M.parse(opts.user_data)
   if not cfg then return nil, name .. ": " .. perr end
   local fresh = opts.fresh
@@ -458,6 +508,11 @@ function M.launch(opts)
     fresh = root
   elseif fresh == false then
     fresh = nil
+  end
+  if mode == nil then
+    mode = (fresh and fs.exists(fresh .. "/usr/bin/cloud-init")) and "cloud-init" or "emulated"
+  elseif mode == "cloud-init" and not (fresh and fs.exists(fresh .. "/usr/bin/cloud-init")) then
+    return nil, name .. ": cloud_init = \"cloud-init\" needs a root with /usr/bin/cloud-init"
   end
   local port = opts.ssh_port or 22
   local server, serr = sshd.start {
@@ -498,18 +553,34 @@ function M.launch(opts)
     server.stop()
     return nil, name .. ": " .. err
   end
-  local ok, err = run_commands(host, "bootcmd", cfg.bootcmd, cfg.bootcmd_redirect or "", "/var/lib/cloud/instance/boothooks/bootcmd")
-  if not ok then return fail(err) end
-  ok, err = write_files(host, cfg.write_files, false)
-  if not ok then return fail(err) end
-  ok, err = create_user(host, cfg.authorized_keys or {})
-  if not ok then return fail(err) end
   local rec = {}
   for _, k in ipairs { "package_update", "package_upgrade" } do
     if cfg.recorded[k] ~= nil then rec[#rec + 1] = k .. "=" .. tostring(cfg.recorded[k]) end
   end
   if cfg.recorded.packages then rec[#rec + 1] = "packages=" .. table.concat(cfg.recorded.packages, ",") end
   if #rec > 0 then append_log(host, "recorded, not applied (no network on test hosts): " .. table.concat(rec, " ") .. "\n") end
+  host.cloud_init = mode
+  local ok, err
+  if mode == "cloud-init" then
+    local text = opts.user_data
+    if text:sub(1, 2) == "\31\139" then text = assert(gzip.gunzip(text)) end
+    ok, err = run_cloud_init(host, text)
+    if not ok then return fail(err) end
+    -- the host keys cloud-init wrote are the ones served
+    for t, line in pairs(cfg.host_keys or {}) do
+      local r = server.run({ "/bin/cat", "/etc/ssh/ssh_host_" .. t .. "_key.pub" })
+      if not r or r.stdout:gsub("%s+$", "") ~= line.public:gsub("%s+$", "") then
+        return fail("cloud-init wrote another " .. t .. " host key than the user-data's")
+      end
+    end
+    return host
+  end
+  ok, err = run_commands(host, "bootcmd", cfg.bootcmd, cfg.bootcmd_redirect or "", "/var/lib/cloud/instance/boothooks/bootcmd")
+  if not ok then return fail(err) end
+  ok, err = write_files(host, cfg.write_files, false)
+  if not ok then return fail(err) end
+  ok, err = create_user(host, cfg.authorized_keys or {})
+  if not ok then return fail(err) end
   ok, err = run_commands(host, "runcmd", cfg.runcmd, cfg.runcmd_redirect or "", M.RUNCMD_SCRIPT, opts.runcmd_timeout or 300)
   if not ok then return fail(err) end
   ok, err = write_files(host, cfg.write_files, true)
@@ -653,12 +724,18 @@ function M.start_holder(state_dir, id, opts)
     .. (fs.read_file(base .. ".log") or "")
 end
 
--- Pids whose mount namespace is ns (a /proc/PID/ns/mnt link text).
-local function pids_in(ns)
+-- Pids left of a host: in its mount namespace (a /proc/PID/ns/mnt link
+-- text) AND chrooted in its own root (under its private directory, a
+-- mkdtemp name). Namespace ids are reused once a namespace is gone: the id
+-- alone could name another suite's fresh sshd.
+local function pids_in(ns, root)
   local out = {}
-  if not ns then return out end
+  if not ns or not root then return out end
   for _, p in ipairs(fs.list("/proc") or {}) do
-    if p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/ns/mnt") == ns then out[#out + 1] = tonumber(p) end
+    if p:match("^%d+$") and fs.readlink("/proc/" .. p .. "/ns/mnt") == ns then
+      local r = fs.readlink("/proc/" .. p .. "/root")
+      if r and r:sub(1, #root + 1) == root .. "/" then out[#out + 1] = tonumber(p) end
+    end
   end
   return out
 end
@@ -674,11 +751,11 @@ function M.terminate(state_dir, id)
   local stopped, serr = proc.stop(base .. ".pid", { timeout = 15 })
   if rec then
     local deadline = sys.monotonic() + 5
-    local left = pids_in(rec.mount_ns)
+    local left = pids_in(rec.mount_ns, rec.root)
     while #left > 0 and sys.monotonic() < deadline do
       for _, p in ipairs(left) do sys.kill(p, "KILL") end
       sys.sleep(0.05)
-      left = pids_in(rec.mount_ns)
+      left = pids_in(rec.mount_ns, rec.root)
     end
     if #left > 0 then return nil, id .. ": processes left in the host's namespace: " .. table.concat(left, " ") end
     if rec.root and rec.root:match("^/tmp/juju%-sshd%-") then fs.remove_tree(rec.root) end
