@@ -78,12 +78,11 @@ local function parse_error(resp)
   end
   -- Only Azure's own skew phrases: a signature mismatch's detail quotes the
   -- string-to-sign, x-ms-date included, so "date" alone says nothing.
-  local detail = (root and (child(root, "AuthenticationErrorDetail") or {}).text or ""):lower()
+  local detail = root and (child(root, "AuthenticationErrorDetail") or {}).text or ""
+  -- A refused date is juju.cloud.api's CLOCK (its message says what to
+  -- check), with Azure's own detail: it names dates, never the MAC.
   for _, phrase in ipairs(SKEW_PHRASES) do
-    if detail:find(phrase, 1, true) then
-      text = text .. " (the request's date was refused: check this machine's clock)"
-      break
-    end
+    if detail:lower():find(phrase, 1, true) then return "CLOCK", text .. ": " .. detail:match("^[^\r\n]*") end
   end
   return ERROR_CODES[code], text
 end

@@ -145,13 +145,12 @@ function M.new(opts)
 end
 
 -- One message for a failure: what we did, the endpoint, and what to do.
-function Store:_fail(what, msg, code, resp)
-  local s3code = s3_code_of(resp)
+function Store:_fail(what, msg, code)
   local where = string.format("s3 bucket %q at %s", self.bucket, self.endpoint)
-  if code == "CLOCK" or s3code == "RequestTimeTooSkewed" then
-    -- juju.cloud.api's code for a refused request time.
-    return nil, string.format("%s: %s: the request time was refused as too far from the server's (%s); " ..
-      "check this machine's clock", where, what, tostring(msg)), "CLOCK"
+  if code == "CLOCK" then
+    -- juju.cloud.api's code for a refused request time; its message says
+    -- what to check.
+    return nil, string.format("%s: %s: %s", where, what, tostring(msg)), "CLOCK"
   end
   if code == "AUTH" then
     local advice = "check access-key and secret-key in the environment configuration"
@@ -198,7 +197,7 @@ function Store:create_bucket()
     self.need_bucket = false
     return true
   end
-  return self:_fail("create bucket", msg, code, eresp)
+  return self:_fail("create bucket", msg, code)
 end
 
 -- A write that meets NoSuchBucket (the bucket went with remove_all, or
@@ -214,7 +213,7 @@ function Store:_write(what, r)
     if not ok then return nil, cmsg, ccode end
     resp, msg, code, eresp = self:_request(r)
   end
-  if not resp then return self:_fail(what, msg, code, eresp) end
+  if not resp then return self:_fail(what, msg, code) end
   return resp
 end
 
@@ -334,7 +333,7 @@ function Store:_list_page(prefix, marker)
   local resp, msg, code, eresp = self:_request{ method = "GET", path = "", query = query }
   if not resp then
     if s3_code_of(eresp) == "NoSuchBucket" then return {}, false end
-    return self:_fail("list", msg, code, eresp)
+    return self:_fail("list", msg, code)
   end
   local where = string.format("s3 bucket %q at %s: list: ", self.bucket, self.endpoint)
   local root, xerr = xml.decode(resp.body or "", "ListObjects response")
@@ -393,7 +392,7 @@ function Store:remove_all()
     if not resp and rcode ~= "NOT_FOUND" then return self:_fail(string.format("remove %q", n), rmsg, rcode, eresp) end
   end
   local resp, bmsg, bcode, eresp = self:_request{ method = "DELETE", path = "" }
-  if not resp and bcode ~= "NOT_FOUND" then return self:_fail("remove bucket", bmsg, bcode, eresp) end
+  if not resp and bcode ~= "NOT_FOUND" then return self:_fail("remove bucket", bmsg, bcode) end
   self.need_bucket = true
   return true
 end
