@@ -211,7 +211,7 @@ function Store:_write(what, r)
   if not resp and s3_code_of(eresp) == "NoSuchBucket" then
     local ok, cmsg, ccode = self:create_bucket()
     if not ok then return nil, cmsg, ccode end
-    resp, msg, code, eresp = self:_request(r)
+    resp, msg, code = self:_request(r)
   end
   if not resp then return self:_fail(what, msg, code) end
   return resp
@@ -283,8 +283,8 @@ end
 function Store:get(name)
   local path, msg, code = checked(self, name)
   if not path then return nil, msg, code end
-  local resp, rmsg, rcode, eresp = self:_request{ method = "GET", path = path }
-  if not resp then return self:_fail(string.format("get %q", name), rmsg, rcode, eresp) end
+  local resp, rmsg, rcode = self:_request{ method = "GET", path = path }
+  if not resp then return self:_fail(string.format("get %q", name), rmsg, rcode) end
   return resp.body
 end
 
@@ -293,8 +293,8 @@ end
 function Store:get_to_file(name, dst)
   local path, msg, code = checked(self, name)
   if not path then return nil, msg, code end
-  local resp, rmsg, rcode, eresp = self:_request{ method = "GET", path = path, to_file = dst }
-  if not resp then return self:_fail(string.format("get %q", name), rmsg, rcode, eresp) end
+  local resp, rmsg, rcode = self:_request{ method = "GET", path = path, to_file = dst }
+  if not resp then return self:_fail(string.format("get %q", name), rmsg, rcode) end
   if resp.size then return resp.size end
   local st = assert(fs.stat(dst))
   return st.size
@@ -303,8 +303,8 @@ end
 function Store:_head(name)
   local path, msg, code = checked(self, name)
   if not path then return nil, msg, code end
-  local resp, hmsg, hcode, eresp = self:_request{ method = "HEAD", path = path }
-  if not resp then return self:_fail(string.format("head %q", name), hmsg, hcode, eresp) end
+  local resp, hmsg, hcode = self:_request{ method = "HEAD", path = path }
+  if not resp then return self:_fail(string.format("head %q", name), hmsg, hcode) end
   return resp
 end
 
@@ -376,9 +376,9 @@ end
 function Store:remove(name)
   local path, msg, code = checked(self, name)
   if not path then return nil, msg, code end
-  local resp, rmsg, rcode, eresp = self:_request{ method = "DELETE", path = path }
+  local resp, rmsg, rcode = self:_request{ method = "DELETE", path = path }
   if resp or rcode == "NOT_FOUND" then return true end
-  return self:_fail(string.format("remove %q", name), rmsg, rcode, eresp)
+  return self:_fail(string.format("remove %q", name), rmsg, rcode)
 end
 
 --- Every object, then the bucket itself. The storage can be written
@@ -388,10 +388,10 @@ function Store:remove_all()
   local names, msg, code = self:list()
   if not names then return nil, msg, code end
   for _, n in ipairs(names) do
-    local resp, rmsg, rcode, eresp = self:_request{ method = "DELETE", path = key_path(n) }
-    if not resp and rcode ~= "NOT_FOUND" then return self:_fail(string.format("remove %q", n), rmsg, rcode, eresp) end
+    local resp, rmsg, rcode = self:_request{ method = "DELETE", path = key_path(n) }
+    if not resp and rcode ~= "NOT_FOUND" then return self:_fail(string.format("remove %q", n), rmsg, rcode) end
   end
-  local resp, bmsg, bcode, eresp = self:_request{ method = "DELETE", path = "" }
+  local resp, bmsg, bcode = self:_request{ method = "DELETE", path = "" }
   if not resp and bcode ~= "NOT_FOUND" then return self:_fail("remove bucket", bmsg, bcode) end
   self.need_bucket = true
   return true
