@@ -287,10 +287,32 @@ function M.tmp_root(getenv)
   return "/tmp"
 end
 
+-- Removes the juju-tools-<pid>-* directories under root of this user whose
+-- process is gone (a bootstrap killed with SIGKILL leaves its own; 14.12).
+local function sweep_tmpdirs(root)
+  local me = sys.geteuid()
+  for _, n in ipairs(fs.list(root) or {}) do
+    local pid = math.tointeger(tonumber(n:match("^juju%-tools%-(%d+)%-") or ""))
+    if pid and pid ~= sys.getpid() and not sys.kill(pid, 0) then
+      local st = fs.lstat(root .. "/" .. n)
+      if st and st.type == "dir" and st.uid == me then fs.remove_tree(root .. "/" .. n) end
+    end
+  end
+end
+
+--- A private directory for building a tools tarball under tmp_root(getenv),
+--- named after this process (juju-tools-<pid>-*) so that a later call can
+--- sweep it if this process is killed; the dead ones are swept first.
+function M.tmpdir(getenv)
+  local root = M.tmp_root(getenv)
+  sweep_tmpdirs(root)
+  return fs.mkdtemp(string.format("%s/juju-tools-%d-", root, sys.getpid()))
+end
+
 local function memo_dir()
   if memo.dir then return memo.dir end
   -- Named after this process: a later bootstrap sweeps it if this one is
-  -- killed before its finalizer runs (juju.bootstrap.sweep_tools_tmpdirs).
+  -- killed before its finalizer runs (M.tmpdir sweeps it).
   local d = fs.mkdtemp(string.format("%s/juju-tools-%d-memo-", M.tmp_root(), sys.getpid()))
   if not d then return nil end
   memo.dir = d

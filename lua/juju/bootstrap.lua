@@ -275,7 +275,7 @@ function steps.select_tools(b)
   if not chosen.url then
     if not b.params.upload_tools then b.log:warningf("no prepackaged tools available") end
     b.ctx:infof("Building tools to upload (%s)", chosen.binary)
-    local dir, derr = M.tools_tmpdir(b.ctx)
+    local dir, derr = agenttools.tmpdir(function(n) return b.ctx:getenv(n) end)
     if not dir then return nil, "cannot upload bootstrap tools: " .. derr end
     b.tmpdirs[#b.tmpdirs + 1] = dir
     local built, berr = agenttools.build(b, chosen, dir)
@@ -383,31 +383,6 @@ function M.step_ids()
   local out = {}
   for _, s in ipairs(M.STEPS) do out[#out + 1] = s.id end
   return out
-end
-
--- ------------------------------------------------------ temporary files --
-
---- Removes the juju-tools-<pid>-* directories of this user whose process
---- is gone (a bootstrap killed with SIGKILL leaves its own; issue 14.12).
-function M.sweep_tools_tmpdirs(ctx)
-  local root = agenttools.tmp_root(function(n) return ctx:getenv(n) end)
-  local me = sys.geteuid()
-  for _, n in ipairs(fs.list(root) or {}) do
-    local pid = math.tointeger(tonumber(n:match("^juju%-tools%-(%d+)%-") or ""))
-    if pid and pid ~= sys.getpid() then
-      local st = fs.lstat(root .. "/" .. n)
-      local alive = sys.kill(pid, 0)
-      if st and st.type == "dir" and st.uid == me and not alive then fs.remove_tree(root .. "/" .. n) end
-    end
-  end
-end
-
---- A private directory for building the tools tarball, named after this
---- process so that a later bootstrap can sweep it if this one is killed.
-function M.tools_tmpdir(ctx)
-  M.sweep_tools_tmpdirs(ctx)
-  local root = agenttools.tmp_root(function(n) return ctx:getenv(n) end)
-  return fs.mkdtemp(string.format("%s/juju-tools-%d-", root, sys.getpid()))
 end
 
 -- ------------------------------------------------------------- cleanup --

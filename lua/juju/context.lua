@@ -173,7 +173,7 @@ function ProviderContext:wait(what, timeout, poll, interval)
   end
   return wait.poll {
     what = what, timeout = timeout, interval = interval or 1, clock = self.clock,
-    poll = function() return poll() end,
+    poll = poll,
     heartbeat = self.heartbeat or wait.HEARTBEAT, deadline = self._deadline,
     say = function(line) self:infof("%s", line) end,
     check_interrupt = function() self:check_interrupt() end,
