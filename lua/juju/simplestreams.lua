@@ -320,9 +320,9 @@ local function collect_tools(doc, products_url, base, want, out, seen)
   return out
 end
 
--- One data source: index (index2, then legacy), mirror, products file.
-local function search_source(source, want, fetch)
-  local base = source.url
+-- A source's index (index2, then legacy): index, index_url, or nil,
+-- message, code; what names the metadata in messages ("tools", "image").
+local function load_index(fetch, base, what)
   local index, index_url, err, code
   for _, path in ipairs({ M.INDEX_PATH, M.LEGACY_INDEX_PATH }) do
     index_url = url_join(base, path)
@@ -332,7 +332,7 @@ local function search_source(source, want, fetch)
   end
   if not index then
     if code == "ENOENT" or code == "EACCES" then
-      return nil, string.format("no tools metadata index at %s or %s", url_join(base, M.INDEX_PATH),
+      return nil, string.format("no %s metadata index at %s or %s", what, url_join(base, M.INDEX_PATH),
         url_join(base, M.LEGACY_INDEX_PATH)), "ENOENT"
     end
     return nil, err, code
@@ -341,6 +341,15 @@ local function search_source(source, want, fetch)
     return nil, string.format("unexpected index file format %q, expected %q at URL %q",
       tostring(index.format), M.INDEX_FORMAT, index_url), "EINVAL"
   end
+  return index, index_url
+end
+
+-- One data source: index (index2, then legacy), mirror, products file.
+local function search_source(source, want, fetch)
+  local base = source.url
+  local index, index_url, err = load_index(fetch, base, "tools")
+  if not index then return nil, index_url, err end
+  local code
   -- Mirrors are chosen by cloud, so without a region or endpoint none can match.
   local mirror = (want.region or want.endpoint) and find_mirror(fetch, base, want) or nil
   local products_base, products_path
@@ -464,6 +473,93 @@ function M.find_tools(sources, constraint, opts)
   if #sources == 0 then reasons[1] = "no tools sources" end
   return nil, string.format("no tools metadata found for %s: %s", describe_want(want), table.concat(reasons, "; ")),
     hard_code or "ENOENT"
+end
+
+-- ---------------------------------------------------------------------------
+-- Image metadata ("image-ids")
+
+M.IMAGE_DATATYPE = "image-ids"
+
+--- The image product id: "com.ubuntu.cloud[.<stream>]:server:<version>:<arch>".
+function M.image_product_id(stream, series, arch)
+  local v, err = version.series_version(series)
+  if not v then return nil, err end
+  local s = (stream == nil or stream == "" or stream == "released") and "" or ("." .. stream)
+  return "com.ubuntu.cloud" .. s .. ":server:" .. v .. ":" .. arch
+end
+
+local IMAGE_ATTRS = { "region", "endpoint", "root_store", "virt", "crsn" }
+
+-- The items of an image products document for the wanted product ids
+-- (id -> arch) in the wanted cloud; region, endpoint, root_store, virt are
+-- inherited from version, product and document, crsn aliases resolved.
+local function collect_images(doc, ids, want, out)
+  local aliases = as_object(doc._aliases) and as_object(doc._aliases.crsn) or {}
+  for pid, product in pairs(as_object(doc.products) or {}) do
+    if ids[pid] and as_object(product) then
+      local versions = as_object(product.versions) or {}
+      for _, vkey in ipairs(sorted_keys(versions, true)) do
+        local coll = as_object(versions[vkey]) or {}
+        local items = as_object(coll.items) or {}
+        for _, ikey in ipairs(sorted_keys(items, true)) do
+          local item = as_object(items[ikey])
+          if item and type(item.id) == "string" then
+            local rec = { id = item.id, version = vkey, arch = ids[pid] }
+            for _, a in ipairs(IMAGE_ATTRS) do rec[a] = inherited(a, item, coll, product, doc) end
+            local alias = rec.crsn and as_object(aliases[rec.crsn])
+            if alias then rec.region, rec.endpoint = alias.region or rec.region, alias.endpoint or rec.endpoint end
+            if has_cloud({ rec }, want) then out[#out + 1] = rec end
+          end
+        end
+      end
+    end
+  end
+end
+
+--- Finds machine images in simplestreams image metadata.
+--- sources: array of {url=}, tried in order; the first with matching
+---   images wins. want: {series=, arches= (list), region=, endpoint=,
+---   stream=}. opts: fetch (as find_tools), insecure.
+--- Every index entry of datatype image-ids for the cloud (or for no cloud in
+--- particular) that lists a wanted product is read. Returns records {id,
+--- arch, version, region, endpoint, root_store, virt}, newest version
+--- first, or nil, message (naming the series, arches and region), code.
+function M.find_images(sources, want, opts)
+  opts = opts or {}
+  local ids = {}
+  for _, arch in ipairs(want.arches) do
+    local pid, err = M.image_product_id(want.stream, want.series, arch)
+    if not pid then return nil, err, "EINVAL" end
+    ids[pid] = arch
+  end
+  local fetch = opts.fetch or default_fetcher(opts)
+  local out, errors = {}, {}
+  for _, source in ipairs(sources) do
+    local index, index_url, code = load_index(fetch, source.url, "image")
+    if not index and code ~= "ENOENT" then errors[#errors + 1] = index_url end
+    local entries = index and as_object(index.index) or {}
+    for _, key in ipairs(sorted_keys(entries, true)) do
+      local e = as_object(entries[key])
+      local clouds = e and as_array(e.clouds)
+      if e and e.datatype == M.IMAGE_DATATYPE and type(e.path) == "string"
+        and (not clouds or #clouds == 0 or has_cloud(clouds, want)) and lists_any(e.products, ids) then
+        local doc, perr, pcode = fetch_json(fetch, url_join(source.url, e.path))
+        if doc then collect_images(doc, ids, want, out) elseif pcode ~= "ENOENT" then errors[#errors + 1] = perr end
+      end
+    end
+    if #out > 0 then break end
+  end
+  if #out == 0 then
+    local msg = string.format("no %q images in %s with arches [%s]", want.series, tostring(want.region),
+      table.concat(want.arches, " "))
+    if #errors > 0 then msg = msg .. " (" .. table.concat(errors, "; ") .. ")" end
+    return nil, msg, #errors > 0 and "EIO" or "ENOENT"
+  end
+  table.sort(out, function(a, b)
+    if a.version ~= b.version then return a.version > b.version end
+    return a.id < b.id
+  end)
+  return out
 end
 
 -- ---------------------------------------------------------------------------

@@ -363,4 +363,46 @@ describe("juju.simplestreams", function()
       assert.has_error(function() simplestreams.write_metadata(42, records) end)
     end)
   end)
+
+  -- Image metadata (image-ids), Juju 1.25's canned test data.
+  describe("find_images", function()
+    local function find(want)
+      local log = {}
+      local found, err, code = simplestreams.find_images({ { url = "test:" } }, want, { fetch = canned_fetcher(log) })
+      return found, err, code, log
+    end
+    local function ids(list)
+      local out = {}
+      for i, r in ipairs(list) do out[i] = r.id .. " " .. r.version .. " " .. tostring(r.root_store) end
+      return out
+    end
+
+    it("finds the region's images of the series and arch, newest first, with inherited attributes", function()
+      local found = assert(find { series = "precise", arches = { "amd64" }, region = "us-east-1",
+        endpoint = "https://ec2.us-east-1.amazonaws.com" })
+      assert.are.same({ "ami-442ea674 20121218 ebs", "ami-442ea684 20111111 instance" }, ids(found))
+      assert.are.equal("hvm", found[1].virt)
+      assert.are.equal("amd64", found[1].arch)
+    end)
+
+    it("reads only the products files the index names for the cloud", function()
+      -- image_metadata.json has au-east-1 images, but the index lists it for us-east-1 only.
+      local found, err, code, log = find { series = "precise", arches = { "amd64" }, region = "au-east-1",
+        endpoint = "https://somewhere" }
+      assert.is_nil(found)
+      assert.are.equal("ENOENT", code, err)
+      for _, url in ipairs(log) do assert.is_nil(url:find("image_metadata", 1, true), url) end
+    end)
+
+    it("names the series, arches and region when nothing matches", function()
+      local found, err, code = find { series = "precise", arches = { "arm64" }, region = "us-east-1",
+        endpoint = "https://ec2.us-east-1.amazonaws.com" }
+      assert.is_nil(found)
+      assert.are.equal('no "precise" images in us-east-1 with arches [arm64]', err)
+      assert.are.equal("ENOENT", code)
+      assert.is_nil(simplestreams.image_product_id("released", "nosuchseries", "amd64"))
+      assert.are.equal("com.ubuntu.cloud.daily:server:14.04:amd64",
+        simplestreams.image_product_id("daily", "trusty", "amd64"))
+    end)
+  end)
 end)
