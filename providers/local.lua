@@ -12,8 +12,8 @@ local fs = require("juju.fs")
 local sys = require("juju.sys")
 local storage_mod = require("juju.storage")
 local common = require("juju.provider_common")
-local initialize = require("juju.state.initialize")
-local state = require("juju.state")
+local initialize = require("juju.lazy")("juju.state.initialize")
+local state = require("juju.lazy")("juju.state")
 
 local P = {
   name = "local",

@@ -16,13 +16,13 @@
 -- as it was; a machine claimed by another environment is never touched.
 -- Environ storage is <data-dir>/storage on the host (juju.sshstorage).
 local sys = require("juju.sys")
-local crypto = require("juju.crypto")
+local crypto = require("juju.lazy")("juju.crypto")
 local shell = require("juju.shell")
 local version = require("juju.version")
 local common = require("juju.provider_common")
-local sshinit = require("juju.sshinit")
-local sshstorage = require("juju.sshstorage")
-local state_dump = require("juju.agent.state_dump")
+local sshinit = require("juju.lazy")("juju.sshinit")
+local sshstorage = require("juju.lazy")("juju.sshstorage")
+local state_dump = require("juju.lazy")("juju.agent.state_dump")
 
 local P = {
   name = "manual",

@@ -1,10 +1,10 @@
 -- juju.agenttools: finding, choosing and building the agent tools of
 -- machine 0 (spec steps 7.6, 9; sections 2.6, 2.7).
 local fs = require("juju.fs")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local crypto = require("juju.crypto")
 local sys = require("juju.sys")
-local tools = require("juju.tools")
+local tools = require("juju.lazy")("juju.tools")
 local site = require("juju_site")
 local version = require("juju.version")
 local simplestreams = require("juju.simplestreams")

@@ -13,7 +13,7 @@
 local fs = require("juju.fs")
 local sys = require("juju.sys")
 local proc = require("juju.proc")
-local mongo = require("juju.mongo")
+local mongo = require("juju.lazy")("juju.mongo")
 local yaml = require("juju.yaml")
 
 local M = {}

@@ -7,7 +7,7 @@
 -- and the SSH finalizer (juju.sshinit) then accepts only that key.
 local yaml = require("juju.yaml")
 local sys = require("juju.sys")
-local crypto = require("juju.crypto")
+local crypto = require("juju.lazy")("juju.crypto")
 local version = require("juju.version")
 
 local M = {}

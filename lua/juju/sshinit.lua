@@ -9,7 +9,7 @@
 -- providers that talk SSH themselves (manual) share connect(),
 -- wait_for_ssh() and run_script(). Every wait runs on the run's clock
 -- (ctx.clock), so scenarios can use a virtual one.
-local ssh = require("juju.ssh")
+local ssh = require("juju.lazy")("juju.ssh")
 local fs = require("juju.fs")
 local shell = require("juju.shell")
 local crypto = require("juju.crypto")

@@ -7,8 +7,8 @@
 -- Only unsigned .json is read (as juju.simplestreams reads tools): this
 -- engine carries no OpenPGP verifier, where Juju's ec2 provider asked for
 -- signed image metadata only.
-local http = require("juju.http")
-local simplestreams = require("juju.simplestreams")
+local http = require("juju.lazy")("juju.http")
+local simplestreams = require("juju.lazy")("juju.simplestreams")
 
 local M = {}
 

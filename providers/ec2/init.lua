@@ -7,15 +7,15 @@
 -- retried call never starts a second instance. Every resource is in the
 -- journal before it is created; destroy also finds instances and groups by
 -- their juju-env-uuid tag.
-local crypto = require("juju.crypto")
-local gzip = require("juju.gzip")
+local crypto = require("juju.lazy")("juju.crypto")
+local gzip = require("juju.lazy")("juju.gzip")
 local wait = require("juju.wait")
 local common = require("juju.provider_common")
-local sshinit = require("juju.sshinit")
-local state_dump_mod = require("juju.agent.state_dump")
+local sshinit = require("juju.lazy")("juju.sshinit")
+local state_dump_mod = require("juju.lazy")("juju.agent.state_dump")
 local constraints_mod = require("juju.constraints")
-local api = require("juju.cloud.api")
-local s3 = require("juju.cloud.storage.s3")
+local api = require("juju.lazy")("juju.cloud.api")
+local s3 = require("juju.lazy")("juju.cloud.storage.s3")
 local query = require("ec2.query")
 local regions = require("ec2.regions")
 local images = require("ec2.images")

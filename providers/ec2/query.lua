@@ -5,9 +5,9 @@
 -- code ("InvalidGroup.Duplicate") as a fourth value, for the callers that
 -- branch on it. Throttling (RequestLimitExceeded) is waited out here with
 -- juju.wait on the provider's clock, on top of whatever the client retries.
-local api = require("juju.cloud.api")
-local sigv4 = require("juju.cloud.sign.sigv4")
-local xml = require("juju.xml")
+local api = require("juju.lazy")("juju.cloud.api")
+local sigv4 = require("juju.lazy")("juju.cloud.sign.sigv4")
+local xml = require("juju.lazy")("juju.xml")
 local wait = require("juju.wait")
 
 local M = {}

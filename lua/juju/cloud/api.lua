@@ -29,10 +29,10 @@
 -- answer's Retry-After (seconds or an HTTP-date) when it has one, else
 -- min(cap, base * 2^(n-1)) scaled by a random factor in [1 - jitter, 1].
 -- No pause starts that would overrun the request's deadline.
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local json = require("juju.json")
 local log = require("juju.log")
-local xml = require("juju.xml")
+local xml = require("juju.lazy")("juju.xml")
 
 local M = {}
 

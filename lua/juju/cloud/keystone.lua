@@ -20,7 +20,7 @@
 -- 204. Passwords, secret keys and
 -- tokens never appear in a message.
 local api = require("juju.cloud.api")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local json = require("juju.json")
 local sys = require("juju.sys")
 

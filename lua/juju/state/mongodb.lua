@@ -8,7 +8,7 @@
 -- sorts by _id. Filters are MongoDB equality filters, so a scalar also
 -- matches an array field holding it (the sqlite store compares whole
 -- values); the contract's cases behave the same in both.
-local mongo = require("juju.mongo")
+local mongo = require("juju.lazy")("juju.mongo")
 local yaml = require("juju.yaml")
 local state = require("juju.state")
 

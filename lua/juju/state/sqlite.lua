@@ -7,7 +7,7 @@
 -- the serving keys) and runs in WAL mode, so readers never wait for the
 -- writer and several stores (processes) can share it; writes wait up to
 -- busy_timeout ms for the lock, then fail with "TIMEOUT".
-local sqlite = require("juju.sqlite")
+local sqlite = require("juju.lazy")("juju.sqlite")
 local json = require("juju.json")
 local state = require("juju.state")
 

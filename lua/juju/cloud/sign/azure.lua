@@ -22,7 +22,7 @@
 -- emulator's path-style URLs (http://host:port/devstoreaccount1/c/b) give
 -- "/devstoreaccount1/devstoreaccount1/c/b" without a special case.
 local crypto = require("juju.crypto")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local mac = require("juju.mac")
 
 local M = {}

@@ -16,7 +16,7 @@
 -- with SHA-256, rsa-sha384 with SHA-512) are not reproduced: those names are
 -- refused.
 local crypto = require("juju.crypto")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 
 local M = {}
 

@@ -7,7 +7,7 @@
 --   local oauth = require("juju.cloud.sign.oauth")
 --   local creds = assert(oauth.parse_key(cfg["maas-oauth"]))
 --   oauth.sign(req, creds, { timestamp = os.time(), nonce = crypto.hex(crypto.random_bytes(16)) })
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 
 local M = {}
 

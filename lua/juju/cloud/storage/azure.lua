@@ -15,9 +15,9 @@ local api = require("juju.cloud.api")
 local sign = require("juju.cloud.sign.azure")
 local crypto = require("juju.crypto")
 local fs = require("juju.fs")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local storage = require("juju.storage")
-local xml = require("juju.xml")
+local xml = require("juju.lazy")("juju.xml")
 
 local M = {}
 

@@ -21,7 +21,7 @@ local api = require("juju.cloud.api")
 local oauth = require("juju.cloud.sign.oauth")
 local crypto = require("juju.crypto")
 local fs = require("juju.fs")
-local http = require("juju.http")
+local http = require("juju.lazy")("juju.http")
 local json = require("juju.json")
 local storage = require("juju.storage")
 

@@ -19,7 +19,7 @@ local api = require("juju.cloud.api")
 local sigv4 = require("juju.cloud.sign.sigv4")
 local crypto = require("juju.crypto")
 local mac = require("juju.mac")
-local xml = require("juju.xml")
+local xml = require("juju.lazy")("juju.xml")
 local fs = require("juju.fs")
 local storage = require("juju.storage")
 
