@@ -1,0 +1,83 @@
+-- Start-up loads only what a command uses (issue 17.4): `juju version` and
+-- `juju help` (which loads every provider script to list it) never load the
+-- bindings of libcurl, libssh2, expat, libmongoc, libsqlite3 or libarchive.
+-- Counted, not timed (bench/run.lua times it): each command runs through
+-- juju.cli in a fresh `juju lua` process that then reports package.loaded.
+local h = require("helpers")
+local json = require("juju.json")
+
+local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools" }
+
+local function loaded_after(args)
+  local root = h.tmpdir()
+  local env = h.env(root)
+  local script = root .. "/probe.lua"
+  h.write(script, [[
+local out = io.stdout
+io.stdout = io.open("/dev/null", "w")
+local code = require("juju.cli").main({ ]] .. table.concat((function()
+    local q = {}
+    for i, a in ipairs(args) do q[i] = string.format("%q", a) end
+    return q
+  end)(), ", ") .. [[ })
+local names = {}
+for name in pairs(package.loaded) do if name:match("^juju") then names[#names + 1] = name end end
+table.sort(names)
+out:write(require("juju.json").encode({ code = code, loaded = names }), "\n")
+]])
+  local r = assert(h.juju_exe_run(env, { "lua", script }))
+  assert.are.equal(0, r.code, r.stderr)
+  local res = assert(json.decode(r.stdout:match("[^\n]*\n?$")))
+  local set = {}
+  for _, n in ipairs(res.loaded) do set[n] = true end
+  return res.code, set
+end
+
+describe("start-up", function()
+  after_each(function() h.cleanup(); collectgarbage() end)
+
+  for _, args in ipairs({ { "version" }, { "help" }, { "help", "commands" }, { "help", "ec2-provider" } }) do
+    it("juju " .. table.concat(args, " ") .. " loads no binding it does not use", function()
+      local code, set = loaded_after(args)
+      assert.are.equal(0, code)
+      -- the probe sees the command's modules: it ran
+      assert.is_true(set["juju.commands." .. args[1]])
+      for _, m in ipairs(HEAVY) do assert.is_nil(set[m], m .. " was loaded by juju " .. table.concat(args, " ")) end
+    end)
+  end
+
+  it("the base bindings map no heavy library: the core is split by dependency", function()
+    local sys = require("juju.sys")
+    local dir = h.build_dir .. "/lib/lua/5.4/juju/"
+    local heavy = { "libcurl", "libmongoc", "libssh2", "libarchive", "libsqlite3", "libexpat", "libcrypto" }
+    for _, m in ipairs({ "fs", "sys", "json", "yaml", "config", "proc", "gzip" }) do
+      local r = assert(sys.run({ "ldd", dir .. m .. ".so" }, { timeout = 30 }))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("libjujucore%.so", r.stdout)
+      for _, lib in ipairs(heavy) do
+        assert.is_nil(r.stdout:find(lib, 1, true), m .. ".so needs " .. lib .. ":\n" .. r.stdout)
+      end
+    end
+    -- and the split libraries are where the heavy ones are
+    local r = assert(sys.run({ "ldd", dir .. "http.so" }, { timeout = 30 }))
+    assert.matches("libjujucore_http%.so", r.stdout)
+    assert.matches("libcurl", r.stdout)
+  end)
+
+  it("a module behind juju.lazy loads at its first use, once", function()
+    local lazy = require("juju.lazy")
+    local name = "spec_lazy_probe_" .. tostring(os.time())
+    local loads = 0
+    package.preload[name] = function() loads = loads + 1; return { answer = 42 } end
+    local p = lazy(name)
+    assert.are.equal(0, loads)
+    assert.are.equal(42, p.answer)
+    assert.are.equal(42, p.answer)
+    assert.are.equal(1, loads)
+    assert.are.equal(package.loaded[name], lazy.force(p))
+    assert.has_error(function() p.answer = 1 end)
+    -- an already loaded module is given as it is
+    assert.are.equal(package.loaded[name], lazy(name))
+    package.loaded[name], package.preload[name] = nil, nil
+  end)
+end)
