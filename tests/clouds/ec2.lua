@@ -21,6 +21,8 @@
 --   c:leftovers()      -> list of strings, read from the emulators' own state
 --       (EC2 fake instances and groups, s3rver buckets): empty = nothing left
 --   c:settle()         every launcher answered, every terminator exited
+--   c:machines()       -> { {id=, user_data=, pid= (in the test host's mount namespace)}, ... }
+--   c:stored_files()   -> paths of every object the object store holds (its own files)
 --   c:stop()
 --
 -- EC2 is tests/servers/ec2 (botocore's model and signer check every
@@ -69,12 +71,14 @@ local Cloud = {}
 Cloud.__index = Cloud
 
 --- opts: address_base (host N of 127.0.0.N is address_base + 1.., required),
+--- host_slots (how many addresses from there the hosts reuse; default 30),
 --- cloud_init ("emulated" or "cloud-init"; default the image's), work (a
 --- directory; default a fresh one).
 function M.start(opts)
   opts = opts or {}
   assert(math.type(opts.address_base) == "integer", "clouds.ec2.start: address_base required")
-  local self = setmetatable({ name = M.name, env_type = "ec2", kinds = M.kinds, slot = 0 }, Cloud)
+  local self = setmetatable({ name = M.name, env_type = "ec2", kinds = M.kinds, slot = 0,
+    host_slots = opts.host_slots or HOST_SLOTS }, Cloud)
   self.work = opts.work or h.tmpdir("juju-cloud-ec2-")
   self.secret = "ec2/Matrix+Secret" .. crypto.hex(crypto.random_bytes(8))
   self.secrets = { ["secret-key"] = self.secret }
@@ -175,7 +179,7 @@ function Cloud:hosts(on)
   local cfg = { launcher = on }
   if on then
     -- each hosted bootstrap gets the next address of the spec's range
-    cfg.launch_index = self.slot % HOST_SLOTS
+    cfg.launch_index = self.slot % self.host_slots
     self.slot = self.slot + 1
   end
   self:admin("POST", "/_admin/config", cfg)
@@ -212,6 +216,20 @@ function Cloud:host_records()
 end
 
 function Cloud:user_data(id) return self:admin("GET", "/_admin/user-data/" .. id) end
+
+--- The instances not terminated: {id=, user_data= (as the instance got
+--- it), pid= (a process in the test host's mount namespace, or nil)}.
+function Cloud:machines()
+  local out = {}
+  for _, i in ipairs(self:state().instances) do
+    if i.state ~= "terminated" then
+      local text = fs.read_file(self.state_dir .. "/" .. i.id .. ".json")
+      local rec = text and json.decode(text)
+      out[#out + 1] = { id = i.id, user_data = self:user_data(i.id), pid = rec and rec.sshd_pid }
+    end
+  end
+  return out
+end
 function Cloud:state() return self:admin("GET", "/_admin/state") end
 
 --- Every file the object store holds (path, content) for secret searches.
