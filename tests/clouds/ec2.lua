@@ -9,6 +9,7 @@
 --       names it creates (c:environment gives a fresh control-bucket each time)
 --   c:calls()          -> { {key=, status=, code=, faulted=, pending= (not answered yet),
 --       throttled= (answered "slow down")}, ... }: the API calls since clear_calls
+--   c:storage_calls()  -> { {key= "PUT bucket" | "GET provider-state" | ..., status=}, ... } since clear_calls
 --   c:clear_calls(), c:clear_faults()
 --   c:inject(key, kind, opts) kinds: error (one refused call, the cloud's
 --       own error, not retried), throttled (one RequestLimitExceeded),
@@ -141,7 +142,25 @@ function Cloud:calls()
   return out
 end
 
-function Cloud:clear_calls() self:admin("DELETE", "/_admin/calls") end
+function Cloud:clear_calls()
+  self:admin("DELETE", "/_admin/calls")
+  self.storage_mark = #(fs.read_file(self.checker.log) or "")
+end
+
+--- The object-store requests since clear_calls, from s3check's own log
+--- (every request it checked): {"PUT bucket", "GET provider-state", ...}.
+function Cloud:storage_calls()
+  local text = (fs.read_file(self.checker.log) or ""):sub((self.storage_mark or 0) + 1)
+  local out = {}
+  for method, path, status in text:gmatch('"(%u+) (%S+) HTTP/1%.%d" (%d+)') do
+    if not path:find("^/__s3check/") then
+      local bucket, key = path:match("^/([^/?]+)/?([^?]*)")
+      local what = (key == nil or key == "") and "bucket" or key:gsub("^(tools/).*", "%1...")
+      out[#out + 1] = { key = method .. " " .. what, status = tonumber(status), bucket = bucket }
+    end
+  end
+  return out
+end
 function Cloud:clear_faults() self:admin("DELETE", "/_admin/faults") end
 
 local ERROR_CODE = "InvalidParameterValue"
