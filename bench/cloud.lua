@@ -20,7 +20,24 @@ local json = require("juju.json")
 local yaml = require("juju.yaml")
 
 local QUICK = arg[1] == "--quick"
-local RUNS = QUICK and 1 or 5
+local RUNS = QUICK and 1 or 3
+
+-- Juju's defaults: machine 0 runs apt-get update, upgrade and installs
+-- its packages (the test host's image has no curl: without package work
+-- the tools download fails), so finalize holds the host's apt time too.
+local VARIANTS = {
+  { label = "defaults", attrs = {} },
+}
+
+-- finalize, split by the progress lines machine 0's script prints
+local PHASES = {
+  { "finalize: address + SSH", "^Waiting for address", "^Logging to " },
+  { "finalize: packages (apt on the host)", "^Running apt%-get update", "^Fetching tools" },
+  { "finalize: tools, bootstrap-state, agent", "^Fetching tools", "^Bootstrap agent installed" },
+}
+
+-- Each stderr line with its arrival time (one python3, not a process a line).
+local STAMP = "import sys,time\nfor l in sys.stdin: print('%.4f %s' % (time.monotonic(), l), end='', flush=True)"
 
 if sys.geteuid() ~= 0 then
   io.stderr:write("bench/cloud: skipped (needs root: emulated instances are test hosts)\n")
@@ -76,7 +93,7 @@ local function parse_duration(d)
   return tonumber(d:match("^([%d.]+)s$"))
 end
 
-local function new_home(c, shared, n)
+local function new_home(c, shared, n, extra)
   local root = assert(fs.mkdtemp(SCRATCH .. "/home-" .. n .. "-"))
   local env = { HOME = root .. "/user", JUJU_HOME = root .. "/juju", PATH = sys.getenv("PATH") }
   assert(fs.mkdir_p(env.HOME .. "/.ssh", "0700"))
@@ -85,7 +102,7 @@ local function new_home(c, shared, n)
   local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
   assert(kg.code == 0, kg.stderr)
   assert(fs.write_atomic(env.JUJU_HOME .. "/environments.yaml",
-    assert(yaml.encode { default = "bench", environments = { bench = c:environment() } }), "0600"))
+    assert(yaml.encode { default = "bench", environments = { bench = c:environment(extra) } }), "0600"))
   return env
 end
 
@@ -101,20 +118,41 @@ local function median_int(xs)
   return s.median
 end
 
-local function bench_cloud(entry)
+-- juju bootstrap with each stderr line time-stamped: seconds, result, {phase = s}.
+local function bootstrap_stamped(env)
+  local t0 = sys.monotonic()
+  local r = assert(sys.run({ "bash", "-c", 'set -o pipefail; "$@" 2>&1 >/dev/null | /usr/bin/python3 -u -c "$STAMP"',
+    "bash", JUJU, "bootstrap", "--upload-tools", "--show-log", "--logging-config", "juju.environs.bootstrap=INFO" },
+    { env = (function() local e = { STAMP = STAMP }; for k, v in pairs(env) do e[k] = v end; return e end)() }))
+  local dt = sys.monotonic() - t0
+  assert(r.code == 0, "bootstrap failed:\n" .. r.stdout)
+  local lines = {}
+  for t, text in r.stdout:gmatch("([%d.]+) ([^\n]*)") do lines[#lines + 1] = { tonumber(t), text } end
+  local phases = {}
+  for _, ph in ipairs(PHASES) do
+    local a, b
+    for _, l in ipairs(lines) do
+      if not a and l[2]:match(ph[2]) then a = l[1] end
+      if a and not b and l[2]:match(ph[3]) then b = l[1] end
+    end
+    if a and b then phases[ph[1]] = b - a end
+  end
+  r.stderr = r.stdout
+  return dt, r, phases
+end
+
+local function bench_cloud(entry, variant)
   local c = require(entry.module).start { address_base = entry.address_base, host_slots = entry.host_slots,
     cloud_init = "emulated", work = assert(fs.mkdtemp(SCRATCH .. "/cloud-")) }
   local shared = assert(fs.mkdtemp(SCRATCH .. "/tools-"))
   local boot_t, destroy_t, steps, order = {}, {}, {}, {}
   local api, storage, dapi, dstorage, polls = {}, {}, {}, {}, {}
   for i = 0, RUNS do
-    io.stderr:write(string.format("bench: %s bootstrap %d/%d\n", c.name, i, RUNS))
-    local env = new_home(c, shared, i)
+    io.stderr:write(string.format("bench: %s (%s) bootstrap %d/%d\n", c.name, variant.label, i, RUNS))
+    local env = new_home(c, shared, i, variant.attrs)
     c:hosts(true)
     c:clear_calls()
-    local tb, r = lib.run({ JUJU, "bootstrap", "--upload-tools", "--show-log",
-      "--logging-config", "juju.environs.bootstrap=INFO" }, { env = env })
-    assert(r.code == 0, c.name .. " bootstrap failed:\n" .. r.stderr)
+    local tb, r, phases = bootstrap_stamped(env)
     local calls, scalls = c:calls(), c:storage_calls()
     c:clear_calls()
     local td, rd = lib.run({ JUJU, "destroy-environment", "-y", "bench" }, { env = env })
@@ -127,6 +165,13 @@ local function bench_cloud(entry)
       for id, d in r.stderr:gmatch("step (%S+): done in (%S+)") do
         if not steps[id] then steps[id] = {}; order[#order + 1] = id end
         steps[id][#steps[id] + 1] = assert(parse_duration(d), "bad duration " .. d)
+      end
+      for _, ph in ipairs(PHASES) do
+        local id = ph[1]
+        if phases[id] then
+          if not steps[id] then steps[id] = {}; order[#order + 1] = id end
+          steps[id][#steps[id] + 1] = phases[id]
+        end
       end
       for _, pair in ipairs { { api, calls }, { storage, scalls }, { dapi, dcalls }, { dstorage, dscalls } } do
         for k, n in pairs(count_by_key(pair[2])) do
@@ -182,45 +227,63 @@ local function table_md(header, rows)
   say(table.concat(buf):gsub("\n$", ""))
 end
 
-for _, entry in ipairs(CLOUDS) do
-  local res = bench_cloud(entry)
-  local ref = JUJU_125[res.name] or { api = {}, storage = {}, source = "(none recorded)" }
-  say(string.format("\n### %s: API calls per bootstrap (median of %d runs) next to Juju 1.25\n", res.name, RUNS))
-  say(string.format("Juju 1.25's sequence: %s; polls counted once (the instance is running at the first "
-    .. "DescribeInstances here: ours polled %s times).\n", ref.source, table.concat((function()
-      local t = {}
-      for i, p in ipairs(res.polls) do t[i] = tostring(p) end
-      return t
-    end)(), "/")))
-  local api_rows = call_rows(res.api, ref.api)
-  table_md({ "cloud API call", "ours", "Juju 1.25", "1.25 source (providers.md)" }, api_rows)
-  say("")
-  local st_rows = call_rows(res.storage, ref.storage)
-  table_md({ "object-store request", "ours", "Juju 1.25", "1.25 source (providers.md)" }, st_rows)
-  say("")
-  local d_rows = call_rows(res.dapi, {})
-  local ds_rows = call_rows(res.dstorage, {})
-  local nd = "Juju 1.25 (providers.md has no destroy sequence)"
-  table_md({ "destroy-environment: cloud API call", "ours", nd, "" }, d_rows)
-  say("")
-  table_md({ "destroy-environment: object-store request", "ours", nd, "" }, ds_rows)
-  say(string.format("\n### %s: wall time (n = %d, separate processes)\n", res.name, RUNS))
+local function wall_rows(res)
   local rows = {
     { "juju bootstrap", tostring(res.boot.n), lib.fmt_seconds(res.boot.median),
       lib.fmt_seconds(res.boot.min) .. " .. " .. lib.fmt_seconds(res.boot.max), "100%" },
   }
-  for _, id in ipairs(res.order) do
-    local s = lib.summary(res.steps[id])
-    rows[#rows + 1] = { "step " .. id, tostring(s.n), lib.fmt_seconds(s.median),
+  local function add(label, xs)
+    local s = lib.summary(xs)
+    rows[#rows + 1] = { label, tostring(s.n), lib.fmt_seconds(s.median),
       lib.fmt_seconds(s.min) .. " .. " .. lib.fmt_seconds(s.max),
       string.format("%.0f%%", 100 * s.median / res.boot.median) }
   end
+  for _, id in ipairs(res.order) do
+    if not id:find("^finalize: ") then
+      add("step " .. id, res.steps[id])
+      if id == "finalize" then
+        for _, ph in ipairs(PHASES) do
+          if res.steps[ph[1]] then add("  " .. ph[1], res.steps[ph[1]]) end
+        end
+      end
+    end
+  end
   rows[#rows + 1] = { "juju destroy-environment", tostring(res.destroy.n), lib.fmt_seconds(res.destroy.median),
     lib.fmt_seconds(res.destroy.min) .. " .. " .. lib.fmt_seconds(res.destroy.max), "" }
-  table_md({ "what", "n", "median", "min .. max", "share of bootstrap" }, rows)
-  results[#results + 1] = { cloud = res.name, runs = RUNS, bootstrap = res.boot, destroy = res.destroy,
-    steps = res.steps, step_order = res.order, api_calls = res.api, storage_requests = res.storage,
-    destroy_api_calls = res.dapi, destroy_storage_requests = res.dstorage, juju_125 = ref }
+  return rows
+end
+
+say(string.format("Machine: %s, %s CPUs, %d MiB RAM, %s; %s", machine.cpu, tostring(machine.nproc),
+  machine.mem_total_mib, machine.kernel, machine.date))
+for _, entry in ipairs(CLOUDS) do
+  local runs = {}
+  for i, variant in ipairs(VARIANTS) do runs[i] = bench_cloud(entry, variant) end
+  local res = runs[1]
+  local ref = JUJU_125[res.name] or { api = {}, storage = {}, source = "(none recorded)" }
+  say(string.format("\n### %s: API calls per bootstrap (median of %d runs) next to Juju 1.25\n", res.name, RUNS))
+  local polls = {}
+  for i, p in ipairs(res.polls) do polls[i] = tostring(p) end
+  say(string.format("Juju 1.25's sequence: %s; its address poll counted once (ours polled DescribeInstances "
+    .. "%s times: the instance is a test host that starts while we poll).\n", ref.source,
+    table.concat(polls, "/")))
+  table_md({ "cloud API call", "ours", "Juju 1.25", "1.25 source (providers.md)" }, call_rows(res.api, ref.api))
+  say("")
+  table_md({ "object-store request", "ours", "Juju 1.25", "1.25 source (providers.md)" },
+    call_rows(res.storage, ref.storage))
+  say("")
+  local nd = "Juju 1.25 (providers.md has no destroy sequence)"
+  table_md({ "destroy-environment: cloud API call", "ours", nd, "" }, call_rows(res.dapi, {}))
+  say("")
+  table_md({ "destroy-environment: object-store request", "ours", nd, "" }, call_rows(res.dstorage, {}))
+  for i, variant in ipairs(VARIANTS) do
+    local r = runs[i]
+    say(string.format("\n### %s, %s: wall time by step (n = %d, separate processes, Release build)\n", res.name,
+      variant.label, RUNS))
+    table_md({ "what", "n", "median", "min .. max", "share of bootstrap" }, wall_rows(r))
+    results[#results + 1] = { cloud = r.name, variant = variant.label, runs = RUNS, bootstrap = r.boot,
+      destroy = r.destroy, steps = r.steps, step_order = r.order, api_calls = r.api, storage_requests = r.storage,
+      destroy_api_calls = r.dapi, destroy_storage_requests = r.dstorage, juju_125 = ref }
+  end
 end
 
 local doc = json.ordered({ machine = machine, quick = QUICK, clouds = results }, { "machine", "quick", "clouds" })
