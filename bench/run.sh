@@ -31,3 +31,8 @@ BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/run.lua "$@"
 # mount namespace): bootstrap vs the OpenSSH floor, SFTP vs scp. Writes
 # bench/manual-results.json; skipped with a note when not root.
 BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/manual.lua "$@"
+
+# Each emulated cloud (bench/cloud.lua; needs root: instances are test
+# hosts): API calls per bootstrap next to Juju 1.25's sequence, wall time
+# by step. Writes bench/cloud-results.json; skipped with a note when not root.
+BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/cloud.lua "$@"

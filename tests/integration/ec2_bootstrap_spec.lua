@@ -7,7 +7,9 @@
 -- phase 2 -> machine agent -> `juju status` shows machine 0 started ->
 -- `juju destroy-environment -y` leaves no instance, group or bucket, checked
 -- from the emulators' own state. Secrets never reach output, user-data or
--- storage.
+-- storage. A second case uses the mongodb state store (the one a user gets)
+-- through tests/integration/fake-mongod as the host's
+-- /usr/lib/juju/bin/mongod; the first uses sqlite.
 local server = require("juju.testing.server")
 local instance = require("juju.testing.instance")
 local http = require("juju.http")
@@ -33,8 +35,10 @@ end
 describe("ec2 bootstrap end to end #integration", function()
   local work, state_dir, fake, s3rver, checker
 
-  local function admin(path)
-    local r, msg = http.request { url = fake.url:gsub("/$", "") .. path, retries = 0, timeout = 120 }
+  local function admin(path, body)
+    local r, msg = http.request { url = fake.url:gsub("/$", "") .. path, retries = 0, timeout = 120,
+      method = body and "POST" or nil, body = body and assert(json.encode(body)) or nil,
+      headers = body and { ["Content-Type"] = "application/json" } or nil }
     assert(r, msg)
     return r.body:sub(1, 1) == "{" and assert(json.decode(r.body)) or r.body
   end
@@ -80,9 +84,9 @@ describe("ec2 bootstrap end to end #integration", function()
         arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
   end
 
-  it("bootstraps, shows machine 0 started, and destroy-environment leaves nothing", function()
+  local function new_environment(store, extra_lines)
     local home = h.tmpdir("juju-ec2-e2e-home-")
-    local env = h.env(home, {})
+    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
     assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
     assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
     local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
@@ -99,9 +103,14 @@ describe("ec2 bootstrap end to end #integration", function()
     control-bucket: %s
     image-metadata-url: file://%s/img
     default-series: bookworm
-    state-store: sqlite
+    state-store: %s
     bootstrap-timeout: 300
-]], ACCESS, SECRET, fake.url, checker.url, bucket, home)))
+%s]], ACCESS, SECRET, fake.url, checker.url, bucket, home, store, extra_lines or "")))
+    return env, bucket
+  end
+
+  it("bootstraps, shows machine 0 started, and destroy-environment leaves nothing", function()
+    local env, bucket = new_environment("sqlite")
 
     local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
     assert.are.equal(0, code, err)
@@ -153,5 +162,99 @@ describe("ec2 bootstrap end to end #integration", function()
     assert.is_false(require("juju.proc").alive(rec.holder_pid))
     assert.is_false(fs.exists(rec.root))
     assert.is_nil(all_output:find(SECRET, 1, true))
+  end)
+
+  -- mongod as machine 0 sees it: /usr/lib/juju/bin/mongod in the host runs
+  -- tests/integration/fake-mongod (mockupdb: python3-mockupdb is on this
+  -- machine, not in the host's image) in this process's mount namespace,
+  -- with the TLS key copied to a directory both sides see (the host
+  -- server's own directory, bind-mounted at the same path inside).
+  local function mongod_wrapper(shared, record)
+    return table.concat({
+      "#!/bin/sh",
+      "# installed by ec2_bootstrap_spec: fake-mongod outside the host's mount namespace",
+      "set -eu",
+      "shared=" .. shared,
+      "pem_next=",
+      "for a do",
+      "  shift",
+      "  if [ -n \"$pem_next\" ]; then cp \"$a\" \"$shared/server.pem\"; a=\"$shared/server.pem\"; pem_next=; fi",
+      "  case \"$a\" in --tlsCertificateKeyFile|--sslPEMKeyFile) pem_next=1 ;; esac",
+      "  set -- \"$@\" \"$a\"",
+      "done",
+      "[ \"${1:-}\" = --version ] || echo $$ > \"$shared/mongod.pid\"",
+      "exec nsenter --mount=/proc/" .. sys.getpid() .. "/ns/mnt -- env MOCKUPDB_RECORD=" .. record
+        .. " " .. h.source_dir .. "/tests/integration/fake-mongod \"$@\"",
+    }, "\n") .. "\n"
+  end
+
+  it("bootstraps with the mongodb store: fake mongod on the ec2 host, replSetInitiate and createUser recorded",
+    function()
+    local port = server.free_port("127.0.0.1")
+    local env = new_environment("mongodb", "    state-port: " .. port .. "\n")
+    local before = {}
+    for _, f in ipairs(fs.list(state_dir) or {}) do before[f] = true end
+    -- the instance stays pending until the host has its mongod
+    admin("/_admin/config", { pending_describes = 1000000 })
+    local out_dir = h.tmpdir("juju-ec2-mongo-")
+    local record = out_dir .. "/record.jsonl"
+    local p = assert(sys.spawn({ h.juju_exe, "bootstrap", "--upload-tools" },
+      { env = env, stdin = "null", stdout = out_dir .. "/stdout", stderr = out_dir .. "/stderr" }))
+    local escaped_pid_file
+    finally(function()
+      admin("/_admin/config", { pending_describes = 1 })
+      p:close()
+      -- the fake mongod lives outside the host: the terminator cannot see it
+      local pid = escaped_pid_file and tonumber((fs.read_file(escaped_pid_file) or ""):match("%d+"))
+      if pid and require("juju.proc").alive(pid) then sys.run({ "kill", tostring(pid) }, {}) end
+    end)
+    local rec
+    local deadline = sys.monotonic() + 180
+    while not rec and sys.monotonic() < deadline do
+      for _, f in ipairs(fs.list(state_dir) or {}) do
+        if f:match("%.json$") and not before[f] then
+          rec = json.decode(fs.read_file(state_dir .. "/" .. f) or "")
+        end
+      end
+      if not rec then
+        assert.is_nil(p:wait(0), "juju exited before its instance host started:\n"
+          .. (fs.read_file(out_dir .. "/stderr") or ""))
+        sys.sleep(0.05)
+      end
+    end
+    assert.is_table(rec, "no instance host within 180 s")
+    local shared = rec.root .. "/mongod"
+    assert(fs.mkdir_p(shared, tonumber("700", 8)))
+    escaped_pid_file = shared .. "/mongod.pid"
+    local inst = sys.run({ "nsenter", "--target", tostring(rec.sshd_pid), "--mount", "--root", "--wd", "--",
+      "/bin/sh", "-c", "mkdir -p /usr/lib/juju/bin && cat > /usr/lib/juju/bin/mongod && chmod 755 /usr/lib/juju/bin/mongod" },
+      { stdin = mongod_wrapper(shared, record), timeout = 60 })
+    assert.are.equal(0, inst.code, inst.stderr)
+    admin("/_admin/config", { pending_describes = 1 })
+    local code = p:wait(300)
+    local stderr = fs.read_file(out_dir .. "/stderr") or ""
+    assert.are.equal(0, code, stderr)
+    assert.is_nil(stderr:find(SECRET, 1, true))
+    local commands = {}
+    for line in io.lines(record) do
+      local r = assert(json.decode(line))
+      commands[#commands + 1] = r.summary or ""
+    end
+    local text = table.concat(commands, "\n")
+    assert.matches("replSetInitiate", text)
+    assert.matches("createUser admin", text)
+    assert.matches("createUser machine%-0", text)
+    local c2, out, err = h.juju(env, { "status" })
+    assert.are.equal(0, c2, err)
+    local doc = assert(yaml.decode(out))
+    assert.are.equal("started", doc.machines["0"]["agent-state"])
+    c2, out, err = h.juju(env, { "destroy-environment", "-y", "amazon" })
+    assert.are.equal(0, c2, err)
+    assert.is_nil((out .. err):find(SECRET, 1, true))
+    assert.is_true(admin("/_admin/settle?timeout=60").settled)
+    local left = admin("/_admin/leftovers")
+    assert.are.same({}, left.instances)
+    assert.are.same({}, left.groups)
+    assert.is_false(require("juju.proc").alive(rec.holder_pid))
   end)
 end)

@@ -2,6 +2,9 @@
 -- must never reach (stdout, stderr, logs, provider-state, user-data,
 -- storage, the command lines of every process while the bootstrap runs,
 -- read from /proc), then check the mode of every file that holds one.
+-- Emulated clouds are one entry each of CLOUDS (tests/clouds/<name>.lua):
+-- their credentials also must never reach machine 0 (searched inside the
+-- test host's own mount namespace).
 local testing = require("juju.testing")
 local fs = require("juju.fs")
 local sys = require("juju.sys")
@@ -52,11 +55,11 @@ local function needle_of(secret)
   return secret
 end
 
-local function run_audit(env_attrs, extra_secrets, prepare_scenario)
+local function run_audit(env_attrs, extra_secrets, prepare_scenario, args)
   local s = testing.new { environments = { audit = env_attrs }, default = "audit", real_clock = true,
     env = { JUJU_AGENT_HEARTBEAT = "1" } }
   if prepare_scenario then prepare_scenario(s) end
-  local p = s:juju_process({ "bootstrap", "--debug" }, { spawn = true })
+  local p = s:juju_process(args or { "bootstrap", "--debug" }, { spawn = true })
   local finished = false
   local out, err
   local cmdlines = watch_cmdlines(function()
@@ -212,4 +215,59 @@ describe("secrets audit", function()
     server.stop()
     assert(okrun, err)
   end)
+
+  -- Emulated clouds: one entry each (module = tests/clouds/<name>.lua;
+  -- address_base/host_slots: the spec's test-host addresses).
+  local CLOUDS = {
+    { module = "clouds.ec2", address_base = 250, host_slots = 4 },
+  }
+  -- Files in the test host (pid's mount namespace) under dirs holding any
+  -- of needles; the needles go through stdin, never a command line.
+  local function host_grep(pid, needles, dirs)
+    local argv = { "nsenter", "--target", tostring(pid), "--mount", "--root", "--wd", "--", "grep", "-rlF", "-f", "/dev/stdin" }
+    for _, d in ipairs(dirs) do argv[#argv + 1] = d end
+    local r = assert(sys.run(argv, { stdin = table.concat(needles, "\n") .. "\n", timeout = 120 }))
+    assert.is_true(r.code == 0 or r.code == 1, "grep in the host failed: " .. r.stderr)
+    local out = {}
+    for f in r.stdout:gmatch("[^\n]+") do out[#out + 1] = f end
+    return out
+  end
+  for _, entry in ipairs(CLOUDS) do
+    local cloud_mod = require(entry.module)
+    it(cloud_mod.name .. ": no secret in output, logs, user-data, storage, provider-state, command lines"
+      .. " or on machine 0", function()
+      local c = cloud_mod.start { address_base = entry.address_base, host_slots = entry.host_slots,
+        cloud_init = "emulated" }
+      finally(function() c:stop() end)
+      c:hosts(true)
+      local attrs = c:environment { ["admin-secret"] = ADMIN_SECRET }
+      local s, secrets, search = run_audit(attrs, function() return c.secrets end, function(sc)
+        local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", sc.root .. "/user/.ssh/id_ed25519" }, {})
+        assert.are.equal(0, kg.code, kg.stderr)
+      end, { "bootstrap", "--debug", "--upload-tools" })
+      -- user-data, storage objects (provider-state among them), as the emulators hold them
+      local machines = c:machines()
+      assert.are.equal(1, #machines)
+      search("user-data", machines[1].user_data)
+      local stored, state_seen = c:stored_files(), false
+      for _, f in ipairs(stored) do
+        search("storage " .. f, fs.read_file(f) or "")
+        state_seen = state_seen or f:find("provider%-state") ~= nil
+      end
+      assert.is_true(state_seen, "no provider-state among the stored objects")
+      -- machine 0: the cloud's credentials never reach it (its agent files, logs, cloud-init's copies)
+      local dirs = { "/var/lib/juju", "/var/log", "/var/lib/cloud", "/home", "/root", "/etc", "/tmp", "/run" }
+      local probe = host_grep(machines[1].pid, { "machine-0" }, { "/var/lib/juju/agents" })
+      assert.is_true(#probe > 0, "machine 0's agent files not found in the host: the search is blind")
+      local cloud_secrets = {}
+      for _, v in pairs(c.secrets) do cloud_secrets[#cloud_secrets + 1] = needle_of(v) end
+      assert.are.same({}, host_grep(machines[1].pid, cloud_secrets, dirs))
+      check_holders({ s.home }, secrets, function(n) return n == "audit.jenv" end)
+      local d = s:juju_process({ "destroy-environment", "-y", "audit" }, { timeout = 300 })
+      assert.are.equal(0, d.code, d.stderr)
+      search("destroy-environment output", d.stdout .. d.stderr)
+      assert.are.same({}, c:leftovers())
+      s:close()
+    end)
+  end
 end)

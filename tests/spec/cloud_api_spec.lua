@@ -498,6 +498,19 @@ describe("juju.cloud.api", function()
       env.SSL_CERT_FILE = "/env/ca.pem"
       assert.are.same({ ca_file = "/env/ca.pem" }, api.http_options({}, getenv))
       assert.are.same({ ca_file = "/cfg.pem" }, api.http_options({ ["cloud-ca-bundle-path"] = "/cfg.pem" }, getenv))
+      env.SSL_CERT_FILE = nil
+      assert.are.same({ deadline = 7 }, api.http_options({ ["cloud-request-timeout"] = 7 }, getenv))
+      assert.are.same({}, api.http_options({ ["cloud-request-timeout"] = 0 }, getenv))
+    end)
+
+    it("gives up an attempt after cloud-request-timeout, naming the URL", function()
+      s:script("/silent2", { { hang = true } })
+      local r, msg, code = client { http = api.http_options { ["cloud-request-timeout"] = 1 } }:request {
+        path = "/silent2", idempotent = true }
+      assert.is_nil(r)
+      assert.are.equal("HTTP_TIMEOUT", code)
+      assert.matches("^toy: GET " .. esc(s.url) .. "/silent2: .*deadline of 1 seconds", msg)
+      assert.are.equal(1, #s:requests())
     end)
 
     it("sends the calls through http-proxy", function()

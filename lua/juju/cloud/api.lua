@@ -359,8 +359,10 @@ end
 --- calls; when none is, libcurl reads http_proxy, https_proxy and no_proxy
 --- from the process environment), cloud-ca-bundle-path (CA certificates
 --- trusted for the cloud's endpoints instead of the system's; else
---- $SSL_CERT_FILE when set) and ssl-hostname-verification (false: no TLS
---- verification). getenv defaults to os.getenv.
+--- $SSL_CERT_FILE when set), ssl-hostname-verification (false: no TLS
+--- verification) and cloud-request-timeout (seconds: the deadline of each
+--- attempt of a request; the client's own deadline still bounds the whole
+--- request). getenv defaults to os.getenv.
 function M.http_options(cfg, getenv)
   cfg = cfg or {}
   getenv = getenv or os.getenv
@@ -371,6 +373,8 @@ function M.http_options(cfg, getenv)
   end
   o.ca_file = nonempty(cfg["cloud-ca-bundle-path"]) or nonempty(getenv("SSL_CERT_FILE"))
   if cfg["ssl-hostname-verification"] == false then o.insecure = true end
+  local t = tonumber(cfg["cloud-request-timeout"])
+  if t and t > 0 then o.deadline = t end
   return o
 end
 

@@ -112,7 +112,8 @@ end
 
 -- Rules that span keys or need parsing (spec 3.1 rules 4-10).
 local function validate(cfg)
-  for _, k in ipairs({ "bootstrap-timeout", "bootstrap-retry-delay", "bootstrap-addresses-delay" }) do
+  for _, k in ipairs({ "bootstrap-timeout", "bootstrap-retry-delay", "bootstrap-addresses-delay",
+    "cloud-request-timeout" }) do
     local v = cfg[k]
     if math.type(v) == "integer" and v <= 0 then
       return nil, string.format("%s: must be a positive number of seconds, got %d", k, v)

@@ -27,6 +27,8 @@ M.fields = {
     description = "verify TLS host names when fetching metadata and tools" },
   ["cloud-ca-bundle-path"] = f { type = "string", allow_empty = true,
     description = "PEM file of the CA certificates trusted for the cloud's API endpoints (instead of the system's)" },
+  ["cloud-request-timeout"] = f { type = "int", default = 300,
+    description = "seconds one attempt of a cloud API or object-store request may take" },
   ["default-series"] = f { type = "string", default = "", fillin = "", allow_empty = true,
     description = "series of machine 0 and of new machines" },
   ["state-port"] = f { type = "int", default = 37017, fillin = 37017, immutable = true, description = "mongod port" },

@@ -645,7 +645,8 @@ end
 --- The holder's body (hold.lua): launches the host from the environment
 --- (USER_DATA_FILE, INSTANCE_INDEX, INSTANCE_ADDRESS_BASE, INSTANCE_SSH_PORT,
 --- INSTANCE_MAX_LIFETIME (s, default 3600), INSTANCE_OWNER_PID (stop when
---- that process is gone)), records it, holds it until SIGTERM/SIGINT/SIGHUP.
+--- that process is gone), INSTANCE_CLOUD_INIT ("cloud-init" or "emulated";
+--- unset: launch's default)), records it, holds it until SIGTERM/SIGINT/SIGHUP.
 --- Returns the exit status.
 function M.hold(state_dir, id)
   local watch = sys.signals({ "TERM", "INT", "HUP" })
@@ -668,7 +669,12 @@ function M.hold(state_dir, id)
     .. ": not 1..254") end
   local port = math.tointeger(tonumber(os.getenv("INSTANCE_SSH_PORT") or "22"))
   local t0 = sys.monotonic()
-  local host, lerr = M.launch { user_data = data, address_index = n, ssh_port = port, name = id }
+  local mode = os.getenv("INSTANCE_CLOUD_INIT")
+  if mode == "" then mode = nil end
+  if mode and mode ~= "cloud-init" and mode ~= "emulated" then
+    return failed("INSTANCE_CLOUD_INIT=" .. mode .. ": must be cloud-init or emulated")
+  end
+  local host, lerr = M.launch { user_data = data, address_index = n, ssh_port = port, name = id, cloud_init = mode }
   if not host then return failed(lerr) end
   local rec = {
     id = id, address = host.address, ssh_port = host.port, host_key_pub = host.host_key_pub,

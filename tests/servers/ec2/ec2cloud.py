@@ -115,6 +115,8 @@ class Cloud:
                 setattr(self, key, c.get(key, default))
         if "launcher" in c:
             self.launcher_on = bool(c["launcher"])
+        if "launch_index" in c:  # the next instance gets launch_index + 1 (INSTANCE_INDEX)
+            self.launch_index = int(c["launch_index"])
         if "address_pool" in c or not hasattr(self, "address_pool"):
             self.address_pool = c.get("address_pool") or ["127.0.100.%d" % i for i in range(1, 255)]
 
