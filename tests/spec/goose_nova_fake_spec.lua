@@ -13,6 +13,8 @@ local http = require("juju.http")
 local json = require("juju.json")
 local fs = require("juju.fs")
 local instance = require("juju.testing.instance")
+local sys = require("juju.sys")
+local crypto = require("juju.crypto")
 
 local C = fake.CREDS
 local IMAGE = "img-trusty-amd64"
@@ -212,5 +214,61 @@ describe("goose Nova fake", function()
     assert.are.equal(202, seen["DELETE /os-security-groups/{id} "])
     assert.is_not_nil(seen["POST /os-security-groups reset"])
     assert.is_nil(json.encode(calls):find(token, 1, true))
+  end)
+
+  -- The SSH banner at ip:22 (nil and why when nothing answers).
+  local function banner(ip)
+    local r = assert(sys.run({ "/usr/bin/python3", "-c",
+      "import socket,sys\ns=socket.create_connection((sys.argv[1],22),5)\ns.settimeout(5)\n"
+        .. "sys.stdout.write(s.recv(64).decode())", ip }, { timeout = 20 }))
+    if r.code ~= 0 then return nil, r.stderr end
+    return r.stdout
+  end
+
+  it("a real test host: ACTIVE with its sshd's address, a floating IP NATs to it, delete terminates it", function()
+    local id = create("juju-env-real-0", { user_data = assert(crypto.base64("#cloud-config\nruncmd:\n  - echo hi\n")) })
+    local srv = select(2, get(id))
+    assert.are.equal("BUILD", srv.status)
+    local _, fip = nova("POST", "/os-floating-ips", {})
+    local ip = fip.floating_ip.ip
+    assert.matches("^127%.0%.4%.1[89]%d$", ip)
+    -- no fixed address yet: Nova cannot associate
+    local status, doc = nova("POST", "/servers/" .. id .. "/action", { addFloatingIp = { address = ip } })
+    assert.are.equal(400, status, json.encode(doc))
+    assert.is_true(s:settle(180))
+    srv = select(2, get(id))
+    assert.are.equal("ACTIVE", srv.status, json.encode(srv))
+    assert.are.equal("127.0.0.199", srv.addresses.private[1].addr)
+    assert.matches("^SSH%-2%.0%-", assert(banner("127.0.0.199")))
+    assert.are.equal(202, (nova("POST", "/servers/" .. id .. "/action", { addFloatingIp = { address = ip } })))
+    srv = select(2, get(id))
+    assert.are.equal(ip, srv.addresses.private[2].addr)
+    assert.are.equal("floating", srv.addresses.private[2]["OS-EXT-IPS:type"])
+    local _, list = nova("GET", "/os-floating-ips")
+    assert.are.equal(id, list.floating_ips[1].instance_id)
+    assert.are.equal("127.0.0.199", list.floating_ips[1].fixed_ip)
+    assert.matches("^SSH%-2%.0%-", assert(banner(ip)))
+    -- disassociated: nothing listens on the floating IP any more
+    assert.are.equal(202, (nova("POST", "/servers/" .. id .. "/action", { removeFloatingIp = { address = ip } })))
+    assert.is_nil((banner(ip)))
+    assert.are.equal(202, (nova("POST", "/servers/" .. id .. "/action", { addFloatingIp = { address = ip } })))
+    assert.matches("^SSH%-2%.0%-", assert(banner(ip)))
+    delete_and_wait(id)
+    assert.is_nil((banner("127.0.0.199")))
+    assert.is_nil((banner(ip)))
+    assert.are.same({ ip }, s:leftovers().floating_ips)
+    assert.are.equal(202, (nova("DELETE", "/os-floating-ips/" .. fip.floating_ip.id)))
+    local left = s:leftovers()
+    assert.are.same({}, left.floating_ips)
+    assert.are.same({}, left.servers)
+  end)
+
+  it("on exit (SIGTERM) the fake runs the terminator of every server left", function()
+    local id = create("juju-env-machine-9")
+    assert.is_true(s:settle(30))
+    s:stop()
+    s = nil
+    local log = fs.read_file(work .. "/terminated") or ""
+    assert.matches("\n" .. id .. " 127%.0%.0%.%d+\n", "\n" .. log)
   end)
 end)
