@@ -10,27 +10,37 @@
 // compute API (novaservice), the legacy v1.0 auth (identityservice.Legacy).
 //
 // Ours (this file), each following the real services' documented API:
+//
 //   - URL layout: auth URLs <base>/v2.0 and <base>/v3; Swift at
 //     <base>/swift/v1 (RegionOne) and <base>/swift/v1r2 (RegionTwo); the
 //     internal and admin endpoints of each are <base>/internal/... and
 //     <base>/admin/... (same store), so endpoint-type selection is visible.
+//
 //   - v2 catalog JSON with the real lower-case "endpoints" key (goose writes
 //     "Endpoints"), token expiry set to now+ttl (goose sends a fixed 2012
 //     date), tenantName checked (goose ignores it).
+//
 //   - v3: the user's domain and the project name checked, "region" beside
 //     goose's "region_id", expires_at now+ttl.
+//
 //   - Swift: X-Auth-Token required and checked (goose lets tokenless requests
 //     through); marker/limit/end_marker listing pagination (goose ignores
 //     them); HEAD with Content-Length; 409 for deleting a non-empty container
 //     and 404 for an object PUT into a missing container (goose auto-creates);
 //     account POST/HEAD of X-Account-Meta-Temp-URL-Key and the tempurl
 //     middleware's check (HMAC-SHA1 of "METHOD\nexpires\npath").
+//
 //   - Legacy (v1.0) auth at <base>/auth/v1.0 with our service URLs.
+//
 //   - Test-only endpoints: POST /_test/revoke (new tokens; old ones get 401),
 //     POST /_test/config?ttl=N&reject=0|1&fault=badjson|notoken|500&list_cap=N
 //     (reject: every service call 401; fault: what authentication answers;
 //     list_cap: the most names a listing page holds),
 //     GET /_test/stats (counts of authentications and service calls).
+//
+//   - Compute (compute.go, floating.go, control.go): servers as real test
+//     hosts (-launcher/-terminator), images, floating IPs as NAT, faults,
+//     the journal, state and leftovers under /_test: see README.md.
 //
 // Credentials come from the environment (never the command line):
 // GOOSE_USER, GOOSE_PASSWORD, GOOSE_TENANT, GOOSE_DOMAIN, GOOSE_ACCESS_KEY,
