@@ -216,6 +216,43 @@ describe("goose Nova fake", function()
     assert.is_nil(json.encode(calls):find(token, 1, true))
   end)
 
+  it("refuses deleting a security group a server still uses; state shows groups with rules", function()
+    local _, g = nova("POST", "/os-security-groups", { security_group = { name = "juju-env", description = "juju group" } })
+    local gid = g.security_group.id
+    local status, rule = nova("POST", "/os-security-group-rules", { security_group_rule = {
+      parent_group_id = gid, ip_protocol = "tcp", from_port = 22, to_port = 22, cidr = "0.0.0.0/0" } })
+    assert.are.equal(200, status, json.encode(rule))
+    local id = create("juju-env-machine-2", { security_groups = { { name = "juju-env" } } })
+    local doc
+    status, doc = nova("DELETE", "/os-security-groups/" .. gid)
+    assert.are.equal(400, status)
+    assert.are.equal("Security group is still in use", doc.badRequest.message)
+    local st = s:state()
+    local found
+    for _, sg in ipairs(st.security_groups) do if sg.name == "juju-env" then found = sg end end
+    assert.are.equal(22, found.rules[1].from_port)
+    assert.are.equal("tcp", found.rules[1].ip_protocol)
+    delete_and_wait(id)
+    assert.are.equal(202, (nova("DELETE", "/os-security-groups/" .. gid)))
+    assert.are.same({}, s:leftovers().security_groups)
+  end)
+
+  it("registers product-streams and juju-tools; imagemetadata is readable without a token", function()
+    local streams = assert(ks:endpoint("product-streams"))
+    assert.are.equal(s.url .. "/swift/v1/imagemetadata", streams)
+    assert.are.equal(s.url .. "/swift/v1", assert(ks:endpoint("juju-tools")))
+    local put = assert(http.request { url = streams .. "/streams/v1/index.json", method = "PUT", body = "{}",
+                                      headers = { ["X-Auth-Token"] = token }, retries = 0 })
+    assert.are.equal(201, put.status)
+    local r = assert(http.request { url = streams .. "/streams/v1/index.json", retries = 0 })
+    assert.are.equal("{}", r.body)
+    local _, _, _, refused = http.request { url = s.url .. "/swift/v1", retries = 0 }
+    assert.are.equal(401, refused.status)
+    -- the fixture's container is not a leftover
+    assert.are.same({}, s:leftovers().containers)
+    assert.are.equal(0, s:leftovers().objects)
+  end)
+
   -- The SSH banner at ip:22 (nil and why when nothing answers).
   local function banner(ip)
     local r = assert(sys.run({ "/usr/bin/python3", "-c",
