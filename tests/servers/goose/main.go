@@ -10,27 +10,37 @@
 // compute API (novaservice), the legacy v1.0 auth (identityservice.Legacy).
 //
 // Ours (this file), each following the real services' documented API:
+//
 //   - URL layout: auth URLs <base>/v2.0 and <base>/v3; Swift at
 //     <base>/swift/v1 (RegionOne) and <base>/swift/v1r2 (RegionTwo); the
 //     internal and admin endpoints of each are <base>/internal/... and
 //     <base>/admin/... (same store), so endpoint-type selection is visible.
+//
 //   - v2 catalog JSON with the real lower-case "endpoints" key (goose writes
 //     "Endpoints"), token expiry set to now+ttl (goose sends a fixed 2012
 //     date), tenantName checked (goose ignores it).
+//
 //   - v3: the user's domain and the project name checked, "region" beside
 //     goose's "region_id", expires_at now+ttl.
+//
 //   - Swift: X-Auth-Token required and checked (goose lets tokenless requests
 //     through); marker/limit/end_marker listing pagination (goose ignores
 //     them); HEAD with Content-Length; 409 for deleting a non-empty container
 //     and 404 for an object PUT into a missing container (goose auto-creates);
 //     account POST/HEAD of X-Account-Meta-Temp-URL-Key and the tempurl
 //     middleware's check (HMAC-SHA1 of "METHOD\nexpires\npath").
+//
 //   - Legacy (v1.0) auth at <base>/auth/v1.0 with our service URLs.
+//
 //   - Test-only endpoints: POST /_test/revoke (new tokens; old ones get 401),
 //     POST /_test/config?ttl=N&reject=0|1&fault=badjson|notoken|500&list_cap=N
 //     (reject: every service call 401; fault: what authentication answers;
 //     list_cap: the most names a listing page holds),
 //     GET /_test/stats (counts of authentications and service calls).
+//
+//   - Compute (compute.go, floating.go, control.go): servers as real test
+//     hosts (-launcher/-terminator), images, floating IPs as NAT, faults,
+//     the journal, state and leftovers under /_test: see README.md.
 //
 // Credentials come from the environment (never the command line):
 // GOOSE_USER, GOOSE_PASSWORD, GOOSE_TENANT, GOOSE_DOMAIN, GOOSE_ACCESS_KEY,
@@ -41,6 +51,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/md5"
+	"crypto/rand"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
@@ -51,10 +62,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"gopkg.in/goose.v1/testservices/identityservice"
@@ -86,18 +99,31 @@ type fake struct {
 	tempKey  string
 	stats    map[string]int
 	identity multiIdentity
+
+	compute    *compute
+	regions    map[string]string          // swift version path -> region
+	containers map[string]map[string]bool // version -> container names
+	acls       map[string]string          // "version/container" -> X-Container-Read
+	faults     []*injected
+	nfaults    int
+	calls      []*call
+	ncalls     int
 }
 
 // multiIdentity lets Nova accept a token from any of the three identity
 // services (goose's services take one identity plus one fallback).
 type multiIdentity struct {
-	list []identityservice.IdentityService
+	list     []identityservice.IdentityService
+	internal string // the fake's own token (its calls to goose's Nova)
 }
 
 func (m multiIdentity) AddUser(user, secret, tenant, authDomain string) *identityservice.UserInfo {
 	return nil
 }
 func (m multiIdentity) FindUser(token string) (*identityservice.UserInfo, error) {
+	if token != "" && token == m.internal {
+		return &identityservice.UserInfo{Id: "fake", TenantId: "1"}, nil
+	}
 	for _, s := range m.list {
 		if u, err := s.FindUser(token); err == nil {
 			return u, nil
@@ -149,6 +175,15 @@ func (f *fake) catalog(name, typ, region, path string) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "host:port to listen on")
+	launcher := flag.String("launcher", "", "program (a shell command line) started per server; prints its address")
+	terminator := flag.String("terminator", "", "program (a shell command line) run when a server is deleted")
+	dir := flag.String("dir", "", "directory for user-data files (default: a new temporary one)")
+	addressPool := flag.String("address-pool", "127.0.100.1-254", "fixed addresses when there is no launcher")
+	floatingPool := flag.String("floating-pool", "127.0.4.1-254", "floating IP addresses (A.B.C.X-Y or a list)")
+	natPorts := flag.String("nat-ports", "22,17070,37017", "ports a floating IP forwards to the fixed address")
+	images := flag.String("images", "", "image ids GET /images/{id} and POST /servers accept (comma-separated)")
+	streams := flag.Bool("streams", false, "register product-streams (<swift>/imagemetadata) and juju-tools in the catalog")
+	buildGets := flag.Int("build-gets", 1, "GETs a server stays BUILD (and until its launcher printed its address)")
 	flag.Parse()
 	f := &fake{
 		base: "http://" + *addr,
@@ -164,8 +199,12 @@ func main() {
 		swifts: map[string]*swiftservice.Swift{},
 		ttl:    time.Hour,
 		stats:  map[string]int{},
+
+		regions:    map[string]string{"v1": "RegionOne", "v1r2": "RegionTwo"},
+		containers: map[string]map[string]bool{"v1": {}, "v1r2": {}},
+		acls:       map[string]string{},
 	}
-	f.identity = multiIdentity{[]identityservice.IdentityService{f.v2pass, f.v2key, f.v3, f.legacy}}
+	f.identity = multiIdentity{[]identityservice.IdentityService{f.v2pass, f.v2key, f.v3, f.legacy}, randomHex(16)}
 	f.addUsers()
 	tenantId := "1" // the first tenant of every goose identity service
 
@@ -180,8 +219,85 @@ func main() {
 	f.nova = novaMux
 	f.catalog("nova", "compute", "RegionOne", "/v2/"+tenantId)
 
+	// Image metadata (simplestreams) in a public-read container, and the
+	// Swift root as juju-tools, as goose's openstackservice registers them.
+	f.swifts["v1"].AddContainer("imagemetadata")
+	f.containers["v1"]["imagemetadata"] = true
+	f.acls["v1/imagemetadata"] = ".r:*,.rlistings"
+	if *streams {
+		f.catalogPublic("simplestreams", "product-streams", "RegionOne", "/swift/v1/imagemetadata")
+		f.catalogPublic("juju", "juju-tools", "RegionOne", "/swift/v1")
+	}
+
+	if *dir == "" {
+		d, err := ioutil.TempDir("", "goose-fake-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		*dir = d
+	}
+	f.compute = newCompute(novaMux, tenantId, *dir, *launcher, *terminator)
+	f.compute.token = f.identity.internal
+	var err error
+	if f.compute.pool, err = parsePool(*addressPool); err != nil {
+		log.Fatalf("-address-pool: %v", err)
+	}
+	fpool, err := parsePool(*floatingPool)
+	if err != nil {
+		log.Fatalf("-floating-pool: %v", err)
+	}
+	var ports []int
+	for _, p := range strings.Split(*natPorts, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				log.Fatalf("-nat-ports: %q is not a port", p)
+			}
+			ports = append(ports, n)
+		}
+	}
+	f.compute.fips = newFloatingIPs(fpool, ports)
+	f.compute.buildGets = *buildGets
+	for _, id := range strings.Split(*images, ",") {
+		if id != "" {
+			f.compute.images[id] = "image-" + id
+		}
+	}
+
+	// SIGTERM: terminate every server's host first, then exit.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-sigs
+		log.Printf("goose-fake: %v: terminating the servers' hosts", sig)
+		f.compute.terminateAll(4 * time.Second)
+		os.Exit(0)
+	}()
+
 	log.Printf("goose-fake listening on %s", *addr)
 	log.Fatal(http.ListenAndServe(*addr, f))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// catalogPublic registers a service with a public URL only (what goose's
+// openstackservice does for product-streams and juju-tools).
+func (f *fake) catalogPublic(name, typ, region, path string) {
+	pub := f.base + path
+	v2 := identityservice.V2Service{Name: name, Type: typ, Endpoints: []identityservice.Endpoint{
+		{PublicURL: pub, Region: region}}}
+	v3 := identityservice.V3Service{ID: name + "-" + region, Name: name, Type: typ,
+		Endpoints: identityservice.NewV3Endpoints("", "", pub, region)}
+	svc := identityservice.Service{V2: v2, V3: v3}
+	f.v2pass.AddService(svc)
+	f.v2key.AddService(svc)
+	f.v3.AddService(svc)
 }
 
 func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -244,13 +360,19 @@ func (f *fake) serveTest(w http.ResponseWriter, r *http.Request) {
 			f.fault = q.Get("fault")
 		}
 		f.mu.Unlock()
+		if err := f.compute.config(q); err != nil {
+			writeJSON(w, 400, map[string]string{"error": err.Error()})
+			return
+		}
 		writeJSON(w, 200, map[string]bool{"ok": true})
 	case "/_test/stats":
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		writeJSON(w, 200, f.stats)
 	default:
-		http.NotFound(w, r)
+		if !f.serveComputeTest(w, r) {
+			http.NotFound(w, r)
+		}
 	}
 }
 
@@ -478,9 +600,15 @@ func (f *fake) serveService(w http.ResponseWriter, r *http.Request, p string) {
 			unauthorized(w)
 			return
 		}
+		rest := p
+		if parts := strings.SplitN(p, "/", 4); len(parts) == 4 {
+			rest = "/" + parts[3]
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = p
-		f.nova.ServeHTTP(w, r2)
+		f.journaled(w, r, "compute", r.Method+" "+template(rest), func(w http.ResponseWriter) {
+			f.compute.serve(w, r2, p, rest)
+		})
 		return
 	}
 	if !strings.HasPrefix(p, "/swift/") {
@@ -511,20 +639,83 @@ func (f *fake) serveService(w http.ResponseWriter, r *http.Request, p string) {
 		}
 		f.count("tempurl_ok")
 	} else if !f.tokenOK(r) {
-		f.count("swift_unauthorized")
-		unauthorized(w)
-		return
+		if !f.publicRead(parts[0], container, object, r) {
+			f.count("swift_unauthorized")
+			unauthorized(w)
+			return
+		}
+		f.count("public_read")
 	}
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = p
-	switch {
-	case container == "":
-		f.serveAccount(w, r)
-	case object == "":
-		f.serveContainer(s, container, w, r2)
-	default:
-		f.serveObject(s, container, object, w, r2)
+	version := parts[0]
+	f.journaled(w, r, "object-store", r.Method+" "+swiftTemplate(container, object), func(w http.ResponseWriter) {
+		switch {
+		case container == "":
+			f.serveAccount(w, r)
+		case object == "":
+			f.serveContainer(s, container, w, r2)
+			f.trackContainer(s, version, container, r)
+		default:
+			f.serveObject(s, container, object, w, r2)
+		}
+	})
+}
+
+// publicRead is Swift's container ACL check for a request without a token:
+// X-Container-Read ".r:*" lets anyone GET/HEAD objects, ".rlistings" list.
+func (f *fake) publicRead(version, container, object string, r *http.Request) bool {
+	if container == "" || (r.Method != "GET" && r.Method != "HEAD") {
+		return false
 	}
+	f.mu.Lock()
+	acl := f.acls[version+"/"+container]
+	f.mu.Unlock()
+	has := func(item string) bool {
+		for _, a := range strings.Split(acl, ",") {
+			if strings.TrimSpace(a) == item {
+				return true
+			}
+		}
+		return false
+	}
+	if object == "" {
+		return has(".r:*") && has(".rlistings")
+	}
+	return has(".r:*")
+}
+
+// trackContainer keeps the container names (goose's Swift lists none) and
+// the read ACLs set with PUT/POST X-Container-Read.
+func (f *fake) trackContainer(s *swiftservice.Swift, version, container string, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := version + "/" + container
+	if !s.HasContainer(container) {
+		delete(f.containers[version], container)
+		delete(f.acls, key)
+		return
+	}
+	f.containers[version][container] = true
+	if v, ok := r.Header["X-Container-Read"]; ok && (r.Method == "PUT" || r.Method == "POST") {
+		if v[0] == "" {
+			delete(f.acls, key)
+		} else {
+			f.acls[key] = v[0]
+		}
+	}
+}
+
+// containerNames lists a region's containers, sorted.
+func (f *fake) containerNames(version string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []string{}
+	for name := range f.containers[version] {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // tempURLOK is Swift's tempurl middleware check: a GET or HEAD before
