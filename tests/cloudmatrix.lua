@@ -250,7 +250,7 @@ function M.run(bt, cloud_mod, opts)
         for _, call in ipairs(calls) do
           if call.key == key then
             if call.throttled then throttled = true
-            elseif throttled and call.status == 200 then ok_after = true end
+            elseif throttled and call.status and call.status >= 200 and call.status < 300 then ok_after = true end
           end
         end
         assert.is_true(throttled and ok_after, key .. " was not throttled and then retried in " .. what)

@@ -31,14 +31,20 @@ type injected struct {
 	Hits         int             `json:"hits"`
 }
 
+// call is one journal entry, journaled when the call arrives: pending and
+// status null until it is answered (or reset), so a held call shows.
+// Swift calls also name their container and object (names, never contents).
 type call struct {
-	N       int     `json:"n"`
-	Time    float64 `json:"time"`
-	Method  string  `json:"method"`
-	Path    string  `json:"path"`
-	Service string  `json:"service"`
-	Status  int     `json:"status"`
-	Fault   string  `json:"fault,omitempty"`
+	N         int     `json:"n"`
+	Time      float64 `json:"time"`
+	Method    string  `json:"method"`
+	Path      string  `json:"path"`
+	Service   string  `json:"service"`
+	Container string  `json:"container,omitempty"`
+	Object    string  `json:"object,omitempty"`
+	Status    *int    `json:"status"`
+	Pending   bool    `json:"pending"`
+	Fault     string  `json:"fault,omitempty"`
 }
 
 // collections whose next path segment is an id (except the fixed ones).
@@ -148,36 +154,53 @@ func (f *fake) faultFor(op string) *injected {
 	return nil
 }
 
+// faultKind is what an injected fault does, as the journal names it.
+func faultKind(ft *injected) string {
+	switch {
+	case ft == nil:
+		return ""
+	case ft.Reset:
+		return "reset"
+	case ft.DropResponse:
+		return "drop_response"
+	case ft.Status != 0:
+		return "status"
+	}
+	return "delay"
+}
+
 // journaled runs a service call (after its token was checked) through the
-// injected faults and into the journal.
+// injected faults and into the journal. The call is journaled at once
+// (pending, status null) and updated when answered.
 func (f *fake) journaled(w http.ResponseWriter, r *http.Request, service, op string, h func(http.ResponseWriter)) {
+	f.journaledNamed(w, r, service, op, "", "", h)
+}
+
+func (f *fake) journaledNamed(w http.ResponseWriter, r *http.Request, service, op, container, object string,
+	h func(http.ResponseWriter)) {
 	f.mu.Lock()
 	ft := f.faultFor(op)
 	f.ncalls++
 	c := &call{N: f.ncalls, Time: float64(time.Now().UnixNano()) / 1e9, Method: r.Method,
-		Path: op[strings.Index(op, " ")+1:], Service: service}
+		Path: op[strings.Index(op, " ")+1:], Service: service, Container: container, Object: object,
+		Pending: true, Fault: faultKind(ft)}
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
 	sw := &statusWriter{ResponseWriter: w}
-	kind := ""
 	switch {
 	case ft == nil:
 		h(sw)
 	default:
 		if ft.Delay > 0 {
-			kind = "delay"
 			time.Sleep(time.Duration(ft.Delay * float64(time.Second)))
 		}
 		switch {
 		case ft.Reset:
-			kind = "reset"
 			resetConn(w)
 		case ft.DropResponse:
-			kind = "drop_response"
 			h(httptest.NewRecorder())
 			resetConn(w)
 		case ft.Status != 0:
-			kind = "status"
 			body := []byte(ft.Body)
 			if len(body) > 0 && body[0] == '"' {
 				var s string
@@ -204,7 +227,11 @@ func (f *fake) journaled(w http.ResponseWriter, r *http.Request, service, op str
 		}
 	}
 	f.mu.Lock()
-	c.Status, c.Fault = sw.status, kind
+	c.Pending = false
+	if sw.status != 0 {
+		status := sw.status
+		c.Status = &status
+	}
 	f.mu.Unlock()
 }
 
@@ -297,6 +324,10 @@ func (f *fake) serveComputeTest(w http.ResponseWriter, r *http.Request) bool {
 	case "/_test/leftovers":
 		writeJSON(w, 200, f.leftovers())
 	default:
+		if strings.HasPrefix(r.URL.Path, "/_test/object/") {
+			f.serveTestObject(w, r, strings.TrimPrefix(r.URL.Path, "/_test/object/"))
+			return true
+		}
 		if strings.HasPrefix(r.URL.Path, "/_test/user-data/") {
 			c.mu.Lock()
 			srv := c.servers[strings.TrimPrefix(r.URL.Path, "/_test/user-data/")]
@@ -313,6 +344,33 @@ func (f *fake) serveComputeTest(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// serveTestObject answers GET /_test/object/REGION/CONTAINER/OBJECT with
+// the object's content as Swift holds it (the secrets audit reads every
+// stored object; the store lives in the fake's memory).
+func (f *fake) serveTestObject(w http.ResponseWriter, r *http.Request, rest string) {
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		writeJSON(w, 400, map[string]string{"error": "want /_test/object/REGION/CONTAINER/OBJECT"})
+		return
+	}
+	for version, region := range f.regions {
+		if region != parts[0] {
+			continue
+		}
+		data, err := f.swifts[version].GetObject(parts[1], parts[2])
+		if err != nil {
+			writeJSON(w, 404, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.WriteHeader(200)
+		w.Write(data)
+		return
+	}
+	writeJSON(w, 404, map[string]string{"error": "no region " + parts[0]})
 }
 
 func (c *compute) runningCount() int {
