@@ -287,6 +287,35 @@ describe("clouds.openstack", function()
     assert.are.same({}, c:leftovers())
   end)
 
+  it("hosts(true): the server is a real test host at the slot's address (slots wrap); machines() gives its pid",
+    function()
+    c.slot = c.host_slots -- the 10th hosted bootstrap of the range wraps to its first address
+    c:hosts(true)
+    local ud = "#cloud-config\nruncmd:\n- echo hosted > /root/hosted\n"
+    local r = assert(nova:request { method = "POST", path = "/servers", headers = { ["Content-Type"] = "application/json" },
+      body = assert(json.encode { server = { name = "juju-spec-machine-0", imageRef = c:state().images[1],
+        flavorRef = "1", user_data = crypto.base64(ud) } }) })
+    local id = assert(json.decode(r.body)).server.id
+    finally(function() nova:request { method = "DELETE", path = "/servers/" .. id } end)
+    c:settle()
+    raw("GET", "/servers/" .. id)
+    local srv = assert(json.decode((select(2, raw("GET", "/servers/" .. id))))).server
+    assert.are.equal("ACTIVE", srv.status, json.encode(c:state().servers))
+    assert.are.equal("127.0.0.61", srv.addresses.private[1].addr)
+    local ms = c:machines()
+    assert.are.equal(1, #ms)
+    assert.is_number(ms[1].pid)
+    assert.are.same({ id .. ".json" }, c:host_records())
+    local cat = assert(sys.run({ "nsenter", "--target", tostring(ms[1].pid), "--mount", "--root", "--wd", "--", "cat",
+      "/root/hosted" },
+      { timeout = 30 }))
+    assert.are.equal("hosted\n", cat.stdout)
+    assert(nova:request { method = "DELETE", path = "/servers/" .. id })
+    assert.are.same({}, c:leftovers())
+    assert.are.same({}, c:host_records())
+    assert.are.equal(c.host_slots + 1, c.slot)
+  end)
+
   it("storage: storage_calls() keys, stored_files() holds each object's content, leftovers name them", function()
     local bucket = c:environment()["control-bucket"]
     assert(swift:request { method = "PUT", path = "/" .. bucket })
