@@ -325,8 +325,9 @@ end
 function P.constraints_validator(env)
   local list = env and env.flavor_list
   if not list then
-    local doc = call(env, "GET", "/flavors/detail")
-    if not doc then return P.constraints end
+    -- as Juju 1.25's ConstraintsValidator: no flavor list, no validation
+    local doc, msg, code = call(env, "GET", "/flavors/detail")
+    if not doc then return nil, msg, code end
     list = flavors.parse(doc)
     env.flavor_list = list
   end
