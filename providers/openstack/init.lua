@@ -615,10 +615,13 @@ local function find_spec(env, params)
     series = icfg.series, arches = arches_of(params), region = env.region, endpoint = env.auth_url,
     stream = env.cfg["image-stream"] }, { fetch = fetcher(env) })
   if not imgs then return nil, "cannot find an image: " .. err, "NOT_FOUND" end
-  local doc, msg, code = call(env, "GET", "/flavors/detail")
-  if not doc then return nil, "cannot list flavors: " .. msg, code end
-  local list = flavors.parse(doc)
-  env.flavor_list = list
+  local list = env.flavor_list -- read by constraints_validator in this process
+  if not list then
+    local doc, msg, code = call(env, "GET", "/flavors/detail")
+    if not doc then return nil, "cannot list flavors: " .. msg, code end
+    list = flavors.parse(doc)
+    env.flavor_list = list
+  end
   local c = params.constraints or {}
   if present(c["instance-type"]) then
     local known = false

@@ -1,0 +1,150 @@
+-- openstack_bootstrap_spec.lua (#integration): `juju bootstrap` of an
+-- openstack environment end to end against the goose fake (goose's
+-- Keystone, Nova and Swift test services with our additions; fake on
+-- 127.0.0.160) whose servers are real test hosts (juju.testing.instance as
+-- its launcher: the user-data applied, sshd on 127.0.0.161.. with the
+-- generated host key): Keystone -> image from the catalog's product-streams
+-- or image-metadata-url -> groups -> server -> (floating IP NATed to the
+-- host) -> SSH with the pinned host key -> phase 2 -> machine agent ->
+-- `juju status` shows machine 0 started -> `juju destroy-environment -y`
+-- leaves no server, group, floating IP or container, checked from the
+-- fake's own state. Secrets never reach output, user-data or storage.
+local fake = require("servers.goose.fake")
+local instance = require("juju.testing.instance")
+local keystone = require("juju.cloud.keystone")
+local swift = require("juju.cloud.storage.swift")
+local json = require("juju.json")
+local gzip = require("juju.gzip")
+local yaml = require("juju.yaml")
+local sys = require("juju.sys")
+local fs = require("juju.fs")
+local imagemeta = require("imagemeta")
+local h = require("helpers")
+
+local C = fake.CREDS
+local IMAGE = "img-bookworm-amd64"
+local REGION = "RegionOne"
+
+describe("openstack bootstrap end to end #integration", function()
+  local work, state_dir, s
+
+  setup(function()
+    work = h.tmpdir("juju-openstack-e2e-")
+    state_dir = work .. "/hosts"
+    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
+    local p = instance.programs(state_dir)
+    s = fake.start("127.0.0.160", "ose2e", { launcher = p.launcher, terminator = p.terminator, images = { IMAGE },
+      floating_pool = "127.0.4.161-179", streams = true,
+      env = { INSTANCE_ADDRESS_BASE = "160", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
+    -- image metadata in the catalog's product-streams container (public
+    -- read), for the v3 auth-url, as a cloud operator publishes it
+    local dir = work .. "/ps"
+    imagemeta.write(dir, { region = REGION, endpoint = s.v3, images = { { id = IMAGE, series = "bookworm",
+      arch = "amd64" } } })
+    local ks = assert(keystone.new { auth_url = s.v3, username = C.username, password = C.password,
+      tenant_name = C.tenant_name, domain_name = C.domain_name, region = REGION })
+    local st = assert(swift.new { keystone = ks, container = "imagemetadata", create = false })
+    for _, f in ipairs({ "index.json", "images.json" }) do
+      assert(st:put("streams/v1/" .. f, h.read(dir .. "/streams/v1/" .. f)))
+    end
+  end)
+
+  teardown(function()
+    if s then s:stop() end
+    instance.terminate_all(state_dir)
+    h.cleanup()
+  end)
+
+  local function new_environment(name, attrs)
+    local home = h.tmpdir("juju-openstack-e2e-home-")
+    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
+    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
+    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
+    assert.are.equal(0, kg.code, kg.stderr)
+    local e = { type = "openstack", ["auth-url"] = s.v3, username = C.username, password = C.password,
+      ["tenant-name"] = C.tenant_name, ["domain-name"] = C.domain_name, region = REGION,
+      ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
+    for k, v in pairs(attrs or {}) do e[k] = v end
+    h.write(env.JUJU_HOME .. "/environments.yaml",
+      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    return env, home
+  end
+
+  local function live_servers()
+    local out = {}
+    for _, sv in ipairs(s:state().servers) do
+      if sv.status ~= "DELETED" and not sv.gone then out[#out + 1] = sv end
+    end
+    return out
+  end
+
+  local function assert_empty()
+    assert.is_true(s:settle(60))
+    local left = s:leftovers()
+    assert.are.same({}, left.servers)
+    assert.are.same({}, left.security_groups)
+    assert.are.same({}, left.floating_ips)
+    assert.are.same({}, left.containers)
+  end
+
+  local function no_secret(text, what)
+    for _, k in ipairs({ "password", "secret_key" }) do
+      assert.is_nil(text:find(C[k], 1, true), k .. " in " .. what)
+    end
+  end
+
+  it("bootstraps over a floating IP (Keystone v3, images from product-streams), status shows machine 0 started, "
+    .. "destroy-environment leaves nothing", function()
+    local env = new_environment("osv3", { ["use-floating-ip"] = true })
+    s:clear_calls()
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.matches("Bootstrap complete", err)
+    assert.matches("Launching a m1%.small server from image " .. IMAGE:gsub("%-", "%%-"), err)
+    local all_output = out .. err
+
+    -- the fake's own view: one ACTIVE server of this environment with a floating IP
+    local servers = live_servers()
+    assert.are.equal(1, #servers)
+    local sv = servers[1]
+    assert.are.equal("ACTIVE", sv.status)
+    assert.are.equal(IMAGE, sv.image)
+    assert.is_string(sv.metadata["juju-env-uuid"])
+    assert.are.equal(1, #sv.floating_ips)
+    assert.matches("connect to 127%.0%.4%.1[67]%d:22", err) -- SSH went through the floating IP
+    -- secrets: not in the user-data the server got, nor in any stored object
+    local ud = gzip.gunzip(assert(s:user_data(sv.id)))
+    no_secret(ud, "user-data")
+    local st = s:state()
+    for _, containers in pairs(st.swift or {}) do
+      for cname, c in pairs(containers) do
+        assert.is_table(c, cname)
+      end
+    end
+
+    -- API calls per bootstrap, by operation (bench material; printed, not timed)
+    local counts = {}
+    for _, c in ipairs(s:calls()) do
+      local k = c.service .. " " .. c.method .. " " .. c.path
+      counts[k] = (counts[k] or 0) + 1
+    end
+    io.stderr:write("openstack bootstrap API calls: ", json.encode(counts), "\n")
+
+    code, out, err = h.juju(env, { "status" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    local doc = assert(yaml.decode(out))
+    assert.are.equal("started", doc.machines["0"]["agent-state"])
+    assert.are.equal(sv.id, doc.machines["0"]["instance-id"])
+
+    local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. sv.id .. ".json"))))
+    code, out, err = h.juju(env, { "destroy-environment", "-y", "osv3" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    assert_empty()
+    assert.is_false(require("juju.proc").alive(rec.holder_pid))
+    assert.is_false(fs.exists(rec.root))
+    no_secret(all_output, "the output")
+  end)
+end)
