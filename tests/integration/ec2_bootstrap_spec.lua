@@ -19,6 +19,8 @@ local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
+local fake_mongod = require("fake_mongod")
+local ec2_cloud = require("clouds.ec2") -- its image metadata
 
 local PYTHON = "/usr/bin/python3"
 local ACCESS = "S3RVER" -- s3rver checks the access key only; the fake and s3check check the secret
@@ -70,20 +72,6 @@ describe("ec2 bootstrap end to end #integration", function()
     h.cleanup()
   end)
 
-  -- Image metadata for bookworm (the engine renders systemd services only)
-  -- in us-east-1, for an image the fake knows.
-  local function image_metadata(dir)
-    assert(fs.mkdir_p(dir .. "/streams/v1", tonumber("700", 8)))
-    local cloud = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
-    h.write(dir .. "/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
-      ["com.ubuntu.cloud:released:aws"] = { datatype = "image-ids", format = "products:1.0",
-        path = "streams/v1/aws.json", clouds = { cloud }, products = { "com.ubuntu.cloud:server:bookworm:amd64" } } } }))
-    h.write(dir .. "/streams/v1/aws.json", assert(json.encode { format = "products:1.0",
-      content_id = "com.ubuntu.cloud:released:aws", region = cloud.region, endpoint = cloud.endpoint,
-      root_store = "ebs", virt = "hvm", products = { ["com.ubuntu.cloud:server:bookworm:amd64"] = {
-        arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
-  end
-
   local function new_environment(store, extra_lines)
     local home = h.tmpdir("juju-ec2-e2e-home-")
     local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
@@ -91,7 +79,7 @@ describe("ec2 bootstrap end to end #integration", function()
     assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
     local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
     assert.are.equal(0, kg.code, kg.stderr)
-    image_metadata(home .. "/img")
+    ec2_cloud.image_metadata(home .. "/img")
     local bucket = "ec2-e2e-" .. crypto.hex(crypto.random_bytes(4))
     h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[
   amazon:
@@ -235,15 +223,7 @@ describe("ec2 bootstrap end to end #integration", function()
     local stderr = fs.read_file(out_dir .. "/stderr") or ""
     assert.are.equal(0, code, stderr)
     assert.is_nil(stderr:find(SECRET, 1, true))
-    local commands = {}
-    for line in io.lines(record) do
-      local r = assert(json.decode(line))
-      commands[#commands + 1] = r.summary or ""
-    end
-    local text = table.concat(commands, "\n")
-    assert.matches("replSetInitiate", text)
-    assert.matches("createUser admin", text)
-    assert.matches("createUser machine%-0", text)
+    fake_mongod.assert_bootstrapped(record)
     local c2, out, err = h.juju(env, { "status" })
     assert.are.equal(0, c2, err)
     local doc = assert(yaml.decode(out))

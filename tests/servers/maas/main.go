@@ -30,6 +30,8 @@ import (
 	"sync"
 
 	"github.com/juju/gomaasapi"
+
+	"../httpstatus"
 )
 
 type credentials struct{ consumer, token, secret string }
@@ -72,16 +74,6 @@ func checkOAuth(header string, want credentials) string {
 		return "oauth_version is not 1.0"
 	}
 	return ""
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(s int) {
-	w.status = s
-	w.ResponseWriter.WriteHeader(s)
 }
 
 // getByKey serves a file's content by its anonymous key, or 404.
@@ -134,9 +126,9 @@ func main() {
 	handler := http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		w := &statusWriter{w0, 200}
+		w := &httpstatus.Writer{ResponseWriter: w0}
 		op := r.URL.Query().Get("op")
-		defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.status) }()
+		defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.Status) }()
 		if r.URL.Path == "/_fault" && r.Method == "POST" && r.URL.Query().Get("mode") == "listing" {
 			badListing = true
 			w.WriteHeader(http.StatusNoContent)
