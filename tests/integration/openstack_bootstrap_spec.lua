@@ -19,6 +19,8 @@ local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local imagemeta = require("imagemeta")
+local fake_mongod = require("fake_mongod")
+local server = require("juju.testing.server")
 local h = require("helpers")
 
 local C = fake.CREDS
@@ -65,7 +67,7 @@ describe("openstack bootstrap end to end #integration", function()
     local e = { type = "openstack", ["auth-url"] = s.v3, username = C.username, password = C.password,
       ["tenant-name"] = C.tenant_name, ["domain-name"] = C.domain_name, region = REGION,
       ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
-    for k, v in pairs(attrs or {}) do e[k] = v end
+    for k, v in pairs(attrs or {}) do if v == false then e[k] = nil else e[k] = v end end
     h.write(env.JUJU_HOME .. "/environments.yaml",
       assert(yaml.encode { default = name, environments = { [name] = e } }))
     return env, home
@@ -146,5 +148,32 @@ describe("openstack bootstrap end to end #integration", function()
     assert.is_false(require("juju.proc").alive(rec.holder_pid))
     assert.is_false(fs.exists(rec.root))
     no_secret(all_output, "the output")
+  end)
+
+  it("bootstraps with the mongodb store over Keystone v2.0 (images from image-metadata-url, fixed address): "
+    .. "replSetInitiate and createUser recorded, status, destroy leaves nothing", function()
+    local home = h.tmpdir("juju-openstack-e2e-img-")
+    local images = imagemeta.write(home .. "/img", { region = REGION, endpoint = s.v2,
+      images = { { id = IMAGE, series = "bookworm", arch = "amd64" } } })
+    local env = new_environment("osv2", { ["auth-url"] = s.v2, ["domain-name"] = false, ["image-metadata-url"] = images,
+      ["state-store"] = "mongodb", ["state-port"] = server.free_port("127.0.0.1") })
+    -- the server stays BUILD until the host has its mongod
+    local r, cleanup = fake_mongod.bootstrap_on_host(env, { state_dir = state_dir,
+      hold = function() s:config { build_gets = 1000000 } end,
+      release = function() s:config { build_gets = 1 } end })
+    finally(cleanup)
+    assert.are.equal(0, r.code, r.stderr)
+    no_secret(r.stderr, "the bootstrap's output")
+    assert.matches("Attempting to connect to 127%.0%.0%.1[67]%d:22", r.stderr)
+    fake_mongod.assert_bootstrapped(r.record)
+    local code, out, err = h.juju(env, { "status" })
+    assert.are.equal(0, code, err)
+    local doc = assert(yaml.decode(out))
+    assert.are.equal("started", doc.machines["0"]["agent-state"])
+    code, out, err = h.juju(env, { "destroy-environment", "-y", "osv2" })
+    assert.are.equal(0, code, err)
+    no_secret(out .. err, "destroy's output")
+    assert_empty()
+    assert.is_false(require("juju.proc").alive(r.host.holder_pid))
   end)
 end)
