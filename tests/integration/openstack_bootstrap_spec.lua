@@ -176,4 +176,45 @@ describe("openstack bootstrap end to end #integration", function()
     assert_empty()
     assert.is_false(require("juju.proc").alive(r.host.holder_pid))
   end)
+
+  -- Bad input at the command level: one ERROR line naming the key or the
+  -- constraint, exit 1, nothing created in the cloud, no .jenv left.
+  local BAD = {
+    { what = "wrong password", attrs = { password = "wrong-Passw0rd-9" },
+      want = { "authentication failed at", "check username, password and tenant-name" } },
+    { what = "unknown region", attrs = { region = "NoSuchRegion" }, want = { "region: ", "NoSuchRegion", "RegionOne" } },
+    -- product-streams holds images for the v3 auth-url only (Juju matches
+    -- image metadata on the auth-url): none for v2.0
+    { what = "no image for the cloud", attrs = { ["auth-url"] = "v2", ["domain-name"] = false },
+      want = { "cannot find an image", 'no "bookworm" images in RegionOne with arches [amd64]' } },
+    { what = "no flavor fits", args = { "--constraints", "mem=64G" },
+      want = { "no flavor of RegionOne matches constraints", "mem=65536M" } },
+    { what = "quota refused", fault = { op = "POST /servers", status = 403, body = { forbidden = { code = 403,
+      message = "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances" } } },
+      want = { "nova POST /servers", "Quota exceeded for instances" } },
+  }
+  it("refuses bad input in one line naming the key or constraint, creating nothing", function()
+    for i, case in ipairs(BAD) do
+      s:clear_faults()
+      local name = "osbad" .. i
+      local attrs = {}
+      for k, v in pairs(case.attrs or {}) do attrs[k] = (k == "auth-url" and v == "v2") and s.v2 or v end
+      local env = new_environment(name, attrs)
+      if case.fault then s:faults(case.fault) end
+      local args = { "bootstrap", "--upload-tools" }
+      for _, a in ipairs(case.args or {}) do args[#args + 1] = a end
+      local code, out, err = h.juju(env, args)
+      assert.are.equal(1, code, case.what .. ": " .. err)
+      local errors = {}
+      for l in err:gmatch("[^\n]+") do if l:match("^ERROR ") then errors[#errors + 1] = l end end
+      assert.are.equal(1, #errors, case.what .. ": " .. err)
+      for _, needle in ipairs(case.want) do
+        assert.is_truthy(errors[1]:find(needle, 1, true), case.what .. ": " .. needle .. " not in " .. errors[1])
+      end
+      no_secret(out .. err, case.what)
+      assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/" .. name .. ".jenv"), case.what)
+      assert_empty()
+    end
+    s:clear_faults()
+  end)
 end)
