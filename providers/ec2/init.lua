@@ -653,11 +653,16 @@ local function state_server(env)
 end
 
 --- Machine 0's status documents over SSH as ubuntu, the host key pinned
---- to the one generated at bootstrap (the instance's juju-host-key tag).
+--- to the one machine 0 made at the end of bootstrap (bootstrap-host-key),
+--- else to the one generated for it (the instance's juju-host-key tag).
 function P.state_dump(env)
   local raw, err, code = state_server(env)
   if not raw then return nil, err, code end
-  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU, host_key = raw.tags[P.HOST_KEY_TAG] })
+  -- the key machine 0 made at the end of bootstrap (the .jenv's), else the
+  -- generated one it started with (the tag; a bootstrap that stopped short)
+  local pinned = env.cfg["bootstrap-host-key"]
+  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU,
+    host_key = present(pinned) and pinned or raw.tags[P.HOST_KEY_TAG] })
   local s, serr, scode = sshinit.connect(target, raw.public or raw.private, P.STATUS_CONNECT_TIMEOUT)
   if not s then return nil, serr, scode end
   local doc, derr, dcode = sshinit.state_dump_session(s, P.DATA_DIR)

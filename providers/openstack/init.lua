@@ -792,11 +792,16 @@ local function state_server(env)
 end
 
 --- Machine 0's status documents over SSH as ubuntu, the host key pinned
---- to the one generated at bootstrap (the server's juju-host-key metadata).
+--- to the one machine 0 made at the end of bootstrap (bootstrap-host-key),
+--- else to the one generated for it (the server's juju-host-key metadata).
 function P.state_dump(env)
   local s, err, code = state_server(env)
   if not s then return nil, err, code end
-  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU, host_key = metadata(s)[P.HOST_KEY_META] })
+  -- the key machine 0 made at the end of bootstrap (the .jenv's), else the
+  -- generated one it started with (the metadata; a bootstrap that stopped short)
+  local pinned = env.cfg["bootstrap-host-key"]
+  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU,
+    host_key = present(pinned) and pinned or metadata(s)[P.HOST_KEY_META] })
   local session, serr, scode = sshinit.connect(target, server_addresses(s)[1].value, P.STATUS_CONNECT_TIMEOUT)
   if not session then return nil, serr, scode end
   local doc, derr, dcode = sshinit.state_dump_session(session, P.DATA_DIR)

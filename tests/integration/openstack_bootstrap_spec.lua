@@ -96,8 +96,40 @@ describe("openstack bootstrap end to end #integration", function()
     end
   end
 
+  -- Issue 14.14: the host key of the phase-1 user-data is rotated at the
+  -- end of bootstrap: the .jenv pins a new key machine 0 made, the old one
+  -- is refused, and no copy of the old private key is left on the host.
+  local function assert_host_key_rotated(env, name, user_data, addr, host_pid, stderr)
+    assert.matches("Rotated machine 0's SSH host key", stderr)
+    local keys = assert(yaml.decode(user_data:gsub("^#cloud%-config\n", ""))).ssh_keys
+    local old = keys.ed25519_public:gsub("%s+$", "")
+    local jenv = assert(yaml.decode(h.read(env.JUJU_HOME .. "/environments/" .. name .. ".jenv")))
+    local new = jenv["bootstrap-config"]["bootstrap-host-key"]
+    assert.is_string(new)
+    assert.are_not.equal(old:match("^%S+ (%S+)"), new:match("^%S+ (%S+)"))
+    local ssh = require("juju.ssh")
+    local function connect(pin)
+      return ssh.connect { host = addr, port = 22, user = "ubuntu", private_key_file = env.HOME .. "/.ssh/id_ed25519",
+        host_key = pin, connect_timeout = 10, timeout = 30 }
+    end
+    local sess = assert(connect(new))
+    sess:close()
+    local refused, _, code = connect(old)
+    assert.is_nil(refused)
+    assert.are.equal("SSH_HOSTKEY", code)
+    -- no file under /etc/ssh or /var/lib/cloud holds the old private key
+    -- (the first lines of every unencrypted OpenSSH ed25519 key are alike:
+    -- the third holds this key's own bytes)
+    local lines = {}
+    for l in keys.ed25519_private:gmatch("[^\n]+") do if not l:find("-", 1, true) then lines[#lines + 1] = l end end
+    local body = assert(lines[3])
+    local r = sys.run({ "nsenter", "--target", tostring(host_pid), "--mount", "--root", "--", "grep", "-rlF", body,
+      "/etc/ssh", "/var/lib/cloud" }, { timeout = 30 })
+    assert.are.equal(1, r.code, "the old host key is still in: " .. r.stdout .. r.stderr)
+  end
+
   it("bootstraps over a floating IP (Keystone v3, images from product-streams), status shows machine 0 started, "
-    .. "destroy-environment leaves nothing", function()
+    .. "destroy-environment leaves nothing; issue 14.14: the user-data's host key is rotated", function()
     local env = new_environment("osv3", { ["use-floating-ip"] = true })
     s:clear_calls()
     local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
@@ -141,6 +173,7 @@ describe("openstack bootstrap end to end #integration", function()
     assert.are.equal(sv.id, doc.machines["0"]["instance-id"])
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. sv.id .. ".json"))))
+    assert_host_key_rotated(env, "osv3", ud, sv.floating_ips[1], rec.sshd_pid, all_output)
     code, out, err = h.juju(env, { "destroy-environment", "-y", "osv3" })
     assert.are.equal(0, code, err)
     all_output = all_output .. out .. err
