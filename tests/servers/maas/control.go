@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"sort"
 	"strconv"
@@ -37,9 +38,10 @@ type fault struct {
 }
 
 type control struct {
-	calls   []call
-	faults  []*fault
-	faultID int
+	calls    []call
+	acquires []url.Values // the acquire forms (constraints, agent_name)
+	faults   []*fault
+	faultID  int
 }
 
 var (
@@ -154,11 +156,11 @@ func (s *maasServer) serveTest(w http.ResponseWriter, r *http.Request) {
 		}
 		sort.Strings(owned)
 		writeJSON(w, 200, map[string]interface{}{"nodes": nodes, "owned": owned, "files": c.files(),
-			"running": c.running})
+			"running": c.running, "acquires": t.acquires})
 	case p == "calls" && r.Method == "GET":
 		writeJSON(w, 200, map[string]interface{}{"calls": t.calls})
 	case p == "calls" && r.Method == "DELETE":
-		t.calls = nil
+		t.calls = []call{}
 		w.WriteHeader(204)
 	case p == "faults" && r.Method == "POST":
 		var list []*fault
@@ -198,7 +200,7 @@ func (s *maasServer) serveTest(w http.ResponseWriter, r *http.Request) {
 	case p == "faults" && r.Method == "GET":
 		writeJSON(w, 200, map[string]interface{}{"faults": t.faults})
 	case p == "faults" && r.Method == "DELETE":
-		t.faults = nil
+		t.faults = []*fault{}
 		w.WriteHeader(204)
 	case p == "nodes" && r.Method == "POST":
 		n, cpus, mem := 1, 2, 4096

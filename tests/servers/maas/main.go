@@ -230,6 +230,7 @@ func (s *maasServer) serveAPI(w http.ResponseWriter, r *http.Request, rel, op st
 		if v := f.Get("cpu_count"); v != "" {
 			f.Set("cpu-cores", v) // gomaasapi matches cpu-cores; MAAS's API name is cpu_count
 		}
+		s.control.acquires = append(s.control.acquires, f)
 		rec := s.forward(r, encodeForm(r, f))
 		if rec.Code == http.StatusConflict {
 			http.Error(w, "No available node matches constraints: "+constraintText(f), http.StatusConflict)
@@ -413,7 +414,7 @@ func main() {
 	ts := gomaasapi.NewTestServer("1.0")
 	ts.AddZone("default", "the default zone")
 	s := &maasServer{ts: ts, inner: ts.Server.Config.Handler, pfx: strings.TrimRight(*prefix, "/"),
-		want: credentials{parts[0], parts[1], parts[2]}, control: &control{}}
+		want: credentials{parts[0], parts[1], parts[2]}, control: &control{calls: []call{}, faults: []*fault{}, acquires: []url.Values{}}}
 	s.cloud = newCloud(&s.mu, ts, s.pfx, *dir, *launcher, *terminator)
 	s.mu.Lock()
 	s.cloud.addNodes(*nodes, "amd64/generic", 2, 4096, "default", nil)
