@@ -1,0 +1,120 @@
+-- maas_bootstrap_spec.lua (#integration): `juju bootstrap` of a maas
+-- environment end to end against the MAAS test server (gomaasapi's
+-- TestServer behind tests/servers/maas, OAuth PLAINTEXT checked, on
+-- 127.0.0.100) whose node is a real test host (juju.testing.instance as
+-- its launcher: the user-data applied, sshd on 127.0.0.101.. with the
+-- generated host key): get_config -> acquire -> start -> Deployed -> SSH
+-- with the pinned host key -> phase 2 -> machine agent -> `juju status`
+-- shows machine 0 started (the host key read back from the MAAS file) ->
+-- `juju destroy-environment -y` releases the node (its host terminated)
+-- and removes every file, checked from the server's own /_test/leftovers.
+-- The token secret never reaches output, user-data or storage.
+local fake = require("servers.maas.fake")
+local instance = require("juju.testing.instance")
+local json = require("juju.json")
+local gzip = require("juju.gzip")
+local yaml = require("juju.yaml")
+local sys = require("juju.sys")
+local fs = require("juju.fs")
+local h = require("helpers")
+
+describe("maas bootstrap end to end #integration", function()
+  local work, state_dir, s
+
+  setup(function()
+    work = h.tmpdir("juju-maas-e2e-")
+    state_dir = work .. "/hosts"
+    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
+    local p = instance.programs(state_dir)
+    s = fake.start("127.0.0.100", "maase2e", { nodes = 2, launcher = p.launcher, terminator = p.terminator,
+      env = { INSTANCE_ADDRESS_BASE = "100", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
+  end)
+
+  teardown(function()
+    if s then s:stop() end
+    instance.terminate_all(state_dir)
+    h.cleanup()
+  end)
+
+  local function new_environment(name, attrs)
+    local home = h.tmpdir("juju-maas-e2e-home-")
+    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
+    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
+    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
+    assert.are.equal(0, kg.code, kg.stderr)
+    local e = { type = "maas", ["maas-server"] = s.server_url, ["maas-oauth"] = fake.OAUTH,
+      ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
+    for k, v in pairs(attrs or {}) do e[k] = v end
+    h.write(env.JUJU_HOME .. "/environments.yaml",
+      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    return env, home
+  end
+
+  local function no_secret(text, what)
+    assert.is_nil(text:find(fake.SECRET, 1, true), "the maas-oauth token secret in " .. what)
+  end
+
+  it("bootstraps a node, status shows machine 0 started, destroy-environment leaves nothing", function()
+    local env = new_environment("maase2e")
+    s:clear_calls()
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.matches("Bootstrap complete", err)
+    local all_output = out .. err
+
+    -- the server's own view: one Deployed node for this environment's agent name
+    local st = s:state()
+    local deployed = {}
+    for _, n in ipairs(st.nodes) do if n.status == "Deployed" then deployed[#deployed + 1] = n end end
+    assert.are.equal(1, #deployed)
+    local node = deployed[1]
+    assert.are.equal("bookworm", node.distro_series)
+    assert.matches("^127%.0%.0%.1%d%d$", node.address)
+    assert.matches("connect to " .. node.address:gsub("%.", "%%.") .. ":22", err)
+    local agent = node.agent_name
+    assert.matches("^%x+%-", agent)
+    -- secrets: not in the user-data the node got, nor in any file
+    local ud = gzip.gunzip(assert(s:user_data(node.system_id)))
+    assert.matches("^#cloud%-config", ud)
+    no_secret(ud, "user-data")
+    local files = st.files
+    assert.is_true(#files >= 3, json.encode(files))
+    local mine = 0
+    for _, f in ipairs(files) do
+      if f:sub(1, #agent + 1) == agent .. "-" then mine = mine + 1 end
+    end
+    assert.are.equal(#files, mine, "every file under the agent name's prefix: " .. json.encode(files))
+
+    -- API calls per bootstrap, by operation (bench material; printed, not timed)
+    local counts = {}
+    for _, c in ipairs(s:calls()) do
+      local k = c.method .. " " .. c.path .. (c.op ~= "" and ("?op=" .. c.op) or "")
+      counts[k] = (counts[k] or 0) + 1
+    end
+    io.stderr:write("maas bootstrap API calls: ", json.encode(counts), "\n")
+    assert.are.equal(1, counts["POST nodes/?op=acquire"])
+    assert.are.equal(1, counts["POST nodes/{id}/?op=start"])
+
+    code, out, err = h.juju(env, { "status" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    local doc = assert(yaml.decode(out))
+    assert.are.equal("started", doc.machines["0"]["agent-state"])
+    assert.are.equal("/MAAS/api/1.0/nodes/" .. node.system_id .. "/", doc.machines["0"]["instance-id"])
+
+    local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. node.system_id .. ".json"))))
+    code, out, err = h.juju(env, { "destroy-environment", "-y", "maase2e" })
+    assert.are.equal(0, code, err)
+    all_output = all_output .. out .. err
+    assert.is_true(s:settle(60))
+    local left = s:leftovers()
+    assert.are.same({}, left.nodes)
+    assert.are.same({}, left.files)
+    -- the host is gone with its node
+    assert.is_false(require("juju.proc").alive(rec.holder_pid))
+    assert.is_false(fs.exists(rec.root))
+    no_secret(all_output, "the output")
+    no_secret(s:log_text(), "the server's log")
+  end)
+end)
