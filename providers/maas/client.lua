@@ -3,8 +3,9 @@
 -- (juju.cloud.sign.oauth). Operations are `op=` query parameters; POST
 -- bodies are url-encoded forms; answers are JSON (a plain-text body on
 -- failure, its first line kept as the message). Only GETs and release are
--- retried: a retried acquire or start whose first answer was lost would
--- take a second node or start one twice.
+-- retried on any failure: a retried acquire or start whose first answer
+-- was lost would take a second node or start one twice; those two are
+-- retried only after a throttled answer (nothing was done).
 local api = require("juju.cloud.api")
 local oauth = require("juju.cloud.sign.oauth")
 local crypto = require("juju.lazy")("juju.crypto")
@@ -39,6 +40,8 @@ M.encode_form = encode_form
 local Client = {}
 Client.__index = Client
 
+M.THROTTLE_PAUSE = 1 -- seconds before the second attempt of a throttled acquire or start; doubled after
+
 --- opts: server (maas-server), creds (oauth.parse_key's table), http
 --- (juju.http options), clock, cancel, log.
 function M.new(opts)
@@ -48,7 +51,8 @@ function M.new(opts)
   local origin = server:match("^(%a[%w+.-]*://[^/?#]*)")
   assert(origin, "maas client: server must be an absolute URL")
   local creds = opts.creds
-  local self = setmetatable({ server = server, api_path = oauth.api_url(server):sub(#origin + 1) }, Client)
+  local self = setmetatable({ server = server, api_path = oauth.api_url(server):sub(#origin + 1),
+    clock = opts.clock or { sleep = require("juju.sys").sleep } }, Client)
   self.api = api.new {
     name = "maas", endpoint = origin, http = opts.http, cancel = opts.cancel, errors = maas_error,
     clock = opts.clock, log = opts.log, secrets = { creds.token_secret }, credential_keys = { "maas-oauth" },
@@ -59,7 +63,7 @@ function M.new(opts)
   return self
 end
 
---- call(method, path, {op=, query=, form=, retry=}) -> decoded JSON (or
+--- call(method, path, {op=, query=, form=, retry=, throttled_attempts=}) -> decoded JSON (or
 --- the raw body when it is not JSON), or nil, message, code, response.
 --- path is relative to the API root ("nodes/", "nodes/<id>/").
 function Client:call(method, path, o)
@@ -73,7 +77,15 @@ function Client:call(method, path, o)
     req.body = encode_form(o.form)
     req.headers = { ["Content-Type"] = "application/x-www-form-urlencoded" }
   end
-  local resp, msg, code, eresp = self.api:request(req)
+  -- A throttled answer (429/503) did nothing: acquire and start may try
+  -- again (Juju retried them briefly); anything else is not retried here.
+  local resp, msg, code, eresp
+  local attempts = o.throttled_attempts or 1
+  for attempt = 1, attempts do
+    resp, msg, code, eresp = self.api:request(req)
+    if resp or code ~= "THROTTLED" or attempt == attempts then break end
+    self.clock.sleep(M.THROTTLE_PAUSE * 2 ^ (attempt - 1))
+  end
   if not resp then return nil, msg, code, eresp end
   local body = resp.body or ""
   if body:match("^%s*[%[{\"n]") then

@@ -49,6 +49,7 @@ P.UBUNTU = "ubuntu"
 -- generated SSH host key, public half, for a later `juju status`.
 P.HOST_KEY_FILE = "bootstrap-host-key"
 P.STATUS_CONNECT_TIMEOUT = 30
+P.THROTTLED_ATTEMPTS = 4 -- acquire and start after a 429/503 (nothing done)
 P.DEPLOY_POLL_MAX = 10 -- seconds between deployment_status queries at most (Juju: 10)
 P.ERR_AGENT_NAME_SET = "maas-agent-name is already set; this should not be set by hand"
 
@@ -222,7 +223,15 @@ end
 local function acquire_form(env, params)
   local c = params.constraints or {}
   local f = { agent_name = env.agent }
-  if present(c.arch) then f.arch = c.arch end
+  if present(c.arch) then
+    f.arch = c.arch
+  else
+    -- tools of one architecture: only a node of it can run them
+    local arches = {}
+    for _, t in ipairs(params.tools or {}) do if t.arch then arches[t.arch] = true end end
+    local only = next(arches)
+    if only and next(arches, only) == nil then f.arch = only end
+  end
   if c["cpu-cores"] and c["cpu-cores"] ~= "" then f.cpu_count = tostring(c["cpu-cores"]) end
   if c.mem and c.mem ~= "" then f.mem = tostring(math.ceil(tonumber(c.mem))) end
   if type(c.tags) == "table" and #c.tags > 0 then
@@ -263,7 +272,8 @@ end
 local function acquire(env, params, f)
   local intent, ierr = instance_intent(env, params.name)
   if not intent then return nil, ierr end
-  local node, msg, code, resp = env.maas:call("POST", "nodes/", { op = "acquire", form = f })
+  local node, msg, code, resp = env.maas:call("POST", "nodes/", { op = "acquire", form = f,
+    throttled_attempts = P.THROTTLED_ATTEMPTS })
   if node == nil then
     if code == "CONFLICT" then
       local cons = constraints_mod.format(params.constraints or {})
@@ -363,7 +373,8 @@ function P.start_instance(env, params)
   env.ctx:infof("Starting node %s (%s) with %s", sid, tostring(node.hostname), tostring(icfg.series))
   local started, msg
   started, msg, code = env.maas:call("POST", "nodes/" .. sid .. "/", { op = "start",
-    form = { distro_series = icfg.series, user_data = user_data(params.userdata) } })
+    form = { distro_series = icfg.series, user_data = user_data(params.userdata) },
+    throttled_attempts = P.THROTTLED_ATTEMPTS })
   if started == nil then return nil, client.describe("start node " .. sid, msg), code end
   local done
   done, err, code = wait_deployed(env, sid)

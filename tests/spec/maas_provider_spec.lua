@@ -260,7 +260,7 @@ describe("the maas provider", function()
       assert.is_nil(ok)
       assert.are.equal("QUOTA", code)
       assert.matches('no node available matches constraints "cpu%-cores=64 mem=65536M" %(MAAS: No available node matches '
-        .. "constraints: cpu_count=64, mem=65536%)$", err)
+        .. "constraints: arch=amd64, cpu_count=64, mem=65536%)$", err)
       assert.is_nil(err:find("\n", 1, true))
       assert.are.same({}, nodes_of(env.agent))
       assert(release_journal(provider, env, pc, j, {}))
@@ -287,7 +287,7 @@ describe("the maas provider", function()
 
     it("gives a failed start as one line, and the journal releases the acquired node", function()
       local env, pc, j = opened()
-      s:faults { op = "POST nodes/{id}/?op=start", status = 503 }
+      s:faults { op = "POST nodes/{id}/?op=start", status = 500 }
       local ok, err = start(env, j)
       assert.is_nil(ok)
       assert.matches("cannot start node node%-%d+", err)
@@ -307,16 +307,64 @@ describe("the maas provider", function()
       assert(release_journal(provider, env, pc, j, {}))
     end)
 
-    it("refuses a node whose architecture has no tools, and the journal releases it", function()
+    it("asks for the tools' architecture when they have one; refuses a node no tools fit, and releases it", function()
       local env, pc, j = opened()
       local arm = s:add_nodes(1, { arch = "arm64/generic" })[1]
-      local ok, err = start(env, j, { placement = node_state(arm).hostname })
+      local before = #s:state().acquires
+      local ok, err, code = start(env, j, { placement = node_state(arm).hostname })
       assert.is_nil(ok)
-      assert.matches("is arm64: no tools for it %(tools: amd64%)", err)
+      assert.are.equal("QUOTA", code, err)
+      assert.are.same({ "amd64" }, s:state().acquires[before + 1].arch)
+      assert(release_journal(provider, env, pc, j, {}))
+      -- tools of two architectures: no arch asked for, the node checked after
+      local tools = { { version = "1.25.6", series = "trusty", arch = "amd64" },
+        { version = "1.25.6", series = "trusty", arch = "ppc64el" } }
+      ok, err = start(env, j, { placement = node_state(arm).hostname, tools = tools })
+      assert.is_nil(ok)
+      assert.is_nil(s:state().acquires[before + 2].arch)
+      assert.matches("is arm64: no tools for it %(tools: amd64, ppc64el%)", err)
       assert(release_journal(provider, env, pc, j, {}))
       assert.are.equal("Ready", node_state(arm).status)
       assert.are.same({}, s:leftovers().nodes)
     end)
+  end)
+
+  describe("faults in each call start_instance makes", function()
+    local OPS = { "POST files/?op=add", "POST nodes/?op=acquire", "POST nodes/{id}/?op=start",
+      "GET nodes/?op=deployment_status", "GET nodes/?op=list" }
+    local FAULTS = {
+      { "an error", { status = 500, count = -1 } },
+      { "a connection reset", { reset = true, count = -1 } },
+      { "throttling", { status = 503, count = 2 } },
+      { "a timeout", { delay = 1.5, count = 1 } },
+    }
+    for _, op in ipairs(OPS) do
+      for _, f in ipairs(FAULTS) do
+        it(op .. " meeting " .. f[1] .. ": started, or one clear line and nothing left", function()
+          local env, pc, j = opened { ["cloud-request-timeout"] = 1 }
+          local fault = { op = op }
+          for k, v in pairs(f[2]) do fault[k] = v end
+          s:faults(fault)
+          local inst, err = start(env, j)
+          s:clear_faults()
+          if f[1] == "throttling" and op ~= "POST files/?op=add" then
+            -- nothing done: GETs are retried, acquire and start tried again
+            -- (MAAS file calls are not retried, as Juju's were not)
+            assert(inst, err)
+          elseif not inst then
+            assert.is_string(err)
+            assert.is_nil(err:find("\n", 1, true), err)
+            -- the form (the user-data holds the host key) stays out
+            assert.is_nil(err:find("user_data", 1, true), err)
+            no_secret(err)
+          end
+          assert(release_journal(provider, env, pc, j, { destroy = true }))
+          assert.are.same({}, nodes_of(env.agent))
+          assert.are.same({}, s:leftovers().nodes)
+          assert.are.same({}, provider.storage(env):list())
+        end)
+      end
+    end
   end)
 
   describe("cleanup", function()
