@@ -6,6 +6,7 @@
 -- TEST-NET address. Config errors name their key; the credential check;
 -- acquire (constraints and placement in the form), start (series, gzip'd
 -- user-data), the wait for Deployed; no matching node; Failed deployment;
+-- every call start_instance makes x {error, reset, throttling, timeout};
 -- release through the journal and destroy by agent name; nothing left.
 local testing = require("juju.testing")
 local context = require("juju.context")
