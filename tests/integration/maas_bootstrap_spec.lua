@@ -117,4 +117,44 @@ describe("maas bootstrap end to end #integration", function()
     no_secret(all_output, "the output")
     no_secret(s:log_text(), "the server's log")
   end)
+
+  local function assert_nothing_left()
+    assert.is_true(s:settle(60))
+    local left = s:leftovers()
+    assert.are.same({}, left.nodes)
+    assert.are.same({}, left.files)
+  end
+
+  it("fails in one clear line when the node's deployment fails, and the node is released", function()
+    local env = new_environment("maasfail")
+    s:config { fail_deploy = 1 }
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    s:config { fail_deploy = 0 }
+    assert.are.equal(1, code, err)
+    assert.matches("failed to deploy %(MAAS: Failed deployment%)", err)
+    assert.matches("Bootstrap failed, destroying environment", err)
+    assert_nothing_left()
+    local released = 0
+    for _, n in ipairs(s:state().nodes) do released = released + n.releases end
+    assert.is_true(released >= 2) -- this node, and the first case's
+    no_secret(out .. err, "the output")
+  end)
+
+  it("says in one line that no node matches the constraints, and creates nothing", function()
+    local env = new_environment("maasnomatch")
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools", "--constraints", "mem=64G cpu-cores=16" })
+    assert.are.equal(1, code, err)
+    assert.matches('no node available matches constraints "cpu%-cores=16 mem=65536M"', err)
+    assert_nothing_left()
+    no_secret(out .. err, "the output")
+  end)
+
+  it("refuses wrong credentials at prepare in one line naming maas-oauth, creating nothing", function()
+    local env = new_environment("maasauth", { ["maas-oauth"] = "maasConsumerKey:maasTokenKey:wrongSecret-7" })
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(1, code, err)
+    assert.matches("refused the credentials %(authentication failed%): check maas%-oauth", err)
+    assert.is_nil((out .. err):find("wrongSecret-7", 1, true))
+    assert_nothing_left()
+  end)
 end)
