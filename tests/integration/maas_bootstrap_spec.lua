@@ -8,8 +8,12 @@
 -- shows machine 0 started (the host key read back from the MAAS file) ->
 -- `juju destroy-environment -y` releases the node (its host terminated)
 -- and removes every file, checked from the server's own /_test/leftovers.
--- The token secret never reaches output, user-data or storage.
+-- The token secret never reaches output, user-data, storage or machine 0.
+-- Then the failures, one line each and nothing left: a failed deployment,
+-- no node matching the constraints, SIGINT while the node deploys, wrong
+-- credentials.
 local fake = require("servers.maas.fake")
+local maas_storage = require("juju.cloud.storage.maas")
 local instance = require("juju.testing.instance")
 local json = require("juju.json")
 local gzip = require("juju.gzip")
@@ -85,6 +89,11 @@ describe("maas bootstrap end to end #integration", function()
       if f:sub(1, #agent + 1) == agent .. "-" then mine = mine + 1 end
     end
     assert.are.equal(#files, mine, "every file under the agent name's prefix: " .. json.encode(files))
+    local store = assert(maas_storage.new { server = s.server_url, oauth = fake.OAUTH, prefix = "" })
+    for _, f in ipairs(files) do no_secret(assert(store:get(f)), "the file " .. f) end
+    assert.are.equal(assert(store:get(agent .. "-bootstrap-host-key")):match("^ssh%-ed25519 %S+"),
+      (assert(json.decode(assert(fs.read_file(state_dir .. "/" .. node.system_id .. ".json")))).host_key_pub or "")
+        :match("^ssh%-ed25519 %S+"))
 
     -- API calls per bootstrap, by operation (bench material; printed, not timed)
     local counts = {}
@@ -104,6 +113,19 @@ describe("maas bootstrap end to end #integration", function()
     assert.are.equal("/MAAS/api/1.0/nodes/" .. node.system_id .. "/", doc.machines["0"]["instance-id"])
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. node.system_id .. ".json"))))
+    -- nor on machine 0 (inside its mount namespace): its agent's files,
+    -- cloud-init's copy of the user-data, its logs; the secret on stdin
+    local dirs = "/var/lib/juju /var/lib/cloud /var/log"
+    local found = sys.run({ "nsenter", "--target", tostring(rec.sshd_pid), "--mount", "--root", "--wd", "--",
+      "/bin/sh", "-c", "find " .. dirs .. " -type f | wc -l; grep -rlF -f - " .. dirs .. " || true; echo ---; "
+        -- the search can find: the bootstrap nonce is in the data dir
+        .. "grep -rlF user-admin:bootstrap /var/lib/juju" },
+      { stdin = fake.SECRET .. "\n", timeout = 60 })
+    assert.are.equal(0, found.code, found.stderr)
+    local count, hits, canary = found.stdout:match("^%s*(%d+)\n(.-)%-%-%-\n(.*)$")
+    assert.is_true(tonumber(count) > 10, "searched only " .. tostring(count) .. " files of machine 0")
+    assert.are.equal("", hits, "the token secret on machine 0 in: " .. tostring(hits))
+    assert.matches("/var/lib/juju/nonce%.txt", canary)
     code, out, err = h.juju(env, { "destroy-environment", "-y", "maase2e" })
     assert.are.equal(0, code, err)
     all_output = all_output .. out .. err
@@ -147,6 +169,36 @@ describe("maas bootstrap end to end #integration", function()
     assert.matches('no node available matches constraints "cpu%-cores=16 mem=65536M"', err)
     assert_nothing_left()
     no_secret(out .. err, "the output")
+  end)
+
+  it("SIGINT while the node deploys: exits 1 saying interrupted, the node released, nothing left", function()
+    local env = new_environment("maasint")
+    s:config { launcher = 0, deploy_polls = 1000000 }
+    finally(function() s:config { launcher = 1, deploy_polls = 1 } end)
+    local dir = h.tmpdir("juju-maas-int-")
+    local p = assert(sys.spawn({ h.juju_exe, "bootstrap", "--upload-tools" },
+      { env = env, stdin = "null", stdout = dir .. "/stdout", stderr = dir .. "/stderr" }))
+    finally(function() p:close() end)
+    local deadline = sys.monotonic() + 120
+    local deploying
+    repeat
+      for _, n in ipairs(s:state().nodes) do if n.status == "Deploying" then deploying = n end end
+      assert.is_nil(p:wait(0), "juju exited before the node deployed:\n" .. (fs.read_file(dir .. "/stderr") or ""))
+      if not deploying then sys.sleep(0.1) end
+    until deploying or sys.monotonic() > deadline
+    assert.is_table(deploying, "no node deploying within 120 s")
+    sys.sleep(0.5)
+    assert(p:kill("INT"))
+    local code = p:wait(60)
+    local stderr = fs.read_file(dir .. "/stderr") or ""
+    assert.are.equal(1, code, stderr)
+    assert.matches("ERROR [^\n]*interrupted", stderr)
+    assert_nothing_left()
+    for _, n in ipairs(s:state().nodes) do
+      if n.system_id == deploying.system_id then assert.are.equal("Ready", n.status) end
+    end
+    assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/maasint.jenv"), "the .jenv was left behind")
+    no_secret(stderr, "the output")
   end)
 
   it("refuses wrong credentials at prepare in one line naming maas-oauth, creating nothing", function()

@@ -237,7 +237,18 @@ func (s *maasServer) serveTest(w http.ResponseWriter, r *http.Request) {
 				*dst = x
 			}
 		}
-		writeJSON(w, 200, map[string]interface{}{"deploy_polls": c.deployPolls, "fail_deploy": c.failDeploy})
+		switch q.Get("launcher") {
+		case "":
+		case "0":
+			c.noLaunch = true
+		case "1":
+			c.noLaunch = false
+		default:
+			http.Error(w, "config: bad launcher "+strconv.Quote(q.Get("launcher")), 400)
+			return
+		}
+		writeJSON(w, 200, map[string]interface{}{"deploy_polls": c.deployPolls, "fail_deploy": c.failDeploy,
+			"launcher": !c.noLaunch})
 	case strings.HasPrefix(p, "user-data/") && r.Method == "GET":
 		n := c.nodes[strings.TrimPrefix(p, "user-data/")]
 		if n == nil || n.UserDataFile == "" {

@@ -73,9 +73,10 @@ type cloud struct {
 	order       []string
 	added       int
 	index       int
-	running     int // launchers and terminators not yet exited
-	deployPolls int // deployment_status queries a node stays Deploying without a launcher
-	failDeploy  int // the next N starts fail their deployment
+	running     int  // launchers and terminators not yet exited
+	deployPolls int  // deployment_status queries a node stays Deploying without a launcher
+	failDeploy  int  // the next N starts fail their deployment
+	noLaunch    bool // launcher=0: starts run no launcher (deploy_polls decides)
 	prefix      string
 }
 
@@ -174,7 +175,7 @@ func (c *cloud) start(id, userData, series string) (int, string) {
 	case c.failDeploy > 0:
 		c.failDeploy--
 		n.Launcher, n.Status = "none", "Failed deployment"
-	case c.launcher != "":
+	case c.launcher != "" && !c.noLaunch:
 		n.Launcher = "running"
 		c.running++
 		go c.launch(n)
