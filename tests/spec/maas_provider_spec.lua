@@ -255,6 +255,25 @@ describe("the maas provider", function()
       assert.are.same({}, s:leftovers().nodes)
     end)
 
+    it("sends tags and ^tags as tags and not_tags, and gets the node that has them", function()
+      local env, pc, j = opened()
+      local both = s:add_nodes(1, { tags = "gpu,ssd" })[1]
+      local gpu = s:add_nodes(1, { tags = "gpu" })[1]
+      local before = #s:state().acquires
+      local inst = assert(start(env, j, { constraints = { tags = { "gpu", "^ssd" } } }))
+      local form = s:state().acquires[before + 1]
+      assert.are.same({ "gpu" }, form.tags)
+      assert.are.same({ "ssd" }, form.not_tags)
+      assert.are.equal(gpu, inst.id:match("([^/]+)/$"))
+      assert.are.same({ "gpu" }, inst.hardware.tags)
+      assert(release_journal(provider, env, pc, j, {}))
+      local env2, pc2, j2 = opened()
+      inst = assert(start(env2, j2, { constraints = { tags = { "ssd" } } }))
+      assert.are.equal(both, inst.id:match("([^/]+)/$"))
+      assert(release_journal(provider, env2, pc2, j2, {}))
+      assert.are.same({}, s:leftovers().nodes)
+    end)
+
     it("says in one line that no node matches the constraints, and nothing is left", function()
       local env, pc, j = opened()
       local ok, err, code = start(env, j, { constraints = { mem = 65536, ["cpu-cores"] = 64 } })

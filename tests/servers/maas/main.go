@@ -11,7 +11,8 @@
 //     test hosts through -launcher/-terminator (nodes.go),
 //   - adds what the provider calls and gomaasapi lacks: maas/?op=get_config,
 //     deployment_status with Deploying, list filtered by agent_name,
-//     acquire by cpu_count with MAAS's 409 message (serveAPI below),
+//     acquire matching MAAS 1.x's constraints (nodes.go's choose) with its
+//     409 message (serveAPI below),
 //   - answers the anonymous files/?op=get_by_key&key=K itself (gomaasapi
 //     hands out anon_resource_uri values but does not serve them), without
 //     OAuth, as MAAS does,
@@ -206,7 +207,7 @@ func (s *maasServer) nodeJSON(w http.ResponseWriter, id string) {
 func constraintText(v url.Values) string {
 	var parts []string
 	for k := range v {
-		if k != "agent_name" && k != "cpu-cores" {
+		if k != "agent_name" {
 			parts = append(parts, k+"="+strings.Join(v[k], ","))
 		}
 	}
@@ -227,15 +228,14 @@ func (s *maasServer) serveAPI(w http.ResponseWriter, r *http.Request, rel, op st
 		writeJSON(w, 200, values[q.Get("name")])
 	case rel == "nodes/" && r.Method == "POST" && op == "acquire":
 		f := form(r, body)
-		if v := f.Get("cpu_count"); v != "" {
-			f.Set("cpu-cores", v) // gomaasapi matches cpu-cores; MAAS's API name is cpu_count
-		}
 		s.control.acquires = append(s.control.acquires, f)
-		rec := s.forward(r, encodeForm(r, f))
-		if rec.Code == http.StatusConflict {
+		chosen := c.choose(f)
+		if chosen == nil {
 			http.Error(w, "No available node matches constraints: "+constraintText(f), http.StatusConflict)
 			return
 		}
+		// gomaasapi acquires the node chosen (by hostname) for the agent name
+		rec := s.forward(r, encodeForm(r, url.Values{"agent_name": f["agent_name"], "name": {chosen.Hostname}}))
 		if rec.Code != 200 {
 			copyResponse(w, rec)
 			return

@@ -17,6 +17,7 @@ import (
 	"io/ioutil"
 	"log"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,17 +39,22 @@ var statusCodes = map[string]string{
 
 // node is our record of one gomaasapi node.
 type node struct {
-	SystemID     string `json:"system_id"`
-	Hostname     string `json:"hostname"`
-	Status       string `json:"status"`
-	AgentName    string `json:"agent_name"`
-	Index        int    `json:"index"` // 1, 2, ... per start over the server's life; 0 before
-	Address      string `json:"address"`
-	DistroSeries string `json:"distro_series"`
-	UserDataFile string `json:"user_data_file"`
-	UserDataSize int    `json:"user_data_size"`
-	UserDataGzip bool   `json:"user_data_gzip"`
-	Polls        int    `json:"polls"` // deployment_status queries while Deploying without a launcher
+	SystemID     string   `json:"system_id"`
+	Hostname     string   `json:"hostname"`
+	Arch         string   `json:"architecture"`
+	CPUs         int      `json:"cpu_count"`
+	Mem          int      `json:"memory"`
+	Zone         string   `json:"zone"`
+	Tags         []string `json:"tag_names"`
+	Status       string   `json:"status"`
+	AgentName    string   `json:"agent_name"`
+	Index        int      `json:"index"` // 1, 2, ... per start over the server's life; 0 before
+	Address      string   `json:"address"`
+	DistroSeries string   `json:"distro_series"`
+	UserDataFile string   `json:"user_data_file"`
+	UserDataSize int      `json:"user_data_size"`
+	UserDataGzip bool     `json:"user_data_gzip"`
+	Polls        int      `json:"polls"` // deployment_status queries while Deploying without a launcher
 	// launcher: "" (never started), "none" (no -launcher), "running", "answered", "failed".
 	Launcher       string `json:"launcher"`
 	LauncherOutput string `json:"launcher_output"`
@@ -107,11 +113,78 @@ func (c *cloud) addNodes(n int, arch string, cpus, mem int, zone string, tags []
 			id, host, arch, cpus, mem, gomaasapi.NodeStatusReady, zone, tagJSON))
 		// as a region controller under a prefix writes it: /MAAS/api/1.0/nodes/<id>/
 		c.ts.ChangeNode(id, "resource_uri", c.prefix+"/api/1.0/nodes/"+id+"/")
-		c.nodes[id] = &node{SystemID: id, Hostname: host, Status: "Ready"}
+		c.nodes[id] = &node{SystemID: id, Hostname: host, Status: "Ready", Arch: arch, CPUs: cpus, Mem: mem,
+			Zone: zone, Tags: append([]string{}, tags...)}
 		c.order = append(c.order, id)
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// choose is the first free node (in the order they were added) matching an
+// acquire's constraints as MAAS 1.x reads them, or nil (mu held). gomaasapi
+// matches fewer (no cpu_count, not_tags; tags never match its list field)
+// and in random order: the wrapper chooses, gomaasapi acquires that node by
+// name.
+func (c *cloud) choose(f url.Values) *node {
+	atLeast := func(have int, key string) bool {
+		v := f.Get(key)
+		if v == "" {
+			return true
+		}
+		want, err := strconv.ParseFloat(v, 64)
+		return err == nil && float64(have) >= want
+	}
+	hasTag := func(n *node, t string) bool {
+		for _, x := range n.Tags {
+			if x == t {
+				return true
+			}
+		}
+		return false
+	}
+	list := func(key string) []string {
+		var out []string
+		for _, v := range f[key] {
+			for _, t := range strings.Split(v, ",") {
+				if t = strings.TrimSpace(t); t != "" {
+					out = append(out, t)
+				}
+			}
+		}
+		return out
+	}
+next:
+	for _, id := range c.order {
+		n := c.nodes[id]
+		if c.owned(id) || n.Status != "Ready" {
+			continue
+		}
+		if a := f.Get("arch"); a != "" && a != n.Arch && a != strings.SplitN(n.Arch, "/", 2)[0] {
+			continue
+		}
+		if z := f.Get("zone"); z != "" && z != n.Zone {
+			continue
+		}
+		if name := f.Get("name"); name != "" && name != n.Hostname && name != n.SystemID {
+			continue
+		}
+		if !atLeast(n.CPUs, "cpu_count") || !atLeast(n.Mem, "mem") {
+			continue
+		}
+		for _, t := range list("tags") {
+			if !hasTag(n, t) {
+				continue next
+			}
+		}
+		for _, t := range list("not_tags") {
+			if hasTag(n, t) {
+				continue next
+			}
+		}
+		return n
+	}
+	return nil
 }
 
 // mirror writes our view of n into gomaasapi's node object (mu held).
