@@ -305,6 +305,26 @@ describe("the maas provider", function()
       assert.are.same({}, s:leftovers().nodes)
     end)
 
+    it("a launcher that exits without an address is a Failed deployment (the server's own launcher path)", function()
+      local s2 = fake.start("127.0.0.1", "provider-launcher", { nodes = 1, launcher = "false" })
+      finally(function() s2:stop() end)
+      local cfg, pc, j = environment { ["maas-server"] = s2.server_url }
+      cfg = assert(provider.prepare_for_bootstrap(pc, cfg))
+      local env = assert(provider.open(pc, cfg))
+      pc._open_storage = function() return provider.storage(env) end
+      local ok, err, code = start(env, j)
+      assert.is_nil(ok)
+      assert.are.equal("DEPLOY", code, err)
+      assert.matches("failed to deploy", err)
+      local n = s2:state().nodes[1]
+      assert.are.equal("failed", n.launcher)
+      assert.are.equal("Failed deployment", n.status)
+      assert(release_journal(provider, env, pc, j, {}))
+      assert.is_true(s2:settle(30))
+      assert.are.same({}, s2:leftovers().nodes)
+      assert.are.same({}, s2:leftovers().files)
+    end)
+
     it("gives a failed start as one line, and the journal releases the acquired node", function()
       local env, pc, j = opened()
       s:faults { op = "POST nodes/{id}/?op=start", status = 500 }
