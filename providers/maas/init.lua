@@ -189,8 +189,7 @@ local function node_by_id(env, sid)
     "NOT_FOUND"
 end
 
-local instance_object
-instance_object = function(env, node)
+local function instance_object(env, node)
   local sid = node.system_id
   return {
     id = node.resource_uri or sid, status = "running", addresses = node_addresses(node), ssh_port = 22,
@@ -219,6 +218,12 @@ local function release_nodes(env, sids)
   return true
 end
 
+local function tools_arches(params)
+  local out = {}
+  for _, t in ipairs(params.tools or {}) do if t.arch then out[t.arch] = true end end
+  return next(out) and out or nil
+end
+
 -- The acquire form of the constraints and placement, or nil, message.
 local function acquire_form(env, params)
   local c = params.constraints or {}
@@ -227,8 +232,7 @@ local function acquire_form(env, params)
     f.arch = c.arch
   else
     -- tools of one architecture: only a node of it can run them
-    local arches = {}
-    for _, t in ipairs(params.tools or {}) do if t.arch then arches[t.arch] = true end end
+    local arches = tools_arches(params) or {}
     local only = next(arches)
     if only and next(arches, only) == nil then f.arch = only end
   end
@@ -330,12 +334,6 @@ local function wait_deployed(env, sid)
       return nil, "node is " .. tostring(st or "not listed")
     end,
   }
-end
-
-local function tools_arches(params)
-  local out = {}
-  for _, t in ipairs(params.tools or {}) do if t.arch then out[t.arch] = true end end
-  return next(out) and out or nil
 end
 
 local function store_host_key(env, params)
