@@ -11,12 +11,9 @@
 -- metadata and groups by Juju's names.
 local crypto = require("juju.lazy")("juju.crypto")
 local gzip = require("juju.lazy")("juju.gzip")
-local wait = require("juju.wait")
 local common = require("juju.provider_common")
-local sshinit = require("juju.lazy")("juju.sshinit")
-local state_dump_mod = require("juju.lazy")("juju.agent.state_dump")
 local constraints_mod = require("juju.constraints")
-local api = require("juju.lazy")("juju.cloud.api")
+local cloud = require("juju.cloud.provider")
 local keystone = require("juju.lazy")("juju.cloud.keystone")
 local swift = require("juju.lazy")("juju.cloud.storage.swift")
 local simplestreams = require("juju.lazy")("juju.simplestreams")
@@ -77,16 +74,12 @@ P.GROUP_DESCRIPTION = "juju group"
 -- Nova refuses user_data whose base64 is longer than this.
 P.USER_DATA_LIMIT = 65535
 P.GROUP_DELETE_TIMEOUT = 300
-P.DATA_DIR = "/var/lib/juju"
-P.UBUNTU = "ubuntu"
 P.HOST_KEY_META = "juju-host-key"
-P.STATUS_CONNECT_TIMEOUT = 30
-P.DEFAULT_IMAGE_SOURCE = "http://cloud-images.ubuntu.com/releases"
 P.FLOATING_ATTACH_TIMEOUT = 120
 -- Nova's statuses of a server that exists (DELETED and SOFT_DELETED do not).
 local GONE = { DELETED = true, SOFT_DELETED = true }
 
-local function present(v) return type(v) == "string" and v ~= "" end
+local present = cloud.present
 
 -- ------------------------------------------------------------- config --
 
@@ -172,9 +165,7 @@ local function check_config(ctx, cfg)
   return s
 end
 
-local function http_options(cfg, ctx)
-  return api.http_options(cfg, ctx and function(name) return ctx:getenv(name) end or nil)
-end
+local http_options = cloud.http_options
 
 local function new_keystone(ctx, cfg, s)
   return keystone.new {
@@ -272,17 +263,7 @@ end
 
 -- ------------------------------------------------------------ storage --
 
-local function journaled(env, kind, id_or_name)
-  for _, r in ipairs(env.ctx.journal:resources(kind)) do
-    if r.state == "created" and (r.id == id_or_name or r.name == id_or_name) then return r end
-  end
-end
-
-local function intended(env, kind, name)
-  for _, r in ipairs(env.ctx.journal:resources(kind)) do
-    if r.name == name or r.id == name then return r end
-  end
-end
+local journaled, intended = cloud.journaled, cloud.intended
 
 local WRITES = { put = true, put_file = true }
 
@@ -423,19 +404,16 @@ local function ensure_group(env, name, rules)
 end
 
 local function delete_group(env, gid, name)
-  return wait.poll {
-    what = string.format("for security group %s to be deletable", name or gid),
-    timeout = P.GROUP_DELETE_TIMEOUT, interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
+  return cloud.poll(env, {
+    what = string.format("for security group %s to be deletable", name or gid), timeout = P.GROUP_DELETE_TIMEOUT,
     poll = function()
-      local doc, msg, code, cloud, status = call(env, "DELETE", "/os-security-groups/{id}", { id = gid })
+      local doc, msg, code, _, status = call(env, "DELETE", "/os-security-groups/{id}", { id = gid })
       if doc or code == "NOT_FOUND" then return true end
       -- "Security group is still in use": a server not yet gone uses it.
       if status == 400 and (msg or ""):lower():find("in use", 1, true) then return nil, msg end
-      local _ = cloud
       return false, string.format("cannot delete security group %s: %s", name or gid, msg), code
     end,
-  }
+  })
 end
 
 -- ---------------------------------------------------------- instances --
@@ -518,13 +496,7 @@ end
 local function choose_zones(env, placement)
   local zones, err, code = available_zones(env)
   if not zones then return nil, err, code end
-  if present(placement) then
-    local want = placement:match("^zone=(.+)$")
-    if not want then return nil, string.format("unknown placement directive: %s", placement), "INVALID" end
-    for _, z in ipairs(zones) do if z == want then return { z } end end
-    return nil, string.format("availability zone %q is unavailable or not in %s", want, env.region), "INVALID"
-  end
-  return zones
+  return cloud.placement_zones(zones, placement, env.region)
 end
 
 local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
@@ -568,58 +540,29 @@ local function server_metadata(env, params)
   return m
 end
 
-local function arches_of(params)
-  local c = params.constraints or {}
-  if present(c.arch) then return { c.arch } end
-  local seen, out = {}, {}
-  for _, t in ipairs(params.tools or {}) do
-    if t.arch and not seen[t.arch] then seen[t.arch] = true; out[#out + 1] = t.arch end
-  end
-  if #out == 0 then out = { "amd64" } end
-  return out
-end
-
 -- Image metadata sources: image-metadata-url, the catalog's
 -- product-streams, then cloud-images.ubuntu.com.
 local function image_sources(env)
-  local out = {}
-  local url = env.cfg["image-metadata-url"]
-  if present(url) then
-    if url:sub(1, 1) == "/" then url = "file://" .. url:gsub("/+$", "") .. "/images" end
-    out[#out + 1] = { url = url }
-  end
   local ps = env.ks:endpoint("product-streams")
-  if ps then out[#out + 1] = { url = ps } end
-  local stream = env.cfg["image-stream"]
-  if not present(stream) or stream == "released" then
-    out[#out + 1] = { url = P.DEFAULT_IMAGE_SOURCE }
-  else
-    out[#out + 1] = { url = "http://cloud-images.ubuntu.com/" .. stream }
-  end
+  local out = {}
+  for i, url in ipairs(cloud.image_sources(env.cfg, { ps })) do out[i] = { url = url } end
   return out
-end
-
-local function fetcher(env)
-  local o = { retries = 1, max_size = 64 * 1024 * 1024, timeout = 60 }
-  for k, v in pairs(http_options(env.cfg, env.ctx) or {}) do o[k] = v end
-  return function(url)
-    local r, msg, code = http.get(url, o)
-    if not r then return nil, msg, code end
-    return r.body
-  end
 end
 
 -- Picks image and flavor: {image=, flavor=} or nil, message naming the cause.
 local function find_spec(env, params)
   local icfg = params.instance_config
   local imgs, err = simplestreams.find_images(image_sources(env), {
-    series = icfg.series, arches = arches_of(params), region = env.region, endpoint = env.auth_url,
-    stream = env.cfg["image-stream"] }, { fetch = fetcher(env) })
+    series = icfg.series, arches = cloud.arches(params), region = env.region, endpoint = env.auth_url,
+    stream = env.cfg["image-stream"] }, { fetch = cloud.fetcher(http_options(env.cfg, env.ctx)) })
   if not imgs then return nil, "cannot find an image: " .. err, "NOT_FOUND" end
-  local doc, msg, code = call(env, "GET", "/flavors/detail")
-  if not doc then return nil, "cannot list flavors: " .. msg, code end
-  local list = flavors.parse(doc)
-  env.flavor_list = list
+  local list = env.flavor_list -- read by constraints_validator in this process
+  if not list then
+    local doc, msg, code = call(env, "GET", "/flavors/detail")
+    if not doc then return nil, "cannot list flavors: " .. msg, code end
+    list = flavors.parse(doc)
+    env.flavor_list = list
+  end
   local c = params.constraints or {}
   if present(c["instance-type"]) then
     local known = false
@@ -639,10 +582,8 @@ end
 
 local function wait_active(env, id)
   local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return wait.poll {
+  return cloud.poll(env, {
     what = "for server " .. id .. " to be ACTIVE with an address", timeout = timeout,
-    interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
     poll = function()
       local doc, msg, code = call(env, "GET", "/servers/{id}", { id = id })
       if not doc then
@@ -661,7 +602,7 @@ local function wait_active(env, id)
       end
       return nil, "server is " .. tostring(s.status)
     end,
-  }
+  })
 end
 
 -- Allocates a floating IP for name (journaled before the allocation).
@@ -686,10 +627,9 @@ end
 -- Associates ip with the server: retried while Nova says the instance has
 -- no network information yet (a server still building).
 local function associate(env, id, ip)
-  return wait.poll {
+  return cloud.poll(env, {
     what = string.format("to associate floating IP %s with server %s", ip, id),
-    timeout = P.FLOATING_ATTACH_TIMEOUT, interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
+    timeout = P.FLOATING_ATTACH_TIMEOUT,
     poll = function()
       local doc, msg, code, _, status = call(env, "POST", "/servers/{id}/action", { id = id },
         { addFloatingIp = { address = ip } })
@@ -697,7 +637,7 @@ local function associate(env, id, ip)
       if status == 400 and (msg or ""):find("nw_info", 1, true) then return nil, msg end
       return false, string.format("cannot associate floating IP %s with server %s: %s", ip, id, msg), code
     end,
-  }
+  })
 end
 
 -- POST /servers once per zone until one has room; after a lost answer the
@@ -790,29 +730,16 @@ local function state_server(env)
 end
 
 --- Machine 0's status documents over SSH as ubuntu, the host key pinned
---- to the one generated at bootstrap (the server's juju-host-key metadata).
+--- to the one machine 0 made at the end of bootstrap (bootstrap-host-key),
+--- else to the one generated for it (the server's juju-host-key metadata).
 function P.state_dump(env)
   local s, err, code = state_server(env)
   if not s then return nil, err, code end
-  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU, host_key = metadata(s)[P.HOST_KEY_META] })
-  local session, serr, scode = sshinit.connect(target, server_addresses(s)[1].value, P.STATUS_CONNECT_TIMEOUT)
-  if not session then return nil, serr, scode end
-  local doc, derr, dcode = sshinit.state_dump_session(session, P.DATA_DIR)
-  session:close()
-  return doc, derr, dcode
+  return cloud.state_dump(env, server_addresses(s)[1].value, metadata(s)[P.HOST_KEY_META])
 end
 
 --- Waits until machine 0's agent reports (its heartbeat, read over SSH).
-function P.wait_agent(env)
-  local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    local doc, err = P.state_dump(env)
-    if not doc then return nil, err end
-    local st = state_dump_mod.machine_status(doc, "0")
-    if st and st.agent_state == "started" then return true end
-    return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
-  end, 1)
-end
+function P.wait_agent(env) return cloud.wait_agent(env, P.state_dump) end
 
 function P.all_instances(env)
   local list, msg, code = env_servers(env)
@@ -929,8 +856,7 @@ function P.destroy(env)
   for _, g in ipairs(groups) do
     if g.name == prefix or (type(g.name) == "string" and g.name:match(exact)) then doomed[#doomed + 1] = g end
   end
-  -- machine groups before the environment's group
-  table.sort(doomed, function(a, b) return #a.name > #b.name or (#a.name == #b.name and a.name < b.name) end)
+  cloud.machine_groups_first(doomed)
   for _, g in ipairs(doomed) do
     local ok
     ok, err, code = delete_group(env, tostring(g.id), g.name)

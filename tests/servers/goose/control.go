@@ -15,20 +15,69 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"../httpstatus"
 )
 
+// injected is one fault of /_test/faults: which calls it hits, then what it
+// does to them, to the connection or as Nova's error answer (the JSON is
+// flat: the embedded structs' fields are promoted).
 type injected struct {
-	ID           int             `json:"id"`
-	Op           string          `json:"op"`
-	Status       int             `json:"status,omitempty"`
-	Body         json.RawMessage `json:"body,omitempty"`
-	RetryAfter   *float64        `json:"retry_after,omitempty"`
-	Reset        bool            `json:"reset,omitempty"`
-	Delay        float64         `json:"delay,omitempty"`
-	DropResponse bool            `json:"drop_response,omitempty"`
-	Count        *int            `json:"count,omitempty"`
-	Skip         int             `json:"skip,omitempty"`
-	Hits         int             `json:"hits"`
+	ID   int `json:"id"`
+	Hits int `json:"hits"`
+	faultMatch
+	faultTransport
+	faultAnswer
+}
+
+// faultMatch: the calls of Op ("*": any) a fault hits, after letting Skip
+// of them pass, Count times (0: every one; default 1).
+type faultMatch struct {
+	Op    string `json:"op"`
+	Count *int   `json:"count,omitempty"`
+	Skip  int    `json:"skip,omitempty"`
+}
+
+// faultTransport: a late answer (Delay, in seconds), a reset instead of the
+// answer (Reset), or a reset after the call was done (DropResponse).
+type faultTransport struct {
+	Delay        float64 `json:"delay,omitempty"`
+	Reset        bool    `json:"reset,omitempty"`
+	DropResponse bool    `json:"drop_response,omitempty"`
+}
+
+// faultAnswer: the error answered instead of the call: Status with Body (a
+// JSON document, or a JSON string of any text; Nova's error document for
+// Status when empty) and Retry-After (default 1 s for 413 and 429).
+type faultAnswer struct {
+	Status     int             `json:"status,omitempty"`
+	Body       json.RawMessage `json:"body,omitempty"`
+	RetryAfter *float64        `json:"retry_after,omitempty"`
+}
+
+// write answers the error.
+func (a *faultAnswer) write(w http.ResponseWriter) {
+	body := []byte(a.Body)
+	if len(body) > 0 && body[0] == '"' {
+		var s string
+		json.Unmarshal(body, &s)
+		body = []byte(s)
+	}
+	if len(body) == 0 {
+		k, msg := defaultFault(a.Status)
+		body, _ = json.Marshal(map[string]interface{}{k: map[string]interface{}{"message": msg, "code": a.Status}})
+	}
+	if a.Status == 413 || a.Status == 429 || a.RetryAfter != nil {
+		ra := 1.0
+		if a.RetryAfter != nil {
+			ra = *a.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.FormatFloat(ra, 'f', -1, 64))
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(a.Status)
+	w.Write(body)
 }
 
 // call is one journal entry, journaled when the call arrives: pending and
@@ -73,26 +122,6 @@ func swiftTemplate(container, object string) string {
 		return "/swift/{container}"
 	}
 	return "/swift/{container}/{object}"
-}
-
-// statusWriter remembers the status a handler answered.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = 200
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // resetConn closes the client's connection with a RST, answering nothing.
@@ -186,7 +215,7 @@ func (f *fake) journaledNamed(w http.ResponseWriter, r *http.Request, service, o
 		Pending: true, Fault: faultKind(ft)}
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	switch {
 	case ft == nil:
 		h(sw)
@@ -201,35 +230,15 @@ func (f *fake) journaledNamed(w http.ResponseWriter, r *http.Request, service, o
 			h(httptest.NewRecorder())
 			resetConn(w)
 		case ft.Status != 0:
-			body := []byte(ft.Body)
-			if len(body) > 0 && body[0] == '"' {
-				var s string
-				json.Unmarshal(body, &s)
-				body = []byte(s)
-			}
-			if len(body) == 0 {
-				k, msg := defaultFault(ft.Status)
-				body, _ = json.Marshal(map[string]interface{}{k: map[string]interface{}{"message": msg, "code": ft.Status}})
-			}
-			if ft.Status == 413 || ft.Status == 429 || ft.RetryAfter != nil {
-				ra := 1.0
-				if ft.RetryAfter != nil {
-					ra = *ft.RetryAfter
-				}
-				w.Header().Set("Retry-After", strconv.FormatFloat(ra, 'f', -1, 64))
-			}
-			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-			sw.WriteHeader(ft.Status)
-			sw.Write(body)
+			ft.write(sw)
 		default:
 			h(sw)
 		}
 	}
 	f.mu.Lock()
 	c.Pending = false
-	if sw.status != 0 {
-		status := sw.status
+	if sw.Status != 0 {
+		status := sw.Status
 		c.Status = &status
 	}
 	f.mu.Unlock()
