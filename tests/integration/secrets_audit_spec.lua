@@ -263,6 +263,21 @@ describe("secrets audit", function()
       local cloud_secrets = {}
       for _, v in pairs(c.secrets) do cloud_secrets[#cloud_secrets + 1] = needle_of(v) end
       assert.are.same({}, host_grep(machines[1].pid, cloud_secrets, dirs))
+      -- issue 14.14: the host key the user-data carried is retired: no copy
+      -- of its private half is left on machine 0, and the .jenv pins the
+      -- key machine 0 made (its public half; neither private half is there)
+      local ud = machines[1].user_data
+      if ud:sub(1, 2) == "\31\139" then ud = assert(require("juju.gzip").gunzip(ud)) end
+      local keys = assert(require("juju.yaml").decode((ud:gsub("^#cloud%-config\n", "")))).ssh_keys
+      local lines = {}
+      for l in keys.ed25519_private:gmatch("[^\n]+") do if not l:find("-", 1, true) then lines[#lines + 1] = l end end
+      assert.are.same({}, host_grep(machines[1].pid, { assert(lines[3]) }, dirs))
+      local jenv = assert(fs.read_file(s.home .. "/environments/audit.jenv"))
+      assert.is_nil(jenv:find(lines[3], 1, true))
+      assert.is_nil(jenv:find("OPENSSH PRIVATE KEY", 1, true))
+      local pinned = assert(require("juju.yaml").decode(jenv))["bootstrap-config"]["bootstrap-host-key"]
+      assert.is_string(pinned)
+      assert.are_not.equal(keys.ed25519_public:match("^%S+ (%S+)"), pinned:match("^%S+ (%S+)"))
       check_holders({ s.home }, secrets, function(n) return n == "audit.jenv" end)
       local d = s:juju_process({ "destroy-environment", "-y", "audit" }, { timeout = 300 })
       assert.are.equal(0, d.code, d.stderr)
