@@ -187,22 +187,17 @@ end
 
 -- ------------------------------------------------------------ storage --
 
-local journaled = cloud.journaled
-
 -- The control bucket: journaled, then created (idempotent).
 local function ensure_bucket(env)
   if env.bucket_ready then return true end
   local store = env.store
-  if not journaled(env, "bucket", env.bucket) then
-    local ok, err = env.ctx.journal:intent("bucket", env.bucket)
-    if not ok then return nil, err end
-  end
-  local ok, err, code = store:create_bucket()
+  local ok, err = cloud.intend(env, "bucket", env.bucket)
+  if not ok then return nil, err end
+  local code
+  ok, err, code = store:create_bucket()
   if not ok then return nil, string.format("cannot create control-bucket %q: %s", env.bucket, err), code end
-  if not journaled(env, "bucket", env.bucket) then
-    local rok, rerr = env.ctx.journal:record("bucket", env.bucket, { name = env.bucket })
-    if not rok then return nil, rerr end
-  end
+  ok, err = cloud.record(env, "bucket", env.bucket, { name = env.bucket })
+  if not ok then return nil, err end
   env.bucket_ready = true
   return true
 end
@@ -333,11 +328,8 @@ end
 --- Ensures the group `name` (journaled, created or found, tagged) with
 --- rules (a function(gid) -> rules, or nil for none to manage): group.
 local function ensure_group(env, name, rules_of)
-  local j = env.ctx.journal
-  if not journaled(env, "security-group", name) then
-    local ok, err = j:intent("security-group", name)
-    if not ok then return nil, err end
-  end
+  local iok, ierr = cloud.intend(env, "security-group", name)
+  if not iok then return nil, ierr end
   local gid
   local root, msg, code, ec2code = env.ec2:call("CreateSecurityGroup",
     { GroupName = name, GroupDescription = P.GROUP_DESCRIPTION })
@@ -352,10 +344,8 @@ local function ensure_group(env, name, rules_of)
   if not g then return nil, string.format("security group %s: created, but not found", name), "NOT_FOUND" end
   gid = gid or g.id
   g.id = gid
-  if not journaled(env, "security-group", gid) then
-    local ok, err = j:record("security-group", gid, { name = name })
-    if not ok then return nil, err end
-  end
+  local rok, rerr = cloud.record(env, "security-group", gid, { name = name })
+  if not rok then return nil, rerr end
   if g.tags["juju-env-uuid"] ~= env.uuid then
     local tok, terr, tcode = tag_resource(env, gid, { ["juju-env-uuid"] = env.uuid })
     if not tok then return nil, terr, tcode end

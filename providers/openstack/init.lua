@@ -263,8 +263,6 @@ end
 
 -- ------------------------------------------------------------ storage --
 
-local journaled, intended = cloud.journaled, cloud.intended
-
 local WRITES = { put = true, put_file = true }
 
 function P.storage(env)
@@ -280,13 +278,11 @@ function P.storage(env)
     if type(f) ~= "function" then return f end
     return function(_, ...)
       if WRITES[k] and not env.container_journaled then
-        if not intended(env, "container", env.container) then
-          local ok, jerr = env.ctx.journal:intent("container", env.container)
-          if not ok then return nil, jerr end
-        end
+        local ok, jerr = cloud.intend(env, "container", env.container)
+        if not ok then return nil, jerr end
         local r1, r2, r3 = f(store, ...)
-        if r1 and not journaled(env, "container", env.container) then
-          local ok, jerr = env.ctx.journal:record("container", env.container, { name = env.container })
+        if r1 then
+          ok, jerr = cloud.record(env, "container", env.container, { name = env.container })
           if not ok then return nil, jerr end
         end
         if r1 then env.container_journaled = true end
@@ -367,11 +363,8 @@ end
 --- Ensures the group `name` (journaled, found or created) with at least
 --- the rules `rules` (added where missing): the group document.
 local function ensure_group(env, name, rules)
-  local j = env.ctx.journal
-  if not intended(env, "security-group", name) then
-    local ok, err = j:intent("security-group", name)
-    if not ok then return nil, err end
-  end
+  local iok, ierr = cloud.intend(env, "security-group", name)
+  if not iok then return nil, ierr end
   local groups, msg, code = list_groups(env)
   if not groups then return nil, "cannot list security groups: " .. msg, code end
   local g = group_named(groups, name)
@@ -387,10 +380,8 @@ local function ensure_group(env, name, rules)
     g.rules = g.rules or {}
   end
   local gid = tostring(g.id)
-  if not journaled(env, "security-group", gid) then
-    local ok, err = j:record("security-group", gid, { name = name })
-    if not ok then return nil, err end
-  end
+  local rok, rerr = cloud.record(env, "security-group", gid, { name = name })
+  if not rok then return nil, rerr end
   for _, r in ipairs(rules or {}) do
     if not has_rule(g, r) then
       local rule = { parent_group_id = g.id, ip_protocol = r.proto, from_port = r.from, to_port = r.to }
@@ -607,19 +598,16 @@ end
 
 -- Allocates a floating IP for name (journaled before the allocation).
 local function allocate_floating_ip(env, name)
-  local j = env.ctx.journal
   local intent_name = "floating-ip for " .. name
-  if not intended(env, "floating-ip", intent_name) then
-    local ok, err = j:intent("floating-ip", intent_name)
-    if not ok then return nil, err end
-  end
+  local iok, ierr = cloud.intend(env, "floating-ip", intent_name)
+  if not iok then return nil, ierr end
   local doc, msg, code = call(env, "POST", "/os-floating-ips", nil, {})
   if not doc then return nil, "cannot allocate a floating IP: " .. msg, code end
   local fip = type(doc.floating_ip) == "table" and doc.floating_ip or {}
   if fip.id == nil or not present(fip.ip) then
     return nil, "cannot allocate a floating IP: the answer has no id or address", "HTTP"
   end
-  local ok, err = j:record("floating-ip", tostring(fip.id), { name = intent_name, ip = fip.ip })
+  local ok, err = cloud.record(env, "floating-ip", tostring(fip.id), { name = intent_name, ip = fip.ip })
   if not ok then return nil, err end
   return fip
 end

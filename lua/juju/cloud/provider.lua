@@ -41,6 +41,20 @@ function M.intended(env, kind, name)
   end
 end
 
+--- Journals the intent to create kind `name` (before the create call)
+--- unless the journal already holds it: true or nil, message.
+function M.intend(env, kind, name, attrs)
+  if M.intended(env, kind, name) then return true end
+  return env.ctx.journal:intent(kind, name, attrs)
+end
+
+--- Records the created kind `id` (completing the intent attrs.name) unless
+--- it is recorded already: true or nil, message.
+function M.record(env, kind, id, attrs)
+  if M.journaled(env, kind, id) then return true end
+  return env.ctx.journal:record(kind, id, attrs)
+end
+
 --- juju.wait.poll on the provider's clock with its progress lines and
 --- interrupts: o = {what=, timeout=, poll=} plus wait.poll's options
 --- (default interval 1, backoff 1.5, at most 10 s apart).
