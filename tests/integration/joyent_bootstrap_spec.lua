@@ -164,7 +164,11 @@ describe("joyent bootstrap end to end #integration", function()
       { what = "another key", attrs = { ["private-key-path"] = other },
         want = { "authentication failed at", "sdc-key-id" } },
       { what = "no sdc-user", attrs = { ["sdc-user"] = false }, want = { "sdc-user: required" } },
-      { what = "no image", attrs = { ["default-series"] = "trusty" }, want = { "cannot find an image" } },
+      -- image metadata for another CloudAPI endpoint does not match sdc-url
+      { what = "no image for the cloud", attrs = { ["image-metadata-url"] = imagemeta.write(work .. "/img-other",
+        { region = REGION, endpoint = "http://127.0.0.1:1", images = { { id = IMAGE, series = "bookworm",
+          arch = "amd64" } } }) },
+        want = { "cannot find an image", 'no "bookworm" images in some-region' } },
       { what = "no package fits", args = { "--constraints", "mem=64G" },
         want = { "no package of some-region matches constraints", "mem=65536M" } },
     }
