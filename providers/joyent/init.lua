@@ -74,8 +74,10 @@ P.HOST_KEY_TAG = "juju-host-key"
 P.STATUS_CONNECT_TIMEOUT = 30
 P.STOP_TIMEOUT = 300
 P.CREDENTIAL_KEYS = { "sdc-user", "sdc-key-id", "private-key-path (or private-key)" }
--- CloudAPI states of a machine that exists.
+-- CloudAPI states of a machine that is starting or up (a failed one still
+-- exists and is released, but is never waited for).
 local ALIVE = { provisioning = true, running = true, stopping = true, stopped = true, offline = true }
+local function exists(state) return type(state) == "string" and state ~= "deleted" end
 
 local function present(v) return type(v) == "string" and v ~= "" end
 
@@ -293,13 +295,14 @@ local function instance_object(env, m, hardware)
   return inst
 end
 
--- The environment's machines that exist (by their juju-env-uuid tag).
+-- The environment's machines that exist, failed ones included (by their
+-- juju-env-uuid tag).
 local function env_machines(env, name)
   local doc, msg, code = call(env, "GET", "/{user}/machines", nil, nil, { ["tag.juju-env-uuid"] = env.uuid })
   if not doc then return nil, "cannot list machines: " .. msg, code end
   local out = {}
   for _, m in ipairs(doc) do
-    if type(m) == "table" and tags_of(m)["juju-env-uuid"] == env.uuid and ALIVE[m.state]
+    if type(m) == "table" and tags_of(m)["juju-env-uuid"] == env.uuid and exists(m.state)
       and (name == nil or m.name == name) then
       out[#out + 1] = m
     end

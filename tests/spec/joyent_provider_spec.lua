@@ -341,6 +341,26 @@ describe("joyent provider", function()
     j:clear_faults()
   end)
 
+  it("gives up at once on a failed machine, and at bootstrap-timeout on one that stays provisioning", function()
+    local env, pc, jr = opened()
+    j:config { address_pool = "none" }
+    local inst, err = start(env, jr)
+    j:config { address_pool = "127.0.104.1-254" }
+    assert.is_nil(inst)
+    assert.matches("machine %S+ failed to start %(state failed%)", err)
+    assert(release_journal(provider, env, pc, jr, {}))
+    assert.are.same({}, machines_of(env))
+    local env2, pc2, jr2 = opened({ ["bootstrap-timeout"] = 60 })
+    j:config { build_gets = 1000000 }
+    local inst2, err2, code2 = start(env2, jr2)
+    j:config { build_gets = 1 }
+    assert.is_nil(inst2)
+    assert.are.equal("TIMEOUT", code2, err2)
+    assert.matches("to be running with an address", err2)
+    assert(release_journal(provider, env2, pc2, jr2, {}))
+    assert.are.same({}, machines_of(env2))
+  end)
+
   it("destroy finds the environment's machines by tag and removes the control directory", function()
     local env, _, jr = opened()
     assert(start(env, jr))

@@ -874,6 +874,9 @@ func (f *fake) control(w http.ResponseWriter, r *http.Request) {
 
 func parsePool(spec string) ([]string, error) {
 	var out []string
+	if spec == "none" {
+		return out, nil
+	}
 	for _, item := range strings.Split(spec, ",") {
 		if i := strings.LastIndex(item, "-"); i > 0 {
 			base := item[:i]
