@@ -152,6 +152,9 @@ describe("joyent bootstrap end to end #integration", function()
     assert.is_false(require("juju.proc").alive(rec.holder_pid))
     assert.is_false(fs.exists(rec.root))
     no_secret(all_output, "the output")
+    -- the secret config values (the key ids, the accounts) are redacted too
+    assert.is_nil(all_output:find(j.key_id, 1, true), "sdc-key-id in the output")
+    assert.is_nil(all_output:find(j.user, 1, true), "sdc-user in the output")
   end)
 
   -- Bad input at the command level: one ERROR line naming the key or the
