@@ -145,6 +145,12 @@ describe("joyent bootstrap end to end #integration", function()
     assert.are.equal("started", doc.machines["0"]["agent-state"])
     assert.are.equal(m.id, doc.machines["0"]["instance-id"])
 
+    -- provider-state in Manta: a second bootstrap is refused, creating nothing
+    local code2, _, err2 = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(1, code2, err2)
+    assert.matches("already bootstrapped", err2)
+    assert.are.equal(1, #live_machines())
+
     code, out, err = h.juju(env, { "destroy-environment", "-y", "jye2e" })
     assert.are.equal(0, code, err)
     all_output = all_output .. out .. err

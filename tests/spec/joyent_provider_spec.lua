@@ -341,6 +341,23 @@ describe("joyent provider", function()
     j:clear_faults()
   end)
 
+  it("adopts the machine by its name when the POST's answer is lost (never a second machine)", function()
+    local env, pc, jr = opened()
+    j:faults({ op = "POST /{user}/machines", status = 500, code = "InternalError", message = "lost", after = true })
+    local inst = assert(start(env, jr))
+    local ms = machines_of(env)
+    assert.are.equal(1, #ms)
+    assert.are.equal(ms[1].id, inst.id)
+    -- a 500 before CloudAPI acted: nothing to adopt, one line naming the call
+    j:faults({ op = "POST /{user}/machines", status = 500, code = "InternalError", message = "boom" })
+    local none, err = start(env, jr, { name = "juju-" .. env.uuid .. "-machine-1" })
+    assert.is_nil(none)
+    assert.is_truthy(err:find("cloudapi POST /{user}/machines", 1, true), err)
+    assert.are.equal(1, #machines_of(env))
+    assert(release_journal(provider, env, pc, jr, {}))
+    assert.are.same({}, machines_of(env))
+  end)
+
   it("gives up at once on a failed machine, and at bootstrap-timeout on one that stays provisioning", function()
     local env, pc, jr = opened()
     j:config { address_pool = "none" }

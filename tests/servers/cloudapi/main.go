@@ -102,6 +102,9 @@ type fault struct {
 	Message string `json:"message"`
 	Count   int    `json:"count"`
 	Skip    int    `json:"skip"`
+	// After: the call is carried out, then answered with the fault (an
+	// answer lost after CloudAPI acted).
+	After bool `json:"after"`
 }
 
 type fake struct {
@@ -662,6 +665,13 @@ func (f *fake) takeFault(op string) *fault {
 	return nil
 }
 
+// discard is a ResponseWriter that drops the answer (a fault's "after").
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
+
 type recorder struct {
 	http.ResponseWriter
 	status int
@@ -703,6 +713,9 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ft := f.takeFault(r.Method + " " + tmpl); ft != nil {
 		faulted = true
+		if ft.After {
+			tmpl = f.route(&discard{header: http.Header{}}, r, parts)
+		}
 		io.Copy(ioutil.Discard, r.Body)
 		sdcError(rec, ft.Status, ft.Code, ft.Message)
 		return
