@@ -17,8 +17,10 @@
 //     user-data, config.
 //
 // cloudapi-fake -addr HOST:PORT -user U -key-id FP -public-key FILE
-//   -checker sigcheck.js [-dir D] [-launcher LINE] [-terminator LINE]
-//   [-address-pool 127.0.0.X-Y] [-build-gets N]
+//
+//	-checker sigcheck.js [-dir D] [-launcher LINE] [-terminator LINE]
+//	[-address-pool 127.0.0.X-Y] [-build-gets N]
+//
 // Logs one line per request (method, path template, status; never the
 // Authorization header or a body).
 package main
