@@ -22,6 +22,7 @@ local manta = require("juju.lazy")("juju.cloud.storage.manta")
 local sign = require("juju.lazy")("juju.sign")
 local simplestreams = require("juju.lazy")("juju.simplestreams")
 local http = require("juju.lazy")("juju.http")
+local httpsig = require("juju.cloud.sign.httpsig")
 local cloudapi = require("joyent.cloudapi")
 local packages = require("joyent.packages")
 
@@ -48,9 +49,11 @@ local P = {
         description = "the SSH private key that signs requests (default $MANTA_PRIVATE_KEY_FILE)" },
       ["private-key"] = { type = "string", secret = true, allow_empty = true, immutable = true,
         description = "the private key itself, instead of private-key-path" },
-      algorithm = { type = "string", default = "rsa-sha256", immutable = true,
-        values = { "rsa-sha1", "rsa-sha256", "rsa-sha512" },
-        description = "the HTTP Signature algorithm" },
+      algorithm = { type = "string", allow_empty = true, immutable = true,
+        values = { "", "rsa-sha1", "rsa-sha256", "rsa-sha512", "ecdsa-sha256", "ecdsa-sha384", "ecdsa-sha512",
+          "ed25519-sha512" },
+        description = "the HTTP Signature algorithm (default by the key: rsa-sha256, ecdsa-sha256/384/512 "
+          .. "by curve, ed25519-sha512)" },
       ["control-dir"] = { type = "string", allow_empty = true, immutable = true,
         description = "the Manta directory of the environment's storage (generated at prepare)" },
     },
@@ -110,7 +113,7 @@ local function settings(ctx, cfg)
     end
   end
   s["private-key"] = present(cfg["private-key"]) and cfg["private-key"] or nil
-  s.algorithm = present(cfg.algorithm) and cfg.algorithm or "rsa-sha256"
+  s.algorithm = present(cfg.algorithm) and cfg.algorithm or nil
   return s, from_env
 end
 
@@ -146,19 +149,23 @@ local function check_config(ctx, cfg)
 end
 
 --- The signing key: private-key's text, else the file at private-key-path
---- (the messages name the key, never its content).
+--- (the messages name the key, never its content); fills s.algorithm
+--- from the key when it is not set, and checks the two fit.
 local function load_key(ctx, s)
+  local k, msg, code, which
   if present(s["private-key"]) then
-    local k, msg, code = sign.load_key(s["private-key"], "private-key")
-    if not k then return nil, "private-key: " .. msg, code end
-    return k
+    which = "private-key"
+    k, msg, code = sign.load_key(s["private-key"], "private-key")
+  else
+    which = "private-key-path"
+    k, msg, code = sign.load_key_file(ctx:expand_home(s["private-key-path"]))
   end
-  local path = ctx:expand_home(s["private-key-path"])
-  local k, msg, code = sign.load_key_file(path)
-  if not k then return nil, "private-key-path: " .. msg, code end
-  if k:info().type ~= "rsa" then
+  if not k then return nil, which .. ": " .. msg, code end
+  local kind = k:info().type
+  if not s.algorithm then s.algorithm = httpsig.default_algorithm(k) end
+  if s.algorithm:match("^(%w+)%-") ~= kind then
     k:close()
-    return nil, string.format("private-key-path: %s is not an RSA key (algorithm %s)", path, s.algorithm), "INVALID"
+    return nil, string.format("algorithm: %s does not fit the %s key of %s", s.algorithm, kind, which), "INVALID"
   end
   return k
 end

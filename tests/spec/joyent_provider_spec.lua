@@ -139,6 +139,7 @@ describe("joyent provider", function()
       { { ["control-dir"] = "a/b" }, "control-dir: " },
       { { ["private-key-path"] = work .. "/missing" }, "private-key-path: " },
       { { ["private-key-path"] = false, ["private-key"] = "not a key" }, "private-key: " },
+      { { algorithm = "ecdsa-sha256" }, "algorithm: ecdsa-sha256 does not fit the rsa key of private-key-path" },
     }
     for _, c in ipairs(cases) do
       local cfg, pc = environment(c[1])
@@ -229,6 +230,34 @@ describe("joyent provider", function()
     assert.is_false(verdict(wrong_id).ok)
     assert.is_true(verdict(req3.headers, "/" .. j.user .. "/packages").ok)
     key:close()
+  end)
+
+  it("signs with ECDSA (P-256, P-384) and ed25519 keys too, CloudAPI and Manta, both checkers", function()
+    for i, kt in ipairs({ { "ecdsa", 256, "ecdsa-sha256" }, { "ecdsa", 384, "ecdsa-sha384" },
+      { "ed25519", nil, "ed25519-sha512" } }) do
+      local f = fake.start("127.0.0." .. (81 + i), "joyent" .. kt[1] .. (kt[2] or ""), { key_type = kt[1],
+        key_bits = kt[2], address_pool = "127.0.10" .. (4 + i) .. ".1-254" })
+      local cfg, pc = environment({ ["sdc-key-id"] = f.key_id, ["sdc-url"] = f.sdc_url, ["manta-key-id"] = f.key_id,
+        ["manta-url"] = f.manta_url, ["private-key-path"] = f.key_path, algorithm = false })
+      cfg = assert(provider.prepare_for_bootstrap(pc, cfg))
+      local env = assert(provider.open(pc, cfg))
+      assert.are.equal(kt[3], env.s.algorithm)
+      local st = provider.storage(env)
+      assert(st:put("provider-state", "state-instances: []\n"))
+      assert.are.equal("state-instances: []\n", st:get("provider-state"))
+      assert.are.same({ "provider-state" }, st:list())
+      assert.are.equal(4, #assert(provider.constraints_validator(env)).vocab["instance-type"])
+      local calls = f:calls()
+      assert.is_true(#calls >= 2)
+      for _, c in ipairs(calls) do assert.are.equal("checked", c.auth, c.method .. " " .. c.path) end
+      assert(st:remove_all())
+      -- an RSA key under this key id is refused
+      local cfg2, pc2 = environment({ ["sdc-key-id"] = f.key_id, ["sdc-url"] = f.sdc_url, algorithm = false })
+      local ok, err, code = provider.prepare_for_bootstrap(pc2, cfg2)
+      assert.is_nil(ok, kt[3])
+      assert.are.equal("AUTH", code, err)
+      f:stop()
+    end
   end)
 
   it("picks the package for constraints from GET /{user}/packages", function()

@@ -6,7 +6,8 @@
 --   local fake = require("servers.cloudapi.fake")
 --   local j = fake.start("127.0.0.90", "joyentspec" [, opts])
 --   -- opts: launcher, terminator (instance.programs(dir)), env ({NAME=v}:
---   -- INSTANCE_ADDRESS_BASE, INSTANCE_OWNER_PID), address_pool, build_gets
+--   -- INSTANCE_ADDRESS_BASE, INSTANCE_OWNER_PID), address_pool, build_gets,
+--   -- key_type ("rsa" (default), "ecdsa", "ed25519"), key_bits
 --   j.sdc_url, j.manta_url, j.user, j.key_id, j.key_path, j.key_pem (the
 --   private key's text, for the secret checks), j.dir
 --   j:state(), j:leftovers(), j:calls(), j:clear_calls(), j:faults(t),
@@ -100,7 +101,9 @@ function M.start(host, tag, opts)
   local src = (os.getenv("JUJU_TEST_SOURCE_DIR") or ".") .. "/tests/servers/cloudapi"
   local bin = assert(server.go_build("cloudapi-fake-" .. assert(tag, "fake.start: tag required"), src))
   local dir = assert(fs.mkdtemp((os.getenv("TMPDIR") or "/tmp") .. "/juju-cloudapi-" .. tag .. "-"))
-  local key_path = manta_harness.keygen(dir, "id_rsa", "rsa", 2048)
+  local key_type = opts.key_type or "rsa"
+  local key_path = manta_harness.keygen(dir, "id_" .. key_type, key_type,
+    opts.key_bits or (key_type == "rsa" and 2048 or nil))
   local key = assert(sign.load_key_file(key_path))
   local fp = key:fingerprint_md5()
   assert(fs.write_atomic(dir .. "/user.pub", key:public_line(M.USER)))

@@ -3,8 +3,9 @@
 // (Debian golang-github-joyent-gosdc-dev) keeps the model: packages, images,
 // machines, tags, metadata, the stop-before-delete rule. This wrapper adds
 // what a real CloudAPI does and the double does not:
-//   - every request's HTTP Signature is CHECKED twice: here (Go's crypto/rsa
-//     over the Date header, the account's public key) and by sigcheck.js
+//   - every request's HTTP Signature is CHECKED twice: here (Go's crypto/rsa,
+//     crypto/ecdsa or crypto/ed25519 over the Date header, the account's
+//     public key) and by sigcheck.js
 //     (npm http-signature + sshpk), both must pass, 401 InvalidCredentials
 //     otherwise;
 //   - JSON as CloudAPI writes it (lower-case keys, primaryIp, ids as
@@ -29,6 +30,9 @@ import (
 	"bufio"
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -115,7 +119,7 @@ type fake struct {
 	sdc        *local.CloudAPI
 	user       string
 	keyID      string
-	pub        *rsa.PublicKey
+	pub        interface{} // *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey
 	checker    *checker
 	dir        string
 	launcher   string
@@ -188,16 +192,8 @@ func (c *checker) check(r *http.Request) verdict {
 	return v
 }
 
-// parseRSAPublic reads an OpenSSH "ssh-rsa AAAA... comment" line.
-func parseRSAPublic(text string) (*rsa.PublicKey, error) {
-	f := strings.Fields(text)
-	if len(f) < 2 || f[0] != "ssh-rsa" {
-		return nil, errors.New("not an ssh-rsa public key")
-	}
-	blob, err := base64.StdEncoding.DecodeString(f[1])
-	if err != nil {
-		return nil, err
-	}
+// sshString reads one length-prefixed string of an SSH key blob.
+func sshStrings(blob []byte) ([][]byte, error) {
 	var parts [][]byte
 	for len(blob) >= 4 {
 		n := binary.BigEndian.Uint32(blob)
@@ -207,11 +203,108 @@ func parseRSAPublic(text string) (*rsa.PublicKey, error) {
 		parts = append(parts, blob[4:4+n])
 		blob = blob[4+n:]
 	}
-	if len(parts) != 3 || string(parts[0]) != "ssh-rsa" {
-		return nil, errors.New("bad ssh-rsa key blob")
+	return parts, nil
+}
+
+// parsePublic reads an OpenSSH public key line: ssh-rsa, ssh-ed25519 or
+// ecdsa-sha2-nistp256/384/521. Returns *rsa.PublicKey,
+// ed25519.PublicKey or *ecdsa.PublicKey.
+func parsePublic(text string) (interface{}, error) {
+	f := strings.Fields(text)
+	if len(f) < 2 {
+		return nil, errors.New("not an OpenSSH public key line")
 	}
-	e := new(big.Int).SetBytes(parts[1])
-	return &rsa.PublicKey{N: new(big.Int).SetBytes(parts[2]), E: int(e.Int64())}, nil
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil {
+		return nil, err
+	}
+	parts, err := sshStrings(blob)
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 0 || string(parts[0]) != f[0] {
+		return nil, errors.New("the key blob's type is not " + f[0])
+	}
+	switch {
+	case f[0] == "ssh-rsa" && len(parts) == 3:
+		e := new(big.Int).SetBytes(parts[1])
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(parts[2]), E: int(e.Int64())}, nil
+	case f[0] == "ssh-ed25519" && len(parts) == 2 && len(parts[1]) == ed25519.PublicKeySize:
+		return ed25519.PublicKey(parts[1]), nil
+	case strings.HasPrefix(f[0], "ecdsa-sha2-") && len(parts) == 3:
+		curves := map[string]elliptic.Curve{"nistp256": elliptic.P256(), "nistp384": elliptic.P384(),
+			"nistp521": elliptic.P521()}
+		curve := curves[string(parts[1])]
+		if curve == nil {
+			return nil, errors.New("unknown curve " + string(parts[1]))
+		}
+		x, y := elliptic.Unmarshal(curve, parts[2])
+		if x == nil {
+			return nil, errors.New("bad ECDSA point")
+		}
+		return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+	}
+	return nil, errors.New("unsupported key type " + f[0])
+}
+
+// digest hashes s with the hash of an algorithm name's suffix.
+func digest(name, s string) (crypto.Hash, []byte, bool) {
+	switch name {
+	case "sha1":
+		d := sha1.Sum([]byte(s))
+		return crypto.SHA1, d[:], true
+	case "sha256":
+		d := sha256.Sum256([]byte(s))
+		return crypto.SHA256, d[:], true
+	case "sha384":
+		d := sha512.Sum384([]byte(s))
+		return crypto.SHA384, d[:], true
+	case "sha512":
+		d := sha512.Sum512([]byte(s))
+		return crypto.SHA512, d[:], true
+	}
+	return 0, nil, false
+}
+
+// verify checks sig over signed with pub under algorithm ("rsa-sha256",
+// "ecdsa-sha384", "ed25519-sha512", ...): "" when good, else why not.
+func verify(pub interface{}, algorithm, signed string, sig []byte) string {
+	dash := strings.Index(algorithm, "-")
+	if dash < 0 {
+		return "unsupported algorithm " + algorithm
+	}
+	kind, hname := algorithm[:dash], algorithm[dash+1:]
+	h, sum, ok := digest(hname, signed)
+	if !ok {
+		return "unsupported algorithm " + algorithm
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if kind != "rsa" {
+			break
+		}
+		if rsa.VerifyPKCS1v15(k, h, sum, sig) != nil {
+			return "the signature does not match"
+		}
+		return ""
+	case *ecdsa.PublicKey:
+		if kind != "ecdsa" {
+			break
+		}
+		if !ecdsa.VerifyASN1(k, sum, sig) {
+			return "the signature does not match"
+		}
+		return ""
+	case ed25519.PublicKey:
+		if kind != "ed25519" {
+			break
+		}
+		if !ed25519.Verify(k, []byte(signed), sig) {
+			return "the signature does not match"
+		}
+		return ""
+	}
+	return "algorithm " + algorithm + " does not fit the account's key"
 }
 
 var sdcAuth = regexp.MustCompile(`^Signature keyId="([^"]*)",algorithm="([^"]*)"(?: ([A-Za-z0-9+/=]+)|,signature="([A-Za-z0-9+/=]+)")$`)
@@ -244,25 +337,7 @@ func (f *fake) checkGo(r *http.Request) string {
 	if err != nil {
 		return "the signature is not base64"
 	}
-	var h crypto.Hash
-	var sum []byte
-	switch m[2] {
-	case "rsa-sha1":
-		s := sha1.Sum([]byte(signed))
-		h, sum = crypto.SHA1, s[:]
-	case "rsa-sha256":
-		s := sha256.Sum256([]byte(signed))
-		h, sum = crypto.SHA256, s[:]
-	case "rsa-sha512":
-		s := sha512.Sum512([]byte(signed))
-		h, sum = crypto.SHA512, s[:]
-	default:
-		return "unsupported algorithm " + m[2]
-	}
-	if err := rsa.VerifyPKCS1v15(f.pub, h, sum, raw); err != nil {
-		return "the signature does not match"
-	}
-	return ""
+	return verify(f.pub, strings.ToLower(m[2]), signed, raw)
 }
 
 // ------------------------------------------------------------ answers --
@@ -917,7 +992,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "HOST:PORT to listen on (loopback only)")
 	user := flag.String("user", "", "the account (login)")
 	keyID := flag.String("key-id", "", "the account's key name (the keyId is /<user>/keys/<key-id>)")
-	pubFile := flag.String("public-key", "", "the account's OpenSSH RSA public key file")
+	pubFile := flag.String("public-key", "", "the account's OpenSSH public key file (RSA, ECDSA or ed25519)")
 	checkerJS := flag.String("checker", "", "sigcheck.js")
 	dir := flag.String("dir", "", "where user-data files go (default: a new temp dir)")
 	launcher := flag.String("launcher", "", "command line started per machine")
@@ -936,7 +1011,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	pub, err := parseRSAPublic(string(text))
+	pub, err := parsePublic(string(text))
 	if err != nil {
 		log.Fatalf("cloudapi-fake: %s: %v", *pubFile, err)
 	}
