@@ -5,23 +5,32 @@
 -- names its operation as a path template ("GET /{user}/machines/{id}"):
 -- failures read "cloudapi GET /{user}/machines/{id}: <message>", and the
 -- CloudAPI fake journals calls under the same names.
+--
+-- Safety of retries: GET, HEAD and DELETE are idempotent and the client
+-- retries them; a POST is sent once, except that a throttled answer (429,
+-- 503: CloudAPI refuses a rate-limited request before acting on it) is
+-- waited out here, on the provider's clock, for any call.
 local api = require("juju.lazy")("juju.cloud.api")
 local http = require("juju.lazy")("juju.http")
 local httpsig = require("juju.cloud.sign.httpsig")
 local json = require("juju.json")
+local wait = require("juju.wait")
 
 local M = {}
 
 M.API_VERSION = "~7.0"
+M.THROTTLE_TIMEOUT = 300
 
 local Client = {}
 Client.__index = Client
 
 --- opts: url (sdc-url), user (the account), key (a juju.sign.Key), key_id
 --- (sdc-key-id, a fingerprint), algorithm, http (juju.http options),
---- clock, credential_keys (named when CloudAPI refuses the signature).
+--- clock, credential_keys (named when CloudAPI refuses the signature),
+--- say (function(line): progress while throttled), check_interrupt.
 function M.new(opts)
-  local self = setmetatable({ user = opts.user }, Client)
+  local self = setmetatable({ user = opts.user, clock = opts.clock, say = opts.say,
+    check_interrupt = opts.check_interrupt }, Client)
   local key_id = httpsig.key_id(opts.user, opts.key_id)
   self.api = api.new {
     name = "cloudapi", endpoint = opts.url, http = opts.http, clock = opts.clock, errors = "joyent",
@@ -44,9 +53,7 @@ local function expand(self, template, vars)
   end))
 end
 
---- call(method, template, vars, body, query): the decoded answer ({} for
---- an empty body) and the response, or nil, message, code, response.
-function Client:call(method, template, vars, body, query)
+function Client:_once(method, template, vars, body, query)
   local op = method .. " " .. template
   local r = { method = method, path = expand(self, template, vars), query = query,
     idempotent = method == "GET" or method == "HEAD" or method == "DELETE",
@@ -65,6 +72,26 @@ function Client:call(method, template, vars, body, query)
     return nil, string.format("cloudapi %s: malformed answer: %s", op, tostring(derr)), "HTTP"
   end
   return doc, resp
+end
+
+--- call(method, template, vars, body, query): the decoded answer ({} for
+--- an empty body) and the response, or nil, message, code, response.
+function Client:call(method, template, vars, body, query)
+  local last_resp, last_code
+  local doc, msg, code = wait.poll {
+    what = "for cloudapi " .. method .. " " .. template .. " (rate limited)", timeout = M.THROTTLE_TIMEOUT,
+    interval = 1, backoff = 2, max_interval = 30, jitter = 0.2, clock = self.clock, say = self.say,
+    check_interrupt = self.check_interrupt,
+    poll = function()
+      local d, m, c, r = self:_once(method, template, vars, body, query)
+      if d then return { d, r } end
+      last_resp, last_code = r, c
+      if c == "THROTTLED" then return nil, m end
+      return false, m, c
+    end,
+  }
+  if doc then return doc[1], doc[2] end
+  return nil, msg, code or last_code, last_resp
 end
 
 return M

@@ -185,7 +185,8 @@ end
 local function new_client(ctx, cfg, s, key)
   return cloudapi.new { url = s["sdc-url"], user = s["sdc-user"], key = key, key_id = s["sdc-key-id"],
     algorithm = s.algorithm, http = http_options(cfg, ctx), clock = ctx.clock,
-    credential_keys = P.CREDENTIAL_KEYS }
+    credential_keys = P.CREDENTIAL_KEYS, say = function(line) ctx:infof("%s", line) end,
+    check_interrupt = function() ctx:check_interrupt() end }
 end
 
 -- CountMachines (HEAD /<user>/machines): refused credentials are one line

@@ -195,6 +195,8 @@ describe("joyent bootstrap end to end #integration", function()
         assert.is_truthy(errors[1]:find(needle, 1, true), case.what .. ": " .. needle .. " not in " .. errors[1])
       end
       no_secret(out .. err, case.what)
+      assert.is_nil((out .. err):find(j.user, 1, true), case.what .. ": sdc-user in the output")
+      assert.is_nil((out .. err):find(j.key_id, 1, true), case.what .. ": sdc-key-id in the output")
       assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/" .. name .. ".jenv"), case.what)
       assert_empty()
     end

@@ -387,6 +387,33 @@ describe("joyent provider", function()
     assert.are.same({}, machines_of(env))
   end)
 
+  it("waits out a throttled POST (CloudAPI acted on nothing), fails a reset or timed-out call naming it", function()
+    local env, pc, jr = opened()
+    j:clear_calls()
+    j:faults({ op = "POST /{user}/machines", status = 429, code = "RequestThrottled", message = "slow down" })
+    local inst = assert(start(env, jr))
+    assert.are.equal(2, count_calls("POST /{user}/machines"))
+    assert.are.equal(1, #machines_of(env))
+    assert(release_journal(provider, env, pc, jr, {}))
+    -- every attempt of a GET reset: the client's retries fail too
+    local env2 = opened()
+    j:faults({ op = "GET /{user}/packages", reset = true, count = -1 })
+    local none, err = provider.internal.find_spec(env2, start_params(env2))
+    j:clear_faults()
+    assert.is_nil(none)
+    assert.is_truthy(err:find("cloudapi GET /{user}/packages", 1, true), err)
+    assert.matches("reset", err)
+    -- no answer within cloud-request-timeout
+    local cfg3, pc3 = environment({ ["cloud-request-timeout"] = 1 })
+    j:faults({ op = "HEAD /{user}/machines", delay = 2, reset = true, count = -1 })
+    local ok3, err3, code3 = provider.prepare_for_bootstrap(pc3, cfg3)
+    j:clear_faults()
+    assert.is_nil(ok3)
+    assert.is_truthy(err3:find("cloudapi HEAD /{user}/machines", 1, true), err3)
+    assert.are.equal("HTTP_TIMEOUT", code3, err3)
+    local _ = inst
+  end)
+
   it("gives up at once on a failed machine, and at bootstrap-timeout on one that stays provisioning", function()
     local env, pc, jr = opened()
     j:config { address_pool = "none" }

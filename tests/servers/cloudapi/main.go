@@ -91,13 +91,14 @@ type machine struct {
 }
 
 type call struct {
-	N      int    `json:"n"`
-	Time   string `json:"time"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	Status int    `json:"status"`
-	Auth   string `json:"auth"`
-	Fault  bool   `json:"fault"`
+	N       int    `json:"n"`
+	Time    string `json:"time"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Status  int    `json:"status"`
+	Auth    string `json:"auth"`
+	Fault   bool   `json:"fault"`
+	Pending bool   `json:"pending"`
 }
 
 type fault struct {
@@ -111,6 +112,10 @@ type fault struct {
 	// After: the call is carried out, then answered with the fault (an
 	// answer lost after CloudAPI acted).
 	After bool `json:"after"`
+	// Delay: seconds before the answer; Reset: no answer, the connection
+	// is closed (after Delay: a timeout).
+	Delay float64 `json:"delay"`
+	Reset bool    `json:"reset"`
 }
 
 type fake struct {
@@ -131,7 +136,7 @@ type fake struct {
 	order      []string
 	index      int
 	running    int
-	calls      []call
+	calls      []*call
 	faults     []*fault
 	faultSeq   int
 }
@@ -768,36 +773,61 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	tmpl := template(parts)
 	auth := "checked"
-	faulted := false
-	defer func() {
-		log.Printf("%s %s %d", r.Method, tmpl, rec.status)
-	}()
 	if why := f.checkGo(r); why != "" {
 		auth = "refused: " + why
-		sdcError(rec, 401, "InvalidCredentials", "Invalid signature: "+why)
 	} else if v := f.checker.check(r); !v.OK {
 		auth = "refused by sigcheck.js: " + v.Reason
-		sdcError(rec, 401, "InvalidCredentials", "Invalid signature (http-signature): "+v.Reason)
 	}
+	// the call is journaled at once (pending: the SIGINT cases wait for it)
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	c := &call{N: len(f.calls) + 1, Time: time.Now().UTC().Format(time.RFC3339Nano), Method: r.Method,
+		Path: tmpl, Auth: auth, Pending: true}
+	f.calls = append(f.calls, c)
+	var ft *fault
+	if auth == "checked" {
+		ft = f.takeFault(r.Method + " " + tmpl)
+	}
+	f.mu.Unlock()
 	defer func() {
-		f.calls = append(f.calls, call{N: len(f.calls) + 1, Time: time.Now().UTC().Format(time.RFC3339Nano),
-			Method: r.Method, Path: tmpl, Status: rec.status, Auth: auth, Fault: faulted})
+		f.mu.Lock()
+		c.Status, c.Path, c.Pending, c.Fault = rec.status, tmpl, false, ft != nil
+		f.mu.Unlock()
+		log.Printf("%s %s %d", r.Method, tmpl, rec.status)
 	}()
 	if auth != "checked" {
+		sdcError(rec, 401, "InvalidCredentials", "Invalid signature: "+strings.TrimPrefix(auth, "refused: "))
 		return
 	}
-	if ft := f.takeFault(r.Method + " " + tmpl); ft != nil {
-		faulted = true
+	if ft != nil {
+		if ft.Delay > 0 {
+			time.Sleep(time.Duration(ft.Delay * float64(time.Second)))
+		}
+		if ft.Reset {
+			// no answer: the connection is closed (a reset)
+			rec.status = 0
+			if hj, ok := w.(http.Hijacker); ok {
+				if conn, _, err := hj.Hijack(); err == nil {
+					if tc, ok := conn.(*net.TCPConn); ok {
+						tc.SetLinger(0)
+					}
+					conn.Close()
+					return
+				}
+			}
+			panic(http.ErrAbortHandler)
+		}
 		if ft.After {
+			f.mu.Lock()
 			tmpl = f.route(&discard{header: http.Header{}}, r, parts)
+			f.mu.Unlock()
 		}
 		io.Copy(ioutil.Discard, r.Body)
 		sdcError(rec, ft.Status, ft.Code, ft.Message)
 		return
 	}
+	f.mu.Lock()
 	tmpl = f.route(rec, r, parts)
+	f.mu.Unlock()
 }
 
 // ------------------------------------------------------------ control --
@@ -881,7 +911,11 @@ func (f *fake) control(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, 200, map[string]interface{}{"machines": left})
 	case p == "calls" && r.Method == "GET":
-		writeJSON(w, 200, map[string]interface{}{"calls": f.calls})
+		calls := f.calls
+		if calls == nil {
+			calls = []*call{}
+		}
+		writeJSON(w, 200, map[string]interface{}{"calls": calls})
 	case p == "calls" && r.Method == "DELETE":
 		f.calls = nil
 		writeJSON(w, 200, map[string]bool{"ok": true})
