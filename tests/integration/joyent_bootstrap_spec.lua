@@ -163,6 +163,36 @@ describe("joyent bootstrap end to end #integration", function()
     assert.is_nil(all_output:find(j.user, 1, true), "sdc-user in the output")
   end)
 
+  it("a bootstrap that fails after the machine runs (no SSH within bootstrap-timeout) removes the machine, "
+    .. "provider-state and the control directory", function()
+    j:config { launcher = false, address_pool = "127.0.106.1-9" } -- nobody listens there
+    finally(function() j:config { launcher = true } end)
+    local env = new_environment("jylate", { ["bootstrap-timeout"] = 8 })
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(1, code, err)
+    local errors = {}
+    for l in err:gmatch("[^\n]+") do if l:match("^ERROR ") then errors[#errors + 1] = l end end
+    assert.are.equal(1, #errors, err)
+    assert.matches("127%.0%.106%.%d", err)
+    no_secret(out .. err, "the output")
+    -- the machine was made (and provider-state written), then undone
+    local made = 0
+    for _, m in ipairs(j:state().machines) do
+      if m.tags.env == "jylate" then
+        made = made + 1
+        assert.is_true(m.deleted, m.id)
+      end
+    end
+    assert.are.equal(1, made)
+    -- Manta's own log: provider-state was put, then deleted, and the directory
+    local log = j.manta:log_text()
+    assert.matches("PUT /" .. j.user .. "/stor/%x+/provider%-state 204", log)
+    assert.matches("DELETE /" .. j.user .. "/stor/%x+/provider%-state 204", log)
+    assert.matches("DELETE /" .. j.user .. "/stor/%x+ 204", log)
+    assert_empty()
+    assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/jylate.jenv"))
+  end)
+
   -- Bad input at the command level: one ERROR line naming the key or the
   -- constraint, exit 1, nothing created in the cloud, no .jenv left.
   it("refuses bad input in one line naming the key or constraint, creating nothing", function()
