@@ -193,6 +193,48 @@ describe("joyent bootstrap end to end #integration", function()
     assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/jylate.jenv"))
   end)
 
+  it("SIGINT while CloudAPI holds the machine's state poll: interrupted, the machine undone, nothing left",
+    function()
+    j:config { launcher = false, address_pool = "127.0.106.11-19" }
+    finally(function() j:config { launcher = true }; j:clear_faults() end)
+    local env = new_environment("jyint")
+    j:clear_calls()
+    j:faults({ op = "GET /{user}/machines/{id}", delay = 6, reset = true, count = 1 })
+    local dir = h.tmpdir("juju-joyent-e2e-int-")
+    local p = assert(sys.spawn({ h.juju_exe, "--show-log", "bootstrap", "--upload-tools" },
+      { env = env, stdin = "null", stdout = dir .. "/stdout", stderr = dir .. "/stderr" }))
+    local held = false
+    local deadline = sys.monotonic() + 120
+    while not held and sys.monotonic() < deadline do
+      for _, c in ipairs(j:calls()) do
+        if c.method == "GET" and c.path == "/{user}/machines/{id}" and c.pending then held = true end
+      end
+      if not held then
+        if p:wait(0) then break end
+        sys.sleep(0.05)
+      end
+    end
+    assert.is_true(held, "the poll was never held")
+    assert(p:kill("INT"))
+    local code = p:wait(120)
+    if code == "TIMEOUT" then p:kill("KILL"); p:wait(5) end
+    p:close()
+    local err = fs.read_file(dir .. "/stderr") or ""
+    assert.are.equal(1, code, err)
+    assert.matches("interrupted", err)
+    no_secret(err .. (fs.read_file(dir .. "/stdout") or ""), "the output")
+    local made = 0
+    for _, m in ipairs(j:state().machines) do
+      if m.tags.env == "jyint" then
+        made = made + 1
+        assert.is_true(m.deleted, m.id)
+      end
+    end
+    assert.are.equal(1, made)
+    assert_empty()
+    assert.is_false(fs.exists(env.JUJU_HOME .. "/environments/jyint.jenv"))
+  end)
+
   -- Bad input at the command level: one ERROR line naming the key or the
   -- constraint, exit 1, nothing created in the cloud, no .jenv left.
   it("refuses bad input in one line naming the key or constraint, creating nothing", function()
