@@ -361,6 +361,24 @@ function steps.wait_agent(b)
     local ok, err = b:op("wait_agent", b.instance)
     if not ok then return nil, err end
   end
+  return true
+end
+
+--- Step 13.3 (issue 14.14): the host key the engine generated went to the
+--- cloud in the phase-1 user-data, where it stays readable (the metadata
+--- service, cloud-init's copies). With the engine's SSH finalizer, machine
+--- 0 now makes a new one over the session verified with the old key; the
+--- new public key is pinned in the .jenv (bootstrap-host-key) and the old
+--- one is refused from then on. Then the environment is bootstrapped.
+function steps.rotate_host_key(b)
+  if not b.provider.finalize and b.host_keys and b.host_keys.ed25519 then
+    local new, err = sshinit.rotate_host_key(b.pc, b.instance, { host_key = b.host_keys.ed25519.public })
+    if not new then return nil, err end
+    b.info["bootstrap-config"]["bootstrap-host-key"] = new
+    local ok, serr = b.journal:save()
+    if not ok then return nil, serr end
+    b.ctx:infof("Rotated machine 0's SSH host key (the key in the user-data is no longer accepted)")
+  end
   local ok, err = b.journal:set_phase("bootstrapped")
   if not ok then return nil, err end
   return true
@@ -377,6 +395,7 @@ M.STEPS = {
   { id = "finalize", fn = steps.finalize, what = "installing the agent on the bootstrap instance" },
   { id = "record-endpoints", fn = steps.record_endpoints, what = "recording the API endpoints" },
   { id = "wait-agent", fn = steps.wait_agent, what = "waiting for the agent" },
+  { id = "rotate-host-key", fn = steps.rotate_host_key, what = "rotating machine 0's SSH host key" },
 }
 
 function M.step_ids()

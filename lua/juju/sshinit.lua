@@ -511,6 +511,128 @@ function M.finish(w, inst, icfg, script, opts)
   return true
 end
 
+-- Rotates the SSH host key the phase-1 user-data carried (issue 14.14):
+-- run as root on machine 0 over the session verified with that key. It
+-- finds the running sshd's own configuration (its listener's -f, else the
+-- default), asks `sshd -T` for the host key files it serves, replaces the
+-- one whose public half is the user-data's with a key made on the machine
+-- (the private half never leaves it), overwrites any other copy of the old
+-- key under /etc/ssh with the new one, removes cloud-init's stored copies
+-- of the user-data that carried it (user-data.txt, .txt.i, cloud-config.txt,
+-- obj.pkl of that instance only: nothing else on the machine is touched),
+-- and prints the new public key. $1: the old key's base64 blob.
+M.ROTATE_HOST_KEY_SCRIPT = [==[
+set -eu
+umask 077
+old=$1
+blob() { awk '{print $2; exit}' "$1" 2> /dev/null || true; }
+pid=$$
+cfg= listener=
+while [ -n "$pid" ] && [ "$pid" -gt 1 ]; do
+  cmd=$(tr '\000' ' ' < "/proc/$pid/cmdline" 2> /dev/null || true)
+  case "$cmd" in
+  *"[listener]"*|/usr/sbin/sshd\ *|sshd\ -*)
+    listener=$pid
+    cfg=$(printf '%s\n' "$cmd" | sed -n 's/.* -f \([^ ]*\).*/\1/p')
+    break;;
+  esac
+  pid=$(awk '/^PPid:/ {print $2}' "/proc/$pid/status" 2> /dev/null || true)
+done
+[ -n "$listener" ] || { echo "no sshd listener above this session" >&2; exit 3; }
+cfg=${cfg:-/etc/ssh/sshd_config}
+target=
+for k in $(/usr/sbin/sshd -T -f "$cfg" -C user=root,host=localhost,addr=127.0.0.1 2> /dev/null | awk '$1 == "hostkey" {print $2}'); do
+  pub=$(ssh-keygen -y -f "$k" 2> /dev/null | awk '{print $2}' || true)
+  if [ "$pub" = "$old" ]; then target=$k; fi
+done
+[ -n "$target" ] || { echo "the running sshd ($cfg) does not serve the user-data's host key" >&2; exit 4; }
+rm -f "$target.juju-new" "$target.juju-new.pub"
+ssh-keygen -q -t ed25519 -N '' -C "root@$(hostname)" -f "$target.juju-new"
+chmod 0600 "$target.juju-new"
+chmod 0644 "$target.juju-new.pub"
+mv -f "$target.juju-new" "$target"
+mv -f "$target.juju-new.pub" "$target.pub"
+for k in /etc/ssh/ssh_host_ed25519_key; do
+  if [ -f "$k" ] && [ "$k" != "$target" ] && [ "$(ssh-keygen -y -f "$k" 2> /dev/null | awk '{print $2}')" = "$old" ]; then
+    cp -f "$target" "$k.juju-new" && mv -f "$k.juju-new" "$k"
+    cp -f "$target.pub" "$k.pub.juju-new" && chmod 0644 "$k.pub.juju-new" && mv -f "$k.pub.juju-new" "$k.pub"
+  fi
+done
+# cloud-init's copies, of the instance whose user-data carried the old key only
+for d in /var/lib/cloud/instances/*; do
+  [ -f "$d/user-data.txt" ] || continue
+  if { cat "$d/user-data.txt"; gzip -dc "$d/user-data.txt" 2> /dev/null; } | grep -qF "$old"; then
+    rm -f "$d/user-data.txt" "$d/user-data.txt.i" "$d/cloud-config.txt" "$d/obj.pkl"
+  fi
+done
+echo "listener: $listener"
+echo "new-host-key: $(cat "$target.pub")"
+]==]
+
+--- Rotates machine 0's host key after bootstrap: connects with the pinned
+--- old key (opts.host_key) to the instance's addresses, runs
+--- ROTATE_HOST_KEY_SCRIPT as root, then proves the change with two new
+--- connections: pinned to the new key it is accepted, pinned to the old one
+--- refused (after a SIGHUP to the listener when an sshd keeps keys loaded).
+--- opts: host_key, user, port, addresses (function), connect, timeout.
+--- Returns the new public key line, or nil, message, code.
+function M.rotate_host_key(w, inst, opts)
+  local cfg = w.cfg
+  local ctx = w.ctx or w
+  local old = opts.host_key
+  local blob = type(old) == "string" and old:match("^%S+%s+(%S+)")
+  if not blob then return nil, "rotate host key: no pinned host key to rotate", "INVALID" end
+  local target = M.target(ctx, cfg, { user = opts.user, port = opts.port or inst.ssh_port, host_key = old,
+    connect = opts.connect })
+  local session, addr_or_err, code = M.wait_for_ssh(w, { target = target, quiet = true, say_waiting = false,
+    addresses = opts.addresses or function() return instance_addresses(inst) end,
+    timeout = opts.timeout or 120, retry_delay = cfg["bootstrap-retry-delay"] })
+  if not session then return nil, "rotate host key: " .. tostring(addr_or_err), code end
+  local addr = addr_or_err
+  local r, err, ecode = session:exec("sudo -n /bin/bash -s -- " .. shell.quote(blob),
+    { stdin = M.ROTATE_HOST_KEY_SCRIPT, timeout = M.CONNECT_TIMEOUT })
+  session:close()
+  if not r then return nil, "rotate host key: " .. tostring(err), ecode end
+  local new = (r.stdout or ""):match("new%-host%-key: ([^\n]+)")
+  local listener = (r.stdout or ""):match("listener: (%d+)")
+  if r.code ~= 0 or not new then
+    return nil, string.format("rotate host key on %s (exit %d): %s", addr, r.code,
+      ((r.stderr or "") .. (r.stdout or "")):gsub("%s+$", "")), "SSH"
+  end
+  new = new:gsub("%s+$", "")
+  -- The proof, from this side: the new key is served, the old one is not.
+  local function accepted(pin)
+    local t = M.target(ctx, cfg, { user = opts.user, port = target.port, host_key = pin, connect = opts.connect })
+    local s2, e2, c2 = M.connect(t, addr, M.CONNECT_TIMEOUT)
+    if s2 then s2:close(); return true end
+    return false, e2, c2
+  end
+  local hupped = false
+  local deadline = ctx.clock.monotonic() + 30
+  while true do
+    local new_ok, nerr, ncode = accepted(new)
+    local old_ok, _, ocode = accepted(old)
+    if new_ok and ocode == "SSH_HOSTKEY" then return new end
+    if new_ok and old_ok and not hupped and listener then
+      -- an sshd that keeps its keys loaded: reload it (sessions stay)
+      local s3 = M.connect(M.target(ctx, cfg, { user = opts.user, port = target.port, host_key = new,
+        connect = opts.connect }), addr, M.CONNECT_TIMEOUT)
+      if s3 then
+        s3:exec("sudo -n kill -HUP " .. listener, { timeout = M.CONNECT_TIMEOUT })
+        s3:close()
+      end
+      hupped = true
+    elseif ctx.clock.monotonic() >= deadline then
+      if not new_ok then
+        return nil, string.format("rotate host key: %s does not accept the new host key: %s", addr, tostring(nerr)),
+          ncode
+      end
+      return nil, string.format("rotate host key: %s still accepts the user-data's host key", addr), "SSH"
+    end
+    ctx.clock.sleep(0.5)
+  end
+end
+
 --- Machine 0's status documents over SSH, for any provider's state_dump:
 --- runs `jujud state-dump` (read-only) as root through exec(script) ->
 --- {code, stdout, stderr} | nil, message, code (a session's exec through

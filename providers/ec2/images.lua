@@ -7,43 +7,16 @@
 -- Only unsigned .json is read (as juju.simplestreams reads tools): this
 -- engine carries no OpenPGP verifier, where Juju's ec2 provider asked for
 -- signed image metadata only.
-local http = require("juju.lazy")("juju.http")
+local cloud = require("juju.cloud.provider")
 local simplestreams = require("juju.lazy")("juju.simplestreams")
 
 local M = {}
 
-M.DEFAULT_SOURCE = "http://cloud-images.ubuntu.com/releases"
-M.INDEXES = { "streams/v1/index2.json", "streams/v1/index.json" }
-local MAX_SIZE = 64 * 1024 * 1024
+M.DEFAULT_SOURCE = cloud.DEFAULT_IMAGE_SOURCE
 
 --- The sources for cfg: image-metadata-url first, then the public one
 --- (`.../<stream>` for a stream other than released).
-function M.sources(cfg)
-  local out = {}
-  local url = cfg["image-metadata-url"]
-  if type(url) == "string" and url ~= "" then
-    if url:sub(1, 1) == "/" then url = "file://" .. url:gsub("/+$", "") .. "/images" end
-    out[#out + 1] = url
-  end
-  local stream = cfg["image-stream"]
-  if type(stream) ~= "string" or stream == "" or stream == "released" then
-    out[#out + 1] = M.DEFAULT_SOURCE
-  else
-    out[#out + 1] = "http://cloud-images.ubuntu.com/" .. stream
-  end
-  return out
-end
-
--- A metadata fetcher with the environment's HTTP options (proxies, CA).
-local function fetcher(http_opts)
-  return function(url)
-    local o = { retries = 1, max_size = MAX_SIZE, timeout = 60 }
-    for k, v in pairs(http_opts or {}) do o[k] = v end
-    local r, msg, code = http.get(url, o)
-    if not r then return nil, msg, code end
-    return r.body
-  end
-end
+function M.sources(cfg) return cloud.image_sources(cfg) end
 
 local STORE_RANK = { ssd = 1, ebs = 2 }
 
@@ -54,7 +27,7 @@ local STORE_RANK = { ssd = 1, ebs = 2 }
 function M.find(sources, want, http_opts)
   local list = {}
   for i, url in ipairs(sources) do list[i] = { url = url } end
-  local out, err = simplestreams.find_images(list, want, { fetch = fetcher(http_opts) })
+  local out, err = simplestreams.find_images(list, want, { fetch = cloud.fetcher(http_opts) })
   if not out then return nil, err end
   table.sort(out, function(a, b)
     local ra, rb = STORE_RANK[a.root_store] or 3, STORE_RANK[b.root_store] or 3

@@ -9,12 +9,9 @@
 -- their juju-env-uuid tag.
 local crypto = require("juju.lazy")("juju.crypto")
 local gzip = require("juju.lazy")("juju.gzip")
-local wait = require("juju.wait")
 local common = require("juju.provider_common")
-local sshinit = require("juju.lazy")("juju.sshinit")
-local state_dump_mod = require("juju.lazy")("juju.agent.state_dump")
 local constraints_mod = require("juju.constraints")
-local api = require("juju.lazy")("juju.cloud.api")
+local cloud = require("juju.cloud.provider")
 local s3 = require("juju.lazy")("juju.cloud.storage.s3")
 local query = require("ec2.query")
 local regions = require("ec2.regions")
@@ -54,12 +51,9 @@ P.USER_DATA_LIMIT = 16384
 P.MIN_ROOT_DISK_GIB = 8
 P.GROUP_DELETE_TIMEOUT = 300
 P.STATES_ALIVE = { "pending", "running", "stopping", "stopped" }
-P.DATA_DIR = "/var/lib/juju"
-P.UBUNTU = "ubuntu"
 -- The tag holding machine 0's generated SSH host key (public half), so a
 -- later `juju status` pins it too.
 P.HOST_KEY_TAG = "juju-host-key"
-P.STATUS_CONNECT_TIMEOUT = 30
 
 do
   local names = {}
@@ -127,12 +121,7 @@ local function endpoints(cfg)
   return (ec2:gsub("/+$", "")), (s3e:gsub("/+$", ""))
 end
 
--- Proxies and the CA bundle from the config (juju.cloud.api), with the
--- process environment seen through the context when there is one.
-local function http_options(cfg, ctx)
-  if not api.http_options then return nil end
-  return api.http_options(cfg, ctx and function(name) return ctx:getenv(name) end or nil)
-end
+local http_options = cloud.http_options
 
 local function client(ctx, cfg, ak, sk)
   local ec2 = endpoints(cfg)
@@ -198,11 +187,7 @@ end
 
 -- ------------------------------------------------------------ storage --
 
-local function journaled(env, kind, id_or_name)
-  for _, r in ipairs(env.ctx.journal:resources(kind)) do
-    if r.state == "created" and (r.id == id_or_name or r.name == id_or_name) then return r end
-  end
-end
+local journaled = cloud.journaled
 
 -- The control bucket: journaled, then created (idempotent).
 local function ensure_bucket(env)
@@ -381,17 +366,15 @@ local function ensure_group(env, name, rules_of)
 end
 
 local function delete_group(env, gid, name)
-  return wait.poll {
-    what = string.format("for security group %s to be deletable", name or gid),
-    timeout = P.GROUP_DELETE_TIMEOUT, interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
+  return cloud.poll(env, {
+    what = string.format("for security group %s to be deletable", name or gid), timeout = P.GROUP_DELETE_TIMEOUT,
     poll = function()
       local root, msg, code, ec2code = env.ec2:call("DeleteSecurityGroup", { GroupId = gid })
       if root or ec2code == "InvalidGroup.NotFound" then return true end
       if ec2code == "DependencyViolation" then return nil, msg end
       return false, string.format("cannot delete security group %s: %s", name or gid, msg), code
     end,
-  }
+  })
 end
 
 -- ---------------------------------------------------------- instances --
@@ -454,14 +437,10 @@ end
 local function choose_zones(env, placement)
   local zones, err, code = available_zones(env)
   if not zones then return nil, err, code end
-  if present(placement) then
-    local want = placement:match("^zone=(.+)$")
-    if not want then return nil, string.format("unknown placement directive: %s", placement), "INVALID" end
-    for _, z in ipairs(zones) do if z == want then return { z } end end
-    return nil, string.format("availability zone %q is unavailable or not in %s", want, env.region), "INVALID"
+  if #zones == 0 and not present(placement) then
+    return nil, "no availability zone of " .. env.region .. " is available", "QUOTA"
   end
-  if #zones == 0 then return nil, "no availability zone of " .. env.region .. " is available", "QUOTA" end
-  return zones
+  return cloud.placement_zones(zones, placement, env.region)
 end
 
 -- The ClientToken of the instance named `name`, kept in the journal's
@@ -529,22 +508,11 @@ local function run_params(env, spec, ud, gids, token, zone, tags, root_gib)
   return p
 end
 
-local function arches_of(params)
-  local c = params.constraints or {}
-  if present(c.arch) then return { c.arch } end
-  local seen, out = {}, {}
-  for _, t in ipairs(params.tools or {}) do
-    if t.arch and not seen[t.arch] then seen[t.arch] = true; out[#out + 1] = t.arch end
-  end
-  if #out == 0 then out = { "amd64" } end
-  return out
-end
-
 -- Picks image and instance type: spec or nil, message naming the cause.
 local function find_spec(env, params)
   local icfg = params.instance_config
   local imgs, err = images.find(images.sources(env.cfg), {
-    series = icfg.series, arches = arches_of(params), region = env.region, endpoint = env.image_endpoint,
+    series = icfg.series, arches = cloud.arches(params), region = env.region, endpoint = env.image_endpoint,
     stream = env.cfg["image-stream"] }, http_options(env.cfg, env.ctx))
   if not imgs then return nil, "cannot find an image: " .. err, "NOT_FOUND" end
   local c = params.constraints or {}
@@ -562,10 +530,8 @@ end
 
 local function wait_running(env, id)
   local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return wait.poll {
+  return cloud.poll(env, {
     what = "for instance " .. id .. " to be running with an address", timeout = timeout,
-    interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
     poll = function()
       local list, msg, code, ec2code = describe_instances(env, { ["InstanceId.1"] = id })
       if not list then
@@ -581,7 +547,7 @@ local function wait_running(env, id)
       end
       return nil, "instance is " .. tostring(raw.status)
     end,
-  }
+  })
 end
 
 function P.start_instance(env, params)
@@ -653,29 +619,16 @@ local function state_server(env)
 end
 
 --- Machine 0's status documents over SSH as ubuntu, the host key pinned
---- to the one generated at bootstrap (the instance's juju-host-key tag).
+--- to the one machine 0 made at the end of bootstrap (bootstrap-host-key),
+--- else to the one generated for it (the instance's juju-host-key tag).
 function P.state_dump(env)
   local raw, err, code = state_server(env)
   if not raw then return nil, err, code end
-  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU, host_key = raw.tags[P.HOST_KEY_TAG] })
-  local s, serr, scode = sshinit.connect(target, raw.public or raw.private, P.STATUS_CONNECT_TIMEOUT)
-  if not s then return nil, serr, scode end
-  local doc, derr, dcode = sshinit.state_dump_session(s, P.DATA_DIR)
-  s:close()
-  return doc, derr, dcode
+  return cloud.state_dump(env, raw.public or raw.private, raw.tags[P.HOST_KEY_TAG])
 end
 
 --- Waits until machine 0's agent reports (its heartbeat, read over SSH).
-function P.wait_agent(env)
-  local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    local doc, err = P.state_dump(env)
-    if not doc then return nil, err end
-    local st = state_dump_mod.machine_status(doc, "0")
-    if st and st.agent_state == "started" then return true end
-    return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
-  end, 1)
-end
+function P.wait_agent(env) return cloud.wait_agent(env, P.state_dump) end
 
 function P.all_instances(env)
   local list, msg, code = describe_instances(env, query.filters({}, {
@@ -771,8 +724,7 @@ function P.destroy(env)
       end
     end
   end
-  -- machine groups before the environment's group
-  table.sort(groups, function(a, b) return #a.name > #b.name or (#a.name == #b.name and a.name < b.name) end)
+  cloud.machine_groups_first(groups)
   for _, g in ipairs(groups) do
     ok, err, code = delete_group(env, g.id, g.name)
     if not ok then return nil, err, code end

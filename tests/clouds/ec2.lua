@@ -25,6 +25,7 @@
 --   c:machines()       -> { {id=, user_data=, pid= (in the test host's mount namespace)}, ... }
 --   c:stored_files()   -> paths of every object the object store holds (its own files)
 --   c:stop()
+--   M.image_metadata(dir)  writes the image metadata it serves (file://dir)
 --
 -- EC2 is tests/servers/ec2 (botocore's model and signer check every
 -- request); S3 is s3rver behind s3check (botocore re-signs every request).
@@ -54,9 +55,10 @@ local function npm_root()
   return (r.stdout:gsub("%s+$", ""))
 end
 
--- Image metadata for bookworm (the engine renders systemd services only)
--- in us-east-1, for an image the fake knows.
-local function image_metadata(dir)
+--- Writes simplestreams image metadata under dir (for image-metadata-url =
+--- file://dir): bookworm (the engine renders systemd services only) in
+--- us-east-1, for an image the fake knows. The EC2 specs use it too.
+function M.image_metadata(dir)
   assert(fs.mkdir_p(dir .. "/streams/v1", tonumber("700", 8)))
   local cloud = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
   h.write(dir .. "/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
@@ -104,7 +106,7 @@ function M.start(opts)
       "--upstream", self.s3rver.url, "--access-key", ACCESS, "--region", REGION },
     env = { S3CHECK_SECRET_KEY = self.secret } })
   self.images = self.work .. "/img"
-  image_metadata(self.images)
+  M.image_metadata(self.images)
   self:hosts(false)
   return self
 end

@@ -19,6 +19,8 @@ local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
+local fake_mongod = require("fake_mongod")
+local ec2_cloud = require("clouds.ec2") -- its image metadata
 
 local PYTHON = "/usr/bin/python3"
 local ACCESS = "S3RVER" -- s3rver checks the access key only; the fake and s3check check the secret
@@ -70,20 +72,6 @@ describe("ec2 bootstrap end to end #integration", function()
     h.cleanup()
   end)
 
-  -- Image metadata for bookworm (the engine renders systemd services only)
-  -- in us-east-1, for an image the fake knows.
-  local function image_metadata(dir)
-    assert(fs.mkdir_p(dir .. "/streams/v1", tonumber("700", 8)))
-    local cloud = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
-    h.write(dir .. "/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
-      ["com.ubuntu.cloud:released:aws"] = { datatype = "image-ids", format = "products:1.0",
-        path = "streams/v1/aws.json", clouds = { cloud }, products = { "com.ubuntu.cloud:server:bookworm:amd64" } } } }))
-    h.write(dir .. "/streams/v1/aws.json", assert(json.encode { format = "products:1.0",
-      content_id = "com.ubuntu.cloud:released:aws", region = cloud.region, endpoint = cloud.endpoint,
-      root_store = "ebs", virt = "hvm", products = { ["com.ubuntu.cloud:server:bookworm:amd64"] = {
-        arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
-  end
-
   local function new_environment(store, extra_lines)
     local home = h.tmpdir("juju-ec2-e2e-home-")
     local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
@@ -91,7 +79,7 @@ describe("ec2 bootstrap end to end #integration", function()
     assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
     local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
     assert.are.equal(0, kg.code, kg.stderr)
-    image_metadata(home .. "/img")
+    ec2_cloud.image_metadata(home .. "/img")
     local bucket = "ec2-e2e-" .. crypto.hex(crypto.random_bytes(4))
     h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[
   amazon:
@@ -164,86 +152,19 @@ describe("ec2 bootstrap end to end #integration", function()
     assert.is_nil(all_output:find(SECRET, 1, true))
   end)
 
-  -- mongod as machine 0 sees it: /usr/lib/juju/bin/mongod in the host runs
-  -- tests/integration/fake-mongod (mockupdb: python3-mockupdb is on this
-  -- machine, not in the host's image) in this process's mount namespace,
-  -- with the TLS key copied to a directory both sides see (the host
-  -- server's own directory, bind-mounted at the same path inside).
-  local function mongod_wrapper(shared, record)
-    return table.concat({
-      "#!/bin/sh",
-      "# installed by ec2_bootstrap_spec: fake-mongod outside the host's mount namespace",
-      "set -eu",
-      "shared=" .. shared,
-      "pem_next=",
-      "for a do",
-      "  shift",
-      "  if [ -n \"$pem_next\" ]; then cp \"$a\" \"$shared/server.pem\"; a=\"$shared/server.pem\"; pem_next=; fi",
-      "  case \"$a\" in --tlsCertificateKeyFile|--sslPEMKeyFile) pem_next=1 ;; esac",
-      "  set -- \"$@\" \"$a\"",
-      "done",
-      "[ \"${1:-}\" = --version ] || echo $$ > \"$shared/mongod.pid\"",
-      "exec nsenter --mount=/proc/" .. sys.getpid() .. "/ns/mnt -- env MOCKUPDB_RECORD=" .. record
-        .. " " .. h.source_dir .. "/tests/integration/fake-mongod \"$@\"",
-    }, "\n") .. "\n"
-  end
-
   it("bootstraps with the mongodb store: fake mongod on the ec2 host, replSetInitiate and createUser recorded",
     function()
     local port = server.free_port("127.0.0.1")
     local env = new_environment("mongodb", "    state-port: " .. port .. "\n")
-    local before = {}
-    for _, f in ipairs(fs.list(state_dir) or {}) do before[f] = true end
     -- the instance stays pending until the host has its mongod
-    admin("/_admin/config", { pending_describes = 1000000 })
-    local out_dir = h.tmpdir("juju-ec2-mongo-")
-    local record = out_dir .. "/record.jsonl"
-    local p = assert(sys.spawn({ h.juju_exe, "bootstrap", "--upload-tools" },
-      { env = env, stdin = "null", stdout = out_dir .. "/stdout", stderr = out_dir .. "/stderr" }))
-    local escaped_pid_file
-    finally(function()
-      admin("/_admin/config", { pending_describes = 1 })
-      p:close()
-      -- the fake mongod lives outside the host: the terminator cannot see it
-      local pid = escaped_pid_file and tonumber((fs.read_file(escaped_pid_file) or ""):match("%d+"))
-      if pid and require("juju.proc").alive(pid) then sys.run({ "kill", tostring(pid) }, {}) end
-    end)
-    local rec
-    local deadline = sys.monotonic() + 180
-    while not rec and sys.monotonic() < deadline do
-      for _, f in ipairs(fs.list(state_dir) or {}) do
-        if f:match("%.json$") and not before[f] then
-          rec = json.decode(fs.read_file(state_dir .. "/" .. f) or "")
-        end
-      end
-      if not rec then
-        assert.is_nil(p:wait(0), "juju exited before its instance host started:\n"
-          .. (fs.read_file(out_dir .. "/stderr") or ""))
-        sys.sleep(0.05)
-      end
-    end
-    assert.is_table(rec, "no instance host within 180 s")
-    local shared = rec.root .. "/mongod"
-    assert(fs.mkdir_p(shared, tonumber("700", 8)))
-    escaped_pid_file = shared .. "/mongod.pid"
-    local inst = sys.run({ "nsenter", "--target", tostring(rec.sshd_pid), "--mount", "--root", "--wd", "--",
-      "/bin/sh", "-c", "mkdir -p /usr/lib/juju/bin && cat > /usr/lib/juju/bin/mongod && chmod 755 /usr/lib/juju/bin/mongod" },
-      { stdin = mongod_wrapper(shared, record), timeout = 60 })
-    assert.are.equal(0, inst.code, inst.stderr)
-    admin("/_admin/config", { pending_describes = 1 })
-    local code = p:wait(300)
-    local stderr = fs.read_file(out_dir .. "/stderr") or ""
+    local r, cleanup = fake_mongod.bootstrap_on_host(env, { state_dir = state_dir,
+      hold = function() admin("/_admin/config", { pending_describes = 1000000 }) end,
+      release = function() admin("/_admin/config", { pending_describes = 1 }) end })
+    finally(cleanup)
+    local code, stderr, record, rec = r.code, r.stderr, r.record, r.host
     assert.are.equal(0, code, stderr)
     assert.is_nil(stderr:find(SECRET, 1, true))
-    local commands = {}
-    for line in io.lines(record) do
-      local r = assert(json.decode(line))
-      commands[#commands + 1] = r.summary or ""
-    end
-    local text = table.concat(commands, "\n")
-    assert.matches("replSetInitiate", text)
-    assert.matches("createUser admin", text)
-    assert.matches("createUser machine%-0", text)
+    fake_mongod.assert_bootstrapped(record)
     local c2, out, err = h.juju(env, { "status" })
     assert.are.equal(0, c2, err)
     local doc = assert(yaml.decode(out))

@@ -470,10 +470,13 @@ function P.start_instance(env, params)
   return { id = "inst-0", addresses = { common.address(host.address, "public") }, ssh_port = host.port,
     hardware = { arch = params.tools[1].arch } }
 end
--- machine 0's documents over SSH as ubuntu, the host key pinned
+-- machine 0's documents over SSH as ubuntu, the host key pinned: the one
+-- machine 0 made at the end of bootstrap (issue 14.14), else the generated one
 function P.state_dump(env)
   if not REG.host then return nil, "no instance" end
-  local target = sshinit.target(env.ctx, env.cfg, { host = REG.host.address, host_key = REG.host.host_key_pub })
+  local pin = env.cfg["bootstrap-host-key"]
+  if type(pin) ~= "string" or pin == "" then pin = REG.host.host_key_pub end
+  local target = sshinit.target(env.ctx, env.cfg, { host = REG.host.address, host_key = pin })
   local session, err, code = sshinit.connect(target)
   if not session then return nil, err, code end
   local doc, derr = sshinit.state_dump_session(session)

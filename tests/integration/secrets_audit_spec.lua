@@ -220,6 +220,7 @@ describe("secrets audit", function()
   -- address_base/host_slots: the spec's test-host addresses).
   local CLOUDS = {
     { module = "clouds.ec2", address_base = 250, host_slots = 4 },
+    { module = "clouds.openstack", address_base = 110, host_slots = 4 },
   }
   -- Files in the test host (pid's mount namespace) under dirs holding any
   -- of needles; the needles go through stdin, never a command line.

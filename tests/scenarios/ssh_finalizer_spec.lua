@@ -314,10 +314,19 @@ describe("the SSH finalizer on a cloud instance (real sshd)", function()
       "Bootstrap agent installed" }) do
       assert.is_truthy(r.stderr:find(line, 1, true), "missing: " .. line .. "\n" .. r.stderr)
     end
-    -- The key in the user-data is the key the instance presents.
+    -- The key in the user-data was pinned for phase 2, then rotated (issue
+    -- 14.14): the instance now presents the key the .jenv pins, and refuses
+    -- to be the user-data's.
     local ud = yaml.decode(assert(fs.read_file(s.root .. "/world/userdata")))
     local pub = ud.ssh_keys.ed25519_public
-    local sess = assert(ssh.connect(REG.server.connect_opts({ host_key = pub })))
+    assert.is_truthy(r.stderr:find("Rotated machine 0's SSH host key", 1, true), r.stderr)
+    local jenv = yaml.decode(assert(fs.read_file(s.home .. "/environments/c.jenv")))
+    local new = jenv["bootstrap-config"]["bootstrap-host-key"]
+    assert.is_string(new)
+    local refused, _, code = ssh.connect(REG.server.connect_opts({ host_key = pub }))
+    assert.is_nil(refused)
+    assert.are.equal("SSH_HOSTKEY", code)
+    local sess = assert(ssh.connect(REG.server.connect_opts({ host_key = new })))
     assert.are.equal("pinned", sess:host_key().verified)
     -- The tools came by SFTP into ubuntu's home and were removed after use;
     -- the script fetched them from there (W17: no base64 in it).

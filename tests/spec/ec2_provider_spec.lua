@@ -20,6 +20,7 @@ local crypto = require("juju.crypto")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
+local ec2_cloud = require("clouds.ec2") -- its image metadata
 
 local PYTHON = "/usr/bin/python3"
 local ACCESS = "S3RVER" -- s3rver checks the access key (only); s3check and the fake check the secret
@@ -588,16 +589,7 @@ describe("the ec2 provider", function()
       local home = h.tmpdir()
       local env = h.env(home, {})
       assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-      -- The engine renders systemd services only: bookworm images in us-east-1.
-      assert(fs.mkdir_p(home .. "/img/streams/v1", tonumber("700", 8)))
-      local region = { region = REGION, endpoint = "https://ec2.us-east-1.amazonaws.com" }
-      h.write(home .. "/img/streams/v1/index.json", assert(json.encode { format = "index:1.0", index = {
-        ["com.ubuntu.cloud:released:aws"] = { datatype = "image-ids", format = "products:1.0",
-          path = "streams/v1/aws.json", clouds = { region }, products = { "com.ubuntu.cloud:server:bookworm:amd64" } } } }))
-      h.write(home .. "/img/streams/v1/aws.json", assert(json.encode { format = "products:1.0",
-        content_id = "com.ubuntu.cloud:released:aws", region = region.region, endpoint = region.endpoint,
-        root_store = "ebs", virt = "hvm", products = { ["com.ubuntu.cloud:server:bookworm:amd64"] = {
-          arch = "amd64", release = "bookworm", versions = { ["20250101"] = { items = { a = { id = "ami-442ea674" } } } } } } }))
+      ec2_cloud.image_metadata(home .. "/img")
       local key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m spec"
       local bucket = "ec2-cli-spec-" .. crypto.hex(crypto.random_bytes(4))
       h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[

@@ -15,30 +15,85 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"../httpstatus"
 )
 
+// injected is one fault of /_test/faults: which calls it hits, then what it
+// does to them, to the connection or as Nova's error answer (the JSON is
+// flat: the embedded structs' fields are promoted).
 type injected struct {
-	ID           int             `json:"id"`
-	Op           string          `json:"op"`
-	Status       int             `json:"status,omitempty"`
-	Body         json.RawMessage `json:"body,omitempty"`
-	RetryAfter   *float64        `json:"retry_after,omitempty"`
-	Reset        bool            `json:"reset,omitempty"`
-	Delay        float64         `json:"delay,omitempty"`
-	DropResponse bool            `json:"drop_response,omitempty"`
-	Count        *int            `json:"count,omitempty"`
-	Skip         int             `json:"skip,omitempty"`
-	Hits         int             `json:"hits"`
+	ID   int `json:"id"`
+	Hits int `json:"hits"`
+	faultMatch
+	faultTransport
+	faultAnswer
 }
 
+// faultMatch: the calls of Op ("*": any) a fault hits, after letting Skip
+// of them pass, Count times (0: every one; default 1).
+type faultMatch struct {
+	Op    string `json:"op"`
+	Count *int   `json:"count,omitempty"`
+	Skip  int    `json:"skip,omitempty"`
+}
+
+// faultTransport: a late answer (Delay, in seconds), a reset instead of the
+// answer (Reset), or a reset after the call was done (DropResponse).
+type faultTransport struct {
+	Delay        float64 `json:"delay,omitempty"`
+	Reset        bool    `json:"reset,omitempty"`
+	DropResponse bool    `json:"drop_response,omitempty"`
+}
+
+// faultAnswer: the error answered instead of the call: Status with Body (a
+// JSON document, or a JSON string of any text; Nova's error document for
+// Status when empty) and Retry-After (default 1 s for 413 and 429).
+type faultAnswer struct {
+	Status     int             `json:"status,omitempty"`
+	Body       json.RawMessage `json:"body,omitempty"`
+	RetryAfter *float64        `json:"retry_after,omitempty"`
+}
+
+// write answers the error.
+func (a *faultAnswer) write(w http.ResponseWriter) {
+	body := []byte(a.Body)
+	if len(body) > 0 && body[0] == '"' {
+		var s string
+		json.Unmarshal(body, &s)
+		body = []byte(s)
+	}
+	if len(body) == 0 {
+		k, msg := defaultFault(a.Status)
+		body, _ = json.Marshal(map[string]interface{}{k: map[string]interface{}{"message": msg, "code": a.Status}})
+	}
+	if a.Status == 413 || a.Status == 429 || a.RetryAfter != nil {
+		ra := 1.0
+		if a.RetryAfter != nil {
+			ra = *a.RetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.FormatFloat(ra, 'f', -1, 64))
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(a.Status)
+	w.Write(body)
+}
+
+// call is one journal entry, journaled when the call arrives: pending and
+// status null until it is answered (or reset), so a held call shows.
+// Swift calls also name their container and object (names, never contents).
 type call struct {
-	N       int     `json:"n"`
-	Time    float64 `json:"time"`
-	Method  string  `json:"method"`
-	Path    string  `json:"path"`
-	Service string  `json:"service"`
-	Status  int     `json:"status"`
-	Fault   string  `json:"fault,omitempty"`
+	N         int     `json:"n"`
+	Time      float64 `json:"time"`
+	Method    string  `json:"method"`
+	Path      string  `json:"path"`
+	Service   string  `json:"service"`
+	Container string  `json:"container,omitempty"`
+	Object    string  `json:"object,omitempty"`
+	Status    *int    `json:"status"`
+	Pending   bool    `json:"pending"`
+	Fault     string  `json:"fault,omitempty"`
 }
 
 // collections whose next path segment is an id (except the fixed ones).
@@ -67,26 +122,6 @@ func swiftTemplate(container, object string) string {
 		return "/swift/{container}"
 	}
 	return "/swift/{container}/{object}"
-}
-
-// statusWriter remembers the status a handler answered.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = 200
-	}
-	return s.ResponseWriter.Write(b)
 }
 
 // resetConn closes the client's connection with a RST, answering nothing.
@@ -148,63 +183,64 @@ func (f *fake) faultFor(op string) *injected {
 	return nil
 }
 
+// faultKind is what an injected fault does, as the journal names it.
+func faultKind(ft *injected) string {
+	switch {
+	case ft == nil:
+		return ""
+	case ft.Reset:
+		return "reset"
+	case ft.DropResponse:
+		return "drop_response"
+	case ft.Status != 0:
+		return "status"
+	}
+	return "delay"
+}
+
 // journaled runs a service call (after its token was checked) through the
-// injected faults and into the journal.
+// injected faults and into the journal. The call is journaled at once
+// (pending, status null) and updated when answered.
 func (f *fake) journaled(w http.ResponseWriter, r *http.Request, service, op string, h func(http.ResponseWriter)) {
+	f.journaledNamed(w, r, service, op, "", "", h)
+}
+
+func (f *fake) journaledNamed(w http.ResponseWriter, r *http.Request, service, op, container, object string,
+	h func(http.ResponseWriter)) {
 	f.mu.Lock()
 	ft := f.faultFor(op)
 	f.ncalls++
 	c := &call{N: f.ncalls, Time: float64(time.Now().UnixNano()) / 1e9, Method: r.Method,
-		Path: op[strings.Index(op, " ")+1:], Service: service}
+		Path: op[strings.Index(op, " ")+1:], Service: service, Container: container, Object: object,
+		Pending: true, Fault: faultKind(ft)}
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
-	sw := &statusWriter{ResponseWriter: w}
-	kind := ""
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	switch {
 	case ft == nil:
 		h(sw)
 	default:
 		if ft.Delay > 0 {
-			kind = "delay"
 			time.Sleep(time.Duration(ft.Delay * float64(time.Second)))
 		}
 		switch {
 		case ft.Reset:
-			kind = "reset"
 			resetConn(w)
 		case ft.DropResponse:
-			kind = "drop_response"
 			h(httptest.NewRecorder())
 			resetConn(w)
 		case ft.Status != 0:
-			kind = "status"
-			body := []byte(ft.Body)
-			if len(body) > 0 && body[0] == '"' {
-				var s string
-				json.Unmarshal(body, &s)
-				body = []byte(s)
-			}
-			if len(body) == 0 {
-				k, msg := defaultFault(ft.Status)
-				body, _ = json.Marshal(map[string]interface{}{k: map[string]interface{}{"message": msg, "code": ft.Status}})
-			}
-			if ft.Status == 413 || ft.Status == 429 || ft.RetryAfter != nil {
-				ra := 1.0
-				if ft.RetryAfter != nil {
-					ra = *ft.RetryAfter
-				}
-				w.Header().Set("Retry-After", strconv.FormatFloat(ra, 'f', -1, 64))
-			}
-			w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-			sw.WriteHeader(ft.Status)
-			sw.Write(body)
+			ft.write(sw)
 		default:
 			h(sw)
 		}
 	}
 	f.mu.Lock()
-	c.Status, c.Fault = sw.status, kind
+	c.Pending = false
+	if sw.Status != 0 {
+		status := sw.Status
+		c.Status = &status
+	}
 	f.mu.Unlock()
 }
 
@@ -297,6 +333,10 @@ func (f *fake) serveComputeTest(w http.ResponseWriter, r *http.Request) bool {
 	case "/_test/leftovers":
 		writeJSON(w, 200, f.leftovers())
 	default:
+		if strings.HasPrefix(r.URL.Path, "/_test/object/") {
+			f.serveTestObject(w, r, strings.TrimPrefix(r.URL.Path, "/_test/object/"))
+			return true
+		}
 		if strings.HasPrefix(r.URL.Path, "/_test/user-data/") {
 			c.mu.Lock()
 			srv := c.servers[strings.TrimPrefix(r.URL.Path, "/_test/user-data/")]
@@ -313,6 +353,33 @@ func (f *fake) serveComputeTest(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// serveTestObject answers GET /_test/object/REGION/CONTAINER/OBJECT with
+// the object's content as Swift holds it (the secrets audit reads every
+// stored object; the store lives in the fake's memory).
+func (f *fake) serveTestObject(w http.ResponseWriter, r *http.Request, rest string) {
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		writeJSON(w, 400, map[string]string{"error": "want /_test/object/REGION/CONTAINER/OBJECT"})
+		return
+	}
+	for version, region := range f.regions {
+		if region != parts[0] {
+			continue
+		}
+		data, err := f.swifts[version].GetObject(parts[1], parts[2])
+		if err != nil {
+			writeJSON(w, 404, map[string]string{"error": err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		w.WriteHeader(200)
+		w.Write(data)
+		return
+	}
+	writeJSON(w, 404, map[string]string{"error": "no region " + parts[0]})
 }
 
 func (c *compute) runningCount() int {

@@ -649,7 +649,7 @@ func (f *fake) serveService(w http.ResponseWriter, r *http.Request, p string) {
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = p
 	version := parts[0]
-	f.journaled(w, r, "object-store", r.Method+" "+swiftTemplate(container, object), func(w http.ResponseWriter) {
+	f.journaledNamed(w, r, "object-store", r.Method+" "+swiftTemplate(container, object), container, object, func(w http.ResponseWriter) {
 		switch {
 		case container == "":
 			f.serveAccount(w, r)

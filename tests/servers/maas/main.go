@@ -7,27 +7,45 @@
 //     from the environment, never the command line): consumer key, token,
 //     method PLAINTEXT, signature "&"+secret, timestamp and nonce present;
 //     401 otherwise,
-//   - injects upload failures on request (POST /_fault?status=&count=),
+//   - drives the node life cycle gomaasapi leaves alone, nodes being real
+//     test hosts through -launcher/-terminator (nodes.go),
+//   - adds what the provider calls and gomaasapi lacks: maas/?op=get_config,
+//     deployment_status with Deploying, list filtered by agent_name,
+//     acquire matching MAAS 1.x's constraints (nodes.go's choose) with its
+//     409 message (serveAPI below),
 //   - answers the anonymous files/?op=get_by_key&key=K itself (gomaasapi
 //     hands out anon_resource_uri values but does not serve them), without
-//     OAuth, as MAAS does.
+//     OAuth, as MAAS does,
+//   - has a test control API under /_test/ (control.go) and the older
+//     upload faults (POST /_fault?status=&count=, ?mode=listing).
 //
-// Usage: maas -addr 127.0.0.1:PORT [-prefix /MAAS]; prints its URL, logs one
-// line per request (method, path, op, status; never the Authorization).
+// Usage: maas -addr 127.0.0.1:PORT [-prefix /MAAS] [-dir DIR] [-nodes N]
+// [-launcher 'PROG ARGS'] [-terminator 'PROG ARGS']; prints its URL, logs
+// one line per request (method, path, op, status; never the Authorization
+// or a body). README.md has the whole story.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
+	"io/ioutil"
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/signal"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/juju/gomaasapi"
 )
@@ -84,6 +102,16 @@ func (w *statusWriter) WriteHeader(s int) {
 	w.ResponseWriter.WriteHeader(s)
 }
 
+// Hijack lets a reset fault close the connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("connection cannot be hijacked")
+	}
+	w.status = 0
+	return hj.Hijack()
+}
+
 // getByKey serves a file's content by its anonymous key, or 404.
 func getByKey(ts *gomaasapi.TestServer, w http.ResponseWriter, key string) {
 	for _, f := range ts.Files() {
@@ -112,79 +140,298 @@ func getByKey(ts *gomaasapi.TestServer, w http.ResponseWriter, key string) {
 	http.NotFound(w, nil)
 }
 
+// maasServer is the whole server: gomaasapi's handler (inner), the OAuth
+// check, the node life cycle and the test control. mu serialises requests
+// (and guards cloud and control).
+type maasServer struct {
+	mu      sync.Mutex
+	ts      *gomaasapi.TestServer
+	inner   http.Handler
+	pfx     string
+	want    credentials
+	cloud   *cloud
+	control *control
+	// the older upload faults (storage_maas_spec)
+	uploadFaults, uploadStatus int
+	badListing                 bool
+}
+
+// forward runs gomaasapi on r with body, the prefix taken off the path.
+func (s *maasServer) forward(r *http.Request, body []byte) *httptest.ResponseRecorder {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = strings.TrimPrefix(r.URL.Path, s.pfx)
+	r2.URL.RawPath = ""
+	r2.Body = ioutil.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	r2.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	rec := httptest.NewRecorder()
+	s.inner.ServeHTTP(rec, r2)
+	return rec
+}
+
+func copyResponse(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(rec.Code)
+	w.Write(rec.Body.Bytes())
+}
+
+// form is a POST's url-encoded form (empty for other bodies).
+func form(r *http.Request, body []byte) url.Values {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return url.Values{}
+	}
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		return url.Values{}
+	}
+	return v
+}
+
+func encodeForm(r *http.Request, v url.Values) []byte {
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return []byte(v.Encode())
+}
+
+func (s *maasServer) nodeJSON(w http.ResponseWriter, id string) {
+	obj, ok := s.ts.Nodes()[id]
+	if !ok {
+		http.NotFound(w, nil)
+		return
+	}
+	writeJSON(w, 200, obj)
+}
+
+// constraintText is an acquire's constraints as MAAS's 409 message shows them.
+func constraintText(v url.Values) string {
+	var parts []string
+	for k := range v {
+		if k != "agent_name" {
+			parts = append(parts, k+"="+strings.Join(v[k], ","))
+		}
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// serveAPI answers an authenticated API call; rel is the path after
+// <prefix>/api/1.0/.
+func (s *maasServer) serveAPI(w http.ResponseWriter, r *http.Request, rel, op string, body []byte) {
+	c := s.cloud
+	q := r.URL.Query()
+	tmpl := template(rel)
+	switch {
+	case rel == "maas/" && r.Method == "GET" && op == "get_config":
+		// MAAS answers the config item's JSON value (null when unknown).
+		values := map[string]interface{}{"maas_name": "maas-test", "default_distro_series": "trusty"}
+		writeJSON(w, 200, values[q.Get("name")])
+	case rel == "nodes/" && r.Method == "POST" && op == "acquire":
+		f := form(r, body)
+		s.control.acquires = append(s.control.acquires, f)
+		chosen := c.choose(f)
+		if chosen == nil {
+			http.Error(w, "No available node matches constraints: "+constraintText(f), http.StatusConflict)
+			return
+		}
+		// gomaasapi acquires the node chosen (by hostname) for the agent name
+		rec := s.forward(r, encodeForm(r, url.Values{"agent_name": f["agent_name"], "name": {chosen.Hostname}}))
+		if rec.Code != 200 {
+			copyResponse(w, rec)
+			return
+		}
+		var got struct {
+			SystemID string `json:"system_id"`
+		}
+		json.Unmarshal(rec.Body.Bytes(), &got)
+		c.acquired(got.SystemID, f.Get("agent_name"))
+		s.nodeJSON(w, got.SystemID)
+	case rel == "nodes/" && r.Method == "GET" && op == "list":
+		rec := s.forward(r, body)
+		agents, filter := q["agent_name"]
+		if rec.Code != 200 || !filter {
+			copyResponse(w, rec)
+			return
+		}
+		// gomaasapi ignores agent_name; MAAS lists only that agent's nodes.
+		var list []map[string]interface{}
+		json.Unmarshal(rec.Body.Bytes(), &list)
+		out := []map[string]interface{}{}
+		for _, n := range list {
+			if a, _ := n["agent_name"].(string); a != "" && a == agents[0] {
+				out = append(out, n)
+			}
+		}
+		writeJSON(w, 200, out)
+	case rel == "nodes/" && r.Method == "GET" && op == "deployment_status":
+		writeJSON(w, 200, c.deploymentStatus(q["nodes"]))
+	case rel == "nodes/" && r.Method == "POST" && op == "release":
+		f := form(r, body)
+		ids := append(append([]string{}, f["nodes"]...), q["nodes"]...)
+		f["nodes"] = ids
+		was := map[string]bool{}
+		for _, id := range ids {
+			was[id] = c.owned(id)
+		}
+		rec := s.forward(r, encodeForm(r, f))
+		if rec.Code == 200 {
+			for _, id := range ids {
+				if was[id] {
+					c.release(id)
+				}
+			}
+		}
+		copyResponse(w, rec)
+	case tmpl == "nodes/{id}/" && r.Method == "POST" && op == "start":
+		id := strings.TrimSuffix(strings.TrimPrefix(rel, "nodes/"), "/")
+		f := form(r, body)
+		if code, msg := c.start(id, f.Get("user_data"), f.Get("distro_series")); code != 0 {
+			http.Error(w, msg, code)
+			return
+		}
+		rec := s.forward(r, encodeForm(r, f)) // gomaasapi records the operation
+		if rec.Code != 200 {
+			copyResponse(w, rec)
+			return
+		}
+		s.nodeJSON(w, id)
+	case tmpl == "nodes/{id}/" && r.Method == "POST" && op == "release":
+		id := strings.TrimSuffix(strings.TrimPrefix(rel, "nodes/"), "/")
+		was := c.owned(id)
+		rec := s.forward(r, body)
+		if rec.Code == 200 && was {
+			c.release(id)
+		}
+		if rec.Code != 200 {
+			copyResponse(w, rec)
+			return
+		}
+		s.nodeJSON(w, id)
+	default:
+		copyResponse(w, s.forward(r, body))
+	}
+}
+
+func (s *maasServer) ServeHTTP(w0 http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_test/settle" {
+		// waits without the lock: the launchers and terminators need it
+		timeout := 60.0
+		if v := r.URL.Query().Get("timeout"); v != "" {
+			fmt.Sscan(v, &timeout)
+		}
+		ok := s.cloud.settle(time.Duration(timeout * float64(time.Second)))
+		writeJSON(w0, map[bool]int{true: 200, false: 504}[ok], map[string]bool{"settled": ok})
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := &statusWriter{w0, 200}
+	op := r.URL.Query().Get("op")
+	defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.status) }()
+	if strings.HasPrefix(r.URL.Path, "/_test/") {
+		s.serveTest(w, r)
+		return
+	}
+	if r.URL.Path == "/_fault" && r.Method == "POST" && r.URL.Query().Get("mode") == "listing" {
+		// the next op=list answers truncated JSON
+		s.badListing = true
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if r.URL.Path == "/_fault" && r.Method == "POST" {
+		// the next count op=add uploads fail with status once their body is in
+		fmt.Sscan(r.URL.Query().Get("count"), &s.uploadFaults)
+		s.uploadStatus = http.StatusInternalServerError
+		fmt.Sscan(r.URL.Query().Get("status"), &s.uploadStatus)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	authorized := checkOAuth(r.Header.Get("Authorization"), s.want)
+	if s.badListing && op == "list" && authorized == "" {
+		s.badListing = false
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, `[{"filename": "trunc`)
+		return
+	}
+	if op == "get_by_key" && r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/files/") {
+		getByKey(s.ts, w, r.URL.Query().Get("key"))
+		return
+	}
+	api := s.pfx + "/api/1.0/"
+	rel := strings.TrimPrefix(r.URL.Path, api)
+	entry := call{N: len(s.control.calls) + 1, Method: r.Method, Path: template(rel), Op: op}
+	defer func() {
+		if strings.HasPrefix(r.URL.Path, api) {
+			entry.Status = w.status
+			s.control.calls = append(s.control.calls, entry)
+		}
+	}()
+	if authorized != "" {
+		w.Header().Set("WWW-Authenticate", `OAuth realm="MAAS API"`)
+		http.Error(w, "Authorization Required: "+authorized, http.StatusUnauthorized)
+		return
+	}
+	if !strings.HasPrefix(r.URL.Path, api) {
+		http.NotFound(w, r)
+		return
+	}
+	body, _ := ioutil.ReadAll(r.Body)
+	if f := s.control.match(opName(r.Method, entry.Path, op)); f != nil {
+		entry.Fault = true
+		if apply(f, w) {
+			return
+		}
+	}
+	if s.uploadFaults > 0 && op == "add" {
+		// a failure in the middle of an upload: the body is read, then refused
+		s.uploadFaults--
+		http.Error(w, "Internal Server Error: injected fault", s.uploadStatus)
+		return
+	}
+	s.serveAPI(w, r, rel, op, body)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (host:port)")
 	prefix := flag.String("prefix", "/MAAS", "path prefix of the API")
+	dir := flag.String("dir", "", "where user-data-<system_id> files go (default: a new temporary directory)")
+	launcher := flag.String("launcher", "", "command line started per node start (its first stdout line: the address)")
+	terminator := flag.String("terminator", "", "command line run per release of a launched node (and at exit)")
+	nodes := flag.Int("nodes", 0, "Ready nodes to add at start (amd64/generic, 2 cpus, 4096 MB, zone default)")
 	flag.Parse()
 	parts := strings.Split(os.Getenv("MAAS_TEST_OAUTH"), ":")
 	if len(parts) != 3 {
 		fmt.Fprintln(os.Stderr, "maas: MAAS_TEST_OAUTH must be consumer:token:secret")
 		os.Exit(2)
 	}
-	want := credentials{parts[0], parts[1], parts[2]}
+	if *dir == "" {
+		d, err := ioutil.TempDir("", "maas-test-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		*dir = d
+	}
 	ts := gomaasapi.NewTestServer("1.0")
-	inner := ts.Server.Config.Handler
-	pfx := strings.TrimRight(*prefix, "/")
+	ts.AddZone("default", "the default zone")
+	s := &maasServer{ts: ts, inner: ts.Server.Config.Handler, pfx: strings.TrimRight(*prefix, "/"),
+		want: credentials{parts[0], parts[1], parts[2]}, control: &control{calls: []call{}, faults: []*fault{}, acquires: []url.Values{}}}
+	s.cloud = newCloud(&s.mu, ts, s.pfx, *dir, *launcher, *terminator)
+	s.mu.Lock()
+	s.cloud.addNodes(*nodes, "amd64/generic", 2, 4096, "default", nil)
+	s.mu.Unlock()
 
-	// Fault injection for the specs: POST /_fault?status=500&count=N makes
-	// the next N op=add uploads fail with that status once their body is in.
-	// POST /_fault?mode=listing makes the next op=list answer truncated JSON.
-	faults, faultStatus, badListing := 0, 0, false
-	var mu sync.Mutex
-	handler := http.HandlerFunc(func(w0 http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		w := &statusWriter{w0, 200}
-		op := r.URL.Query().Get("op")
-		defer func() { log.Printf("%s %s op=%s %d", r.Method, r.URL.Path, op, w.status) }()
-		if r.URL.Path == "/_fault" && r.Method == "POST" && r.URL.Query().Get("mode") == "listing" {
-			badListing = true
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if badListing && op == "list" && checkOAuth(r.Header.Get("Authorization"), want) == "" {
-			badListing = false
-			w.WriteHeader(http.StatusOK)
-			fmt.Fprint(w, `[{"filename": "trunc`)
-			return
-		}
-		if r.URL.Path == "/_fault" && r.Method == "POST" {
-			fmt.Sscan(r.URL.Query().Get("count"), &faults)
-			faultStatus = http.StatusInternalServerError
-			fmt.Sscan(r.URL.Query().Get("status"), &faultStatus)
-			w.WriteHeader(http.StatusNoContent)
-			return
-		}
-		if op == "get_by_key" && r.Method == "GET" && strings.HasSuffix(r.URL.Path, "/files/") {
-			getByKey(ts, w, r.URL.Query().Get("key"))
-			return
-		}
-		if why := checkOAuth(r.Header.Get("Authorization"), want); why != "" {
-			w.Header().Set("WWW-Authenticate", `OAuth realm="MAAS API"`)
-			http.Error(w, "Authorization Required: "+why, http.StatusUnauthorized)
-			return
-		}
-		if !strings.HasPrefix(r.URL.Path, pfx+"/api/") {
-			http.NotFound(w, r)
-			return
-		}
-		if faults > 0 && op == "add" {
-			// a failure in the middle of an upload: the body is read, then refused
-			faults--
-			io.Copy(io.Discard, r.Body)
-			http.Error(w, "Internal Server Error: injected fault", faultStatus)
-			return
-		}
-		r2 := r.Clone(r.Context())
-		r2.URL.Path = strings.TrimPrefix(r.URL.Path, pfx)
-		r2.URL.RawPath = ""
-		inner.ServeHTTP(w, r2)
-	})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sigs
+		s.cloud.terminateAll(4 * time.Second)
+		os.Exit(0)
+	}()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("http://%s%s/\n", ln.Addr().String(), pfx)
-	log.Fatal(http.Serve(ln, handler))
+	fmt.Printf("http://%s%s/\n", ln.Addr().String(), s.pfx)
+	log.Fatal(http.Serve(ln, s))
 }
