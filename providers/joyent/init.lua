@@ -12,12 +12,9 @@
 -- config from private-key-path, and never put into user-data, metadata,
 -- tags, storage, provider-state, messages or command lines.
 local crypto = require("juju.lazy")("juju.crypto")
-local wait = require("juju.wait")
 local common = require("juju.provider_common")
-local sshinit = require("juju.lazy")("juju.sshinit")
-local state_dump_mod = require("juju.lazy")("juju.agent.state_dump")
+local cloud = require("juju.cloud.provider")
 local constraints_mod = require("juju.constraints")
-local api = require("juju.lazy")("juju.cloud.api")
 local manta = require("juju.lazy")("juju.cloud.storage.manta")
 local sign = require("juju.lazy")("juju.sign")
 local simplestreams = require("juju.lazy")("juju.simplestreams")
@@ -68,13 +65,9 @@ local P = {
 
 P.DEFAULT_SDC_URL = "https://us-west-1.api.joyentcloud.com"
 P.DEFAULT_MANTA_URL = "https://us-east.manta.joyent.com"
-P.DEFAULT_IMAGE_SOURCE = "http://cloud-images.ubuntu.com/releases"
-P.DATA_DIR = "/var/lib/juju"
-P.UBUNTU = "ubuntu"
 -- The tag holding machine 0's generated SSH host key (public half), so a
 -- later `juju status` of a bootstrap that stopped short still pins it.
 P.HOST_KEY_TAG = "juju-host-key"
-P.STATUS_CONNECT_TIMEOUT = 30
 P.STOP_TIMEOUT = 300
 P.CREDENTIAL_KEYS = { "sdc-user", "sdc-key-id", "private-key-path (or private-key)" }
 -- CloudAPI states of a machine that is starting or up (a failed one still
@@ -82,7 +75,7 @@ P.CREDENTIAL_KEYS = { "sdc-user", "sdc-key-id", "private-key-path (or private-ke
 local ALIVE = { provisioning = true, running = true, stopping = true, stopped = true, offline = true }
 local function exists(state) return type(state) == "string" and state ~= "deleted" end
 
-local function present(v) return type(v) == "string" and v ~= "" end
+local present = cloud.present
 
 -- ------------------------------------------------------------- config --
 
@@ -178,9 +171,7 @@ local function region_of(url)
   return host:match("^([^.]+)") or host
 end
 
-local function http_options(cfg, ctx)
-  return api.http_options(cfg, ctx and function(name) return ctx:getenv(name) end or nil)
-end
+local http_options = cloud.http_options
 
 local function new_client(ctx, cfg, s, key)
   return cloudapi.new { url = s["sdc-url"], user = s["sdc-user"], key = key, key_id = s["sdc-key-id"],
@@ -320,29 +311,8 @@ end
 
 local function image_sources(env)
   local out = {}
-  local url = env.cfg["image-metadata-url"]
-  if present(url) then
-    if url:sub(1, 1) == "/" then url = "file://" .. url:gsub("/+$", "") .. "/images" end
-    out[#out + 1] = { url = url }
-  end
-  local stream = env.cfg["image-stream"]
-  if not present(stream) or stream == "released" then
-    out[#out + 1] = { url = P.DEFAULT_IMAGE_SOURCE }
-  else
-    out[#out + 1] = { url = "http://cloud-images.ubuntu.com/" .. stream }
-  end
+  for i, url in ipairs(cloud.image_sources(env.cfg)) do out[i] = { url = url } end
   return out
-end
-
-local function fetcher(env)
-  local opts = http_options(env.cfg, env.ctx)
-  return function(url)
-    local o = { retries = 1, max_size = 64 * 1024 * 1024, timeout = 60 }
-    for k, v in pairs(opts or {}) do o[k] = v end
-    local r, msg, code = http.get(url, o)
-    if not r then return nil, msg, code end
-    return r.body
-  end
 end
 
 -- Picks image and package: {image=, package=} or nil, message naming the cause.
@@ -353,7 +323,8 @@ local function find_spec(env, params)
   end
   local imgs, err = simplestreams.find_images(image_sources(env), {
     series = params.instance_config.series, arches = { "amd64" }, region = env.region,
-    endpoint = env.s["sdc-url"], stream = env.cfg["image-stream"] }, { fetch = fetcher(env) })
+    endpoint = env.s["sdc-url"], stream = env.cfg["image-stream"] },
+    { fetch = cloud.fetcher(http_options(env.cfg, env.ctx)) })
   if not imgs then return nil, "cannot find an image: " .. err, "NOT_FOUND" end
   local list, msg, code = package_list(env)
   if not list then return nil, msg, code end
@@ -389,10 +360,8 @@ end
 
 local function wait_running(env, id)
   local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return wait.poll {
+  return cloud.poll(env, {
     what = "for machine " .. id .. " to be running with an address", timeout = timeout,
-    interval = 1, backoff = 1.5, max_interval = 10, clock = env.ctx.clock,
-    say = function(line) env.ctx:infof("%s", line) end, check_interrupt = function() env.ctx:check_interrupt() end,
     poll = function()
       local m, msg, code = call(env, "GET", "/{user}/machines/{id}", { id = id })
       if not m then
@@ -405,7 +374,7 @@ local function wait_running(env, id)
       end
       return nil, "machine is " .. tostring(m.state)
     end,
-  }
+  })
 end
 
 function P.start_instance(env, params)
@@ -450,27 +419,11 @@ end
 function P.state_dump(env)
   local m, err, code = state_server(env)
   if not m then return nil, err, code end
-  local pinned = env.cfg["bootstrap-host-key"]
-  local target = sshinit.target(env.ctx, env.cfg, { user = P.UBUNTU,
-    host_key = present(pinned) and pinned or tags_of(m)[P.HOST_KEY_TAG] })
-  local session, serr, scode = sshinit.connect(target, machine_addresses(m)[1].value, P.STATUS_CONNECT_TIMEOUT)
-  if not session then return nil, serr, scode end
-  local doc, derr, dcode = sshinit.state_dump_session(session, P.DATA_DIR)
-  session:close()
-  return doc, derr, dcode
+  return cloud.state_dump(env, machine_addresses(m)[1].value, tags_of(m)[P.HOST_KEY_TAG])
 end
 
 --- Waits until machine 0's agent reports (its heartbeat, read over SSH).
-function P.wait_agent(env)
-  local timeout = tonumber(env.cfg["bootstrap-timeout"]) or 600
-  return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    local doc, err = P.state_dump(env)
-    if not doc then return nil, err end
-    local st = state_dump_mod.machine_status(doc, "0")
-    if st and st.agent_state == "started" then return true end
-    return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
-  end, 1)
-end
+function P.wait_agent(env) return cloud.wait_agent(env, P.state_dump) end
 
 function P.all_instances(env)
   local list, msg, code = env_machines(env)
@@ -498,9 +451,8 @@ local function delete_machine(env, id)
       return nil, string.format("cannot stop machine %s: %s", id, msg), code
     end
     local stopped
-    stopped, msg, code = wait.poll {
-      what = "for machine " .. id .. " to stop", timeout = P.STOP_TIMEOUT, interval = 1, backoff = 1.5,
-      max_interval = 10, clock = env.ctx.clock, say = function(line) env.ctx:infof("%s", line) end,
+    stopped, msg, code = cloud.poll(env, {
+      what = "for machine " .. id .. " to stop", timeout = P.STOP_TIMEOUT,
       poll = function()
         local d, e, c = call(env, "GET", "/{user}/machines/{id}", { id = id })
         if not d then
@@ -510,7 +462,7 @@ local function delete_machine(env, id)
         if d.state == "stopped" then return "stopped" end
         return nil, "machine is " .. tostring(d.state)
       end,
-    }
+    })
     if not stopped then return nil, string.format("cannot stop machine %s: %s", id, msg), code end
     if stopped == "gone" then return true end
   end

@@ -138,6 +138,16 @@ describe("joyent bootstrap end to end #integration", function()
     local r2 = on_host({ "grep", "-rlF", m.tags["juju-env-uuid"], "/var/lib/juju" })
     assert.are.equal(0, r2.code, "no agent config on machine 0: " .. r2.stderr)
 
+    -- issue 14.14: the user-data's host key was rotated at the end of
+    -- bootstrap; the .jenv pins the new one, which status uses
+    assert.matches("Rotated machine 0's SSH host key", all_output)
+    local old = assert(yaml.decode(ud:gsub("^#cloud%-config\n", ""))).ssh_keys.ed25519_public
+    local jenv = assert(yaml.decode(h.read(env.JUJU_HOME .. "/environments/jye2e.jenv")))
+    local new = jenv["bootstrap-config"]["bootstrap-host-key"]
+    assert.is_string(new)
+    assert.are_not.equal(old:match("^%S+ (%S+)"), new:match("^%S+ (%S+)"))
+    assert.are.equal(old:gsub("%s+$", ""), m.tags["juju-host-key"]) -- the generated key kept on the machine
+
     code, out, err = h.juju(env, { "status" })
     assert.are.equal(0, code, err)
     all_output = all_output .. out .. err
