@@ -127,6 +127,32 @@ describe("joyent provider", function()
     assert.is_true(provider.config.fields["sdc-key-id"].secret)
   end)
 
+  it("juju init's entry names real keys, and prepares once they are filled in", function()
+    local text = require("juju.boilerplate").ENTRIES.joyent
+    local yaml = require("juju.yaml")
+    -- uncomment the "# key: value" lines, as a user filling it in would
+    local filled = text:gsub("\n    # ([%w-]+): [^\n]*", "\n    %1: X")
+    local entry = assert(yaml.decode(filled)).joyent
+    assert.are.equal("joyent", entry.type)
+    local keys = {}
+    for k in pairs(entry) do
+      if k ~= "type" then
+        keys[#keys + 1] = k
+        assert.is_table(provider.config.fields[k], "boilerplate key " .. k)
+      end
+    end
+    table.sort(keys)
+    assert.are.same({ "manta-key-id", "manta-url", "manta-user", "private-key-path", "sdc-key-id", "sdc-url",
+      "sdc-user" }, keys)
+    local values = { ["sdc-user"] = j.user, ["sdc-key-id"] = j.key_id, ["sdc-url"] = j.sdc_url,
+      ["manta-user"] = j.user, ["manta-key-id"] = j.key_id, ["manta-url"] = j.manta_url,
+      ["private-key-path"] = j.key_path }
+    local attrs = {}
+    for _, k in ipairs(keys) do attrs[k] = values[k] end
+    local cfg, pc = environment(attrs)
+    assert(provider.prepare_for_bootstrap(pc, cfg))
+  end)
+
   it("names the missing or bad key in one line", function()
     local cases = {
       { { ["sdc-user"] = false }, "sdc-user: required, or set $SDC_ACCOUNT" },
