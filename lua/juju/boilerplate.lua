@@ -137,16 +137,26 @@ joyent:
     type: joyent
 
     # sdc-user and sdc-key-id identify you to CloudAPI; they default to
-    # $SDC_ACCOUNT and $SDC_KEY_ID.
+    # $SDC_ACCOUNT and $SDC_KEY_ID (the key id is the key's MD5
+    # fingerprint, aa:bb:...).
     #
     # sdc-user: <secret>
     # sdc-key-id: <secret>
 
-    # sdc-url defaults to the us-west-1 CloudAPI endpoint.
+    # sdc-url defaults to $SDC_URL, then the us-west-1 CloudAPI endpoint.
     #
     # sdc-url: https://us-west-1.api.joyentcloud.com
 
-    # private-key-path is the key that signs requests.
+    # manta-user and manta-key-id identify you to Manta, where the
+    # environment's storage lives; they default to $MANTA_USER and
+    # $MANTA_KEY_ID. manta-url defaults to $MANTA_URL, then us-east.
+    #
+    # manta-user: <secret>
+    # manta-key-id: <secret>
+    # manta-url: https://us-east.manta.joyent.com
+
+    # private-key-path is the key that signs requests (default
+    # $MANTA_PRIVATE_KEY_FILE); it never leaves this machine.
     #
     # private-key-path: ~/.ssh/id_rsa
 ]]
