@@ -289,7 +289,15 @@ function steps.select_tools(b)
     local storage = b:storage()
     local ok, jerr = b.journal:record("storage", name)
     if not ok then return nil, jerr end
-    local size, sha = storage:put_file(name, built.path)
+    local size, sha
+    if storage.put_file_link then
+      -- A directory backend stores the cached tarball (replaced by rename,
+      -- never rewritten) by a hard link where it can: its own mode, 0644.
+      local st = fs.stat(built.path)
+      size, sha = storage:put_file_link(name, built.path, st and st.mode)
+    else
+      size, sha = storage:put_file(name, built.path)
+    end
     if not size then return nil, "cannot upload bootstrap tools: " .. tostring(sha) end
     chosen = { version = chosen.version, series = chosen.series, arch = chosen.arch, binary = chosen.binary,
       url = storage:url(name), sha256 = built.sha256, size = built.size, uploaded = true }
