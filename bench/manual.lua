@@ -137,8 +137,10 @@ local function floor_inputs()
     "root@" .. server.host .. ":" .. remote, tarball), { timeout = 60 }))
   assert(dl.code == 0, dl.stderr)
   assert(fs.write_atomic(SCRATCH .. "/script.sh", script, "0600"))
-  server.stop()
+  -- The scenario's close destroys the environment: while its host still
+  -- answers (a stopped host costs destroy its whole connect timeout).
   s:close()
+  server.stop()
   return SCRATCH .. "/script.sh", tarball, fs.stat(tarball).size
 end
 
@@ -160,8 +162,8 @@ local function bench_bootstrap()
     if round > 0 then juju_times[#juju_times + 1] = t end
     juju_rss = math.max(juju_rss, (rss()))
     juju_trips = round_trips(server)
-    server.stop()
     s:close()
+    server.stop()
     -- The floor: the same tarball and script through OpenSSH, as root.
     server = start_host()
     local target = "root@" .. server.host
