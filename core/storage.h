@@ -59,7 +59,8 @@ int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, i
  * exactly the object's permission bits; otherwise it is copied. Only for a
  * source that is replaced by rename and never rewritten in place (a cached
  * tools tarball): the object shares its content. *linked says which
- * happened; *size and sha256 are src's (read, not copied). */
+ * happened; *size and sha256 are src's (read, not copied; a NULL sha256
+ * spares reading a linked file at all). */
 int jj_storage_put_file_link(jj_storage *s, const char *name, const char *src_path, int mode,
                              uint64_t *size, unsigned char *sha256, bool *linked, jj_error *err);
 

@@ -292,9 +292,10 @@ function steps.select_tools(b)
     local size, sha
     if storage.put_file_link then
       -- A directory backend stores the cached tarball (replaced by rename,
-      -- never rewritten) by a hard link where it can: its own mode, 0644.
+      -- never rewritten) by a hard link where it can: its own mode, 0644,
+      -- and the digest the cache recorded (not read again).
       local st = fs.stat(built.path)
-      size, sha = storage:put_file_link(name, built.path, st and st.mode)
+      size, sha = storage:put_file_link(name, built.path, st and st.mode, built.sha256)
     else
       size, sha = storage:put_file(name, built.path)
     end
