@@ -151,7 +151,74 @@ local function bench_bootstrap_processes()
   row(d)
   aim("dummy bootstrap under 100 ms", b.median < 0.1, lib.fmt_seconds(b.median))
   return step_rows("Bootstrap steps (separate `juju bootstrap` processes; log resolution 1 ms)",
-    steps, order, b.median)
+    steps, order, b.median), b
+end
+
+-- 2b. Durable writes of a CLI bootstrap ------------------------------------
+-- The fsyncs of one `juju bootstrap` process, counted with strace -f -y
+-- (which names each descriptor's file): in a fresh JUJU_HOME (the tools
+-- tarball is built into its cache) and warm (a JUJU_HOME whose cache has
+-- it). Those on files in a juju-tools-* temporary directory are counted
+-- apart: such a directory is removed when the bootstrap ends, so nothing
+-- in it needs to survive a crash. The cost of one fsync is measured in the
+-- same run: half an fs.write_atomic of 1 KiB (file + directory) beside the
+-- homes.
+local function new_home(parent)
+  local home = assert(fs.mkdtemp(parent .. "/home-"))
+  assert(fs.mkdir_p(home .. "/user", "0700"))
+  assert(fs.mkdir_p(home .. "/juju", "0700"))
+  assert(fs.write_atomic(home .. "/juju/environments.yaml",
+    "default: bench\nenvironments:\n  bench:\n    type: dummy\n"))
+  return home
+end
+
+local function count_fsyncs(home)
+  local trace = SCRATCH .. "/strace.out"
+  fs.remove(trace)
+  lib.run({ "strace", "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync", "-o", trace, JUJU, "bootstrap", "-e", "bench" },
+    { env = env_for(home) })
+  local total, tmp = 0, 0
+  for line in (fs.read_file(trace) or ""):gmatch("[^\n]+") do
+    local path = line:match("f[dat]*sync%(%d+<([^>]*)>")
+    if path then
+      total = total + 1
+      if path:match("^/tmp/juju%-tools%-") then tmp = tmp + 1 end
+    end
+  end
+  lib.run({ JUJU, "destroy-environment", "-y", "bench" }, { env = env_for(home) })
+  return { total = total, temporary = tmp, necessary = total - tmp }
+end
+
+local cli_durability -- fsync counts and times, compared with the crypto below
+local function bench_cli_durability(warm)
+  io.stderr:write("bench: CLI bootstrap fsyncs, fresh and warm JUJU_HOME\n")
+  local n = runs(15, 3)
+  local fresh_times = {}
+  for i = 0, n do
+    local home = new_home(SCRATCH)
+    local t = lib.run({ JUJU, "bootstrap", "-e", "bench" }, { env = env_for(home) })
+    lib.run({ JUJU, "destroy-environment", "-y", "bench" }, { env = env_for(home) })
+    if i > 0 then fresh_times[#fresh_times + 1] = t end
+    fs.remove_tree(home)
+  end
+  local fresh = record("juju bootstrap (dummy, process, fresh JUJU_HOME)", fresh_times)
+  row(fresh, warm, "builds the tools tarball into the new home's cache")
+  local home = new_home(SCRATCH)
+  local cold = count_fsyncs(home)
+  local hot = count_fsyncs(home)
+  fs.remove_tree(home)
+  local probe = SCRATCH .. "/fsync-probe"
+  local payload = string.rep("x", 1024)
+  local wa = record("fs.write_atomic 1 KiB (write, fsync, rename, fsync dir)", lib.time_fn(runs(50, 10), function()
+    assert(fs.write_atomic(probe, payload))
+  end))
+  row(wa, nil, string.format("one fsync ~ %s", lib.fmt_seconds(wa.median / 2)))
+  fresh.fsyncs, warm.fsyncs = cold, hot
+  cli_durability = { fresh = fresh, warm = warm, fsync = wa.median / 2 }
+  aim("no fsync of files in a temporary directory that is then removed (CLI bootstrap)",
+    cold.temporary == 0 and hot.temporary == 0,
+    string.format("fresh JUJU_HOME: %d of %d fsyncs; warm: %d of %d", cold.temporary, cold.total, hot.temporary,
+      hot.total))
 end
 
 -- 3. Scenario throughput in one Lua process -------------------------------
@@ -171,6 +238,17 @@ local function bench_scenarios()
   row(per, nil, string.format("%.1f/s; Lua heap %d -> %d KiB, RSS %s -> %s", rate,
     out.first.lua_kib, out.last.lua_kib, lib.fmt_kib(out.first.rss_kib), lib.fmt_kib(out.last.rss_kib)))
   aim(">= 100 dummy bootstraps/s in one process", rate >= 100, string.format("%.1f/s", rate))
+  -- The journal's durable points: provider-state (journaled before preflight
+  -- writes it), the instance's intent, its record, the tools object, the
+  -- endpoints, bootstrapped; plus the .jenv's creation by prepare.
+  local wb, wd = out.writes_bootstrap, out.writes_destroy
+  per.writes_bootstrap, per.writes_destroy = wb, wd
+  rows[#rows + 1] = { "durable writes per pair (one process)", "1", "", "", "", "", "", "",
+    string.format("bootstrap: .jenv created %d, rewritten %d; %d atomic writes in all. destroy: .jenv rewritten %d",
+      wb.jenv_create, wb.jenv_write, wb.write_atomic, wd.jenv_write) }
+  aim(".jenv rewritten only at the journal's 6 durable points per bootstrap (and <= 2 per destroy)",
+    wb.jenv_write <= 6 and wd.jenv_write <= 2,
+    string.format("%d per bootstrap (+1 create), %d per destroy", wb.jenv_write, wd.jenv_write))
   local heap_growth = out.last.lua_kib - out.first.lua_kib
   local rss_growth = out.last.rss_kib - out.first.rss_kib
   aim("flat memory over the scenario run", heap_growth <= 64 and rss_growth <= 4096,
@@ -204,6 +282,15 @@ local function bench_crypto()
   -- A bootstrap's unavoidable crypto: the CA, the server certificate and
   -- the admin password hash (PBKDF2, required by Juju's password scheme).
   local floor = ca.median + cert.median + pbkdf2.median
+  if cli_durability then
+    local c = cli_durability
+    local necessary = c.warm.fsyncs.necessary
+    local base = floor + necessary * c.fsync
+    aim("a warm CLI bootstrap within 2x of its crypto + its necessary fsyncs", c.warm.median <= 2 * base,
+      string.format("%s (%s; crypto %s + %d fsyncs outside temporary directories x %s); fresh JUJU_HOME %s, %d fsyncs",
+        pct(c.warm.median / base), lib.fmt_seconds(c.warm.median), lib.fmt_seconds(floor), necessary,
+        lib.fmt_seconds(c.fsync), lib.fmt_seconds(c.fresh.median), c.fresh.fsyncs.total))
+  end
   if scenario_pair then
     local ratio = scenario_pair.median / floor
     aim("a bootstrap + destroy pair within 1.5x of its crypto (CA + server cert + PBKDF2)", ratio <= 1.5,
@@ -310,7 +397,9 @@ end
 -- Main ---------------------------------------------------------------------
 local machine = lib.machine()
 local juju_version = bench_cold_start()
-local step_tables = { bench_bootstrap_processes(), bench_scenarios() }
+local process_steps, warm_bootstrap = bench_bootstrap_processes()
+bench_cli_durability(warm_bootstrap)
+local step_tables = { process_steps, bench_scenarios() }
 bench_crypto()
 bench_sha256(juju_version.maxrss_kib)
 local t10 = bench_tools(10, runs(11, 3))

@@ -2,7 +2,8 @@
 -- this one Lua process through the scenario API (juju.testing), all in one
 -- scenario (one JUJU_HOME, as an operator has; a warm-up pair first builds
 -- the tools tarball into the client's cache). Prints JSON: per-iteration seconds, the orchestrator's
--- step times (from its "step <id>: done in <d>" log lines), and the memory
+-- step times (from its "step <id>: done in <d>" log lines), the durable
+-- writes of one bootstrap and of one destroy, and the memory
 -- (Lua heap after a full collection, and VmRSS) after the first and the last.
 local testing = require("juju.testing")
 local json = require("juju.json")
@@ -10,6 +11,32 @@ local sys = require("juju.sys")
 local fs = require("juju.fs")
 
 local n = math.tointeger(tonumber(arg[1] or "")) or 200
+
+-- Durable writes per pair, counted by wrapping juju.fs's writers (every
+-- module calls them through the one module table): .jenv creates and
+-- rewrites, and all atomic writes. The journal's saves are its rewrites.
+local counts = { jenv_create = 0, jenv_write = 0, write_atomic = 0, create_exclusive = 0 }
+local real_write_atomic, real_create_exclusive = fs.write_atomic, fs.create_exclusive
+fs.write_atomic = function(path, ...)
+  counts.write_atomic = counts.write_atomic + 1
+  if type(path) == "string" and path:match("%.jenv$") then counts.jenv_write = counts.jenv_write + 1 end
+  return real_write_atomic(path, ...)
+end
+fs.create_exclusive = function(path, ...)
+  counts.create_exclusive = counts.create_exclusive + 1
+  if type(path) == "string" and path:match("%.jenv$") then counts.jenv_create = counts.jenv_create + 1 end
+  return real_create_exclusive(path, ...)
+end
+local function snapshot()
+  local c = {}
+  for k, v in pairs(counts) do c[k] = v end
+  return c
+end
+local function diff(a, b)
+  local d = {}
+  for k, v in pairs(b) do d[k] = v - a[k] end
+  return d
+end
 
 local function rss_kib()
   local text = fs.read_file("/proc/self/status") or ""
@@ -35,9 +62,13 @@ end
 
 local s = testing.new { environments = { bench = { type = "dummy" } }, default = "bench", real_clock = true }
 
+local per_bootstrap, per_destroy -- the counts of the first counted pair
+
 local function one(i)
+  local c0 = snapshot()
   local r = s:juju("bootstrap", "-e", "bench", "--show-log", "--logging-config", "juju.environs.bootstrap=INFO")
   if r.code ~= 0 then error("bootstrap failed: " .. r.stderr) end
+  local c1 = snapshot()
   for id, d in r.stderr:gmatch("step (%S+): done in (%S+)") do
     if not steps[id] then
       steps[id] = json.array()
@@ -48,6 +79,7 @@ local function one(i)
   end
   r = s:juju("destroy-environment", "-y", "bench")
   if r.code ~= 0 then error("destroy-environment failed: " .. r.stderr) end
+  if i == 1 then per_bootstrap, per_destroy = diff(c0, c1), diff(c1, snapshot()) end
 end
 
 -- The warm-up pair (not counted).
@@ -65,5 +97,5 @@ end
 local last = memory()
 s:close()
 io.stdout:write(json.encode { n = n, times = times, first = first, last = last,
-  steps_ms = steps, step_order = step_order }, "\n")
+  steps_ms = steps, step_order = step_order, writes_bootstrap = per_bootstrap, writes_destroy = per_destroy }, "\n")
 return 0

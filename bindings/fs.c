@@ -203,6 +203,14 @@ static int l_symlink(lua_State *L)
     return push_ok(L, jj_fs_symlink(target, path, &err), &err);
 }
 
+static int l_link(lua_State *L)
+{
+    const char *existing = luaL_checkstring(L, 1);
+    const char *path = luaL_checkstring(L, 2);
+    jj_error err;
+    return push_ok(L, jj_fs_link(existing, path, &err), &err);
+}
+
 typedef int (*path_fn)(const char *, char **, jj_error *);
 
 /* Calls a core function that returns one malloc'd string. */
@@ -466,6 +474,7 @@ static const luaL_Reg fs_functions[] = {
     {"remove_tree", l_remove_tree},
     {"rename", l_rename},
     {"symlink", l_symlink},
+    {"link", l_link},
     {"readlink", l_readlink},
     {"realpath", l_realpath},
     {"list", l_list},

@@ -152,6 +152,37 @@ static int dir_put_file(lua_State *L)
     return 2;
 }
 
+static int dir_put_file_link(lua_State *L)
+{
+    jj_storage *s = check_dir(L);
+    jj_error err;
+    const char *name = check_name(L, 2, &err);
+    const char *src = check_path(L, 3);
+    int mode = opt_mode(L, 4);
+    /* The caller's digest of src (a cache's record): a linked file is then
+     * not read at all. */
+    size_t known_len = 0;
+    const char *known = luaL_optlstring(L, 5, NULL, &known_len);
+    luaL_argcheck(L, known == NULL || known_len == 64, 5, "a SHA-256 hex digest expected");
+    if (!name)
+        return jj_push_error(L, &err);
+    uint64_t size;
+    unsigned char md[32];
+    char hex[65];
+    bool linked;
+    if (jj_storage_put_file_link(s, name, src, mode, &size, known ? NULL : md, &linked, &err))
+        return jj_push_error(L, &err);
+    lua_pushinteger(L, (lua_Integer)size);
+    if (known) {
+        lua_pushvalue(L, 5);
+    } else {
+        jj_hex_encode(md, sizeof md, hex);
+        lua_pushstring(L, hex);
+    }
+    lua_pushboolean(L, linked);
+    return 3;
+}
+
 static int dir_get(lua_State *L)
 {
     jj_storage *s = check_dir(L);
@@ -296,6 +327,7 @@ static int l_check_name(lua_State *L)
 static const luaL_Reg dir_methods[] = {
     {"put", dir_put},
     {"put_file", dir_put_file},
+    {"put_file_link", dir_put_file_link},
     {"get", dir_get},
     {"get_to_file", dir_get_to_file},
     {"exists", dir_exists},

@@ -525,6 +525,13 @@ int jj_fs_rename(const char *from, const char *to, jj_error *err)
     return 0;
 }
 
+int jj_fs_link(const char *existing, const char *path, jj_error *err)
+{
+    if (link(existing, path) != 0)
+        return jj_error_errno(err, errno, "link %s", path);
+    return 0;
+}
+
 int jj_fs_symlink(const char *target, const char *path, jj_error *err)
 {
     if (symlink(target, path) != 0)

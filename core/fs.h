@@ -111,6 +111,9 @@ int jj_fs_remove_tree(const char *path, jj_error *err);
 
 int jj_fs_rename(const char *from, const char *to, jj_error *err);
 int jj_fs_symlink(const char *target, const char *path, jj_error *err);
+/* A second name (hard link) for the existing file; fails across
+ * filesystems and when path exists (err carries the errno). */
+int jj_fs_link(const char *existing, const char *path, jj_error *err);
 
 /* *out is a malloc'd NUL-terminated string owned by the caller. */
 int jj_fs_readlink(const char *path, char **out, jj_error *err);

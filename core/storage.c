@@ -253,6 +253,112 @@ out:
     return rc;
 }
 
+/* Reads in_fd to its end through a fixed buffer, hashing it. */
+static int stream_hash(int in_fd, const char *src_shown, jj_hasher *h, uint64_t *size, jj_error *err)
+{
+    char *buf = malloc(COPY_CHUNK);
+    if (!buf)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    uint64_t total = 0;
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(in_fd, buf, COPY_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = jj_error_errno(err, errno, "read %s", src_shown);
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = jj_hasher_update(h, buf, (size_t)n, err)) != 0)
+            break;
+        total += (uint64_t)n;
+    }
+    free(buf);
+    if (!rc && size)
+        *size = total;
+    return rc;
+}
+
+/* Gives the object the name tmp_link (a hard link to src_path) and
+ * renames it over path; the placeholder k reserved the unique temp name. */
+static int link_into_place(const char *src_path, const char *path, const char *tmp_link, jj_error *err)
+{
+    if (link(src_path, tmp_link) != 0)
+        return jj_error_errno(err, errno, "link %s", tmp_link);
+    if (rename(tmp_link, path) != 0) {
+        int e = errno;
+        unlink(tmp_link);
+        return jj_error_errno(err, e, "rename %s", tmp_link);
+    }
+    /* path already a name of src: rename(2) then does nothing, and the
+     * temporary name is still there. */
+    unlink(tmp_link);
+    return 0;
+}
+
+int jj_storage_put_file_link(jj_storage *s, const char *name, const char *src_path, int mode,
+                             uint64_t *size, unsigned char *sha256, bool *linked, jj_error *err)
+{
+    *linked = false;
+    char *path;
+    int rc = object_path(s, name, &path, err);
+    if (rc)
+        return rc;
+    mode_t want = mode < 0 ? s->file_mode : (mode_t)(mode & 07777);
+    struct stat sb;
+    jj_hasher *h = NULL;
+    int in = open_regular(src_path, &sb, err);
+    if (in < 0) {
+        rc = in;
+        goto out;
+    }
+    if ((sb.st_mode & 07777) != want)
+        goto copy; /* a link would carry src's mode */
+    if ((rc = ensure_parents(s, name, path, err)) != 0)
+        goto out;
+    jj_fs_atomic k;
+    if ((rc = jj_fs_atomic_begin(&k, path, want, err)) != 0)
+        goto out;
+    char tmp_link[sizeof k.tmp + 2];
+    snprintf(tmp_link, sizeof tmp_link, "%sL", k.tmp);
+    jj_error lerr;
+    int lrc = link_into_place(src_path, path, tmp_link, &lerr);
+    jj_fs_atomic_abort(&k); /* the placeholder */
+    if (lrc)
+        goto copy; /* another filesystem, or links not allowed: a copy */
+    *linked = true;
+    if ((rc = jj_fs_fsync_parent(path, err)) != 0)
+        goto out;
+    if (!sha256) {
+        /* Nothing to hash: the caller knows the content. */
+        if (size)
+            *size = (uint64_t)sb.st_size;
+        goto out;
+    }
+    if ((rc = jj_hasher_new(JJ_DIGEST_SHA256, &h, err)) != 0)
+        goto out;
+    if ((rc = stream_hash(in, src_path, h, size, err)) != 0)
+        goto out;
+    if (sha256)
+        rc = jj_hasher_final(h, sha256, err);
+    goto out;
+copy:
+    close(in);
+    in = -1;
+    free(path);
+    return jj_storage_put_file(s, name, src_path, mode, size, sha256, err);
+out:
+    if (in >= 0)
+        close(in);
+    jj_hasher_free(h);
+    if (rc)
+        jj_error_prefix(err, "put %s", name);
+    free(path);
+    return rc;
+}
+
 /* A parent of the name being an object (ENOTDIR) means there is no such
  * object, as with object stores. */
 static inline int as_missing_object(int rc, jj_error *err)

@@ -54,6 +54,16 @@ int jj_storage_put(jj_storage *s, const char *name, const void *data, size_t len
 int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, int mode,
                         uint64_t *size, unsigned char *sha256, jj_error *err);
 
+/* As jj_storage_put_file, but the object becomes a second name (hard
+ * link) of src_path when src is a regular file on the same filesystem with
+ * exactly the object's permission bits; otherwise it is copied. Only for a
+ * source that is replaced by rename and never rewritten in place (a cached
+ * tools tarball): the object shares its content. *linked says which
+ * happened; *size and sha256 are src's (read, not copied; a NULL sha256
+ * spares reading a linked file at all). */
+int jj_storage_put_file_link(jj_storage *s, const char *name, const char *src_path, int mode,
+                             uint64_t *size, unsigned char *sha256, bool *linked, jj_error *err);
+
 /* Reads the whole object. On success *out is a malloc'd buffer of *len
  * bytes plus a terminating NUL, owned by the caller (free()). JJ_ENOENT
  * when there is no such object. */

@@ -36,8 +36,12 @@ function M.sources(b)
     out[#out + 1] = { url = url, description = "agent-metadata-url" }
   end
   -- Tools metadata previously put in environ storage (sync-tools, earlier uploads).
+  -- One listing instead of an exists() per index name (each is a request,
+  -- or an exec on a manual host); a failed listing counts as none.
   local storage = b:storage()
-  if storage:exists("tools/streams/v1/index2.json") or storage:exists("tools/streams/v1/index.json") then
+  local present = {}
+  for _, n in ipairs(storage:list("tools/streams/v1/index") or {}) do present[n] = true end
+  if present["tools/streams/v1/index2.json"] or present["tools/streams/v1/index.json"] then
     out[#out + 1] = { url = storage:url("tools"), description = "environ storage" }
   end
   if b.provider.tools_sources then
@@ -325,7 +329,9 @@ local function remember(key, res, path)
   local d = memo_dir()
   if not d then return end
   local copy = d .. "/" .. key .. ".tgz"
-  if fs.copy_file(path, copy, "0600") then
+  -- A second name for the file is enough (tarballs are replaced by rename,
+  -- never rewritten in place); a copy only across filesystems.
+  if fs.link(path, copy) or fs.copy_file(path, copy, "0600") then
     memo.tarballs[key] = { path = copy, sha256 = res.sha256, size = res.size }
   end
 end
@@ -349,18 +355,77 @@ function M.forget_built()
   memo.tarballs, memo.closures = {}, {}
 end
 
--- The library closure of files, once per process while they are unchanged.
-local function closure_cached(files)
+-- What ldd's answer depends on besides the files themselves: the loader's
+-- cache (rewritten by ldconfig whenever libraries are installed or removed)
+-- and the search path of the environment.
+local function loader_identity()
+  local st = fs.stat("/etc/ld.so.cache")
+  return string.format("ld.so.cache\t%d\t%s\nLD_LIBRARY_PATH\t%s", st and st.size or -1,
+    tostring(st and st.mtime), tostring(sys.getenv("LD_LIBRARY_PATH")))
+end
+
+local function encode_closure(libs)
+  local lines = {}
+  for _, l in ipairs(libs) do lines[#lines + 1] = l.name .. "\t" .. l.path end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- A closure file written by encode_closure whose libraries are all still
+-- there (nil otherwise: the caller asks ldd again).
+local function decode_closure(text)
+  local libs = {}
+  for line in text:gmatch("[^\n]+") do
+    local name, path = line:match("^([^\t]+)\t(/[^\t]+)$")
+    if not name or not fs.exists(path) then return nil end
+    libs[#libs + 1] = { name = name, path = path }
+  end
+  return libs
+end
+
+-- The library closure of files, once per process while they are unchanged,
+-- and across processes through cache_dir (JUJU_HOME/cache/tools): a CLI
+-- bootstrap would otherwise run ldd (a shell script and two loader runs)
+-- for jujud and every binding module each time.
+local function closure_cached(files, cache_dir)
   local parts = {}
   for _, f in ipairs(files) do
     local st = fs.stat(f)
     parts[#parts + 1] = string.format("%s\t%d\t%s", f, st and st.size or -1, tostring(st and st.mtime))
   end
+  parts[#parts + 1] = loader_identity()
   local key = table.concat(parts, "\n")
   if memo.closures[key] then return memo.closures[key] end
-  local libs, err = M.library_closure(files)
-  if libs then memo.closures[key] = libs end
-  return libs, err
+  local file = cache_dir and string.format("%s/closure-%s", cache_dir, crypto.sha256(key):sub(1, 16))
+  local text = file and fs.read_file(file)
+  local libs = text and decode_closure(text)
+  if libs then
+    memo.closures[key] = libs
+    return libs
+  end
+  local err
+  libs, err = M.library_closure(files)
+  if not libs then return nil, err end
+  memo.closures[key] = libs
+  -- Only a cache: a failed write costs the next bootstrap an ldd run.
+  if file and fs.mkdir_p(cache_dir, tonumber("700", 8)) then
+    fs.write_atomic(file, encode_closure(libs), tonumber("600", 8))
+  end
+  return libs
+end
+
+-- Writes the generated inputs of a tarball (path -> content) into the
+-- build directory. Plain writes, no fsync: the directory is private, read
+-- once by build_tarball and removed when the bootstrap ends; nothing in it
+-- has to survive a crash.
+local function write_generated(generated)
+  for path, content in pairs(generated) do
+    local f, err = io.open(path, "wb")
+    if not f then return nil, "cannot write " .. path .. ": " .. tostring(err) end
+    local ok, werr = f:write(content)
+    f:close()
+    if not ok then return nil, "cannot write " .. path .. ": " .. tostring(werr) end
+  end
+  return true
 end
 
 --- Builds the tools tarball for `record` (a buildable record); returns
@@ -373,6 +438,7 @@ function M.build(b, record, dir)
   if not fs.exists(jujud) then return nil, "cannot find jujud next to juju (" .. jujud .. ")" end
   local lua_root, so_dir = engine_parts()
   if not lua_root or not so_dir then return nil, "cannot find the engine's Lua and binding modules" end
+  local cache = b.home and (b.home .. "/cache/tools")
   local generated = {}
   local mods = {}
   for _, n in ipairs(fs.list(so_dir) or {}) do
@@ -381,12 +447,12 @@ function M.build(b, record, dir)
   table.sort(mods)
   local closure_of = { jujud }
   for _, m in ipairs(mods) do closure_of[#closure_of + 1] = m end
-  local libs, lerr = closure_cached(closure_of)
+  local libs, lerr = closure_cached(closure_of, cache)
   if not libs then return nil, lerr end
+  -- The generated files are keyed by their content and written into dir
+  -- only when the tarball is built.
   local wrapper = dir .. "/jujud.sh"
   generated[wrapper] = M.WRAPPER
-  local wok, werr = fs.write_atomic(wrapper, M.WRAPPER, tonumber("755", 8))
-  if not wok then return nil, werr end
   local entries = {
     { src = wrapper, name = "jujud", mode = tonumber("755", 8) },
     { src = jujud, name = "bin/jujud", mode = tonumber("755", 8) },
@@ -396,13 +462,9 @@ function M.build(b, record, dir)
   end
   local force = dir .. "/FORCE-VERSION"
   generated[force] = record.version
-  local ok, err = fs.write_atomic(force, record.version, tonumber("644", 8))
-  if not ok then return nil, err end
   entries[#entries + 1] = { src = force, name = "FORCE-VERSION", mode = tonumber("644", 8) }
   local site_file = dir .. "/juju_site.lua"
   generated[site_file] = tools_site(record.version)
-  ok, err = fs.write_atomic(site_file, generated[site_file], tonumber("644", 8))
-  if not ok then return nil, err end
   entries[#entries + 1] = { src = site_file, name = "share/lua/5.4/juju_site.lua", mode = tonumber("644", 8) }
   add_tree(entries, lua_root .. "/juju", "share/lua/5.4/juju", "%.lua$", M.TEST_ONLY)
   add_tree(entries, so_dir, "lib/lua/5.4/juju", "%.so$")
@@ -413,23 +475,24 @@ function M.build(b, record, dir)
   -- Level 1: with the libraries inside, 6 costs 2.5 times the time for
   -- 7% less size (bench/tools-tarball.md).
   local level = b.params.gzip_level or 1
-  local cache = b.home and (b.home .. "/cache/tools")
   local key = cache_key(entries, generated) .. "-" .. level
   local known = recall(key)
   if known then return known end
-  if cache then
-    local cached = string.format("%s/juju-%s-%s.tgz", cache, record.binary, key:sub(1, 16))
+  local cached = cache and string.format("%s/juju-%s-%s.tgz", cache, record.binary, key:sub(1, 16))
+  if cached then
     local sum = fs.read_file(cached .. ".sha256")
     local st = fs.stat(cached)
     if sum and st and #sum >= 64 then
       return { path = cached, sha256 = sum:sub(1, 64), size = st.size, cached = true }
     end
-    if fs.mkdir_p(cache, tonumber("700", 8)) then
-      local res = tools.build_tarball(cached, entries, { level = level })
-      if res and fs.write_atomic(cached .. ".sha256", res.sha256, tonumber("600", 8)) then
-        remember(key, res, cached)
-        return { path = cached, sha256 = res.sha256, size = res.size }
-      end
+  end
+  local wok, werr = write_generated(generated)
+  if not wok then return nil, werr end
+  if cached and fs.mkdir_p(cache, tonumber("700", 8)) then
+    local res = tools.build_tarball(cached, entries, { level = level })
+    if res and fs.write_atomic(cached .. ".sha256", res.sha256, tonumber("600", 8)) then
+      remember(key, res, cached)
+      return { path = cached, sha256 = res.sha256, size = res.size }
     end
   end
   local out = string.format("%s/juju-%s.tgz", dir, record.binary)

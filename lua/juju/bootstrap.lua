@@ -145,11 +145,15 @@ function steps.preflight(b)
   if not cfg["ca-private-key"] or cfg["ca-private-key"] == "" then
     return nil, "environment configuration has no ca-private-key"
   end
-  -- Storage must be writable before anything is launched (bootstrap-verify).
+  -- Storage must be writable before anything is launched. The proof is
+  -- the object start-instance rewrites anyway: provider-state with no
+  -- instances yet (journaled first, then written), instead of a
+  -- bootstrap-verify object written and removed again.
   local storage = b:storage()
-  local ok, err = storage:put("bootstrap-verify", "juju-core storage writing verified: ok\n")
+  local jok, jerr = b.journal:record("storage", common.PROVIDER_STATE)
+  if not jok then return nil, jerr end
+  local ok, err = common.write_state_instances(storage, {})
   if not ok then return nil, "provider storage is not writable: " .. tostring(err) end
-  storage:remove("bootstrap-verify")
   local spec = b.provider.constraints
   if b.provider.constraints_validator then
     local v, verr = b:op("constraints_validator")
@@ -245,22 +249,23 @@ function steps.start_instance(b)
   if not inst then return nil, "cannot start bootstrap instance: " .. tostring(err) end
   local iok, ierr2 = M.check_instance(b.provider.name, inst)
   if not iok then return nil, ierr2 end
-  jok, jerr = b.journal:record("instance", inst.id, { name = name })
+  -- The instance and the phase it starts: one save.
+  jok, jerr = b.journal:batch(function(j)
+    j:record("instance", inst.id, { name = name })
+    return j:mark_phase("instance-started")
+  end)
   if not jok then return nil, jerr end
   b.instance = inst
   b.ctx:infof(" - %s", inst.id)
-  -- provider-state: journaled first, then written.
-  jok, jerr = b.journal:record("storage", common.PROVIDER_STATE)
-  if not jok then return nil, jerr end
-  local ok, serr = common.record_state_instance(b:storage(), inst.id)
+  -- provider-state (journaled by preflight, which wrote it with no
+  -- instances: check-bootstrapped found none, under the environment lock).
+  local ok, serr = common.record_state_instance(b:storage(), inst.id, { known = {} })
   if not ok then return nil, serr end
   local hw = inst.hardware or {}
   -- A provider that does not choose the machine (manual) reports its series.
   b.series = inst.series or series
   b.arch = hw.arch or tools[1].arch
   icfg.series = b.series
-  local pok, perr = b.journal:set_phase("instance-started")
-  if not pok then return nil, perr end
   return true
 end
 
@@ -284,7 +289,16 @@ function steps.select_tools(b)
     local storage = b:storage()
     local ok, jerr = b.journal:record("storage", name)
     if not ok then return nil, jerr end
-    local size, sha = storage:put_file(name, built.path)
+    local size, sha
+    if storage.put_file_link then
+      -- A directory backend stores the cached tarball (replaced by rename,
+      -- never rewritten) by a hard link where it can: its own mode, 0644,
+      -- and the digest the cache recorded (not read again).
+      local st = fs.stat(built.path)
+      size, sha = storage:put_file_link(name, built.path, st and st.mode, built.sha256)
+    else
+      size, sha = storage:put_file(name, built.path)
+    end
     if not size then return nil, "cannot upload bootstrap tools: " .. tostring(sha) end
     chosen = { version = chosen.version, series = chosen.series, arch = chosen.arch, binary = chosen.binary,
       url = storage:url(name), sha256 = built.sha256, size = built.size, uploaded = true }
@@ -337,8 +351,8 @@ function steps.finalize(b)
     fok, fin_err = sshinit.finish(b.pc, inst, finished, script, { host_key = host_key, tools_file = tools_file })
   end
   if not fok then return nil, fin_err end
-  local jok, jerr = b.journal:set_phase("agent-installed")
-  if not jok then return nil, jerr end
+  -- Saved by record-endpoints, which follows with nothing created between.
+  b.journal:mark_phase("agent-installed")
   b.ctx:infof("Bootstrap agent installed")
   return true
 end

@@ -3,6 +3,12 @@
 -- after kill -9. It lives in the .jenv (key "bootstrap-journal"), rewritten
 -- atomically under the store lock, together with the bootstrap phase:
 -- prepared -> instance-started -> agent-installed -> bootstrapped.
+--
+-- Durable at the points that matter, not on every change: an intent is
+-- saved before its resource is created and a record the moment it is known,
+-- but the changes made inside one batch() (a record and the phase it
+-- completes, with nothing created in between) share one save, and begin()
+-- and mark_phase() ride along with the next save.
 local sys = require("juju.sys")
 local yaml = require("juju.yaml")
 
@@ -20,10 +26,15 @@ function M.open(store, name, info)
   end
   j.resources = yaml.array(j.resources or {})
   info["bootstrap-journal"] = j
-  return setmetatable({ store = store, name = name, info = info, data = j }, Journal)
+  return setmetatable({ store = store, name = name, info = info, data = j, batching = 0, dirty = false }, Journal)
 end
 
 function Journal:save()
+  if self.batching > 0 then
+    self.dirty = true
+    return true
+  end
+  self.dirty = false
   local lock, lerr = self.store:lock("writing")
   if not lock then return nil, lerr end
   local ok, err = self.store:write(self.name, self.info)
@@ -32,17 +43,47 @@ function Journal:save()
   return true
 end
 
---- Marks the start of a bootstrap by this process.
+--- Calls fn(journal): the saves it asks for become one, made when it
+--- returns (when anything changed). Returns true, or nil, message (fn's
+--- own failure, nil, message, comes first; a raised error propagates
+--- after the save).
+function Journal:batch(fn)
+  self.batching = self.batching + 1
+  local done, ok, err = pcall(fn, self)
+  self.batching = self.batching - 1
+  local sok, serr = true, nil
+  if self.batching == 0 and self.dirty then sok, serr = self:save() end
+  if not done then error(ok, 0) end
+  if ok == nil then return nil, err end
+  if not sok then return nil, serr end
+  return true
+end
+
+--- Marks the start of a bootstrap by this process; saved with the next
+--- save (nothing is created before the first intent or record).
 function Journal:begin(clock_time)
   self.data.pid = sys.getpid()
   self.data.started = math.floor(clock_time)
-  return self:save()
+  self.dirty = true
+  return true
 end
 
+--- Sets the phase and saves at once.
 function Journal:set_phase(phase)
   self.data.phase = phase
   return self:save()
 end
+
+--- Sets the phase, saved with the next save: for a phase whose step
+--- creates nothing before that save.
+function Journal:mark_phase(phase)
+  self.data.phase = phase
+  self.dirty = true
+  return true
+end
+
+--- Whether changes wait for the next save.
+function Journal:pending() return self.dirty end
 
 function Journal:phase() return self.data.phase end
 

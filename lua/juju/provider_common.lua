@@ -44,14 +44,27 @@ function M.state_server_instances(storage)
 end
 
 --- Adds an instance id to provider-state (read-modify-write; the bootstrap
---- lock serialises writers).
-function M.record_state_instance(storage, id)
-  local ids = M.state_server_instances(storage) or {}
+--- lock serialises writers). opts.known: the ids the caller knows are
+--- recorded there (bootstrap: none), which saves the read.
+function M.record_state_instance(storage, id, opts)
+  local ids = opts and opts.known
+  if ids then
+    local copy = {}
+    for i, v in ipairs(ids) do copy[i] = v end
+    ids = copy
+  else
+    ids = M.state_server_instances(storage) or {}
+  end
   ids[#ids + 1] = id
-  local text = yaml.encode(yaml.ordered({ ["state-instances"] = yaml.array(ids) }, { "state-instances" }))
-  local ok, err = storage:put(M.PROVIDER_STATE, text)
+  local ok, err = M.write_state_instances(storage, ids)
   if not ok then return nil, "cannot record state instance-id: " .. err end
   return true
+end
+
+--- Writes provider-state with exactly the instance ids `ids`.
+function M.write_state_instances(storage, ids)
+  local text = yaml.encode(yaml.ordered({ ["state-instances"] = yaml.array(ids) }, { "state-instances" }))
+  return storage:put(M.PROVIDER_STATE, text)
 end
 
 --- A fresh ed25519 host key pair for machine 0, registered as a secret of

@@ -208,6 +208,12 @@ static void test_stat_and_links(void)
     CHECK_INT(st.size, 5);
     CHECK_INT(st.uid, getuid());
     CHECK(st.mtime > 1e9);
+    CHECK_INT(jj_fs_link(P("f"), P("h"), &err), 0);
+    CHECK_INT(jj_fs_stat(P("h"), &st, &err), 0);
+    CHECK_INT(st.type, JJ_FS_FILE);
+    CHECK_INT(st.size, 5);
+    CHECK_INT(jj_fs_link(P("f"), P("h"), &err), JJ_EEXIST);
+    CHECK_INT(jj_fs_remove(P("h"), &err), 0);
     CHECK_INT(jj_fs_lstat(P("l"), &st, &err), 0);
     CHECK_INT(st.type, JJ_FS_LINK);
     CHECK_STR(jj_fs_type_name(st.type), "link");

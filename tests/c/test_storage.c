@@ -389,12 +389,59 @@ static void test_url_path(void)
     teardown();
 }
 
+/* put_file_link: a hard link when the modes agree (the object shares the
+ * source's inode and survives its removal), a copy when they do not. */
+static void test_put_file_link(void)
+{
+    setup();
+    jj_error err;
+    jj_storage *s = open_store("st");
+    make_file(P("src.bin"), 2 * 65536 + 5);
+    CHECK_INT(chmod(P("src.bin"), 0644), 0);
+    unsigned char want[32], got[32];
+    uint64_t size = 0, size2 = 0;
+    bool linked = false;
+    CHECK_INT(jj_sha256_file(P("src.bin"), want, &size2, &err), 0);
+    CHECK_INT(jj_storage_put_file_link(s, "tools/t.tgz", P("src.bin"), 0644, &size, got, &linked, &err), 0);
+    CHECK(linked);
+    CHECK_INT(size, 2 * 65536 + 5);
+    CHECK(memcmp(want, got, 32) == 0);
+    struct stat a, b;
+    CHECK_INT(stat(P("src.bin"), &a), 0);
+    CHECK_INT(stat(P("st/tools/t.tgz"), &b), 0);
+    CHECK(a.st_ino == b.st_ino);
+    CHECK_INT((int)a.st_nlink, 2);
+    /* again over the existing object: replaced, still one extra name */
+    CHECK_INT(jj_storage_put_file_link(s, "tools/t.tgz", P("src.bin"), 0644, &size, got, &linked, &err), 0);
+    CHECK(linked);
+    CHECK_INT(stat(P("src.bin"), &a), 0);
+    CHECK_INT((int)a.st_nlink, 2);
+    /* another mode: copied */
+    CHECK_INT(jj_storage_put_file_link(s, "private", P("src.bin"), -1, &size, got, &linked, &err), 0);
+    CHECK(!linked);
+    CHECK_INT(mode_of(P("st/private")), 0600);
+    CHECK(memcmp(want, got, 32) == 0);
+    CHECK_INT(stat(P("st/private"), &b), 0);
+    CHECK(a.st_ino != b.st_ino);
+    CHECK_INT(jj_storage_put_file_link(s, "x", P("nonexistent"), 0644, &size, got, &linked, &err), JJ_ENOENT);
+    CHECK(!jj_fs_exists(P("st/x")));
+    CHECK_INT(count_temp_files(base), 0);
+    /* the object outlives the source's name */
+    CHECK_INT(unlink(P("src.bin")), 0);
+    unsigned char again[32];
+    CHECK_INT(jj_sha256_file(P("st/tools/t.tgz"), again, &size2, &err), 0);
+    CHECK(memcmp(want, again, 32) == 0);
+    jj_storage_close(s);
+    teardown();
+}
+
 int main(void)
 {
     RUN(test_check_name);
     RUN(test_open_dir);
     RUN(test_put_get);
     RUN(test_put_file_get_to_file);
+    RUN(test_put_file_link);
     RUN(test_exists_size);
     RUN(test_list);
     RUN(test_remove);

@@ -194,8 +194,10 @@ describe("dummy bootstrap", function()
     p:kill("KILL")
     p:wait()
     local journal = s:jenv("dummyenv")["bootstrap-journal"]
-    assert.are.equal("instance", journal.resources[1].kind)
-    assert.are.equal("dummy-0", journal.resources[1].id)
+    -- provider-state first (preflight writes it as the storage check), then the instance.
+    local kinds = {}
+    for _, r in ipairs(journal.resources) do kinds[#kinds + 1] = r.kind .. ":" .. tostring(r.id) end
+    assert.are.same({ "storage:provider-state", "instance:dummy-0" }, { kinds[1], kinds[2] })
     local r = s:juju("destroy-environment", "-y", "dummyenv")
     assert.are.equal(0, r.code, r.stderr)
     assert.is_false(fs.exists(world))

@@ -43,37 +43,44 @@ function M.run(provider, env, pc, j, opts)
   end
   local released = {}
   local rs = j and j:resources() or {}
-  for i = #rs, 1, -1 do
-    local r = rs[i]
-    local ok, err
-    if r.kind == "storage" then
-      local st, serr = pc:storage()
-      if st then ok, err = call(st.remove, st, r.id) else ok, err = nil, serr end
-      -- An object that is already gone is released.
-      if not ok and st and not call(st.exists, st, r.id) then ok = true end
-    elseif provider.release then
-      if r.id == nil and r.kind == "instance" then
-        for _, inst in ipairs(all_instances()) do
-          if inst.name == r.name or inst.id == r.name then r.id = inst.id end
+  -- The releases' forget()s share one save at the end of the loop: a
+  -- crash in between leaves entries for resources already gone, which the
+  -- next teardown finds gone (storage) or releases again.
+  local function release_journaled()
+    for i = #rs, 1, -1 do
+      local r = rs[i]
+      local ok, err
+      if r.kind == "storage" then
+        local st, serr = pc:storage()
+        if st then ok, err = call(st.remove, st, r.id) else ok, err = nil, serr end
+        -- An object that is already gone is released.
+        if not ok and st and not call(st.exists, st, r.id) then ok = true end
+      elseif provider.release then
+        if r.id == nil and r.kind == "instance" then
+          for _, inst in ipairs(all_instances()) do
+            if inst.name == r.name or inst.id == r.name then r.id = inst.id end
+          end
         end
-      end
-      if r.id == nil and r.kind == "instance" and listed then
-        ok = true -- never created
+        if r.id == nil and r.kind == "instance" and listed then
+          ok = true -- never created
+        else
+          if r.kind == "instance" then pc:infof("Stopping instance %s", tostring(r.id or r.name)) end
+          ok, err = call(provider.release, env, r)
+        end
       else
-        if r.kind == "instance" then pc:infof("Stopping instance %s", tostring(r.id or r.name)) end
-        ok, err = call(provider.release, env, r)
+        ok, err = nil, "the provider has no release operation"
       end
-    else
-      ok, err = nil, "the provider has no release operation"
+      if ok then
+        if r.id then released[r.kind .. ":" .. r.id] = true end
+        if j then j:forget(r.kind, r.id or r.name) end
+      else
+        lg:debugf("cannot release %s: %s", describe(r), tostring(err))
+        problems[#problems + 1] = string.format("cannot release %s: %s", describe(r), tostring(err))
+      end
     end
-    if ok then
-      if r.id then released[r.kind .. ":" .. r.id] = true end
-      if j then j:forget(r.kind, r.id or r.name) end
-    else
-      lg:debugf("cannot release %s: %s", describe(r), tostring(err))
-      problems[#problems + 1] = string.format("cannot release %s: %s", describe(r), tostring(err))
-    end
+    return true
   end
+  if j then j:batch(release_journaled) else release_journaled() end
   if provider.release then
     for _, inst in ipairs(all_instances()) do
       if not released["instance:" .. inst.id] then
