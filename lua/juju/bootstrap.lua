@@ -388,9 +388,8 @@ function steps.rotate_host_key(b)
   if not b.provider.finalize and b.host_keys and b.host_keys.ed25519 then
     local new, err = sshinit.rotate_host_key(b.pc, b.instance, { host_key = b.host_keys.ed25519.public })
     if not new then return nil, err end
+    -- saved with the phase, below (one durable write)
     b.info["bootstrap-config"]["bootstrap-host-key"] = new
-    local ok, serr = b.journal:save()
-    if not ok then return nil, serr end
     b.ctx:infof("Rotated machine 0's SSH host key (the key in the user-data is no longer accepted)")
   end
   local ok, err = b.journal:set_phase("bootstrapped")
