@@ -3,6 +3,7 @@ local fs = require("juju.fs")
 local sys = require("juju.sys")
 local context = require("juju.context")
 local cli = require("juju.cli")
+local yaml = require("juju.yaml")
 
 local M = {}
 
@@ -38,6 +39,28 @@ function M.env(home, extra)
   assert(fs.mkdir_p(env.HOME, tonumber("700", 8)))
   for k, v in pairs(extra or {}) do env[k] = v end
   return env
+end
+
+--- A user for the juju executable: M.env(home, extra) with the sanitizer
+--- options passed through, JUJU_HOME made, and a fresh ed25519 key in
+--- ~/.ssh (the key bootstrap authorizes on machine 0). Raises when
+--- ssh-keygen fails.
+function M.juju_user_env(home, extra)
+  local vars = { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS"), UBSAN_OPTIONS = os.getenv("UBSAN_OPTIONS") }
+  for k, v in pairs(extra or {}) do vars[k] = v end
+  local env = M.env(home, vars)
+  assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+  assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
+  local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
+  assert(kg and kg.code == 0, "ssh-keygen failed: " .. tostring(kg and kg.stderr))
+  return env
+end
+
+--- Writes env's $JUJU_HOME/environments.yaml: the one environment name
+--- (the default) with the attributes attrs.
+function M.write_environments(env, name, attrs)
+  M.write(env.JUJU_HOME .. "/environments.yaml",
+    assert(yaml.encode { default = name, environments = { [name] = attrs } }))
 end
 
 --- Runs `juju args...` in-process; returns code, stdout, stderr.

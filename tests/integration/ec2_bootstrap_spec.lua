@@ -74,11 +74,7 @@ describe("ec2 bootstrap end to end #integration", function()
 
   local function new_environment(store, extra_lines)
     local home = h.tmpdir("juju-ec2-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     ec2_cloud.image_metadata(home .. "/img")
     local bucket = "ec2-e2e-" .. crypto.hex(crypto.random_bytes(4))
     h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[

@@ -42,16 +42,11 @@ describe("maas bootstrap end to end #integration", function()
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-maas-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     local e = { type = "maas", ["maas-server"] = s.server_url, ["maas-oauth"] = fake.OAUTH,
       ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
     for k, v in pairs(attrs or {}) do e[k] = v end
-    h.write(env.JUJU_HOME .. "/environments.yaml",
-      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    h.write_environments(env, name, e)
     return env, home
   end
 

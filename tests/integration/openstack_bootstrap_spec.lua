@@ -59,17 +59,12 @@ describe("openstack bootstrap end to end #integration", function()
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-openstack-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     local e = { type = "openstack", ["auth-url"] = s.v3, username = C.username, password = C.password,
       ["tenant-name"] = C.tenant_name, ["domain-name"] = C.domain_name, region = REGION,
       ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
     for k, v in pairs(attrs or {}) do if v == false then e[k] = nil else e[k] = v end end
-    h.write(env.JUJU_HOME .. "/environments.yaml",
-      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    h.write_environments(env, name, e)
     return env, home
   end
 
@@ -81,14 +76,7 @@ describe("openstack bootstrap end to end #integration", function()
     return out
   end
 
-  local function assert_empty()
-    assert.is_true(s:settle(60))
-    local left = s:leftovers()
-    assert.are.same({}, left.servers)
-    assert.are.same({}, left.security_groups)
-    assert.are.same({}, left.floating_ips)
-    assert.are.same({}, left.containers)
-  end
+  local function assert_empty() s:assert_empty(60) end
 
   local function no_secret(text, what)
     for _, k in ipairs({ "password", "secret_key" }) do

@@ -24,6 +24,7 @@
 --   s:pending_faults(), s:clear_faults()
 --   s:settle([timeout])   -- true once every launcher answered and every terminator exited
 --   s:user_data(id)       -- the user-data the server was created with (as sent)
+--   s:assert_empty([settle_timeout]) -- busted asserts: no server, group, floating IP or container left
 --   s:stop()              -- SIGTERM: the fake runs the terminator of every server left
 local server = require("juju.testing.server")
 local http = require("juju.http")
@@ -101,6 +102,19 @@ function Fake:user_data(id)
   r = r or resp
   assert(r, msg)
   return r.status == 200 and r.body or nil
+end
+
+--- Fails the spec (luassert) unless the fake holds no server,
+--- security group, floating IP or container; with settle_timeout, first
+--- unless every launcher and terminator finished within it.
+function Fake:assert_empty(settle_timeout)
+  local luassert = require("luassert") -- here: bench/ loads this file outside busted
+  if settle_timeout then luassert.is_true(self:settle(settle_timeout)) end
+  local left = self:leftovers()
+  luassert.are.same({}, left.servers)
+  luassert.are.same({}, left.security_groups)
+  luassert.are.same({}, left.floating_ips)
+  luassert.are.same({}, left.containers)
 end
 
 function Fake:stop() return self.server:stop() end
