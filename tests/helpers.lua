@@ -4,6 +4,7 @@ local sys = require("juju.sys")
 local context = require("juju.context")
 local cli = require("juju.cli")
 local yaml = require("juju.yaml")
+local instance = require("juju.testing.instance")
 
 local M = {}
 
@@ -54,6 +55,25 @@ function M.juju_user_env(home, extra)
   local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
   assert(kg and kg.code == 0, "ssh-keygen failed: " .. tostring(kg and kg.stderr))
   return env
+end
+
+--- A work directory (M.tmpdir(prefix)) with hosts/ for juju.testing.instance:
+--- work, that state directory, and its programs (the launcher and the
+--- terminator a fake runs).
+function M.test_hosts(prefix)
+  local work = M.tmpdir(prefix)
+  local state_dir = work .. "/hosts"
+  assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
+  return work, state_dir, instance.programs(state_dir)
+end
+
+--- The teardown of a spec with test hosts: stops the fake s (when it was
+--- started), terminates every host left under state_dir, removes the
+--- temporary directories.
+function M.stop_test_hosts(s, state_dir)
+  if s then s:stop() end
+  instance.terminate_all(state_dir)
+  M.cleanup()
 end
 
 --- Writes env's $JUJU_HOME/environments.yaml: the one environment name

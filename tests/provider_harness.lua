@@ -73,13 +73,24 @@ function M.new(opts)
     return p
   end
 
-  -- What the engine does around start_instance: the intent first.
-  function H.start(env, j, extra)
+  local function intend(env, j, extra)
     local params = H.start_params(env, extra)
     assert(j:intent("instance", params.name))
+    return params
+  end
+
+  -- What the engine does around start_instance: the intent first.
+  function H.start(env, j, extra)
+    local params = intend(env, j, extra)
     local inst, err, code = provider.start_instance(env, params)
     if inst then assert(j:record("instance", inst.id, { name = params.name })) end
     return inst, err, code
+  end
+
+  -- What the engine did when it "crashed" between starting the instance and
+  -- recording its id: the intent only (by name); raises if the start fails.
+  function H.start_unrecorded(env, j, extra)
+    return assert(provider.start_instance(env, intend(env, j, extra)))
   end
 
   return H

@@ -11,7 +11,6 @@
 -- through tests/integration/fake-mongod as the host's
 -- /usr/lib/juju/bin/mongod; the first uses sqlite.
 local server = require("juju.testing.server")
-local instance = require("juju.testing.instance")
 local http = require("juju.http")
 local json = require("juju.json")
 local crypto = require("juju.crypto")
@@ -46,10 +45,8 @@ describe("ec2 bootstrap end to end #integration", function()
   end
 
   setup(function()
-    work = h.tmpdir("juju-ec2-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local p
+    work, state_dir, p = h.test_hosts("juju-ec2-e2e-")
     h.write(work .. "/fake.json", assert(json.encode { credentials = { [ACCESS] = SECRET }, region = REGION }), "0600")
     fake = assert(server.start { name = "ec2fake",
       argv = { PYTHON, h.source_dir .. "/tests/servers/ec2/ec2fake.py", "--host", "{host}", "--port", "{port}",

@@ -14,7 +14,6 @@
 -- credentials.
 local fake = require("servers.maas.fake")
 local maas_storage = require("juju.cloud.storage.maas")
-local instance = require("juju.testing.instance")
 local json = require("juju.json")
 local gzip = require("juju.gzip")
 local yaml = require("juju.yaml")
@@ -23,22 +22,16 @@ local fs = require("juju.fs")
 local h = require("helpers")
 
 describe("maas bootstrap end to end #integration", function()
-  local work, state_dir, s
+  local state_dir, s
 
   setup(function()
-    work = h.tmpdir("juju-maas-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local _, p
+    _, state_dir, p = h.test_hosts("juju-maas-e2e-")
     s = fake.start("127.0.0.100", "maase2e", { nodes = 2, launcher = p.launcher, terminator = p.terminator,
       env = { INSTANCE_ADDRESS_BASE = "100", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
   end)
 
-  teardown(function()
-    if s then s:stop() end
-    instance.terminate_all(state_dir)
-    h.cleanup()
-  end)
+  teardown(function() h.stop_test_hosts(s, state_dir) end)
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-maas-e2e-home-")

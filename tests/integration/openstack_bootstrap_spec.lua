@@ -10,7 +10,6 @@
 -- leaves no server, group, floating IP or container, checked from the
 -- fake's own state. Secrets never reach output, user-data or storage.
 local fake = require("servers.goose.fake")
-local instance = require("juju.testing.instance")
 local keystone = require("juju.cloud.keystone")
 local swift = require("juju.cloud.storage.swift")
 local json = require("juju.json")
@@ -31,10 +30,8 @@ describe("openstack bootstrap end to end #integration", function()
   local work, state_dir, s
 
   setup(function()
-    work = h.tmpdir("juju-openstack-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local p
+    work, state_dir, p = h.test_hosts("juju-openstack-e2e-")
     s = fake.start("127.0.0.160", "ose2e", { launcher = p.launcher, terminator = p.terminator, images = { IMAGE },
       floating_pool = "127.0.4.161-179", streams = true,
       env = { INSTANCE_ADDRESS_BASE = "160", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
@@ -51,11 +48,7 @@ describe("openstack bootstrap end to end #integration", function()
     end
   end)
 
-  teardown(function()
-    if s then s:stop() end
-    instance.terminate_all(state_dir)
-    h.cleanup()
-  end)
+  teardown(function() h.stop_test_hosts(s, state_dir) end)
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-openstack-e2e-home-")

@@ -96,7 +96,7 @@ func newCompute(nova http.Handler, tenant, dir, launcher, terminator string) *co
 	c := &compute{nova: nova, tenant: tenant, dir: dir, launcher: launcher, terminator: terminator,
 		useLaunch: launcher != "", buildGets: 1, images: map[string]string{}, groupInUse: true,
 		servers: map[string]*server{}}
-	c.hosts = hosts.NewTracker(&c.mu)
+	c.hosts = hosts.NewTracker(&c.mu, "server")
 	return c
 }
 
@@ -574,15 +574,8 @@ func (c *compute) startTerminator(srv *server) bool {
 	}
 	srv.Terminator = "running"
 	h := hosts.Host{ID: srv.ID, Name: srv.Name, Index: srv.Index, Address: srv.Address}
-	c.hosts.Terminate(c.terminator, h, false, func(output string, err error) {
-		srv.TerminatorOutput = output
-		if err != nil {
-			srv.Terminator = "failed"
-			srv.TerminatorOutput += " (" + err.Error() + ")"
-			log.Printf("server %s: terminator failed: %v", srv.ID, err)
-		} else {
-			srv.Terminator = "exited"
-		}
+	c.hosts.Terminate(c.terminator, h, false, func(state, output string) {
+		srv.Terminator, srv.TerminatorOutput = state, output
 		if srv.Deleting {
 			c.reap()
 		}

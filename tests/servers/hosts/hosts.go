@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"log"
 	"net"
 	"os"
 	"os/exec"
@@ -33,12 +34,14 @@ type Host struct {
 type Tracker struct {
 	mu      *sync.Mutex
 	cond    *sync.Cond
+	kind    string // what the fake calls a host in its log ("server", "node")
 	running int
 }
 
-// NewTracker returns a tracker guarded by mu (the fake's mutex).
-func NewTracker(mu *sync.Mutex) *Tracker {
-	return &Tracker{mu: mu, cond: sync.NewCond(mu)}
+// NewTracker returns a tracker guarded by mu (the fake's mutex); kind
+// names a host in the log.
+func NewTracker(mu *sync.Mutex, kind string) *Tracker {
+	return &Tracker{mu: mu, cond: sync.NewCond(mu), kind: kind}
 }
 
 // Running is how many launchers and terminators are not yet done (mu held).
@@ -96,9 +99,10 @@ func (t *Tracker) Launch(line string, h Host, answered func(address string)) (st
 }
 
 // Terminate starts the terminator line for h (mu held) and counts it until
-// it exits; then exited runs with mu held: its output (stdout, with stderr
-// too when withStderr, trimmed) and its error.
-func (t *Tracker) Terminate(line string, h Host, withStderr bool, exited func(output string, err error)) {
+// it exits; then exited runs with mu held: the terminator's state
+// ("exited" or "failed", logged) and its output (stdout, with stderr too
+// when withStderr, trimmed; a failure's error after it in parentheses).
+func (t *Tracker) Terminate(line string, h Host, withStderr bool, exited func(state, output string)) {
 	t.Start()
 	cmd := Command(line, []string{"INSTANCE_ID=" + h.ID, "INSTANCE_ADDRESS=" + h.Address,
 		"INSTANCE_INDEX=" + strconv.Itoa(h.Index), "INSTANCE_NAME=" + h.Name})
@@ -111,7 +115,13 @@ func (t *Tracker) Terminate(line string, h Host, withStderr bool, exited func(ou
 		err := cmd.Run()
 		t.mu.Lock()
 		defer t.mu.Unlock()
-		exited(strings.TrimSpace(out.String()), err)
+		output, state := strings.TrimSpace(out.String()), "exited"
+		if err != nil {
+			state = "failed"
+			output += " (" + err.Error() + ")"
+			log.Printf("%s %s: terminator failed: %v", t.kind, h.ID, err)
+		}
+		exited(state, output)
 		t.Done()
 	}()
 }

@@ -88,7 +88,7 @@ func newCloud(mu *sync.Mutex, ts *gomaasapi.TestServer, prefix, dir, launcher, t
 	}
 	c := &cloud{mu: mu, ts: ts, prefix: prefix, client: *client, dir: dir, launcher: launcher, terminator: terminator,
 		nodes: map[string]*node{}, deployPolls: 1}
-	c.hosts = hosts.NewTracker(mu)
+	c.hosts = hosts.NewTracker(mu, "node")
 	return c
 }
 
@@ -331,15 +331,8 @@ func (c *cloud) startTerminator(n *node) bool {
 	}
 	n.Terminator = "running"
 	h := hosts.Host{ID: n.SystemID, Name: n.Hostname, Index: n.Index, Address: n.Address}
-	c.hosts.Terminate(c.terminator, h, true, func(output string, err error) {
-		n.TerminatorOutput = output
-		if err != nil {
-			n.Terminator = "failed"
-			n.TerminatorOutput += " (" + err.Error() + ")"
-			log.Printf("node %s: terminator failed: %v", n.SystemID, err)
-		} else {
-			n.Terminator = "exited"
-		}
+	c.hosts.Terminate(c.terminator, h, true, func(state, output string) {
+		n.Terminator, n.TerminatorOutput = state, output
 		if n.Status == "Releasing" {
 			n.Status, n.Address = "Ready", ""
 			c.mirror(n)
