@@ -76,6 +76,19 @@ function M.stop_test_hosts(s, state_dir)
   M.cleanup()
 end
 
+--- `juju status` in env (luassert): it succeeds and shows machine 0
+--- started, as instance_id when given. Returns its output (stdout then
+--- stderr).
+function M.assert_machine0_started(env, instance_id)
+  local luassert = require("luassert") -- here: not every user of this file runs under busted
+  local code, out, err = M.juju(env, { "status" })
+  luassert.are.equal(0, code, err)
+  local doc = assert(yaml.decode(out))
+  luassert.are.equal("started", doc.machines["0"]["agent-state"])
+  if instance_id ~= nil then luassert.are.equal(instance_id, doc.machines["0"]["instance-id"]) end
+  return out .. err
+end
+
 --- Writes env's $JUJU_HOME/environments.yaml: the one environment name
 --- (the default) with the attributes attrs.
 function M.write_environments(env, name, attrs)

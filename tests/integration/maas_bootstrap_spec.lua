@@ -16,7 +16,6 @@ local fake = require("servers.maas.fake")
 local maas_storage = require("juju.cloud.storage.maas")
 local json = require("juju.json")
 local gzip = require("juju.gzip")
-local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
@@ -93,12 +92,7 @@ describe("maas bootstrap end to end #integration", function()
     assert.are.equal(1, counts["POST nodes/?op=acquire"])
     assert.are.equal(1, counts["POST nodes/{id}/?op=start"])
 
-    code, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, code, err)
-    all_output = all_output .. out .. err
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    assert.are.equal("/MAAS/api/1.0/nodes/" .. node.system_id .. "/", doc.machines["0"]["instance-id"])
+    all_output = all_output .. h.assert_machine0_started(env, "/MAAS/api/1.0/nodes/" .. node.system_id .. "/")
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. node.system_id .. ".json"))))
     -- nor on machine 0 (inside its mount namespace): its agent's files,
