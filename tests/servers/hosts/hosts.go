@@ -9,7 +9,9 @@ package hosts
 import (
 	"bufio"
 	"bytes"
+	"flag"
 	"io"
+	"io/ioutil"
 	"log"
 	"net"
 	"os"
@@ -148,4 +150,36 @@ func (t *Tracker) Settle(timeout time.Duration) bool {
 		t.cond.Wait()
 	}
 	return t.running == 0
+}
+
+// Flags are the command-line flags of a fake with test hosts.
+type Flags struct {
+	Launcher   *string // started per instance; its first stdout line is the address
+	Terminator *string // run when an instance goes (and for every one left at exit)
+	dir        *string
+}
+
+// DefineFlags defines -launcher, -terminator and -dir on flag.CommandLine
+// (before flag.Parse).
+func DefineFlags() Flags {
+	return Flags{
+		Launcher: flag.String("launcher", "",
+			"command line started per instance start (its first stdout line: the address)"),
+		Terminator: flag.String("terminator", "",
+			"command line run when a launched instance goes (and for every one left at exit)"),
+		dir: flag.String("dir", "", "where user-data-<id> files go (default: a new temporary directory)"),
+	}
+}
+
+// Dir is -dir, or a new temporary directory named prefix* when none was
+// given (after flag.Parse; exits the fake when it cannot make one).
+func (f Flags) Dir(prefix string) string {
+	if *f.dir == "" {
+		d, err := ioutil.TempDir("", prefix)
+		if err != nil {
+			log.Fatal(err)
+		}
+		*f.dir = d
+	}
+	return *f.dir
 }
