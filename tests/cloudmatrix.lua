@@ -45,21 +45,11 @@ local INJECT = { error = "error", throttled = "throttled", timeout = "timeout", 
 local ENV = "matrix"
 local EXIT_WAIT = 120 -- s: a hung juju fails the case instead of the suite
 
-local function juju_env(root)
-  local env = h.env(root, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS"), UBSAN_OPTIONS = os.getenv("UBSAN_OPTIONS") })
-  assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-  assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-  local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-  assert(kg and kg.code == 0, "ssh-keygen failed")
-  return env
-end
-
 -- A fresh JUJU_HOME with one environment; its tools cache is shared.
 local function new_home(c, shared, extra)
   local root = h.tmpdir("juju-matrix-")
-  local env = juju_env(root)
-  h.write(env.JUJU_HOME .. "/environments.yaml",
-    assert(yaml.encode { default = ENV, environments = { [ENV] = c:environment(extra) } }))
+  local env = h.juju_user_env(root)
+  h.write_environments(env, ENV, c:environment(extra))
   assert(fs.mkdir_p(env.JUJU_HOME .. "/cache", tonumber("700", 8)))
   assert(fs.symlink(shared, env.JUJU_HOME .. "/cache/tools"))
   return env

@@ -37,6 +37,7 @@ local crypto = require("juju.crypto")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
+local common = require("clouds.common")
 
 local M = { name = "ec2" }
 
@@ -215,41 +216,28 @@ end
 --- terminated and groups (EC2 fake), buckets (s3rver's directory).
 function Cloud:leftovers()
   self:settle()
-  local out = {}
   local left = self:admin("GET", "/_admin/leftovers")
-  for _, id in ipairs(left.instances) do out[#out + 1] = "instance " .. id end
-  for _, g in ipairs(left.groups) do out[#out + 1] = "security group " .. g end
+  local buckets = {}
   for _, b in ipairs(fs.list(self.s3rver.dir) or {}) do
     local st = fs.stat(self.s3rver.dir .. "/" .. b)
-    if st and st.type == "dir" then out[#out + 1] = "bucket " .. b end
+    if st and st.type == "dir" then buckets[#buckets + 1] = b end
   end
-  table.sort(out)
-  return out
+  return common.labelled { { "instance", left.instances }, { "security group", left.groups }, { "bucket", buckets } }
 end
 
 --- Host records of running test hosts (for "the host is gone" checks).
-function Cloud:host_records()
-  local out = {}
-  for _, f in ipairs(fs.list(self.state_dir) or {}) do
-    if f:match("%.json$") then out[#out + 1] = f end
-  end
-  return out
-end
+function Cloud:host_records() return common.host_records(self.state_dir) end
 
 function Cloud:user_data(id) return self:admin("GET", "/_admin/user-data/" .. id) end
 
 --- The instances not terminated: {id=, user_data= (as the instance got
 --- it), pid= (a process in the test host's mount namespace, or nil)}.
 function Cloud:machines()
-  local out = {}
+  local ids = {}
   for _, i in ipairs(self:state().instances) do
-    if i.state ~= "terminated" then
-      local text = fs.read_file(self.state_dir .. "/" .. i.id .. ".json")
-      local rec = text and json.decode(text)
-      out[#out + 1] = { id = i.id, user_data = self:user_data(i.id), pid = rec and rec.sshd_pid }
-    end
+    if i.state ~= "terminated" then ids[#ids + 1] = i.id end
   end
-  return out
+  return common.machines(self, ids)
 end
 function Cloud:state() return self:admin("GET", "/_admin/state") end
 

@@ -23,6 +23,7 @@ local crypto = require("juju.crypto")
 local shell = require("juju.shell")
 local fs = require("juju.fs")
 local h = require("helpers")
+local common = require("clouds.common")
 local fake = require("servers.goose.fake")
 
 local M = { name = "openstack" }
@@ -204,24 +205,13 @@ end
 function Cloud:leftovers()
   self:settle()
   local left = self.fake:leftovers()
-  local out = {}
-  for _, id in ipairs(left.servers) do out[#out + 1] = "server " .. id end
-  for _, g in ipairs(left.security_groups) do out[#out + 1] = "security group " .. g end
-  for _, ip in ipairs(left.floating_ips) do out[#out + 1] = "floating ip " .. ip end
-  for _, c in ipairs(left.containers) do out[#out + 1] = "container " .. c end
-  if (left.objects or 0) > 0 then out[#out + 1] = "objects " .. left.objects end
-  table.sort(out)
-  return out
+  return common.labelled { { "server", left.servers }, { "security group", left.security_groups },
+    { "floating ip", left.floating_ips }, { "container", left.containers },
+    { "objects", (left.objects or 0) > 0 and { left.objects } or {} } }
 end
 
 --- Host records of running test hosts (for "the host is gone" checks).
-function Cloud:host_records()
-  local out = {}
-  for _, f in ipairs(fs.list(self.state_dir) or {}) do
-    if f:match("%.json$") then out[#out + 1] = f end
-  end
-  return out
-end
+function Cloud:host_records() return common.host_records(self.state_dir) end
 
 function Cloud:user_data(id) return self.fake:user_data(id) end
 function Cloud:state() return self.fake:state() end
@@ -229,15 +219,11 @@ function Cloud:state() return self.fake:state() end
 --- The servers not deleted: {id=, user_data= (as sent), pid= (a process in
 --- the test host's mount namespace, or nil)}.
 function Cloud:machines()
-  local out = {}
+  local ids = {}
   for _, s in ipairs(self:state().servers) do
-    if s.status ~= "DELETED" and s.gone ~= true then
-      local text = fs.read_file(self.state_dir .. "/" .. s.id .. ".json")
-      local rec = text and json.decode(text)
-      out[#out + 1] = { id = s.id, user_data = self:user_data(s.id), pid = rec and rec.sshd_pid }
-    end
+    if s.status ~= "DELETED" and s.gone ~= true then ids[#ids + 1] = s.id end
   end
-  return out
+  return common.machines(self, ids)
 end
 
 local function escape_path(p)

@@ -11,11 +11,9 @@
 -- through tests/integration/fake-mongod as the host's
 -- /usr/lib/juju/bin/mongod; the first uses sqlite.
 local server = require("juju.testing.server")
-local instance = require("juju.testing.instance")
 local http = require("juju.http")
 local json = require("juju.json")
 local crypto = require("juju.crypto")
-local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
@@ -46,10 +44,8 @@ describe("ec2 bootstrap end to end #integration", function()
   end
 
   setup(function()
-    work = h.tmpdir("juju-ec2-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local p
+    work, state_dir, p = h.test_hosts("juju-ec2-e2e-")
     h.write(work .. "/fake.json", assert(json.encode { credentials = { [ACCESS] = SECRET }, region = REGION }), "0600")
     fake = assert(server.start { name = "ec2fake",
       argv = { PYTHON, h.source_dir .. "/tests/servers/ec2/ec2fake.py", "--host", "{host}", "--port", "{port}",
@@ -74,11 +70,7 @@ describe("ec2 bootstrap end to end #integration", function()
 
   local function new_environment(store, extra_lines)
     local home = h.tmpdir("juju-ec2-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     ec2_cloud.image_metadata(home .. "/img")
     local bucket = "ec2-e2e-" .. crypto.hex(crypto.random_bytes(4))
     h.write(env.JUJU_HOME .. "/environments.yaml", h.environments_yaml("amazon", string.format([[
@@ -129,12 +121,7 @@ describe("ec2 bootstrap end to end #integration", function()
     for _, c in ipairs(admin("/_admin/calls").calls) do counts[c.action] = (counts[c.action] or 0) + 1 end
     io.stderr:write("ec2 bootstrap API calls: ", json.encode(counts), "\n")
 
-    code, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, code, err)
-    all_output = all_output .. out .. err
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    assert.are.equal(inst.id, doc.machines["0"]["instance-id"])
+    all_output = all_output .. h.assert_machine0_started(env, inst.id)
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. inst.id .. ".json"))))
     code, out, err = h.juju(env, { "destroy-environment", "-y", "amazon" })
@@ -165,11 +152,8 @@ describe("ec2 bootstrap end to end #integration", function()
     assert.are.equal(0, code, stderr)
     assert.is_nil(stderr:find(SECRET, 1, true))
     fake_mongod.assert_bootstrapped(record)
-    local c2, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, c2, err)
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    c2, out, err = h.juju(env, { "destroy-environment", "-y", "amazon" })
+    h.assert_machine0_started(env)
+    local c2, out, err = h.juju(env, { "destroy-environment", "-y", "amazon" })
     assert.are.equal(0, c2, err)
     assert.is_nil((out .. err):find(SECRET, 1, true))
     assert.is_true(admin("/_admin/settle?timeout=60").settled)

@@ -14,44 +14,31 @@
 -- credentials.
 local fake = require("servers.maas.fake")
 local maas_storage = require("juju.cloud.storage.maas")
-local instance = require("juju.testing.instance")
 local json = require("juju.json")
 local gzip = require("juju.gzip")
-local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
 
 describe("maas bootstrap end to end #integration", function()
-  local work, state_dir, s
+  local state_dir, s
 
   setup(function()
-    work = h.tmpdir("juju-maas-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local _, p
+    _, state_dir, p = h.test_hosts("juju-maas-e2e-")
     s = fake.start("127.0.0.100", "maase2e", { nodes = 2, launcher = p.launcher, terminator = p.terminator,
       env = { INSTANCE_ADDRESS_BASE = "100", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
   end)
 
-  teardown(function()
-    if s then s:stop() end
-    instance.terminate_all(state_dir)
-    h.cleanup()
-  end)
+  teardown(function() h.stop_test_hosts(s, state_dir) end)
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-maas-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     local e = { type = "maas", ["maas-server"] = s.server_url, ["maas-oauth"] = fake.OAUTH,
       ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
     for k, v in pairs(attrs or {}) do e[k] = v end
-    h.write(env.JUJU_HOME .. "/environments.yaml",
-      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    h.write_environments(env, name, e)
     return env, home
   end
 
@@ -105,12 +92,7 @@ describe("maas bootstrap end to end #integration", function()
     assert.are.equal(1, counts["POST nodes/?op=acquire"])
     assert.are.equal(1, counts["POST nodes/{id}/?op=start"])
 
-    code, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, code, err)
-    all_output = all_output .. out .. err
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    assert.are.equal("/MAAS/api/1.0/nodes/" .. node.system_id .. "/", doc.machines["0"]["instance-id"])
+    all_output = all_output .. h.assert_machine0_started(env, "/MAAS/api/1.0/nodes/" .. node.system_id .. "/")
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. node.system_id .. ".json"))))
     -- nor on machine 0 (inside its mount namespace): its agent's files,

@@ -10,7 +10,6 @@
 -- leaves no server, group, floating IP or container, checked from the
 -- fake's own state. Secrets never reach output, user-data or storage.
 local fake = require("servers.goose.fake")
-local instance = require("juju.testing.instance")
 local keystone = require("juju.cloud.keystone")
 local swift = require("juju.cloud.storage.swift")
 local json = require("juju.json")
@@ -31,10 +30,8 @@ describe("openstack bootstrap end to end #integration", function()
   local work, state_dir, s
 
   setup(function()
-    work = h.tmpdir("juju-openstack-e2e-")
-    state_dir = work .. "/hosts"
-    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
-    local p = instance.programs(state_dir)
+    local p
+    work, state_dir, p = h.test_hosts("juju-openstack-e2e-")
     s = fake.start("127.0.0.160", "ose2e", { launcher = p.launcher, terminator = p.terminator, images = { IMAGE },
       floating_pool = "127.0.4.161-179", streams = true,
       env = { INSTANCE_ADDRESS_BASE = "160", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } })
@@ -51,25 +48,16 @@ describe("openstack bootstrap end to end #integration", function()
     end
   end)
 
-  teardown(function()
-    if s then s:stop() end
-    instance.terminate_all(state_dir)
-    h.cleanup()
-  end)
+  teardown(function() h.stop_test_hosts(s, state_dir) end)
 
   local function new_environment(name, attrs)
     local home = h.tmpdir("juju-openstack-e2e-home-")
-    local env = h.env(home, { ASAN_OPTIONS = os.getenv("ASAN_OPTIONS") })
-    assert(fs.mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    assert(fs.mkdir_p(env.HOME .. "/.ssh", tonumber("700", 8)))
-    local kg = sys.run({ "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", env.HOME .. "/.ssh/id_ed25519" }, {})
-    assert.are.equal(0, kg.code, kg.stderr)
+    local env = h.juju_user_env(home)
     local e = { type = "openstack", ["auth-url"] = s.v3, username = C.username, password = C.password,
       ["tenant-name"] = C.tenant_name, ["domain-name"] = C.domain_name, region = REGION,
       ["default-series"] = "bookworm", ["state-store"] = "sqlite", ["bootstrap-timeout"] = 300 }
     for k, v in pairs(attrs or {}) do if v == false then e[k] = nil else e[k] = v end end
-    h.write(env.JUJU_HOME .. "/environments.yaml",
-      assert(yaml.encode { default = name, environments = { [name] = e } }))
+    h.write_environments(env, name, e)
     return env, home
   end
 
@@ -81,14 +69,7 @@ describe("openstack bootstrap end to end #integration", function()
     return out
   end
 
-  local function assert_empty()
-    assert.is_true(s:settle(60))
-    local left = s:leftovers()
-    assert.are.same({}, left.servers)
-    assert.are.same({}, left.security_groups)
-    assert.are.same({}, left.floating_ips)
-    assert.are.same({}, left.containers)
-  end
+  local function assert_empty() s:assert_empty(60) end
 
   local function no_secret(text, what)
     for _, k in ipairs({ "password", "secret_key" }) do
@@ -165,12 +146,7 @@ describe("openstack bootstrap end to end #integration", function()
     end
     io.stderr:write("openstack bootstrap API calls: ", json.encode(counts), "\n")
 
-    code, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, code, err)
-    all_output = all_output .. out .. err
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    assert.are.equal(sv.id, doc.machines["0"]["instance-id"])
+    all_output = all_output .. h.assert_machine0_started(env, sv.id)
 
     local rec = assert(json.decode(assert(fs.read_file(state_dir .. "/" .. sv.id .. ".json"))))
     assert_host_key_rotated(env, "osv3", ud, sv.floating_ips[1], rec.sshd_pid, all_output)
@@ -199,11 +175,8 @@ describe("openstack bootstrap end to end #integration", function()
     no_secret(r.stderr, "the bootstrap's output")
     assert.matches("Attempting to connect to 127%.0%.0%.1[67]%d:22", r.stderr)
     fake_mongod.assert_bootstrapped(r.record)
-    local code, out, err = h.juju(env, { "status" })
-    assert.are.equal(0, code, err)
-    local doc = assert(yaml.decode(out))
-    assert.are.equal("started", doc.machines["0"]["agent-state"])
-    code, out, err = h.juju(env, { "destroy-environment", "-y", "osv2" })
+    h.assert_machine0_started(env)
+    local code, out, err = h.juju(env, { "destroy-environment", "-y", "osv2" })
     assert.are.equal(0, code, err)
     no_secret(out .. err, "destroy's output")
     assert_empty()

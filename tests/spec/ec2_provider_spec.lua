@@ -8,7 +8,6 @@
 local server = require("juju.testing.server")
 local testing = require("juju.testing")
 local context = require("juju.context")
-local journal = require("juju.journal")
 local providers = require("juju.providers")
 local release_journal = require("juju.environs.teardown").run
 local common = require("juju.provider_common")
@@ -20,6 +19,7 @@ local crypto = require("juju.crypto")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
 local h = require("helpers")
+local ph = require("provider_harness")
 local ec2_cloud = require("clouds.ec2") -- its image metadata
 
 local PYTHON = "/usr/bin/python3"
@@ -83,57 +83,18 @@ end
 
 local provider = assert(providers.load(nil, "ec2"))
 
-local counter = 0
--- A fresh environment (its own name and uuid) and its provider context.
-local function environment(extra, env_vars)
-  counter = counter + 1
-  local name = "spec" .. counter
-  local cfg = { name = name, type = "ec2", uuid = crypto.uuid4(), region = REGION,
-    ["access-key"] = ACCESS, ["secret-key"] = SECRET, ["ec2-endpoint"] = fake.url, ["s3-endpoint"] = checker.url,
-    ["image-metadata-url"] = "file://" .. work .. "/images", ["image-stream"] = "released",
-    ["api-port"] = 17070, ["bootstrap-timeout"] = 600 }
-  for k, v in pairs(extra or {}) do
-    if v == false and k ~= "ssl-hostname-verification" then cfg[k] = nil else cfg[k] = v end
-  end
-  local lines = {}
-  local ctx = context.new { clock = testing.virtual_clock(), env = env_vars or {},
-    stdout = function() end, stderr = function(s) lines[#lines + 1] = s end }
-  local j = journal.memory()
-  local pc = context.provider(ctx, { home = work, env_name = name, cfg = cfg, provider_name = "ec2", journal = j })
-  return cfg, pc, j, lines
-end
-
-local function opened(extra)
-  local cfg, pc, j, lines = environment(extra)
-  cfg = assert(provider.prepare_for_bootstrap(pc, cfg))
-  local env = assert(provider.open(pc, cfg))
-  pc._open_storage = function() return provider.storage(env) end
-  return env, pc, j, cfg, lines
-end
-
-local HOST_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m host"
-local USERDATA = "#cloud-config\nruncmd:\n- echo hello\n"
-
-local function start_params(env, extra)
-  local p = {
-    instance_config = { series = "precise", machine_id = "0", nonce = "user-admin:bootstrap",
-      tags = { ["juju-env-uuid"] = env.uuid, ["juju-is-state"] = "true" } },
-    userdata = USERDATA, tools = { { version = "1.25.6", series = "precise", arch = "amd64" } },
-    constraints = {}, name = "juju-" .. env.uuid .. "-machine-0",
-    host_keys = { ed25519 = { public = HOST_PUB } },
-  }
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
-
--- What the engine does around start_instance: the intent first.
-local function start(env, j, extra)
-  local params = start_params(env, extra)
-  assert(j:intent("instance", params.name))
-  local inst, err, code = provider.start_instance(env, params)
-  if inst then assert(j:record("instance", inst.id, { name = params.name })) end
-  return inst, err, code
-end
+local harness = ph.new {
+  provider = provider, name = "ec2", prefix = "spec", home = work, series = "precise", state_tag = true,
+  keep_false = { ["ssl-hostname-verification"] = true },
+  config = function()
+    return { region = REGION, ["access-key"] = ACCESS, ["secret-key"] = SECRET, ["ec2-endpoint"] = fake.url,
+      ["s3-endpoint"] = checker.url, ["image-metadata-url"] = "file://" .. work .. "/images",
+      ["image-stream"] = "released", ["api-port"] = 17070, ["bootstrap-timeout"] = 600 }
+  end,
+}
+local environment, opened, start, start_params = harness.environment, harness.opened, harness.start,
+  harness.start_params
+local HOST_PUB, USERDATA = ph.HOST_PUB, ph.USERDATA
 
 local function state_of(id)
   for _, i in ipairs(admin("GET", "/_admin/state").instances) do
@@ -575,9 +536,7 @@ describe("the ec2 provider", function()
 
     it("releases an instance intent without an id by its Name tag", function()
       local env, pc, j = opened()
-      local params = start_params(env)
-      assert(j:intent("instance", params.name))
-      assert(provider.start_instance(env, params)) -- the engine "crashed" before recording the id
+      harness.start_unrecorded(env, j)
       assert(release_journal(provider, env, pc, j, {}))
       assert.are.equal(0, alive(env))
       assert.are.same({}, j:resources())

@@ -33,8 +33,9 @@ describe("goose Nova fake", function()
       "*-fail*) echo 'no capacity here' >&2; exit 3;;",
       "*-real*) INSTANCE_INDEX=19 exec " .. p.launcher .. ";;",
       "esac",
-      "echo 127.0.0.$((180 + INSTANCE_INDEX % 19))",
+      -- the copy first: the fake counts the launcher settled once it printed
       "cp \"$USER_DATA_FILE\" " .. work .. "/launched-$INSTANCE_ID",
+      "echo 127.0.0.$((180 + INSTANCE_INDEX % 19))",
     }, "\n") .. "\n"))
     local terminator = work .. "/terminator.sh"
     assert(fs.write_atomic(terminator, table.concat({

@@ -8,69 +8,26 @@
 -- user-data), the wait for Deployed; no matching node; Failed deployment;
 -- every call start_instance makes x {error, reset, throttling, timeout};
 -- release through the journal and destroy by agent name; nothing left.
-local testing = require("juju.testing")
-local context = require("juju.context")
-local journal = require("juju.journal")
 local providers = require("juju.providers")
 local release_journal = require("juju.environs.teardown").run
 local gzip = require("juju.gzip")
-local crypto = require("juju.crypto")
 local fake = require("servers.maas.fake")
 local h = require("helpers")
+local ph = require("provider_harness")
 
 local s = fake.start("127.0.0.1", "provider", { nodes = 3 })
 local provider = assert(providers.load(nil, "maas"))
 local work = h.tmpdir("juju-maas-provider-spec-")
 
-local counter = 0
--- A fresh environment (its own name and uuid) and its provider context.
-local function environment(extra)
-  counter = counter + 1
-  local name = "maasspec" .. counter
-  local cfg = { name = name, type = "maas", uuid = crypto.uuid4(), ["maas-server"] = s.server_url,
-    ["maas-oauth"] = fake.OAUTH, ["bootstrap-timeout"] = 600 }
-  for k, v in pairs(extra or {}) do
-    if v == false then cfg[k] = nil else cfg[k] = v end
-  end
-  local lines = {}
-  local ctx = context.new { clock = testing.virtual_clock(), env = {},
-    stdout = function() end, stderr = function(l) lines[#lines + 1] = l end }
-  local j = journal.memory()
-  local pc = context.provider(ctx, { home = work, env_name = name, cfg = cfg, provider_name = "maas", journal = j })
-  return cfg, pc, j, lines
-end
-
-local function opened(extra)
-  local cfg, pc, j, lines = environment(extra)
-  cfg = assert(provider.prepare_for_bootstrap(pc, cfg))
-  local env = assert(provider.open(pc, cfg))
-  pc._open_storage = function() return provider.storage(env) end
-  return env, pc, j, cfg, lines
-end
-
-local HOST_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m host"
-local USERDATA = "#cloud-config\nruncmd:\n- echo hello\n"
-
-local function start_params(env, extra)
-  local p = {
-    instance_config = { series = "trusty", machine_id = "0", nonce = "user-admin:bootstrap",
-      tags = { ["juju-env-uuid"] = env.cfg.uuid } },
-    userdata = USERDATA, tools = { { version = "1.25.6", series = "trusty", arch = "amd64" } },
-    constraints = {}, name = "juju-" .. env.cfg.uuid .. "-machine-0",
-    host_keys = { ed25519 = { public = HOST_PUB } },
-  }
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
-
--- What the engine does around start_instance: the intent first.
-local function start(env, j, extra)
-  local params = start_params(env, extra)
-  assert(j:intent("instance", params.name))
-  local inst, err, code = provider.start_instance(env, params)
-  if inst then assert(j:record("instance", inst.id, { name = params.name })) end
-  return inst, err, code
-end
+local harness = ph.new {
+  provider = provider, name = "maas", prefix = "maasspec", home = work, series = "trusty",
+  uuid = function(env) return env.cfg.uuid end,
+  config = function()
+    return { ["maas-server"] = s.server_url, ["maas-oauth"] = fake.OAUTH, ["bootstrap-timeout"] = 600 }
+  end,
+}
+local environment, opened, start = harness.environment, harness.opened, harness.start
+local HOST_PUB, USERDATA = ph.HOST_PUB, ph.USERDATA
 
 local function node_state(sid)
   for _, n in ipairs(s:state().nodes) do if n.system_id == sid then return n end end

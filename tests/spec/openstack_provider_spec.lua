@@ -6,15 +6,12 @@
 -- listens on, so everything up to "ACTIVE with an address" is tested here;
 -- tests/integration/openstack_bootstrap_spec.lua runs the rest on real hosts.
 local fake = require("servers.goose.fake")
-local testing = require("juju.testing")
-local context = require("juju.context")
-local journal = require("juju.journal")
 local providers = require("juju.providers")
 local release_journal = require("juju.environs.teardown").run
 local gzip = require("juju.gzip")
-local crypto = require("juju.crypto")
 local imagemeta = require("imagemeta")
 local h = require("helpers")
+local ph = require("provider_harness")
 
 local C = fake.CREDS
 local IMAGE = "img-bookworm-amd64"
@@ -40,58 +37,19 @@ local function no_secret(msg)
   assert.is_nil(msg:find("wrong-Passw0rd-9", 1, true), "wrong password in: " .. msg)
 end
 
-local counter = 0
--- A fresh environment (its own name and uuid) and its provider context.
-local function environment(extra, env_vars)
-  counter = counter + 1
-  local name = "os" .. counter
-  local cfg = { name = name, type = "openstack", uuid = crypto.uuid4(), region = REGION,
-    ["auth-url"] = s.v3, username = C.username, password = C.password, ["tenant-name"] = C.tenant_name,
-    ["domain-name"] = C.domain_name, ["image-metadata-url"] = IMAGES_V3, ["image-stream"] = "released",
-    ["api-port"] = 17070, ["bootstrap-timeout"] = 600, ["use-floating-ip"] = false,
-    ["use-default-secgroup"] = false }
-  for k, v in pairs(extra or {}) do
-    if v == false and k ~= "use-floating-ip" and k ~= "use-default-secgroup" then cfg[k] = nil else cfg[k] = v end
-  end
-  local lines = {}
-  local ctx = context.new { clock = testing.virtual_clock(), env = env_vars or {},
-    stdout = function() end, stderr = function(x) lines[#lines + 1] = x end }
-  local j = journal.memory()
-  local pc = context.provider(ctx, { home = work, env_name = name, cfg = cfg, provider_name = "openstack", journal = j })
-  return cfg, pc, j, lines
-end
-
-local function opened(extra, env_vars)
-  local cfg, pc, j, lines = environment(extra, env_vars)
-  cfg = assert(provider.prepare_for_bootstrap(pc, cfg))
-  local env = assert(provider.open(pc, cfg))
-  pc._open_storage = function() return provider.storage(env) end
-  return env, pc, j, cfg, lines
-end
-
-local HOST_PUB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m host"
-local USERDATA = "#cloud-config\nruncmd:\n- echo hello\n"
-
-local function start_params(env, extra)
-  local p = {
-    instance_config = { series = "bookworm", machine_id = "0", nonce = "user-admin:bootstrap",
-      tags = { ["juju-env-uuid"] = env.uuid, ["juju-is-state"] = "true" } },
-    userdata = USERDATA, tools = { { version = "1.25.6", series = "bookworm", arch = "amd64" } },
-    constraints = {}, name = "juju-" .. env.uuid .. "-machine-0",
-    host_keys = { ed25519 = { public = HOST_PUB } },
-  }
-  for k, v in pairs(extra or {}) do p[k] = v end
-  return p
-end
-
--- What the engine does around start_instance: the intent first.
-local function start(env, j, extra)
-  local params = start_params(env, extra)
-  assert(j:intent("instance", params.name))
-  local inst, err, code = provider.start_instance(env, params)
-  if inst then assert(j:record("instance", inst.id, { name = params.name })) end
-  return inst, err, code
-end
+local harness = ph.new {
+  provider = provider, name = "openstack", prefix = "os", home = work, series = "bookworm", state_tag = true,
+  keep_false = { ["use-floating-ip"] = true, ["use-default-secgroup"] = true },
+  config = function()
+    return { region = REGION, ["auth-url"] = s.v3, username = C.username, password = C.password,
+      ["tenant-name"] = C.tenant_name, ["domain-name"] = C.domain_name, ["image-metadata-url"] = IMAGES_V3,
+      ["image-stream"] = "released", ["api-port"] = 17070, ["bootstrap-timeout"] = 600,
+      ["use-floating-ip"] = false, ["use-default-secgroup"] = false }
+  end,
+}
+local environment, opened, start, start_params = harness.environment, harness.opened, harness.start,
+  harness.start_params
+local HOST_PUB, USERDATA = ph.HOST_PUB, ph.USERDATA
 
 local function servers_of(env)
   local out = {}
@@ -113,13 +71,7 @@ local function compute_calls(op)
   return n
 end
 
-local function assert_empty()
-  local left = s:leftovers()
-  assert.are.same({}, left.servers)
-  assert.are.same({}, left.security_groups)
-  assert.are.same({}, left.floating_ips)
-  assert.are.same({}, left.containers)
-end
+local function assert_empty() s:assert_empty() end
 
 describe("the openstack provider", function()
   teardown(function()
@@ -381,9 +333,7 @@ describe("the openstack provider", function()
 
     it("releases an instance intent without an id by its name", function()
       local env, pc, j = opened()
-      local params = start_params(env)
-      assert(j:intent("instance", params.name))
-      assert(provider.start_instance(env, params)) -- the engine "crashed" before recording the id
+      harness.start_unrecorded(env, j)
       assert(release_journal(provider, env, pc, j, {}))
       assert_empty()
       assert.are.same({}, j:resources())

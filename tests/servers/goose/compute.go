@@ -9,25 +9,23 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/ioutil"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"../hosts"
 )
 
 // maxUserData is Nova's limit on the base64 text of user_data.
@@ -73,7 +71,7 @@ type novaFault struct {
 // serialises goose's Nova, which has no locking of its own.
 type compute struct {
 	mu         sync.Mutex
-	cond       *sync.Cond
+	hosts      *hosts.Tracker
 	nova       http.Handler
 	tenant     string
 	dir        string
@@ -89,7 +87,6 @@ type compute struct {
 	servers    map[string]*server
 	order      []string
 	index      int
-	running    int // launchers and terminators not yet exited
 	fips       *floatingIPs
 	stopping   bool
 	token      string // the fake's own token for its calls to goose's Nova
@@ -99,7 +96,7 @@ func newCompute(nova http.Handler, tenant, dir, launcher, terminator string) *co
 	c := &compute{nova: nova, tenant: tenant, dir: dir, launcher: launcher, terminator: terminator,
 		useLaunch: launcher != "", buildGets: 1, images: map[string]string{}, groupInUse: true,
 		servers: map[string]*server{}}
-	c.cond = sync.NewCond(&c.mu)
+	c.hosts = hosts.NewTracker(&c.mu, "server")
 	return c
 }
 
@@ -388,7 +385,7 @@ func (c *compute) createServer(w http.ResponseWriter, r *http.Request, full stri
 	c.order = append(c.order, srv.ID)
 	if c.useLaunch && c.launcher != "" {
 		srv.Launcher = "running"
-		c.running++
+		c.hosts.Start()
 		go c.launch(srv)
 	} else {
 		srv.Launcher = "none"
@@ -403,48 +400,18 @@ func (c *compute) createServer(w http.ResponseWriter, r *http.Request, full stri
 	c.respond(w, rec)
 }
 
-func (c *compute) command(line string, env []string) *exec.Cmd {
-	cmd := exec.Command("/bin/sh", "-c", "exec "+line)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stderr = os.Stderr
-	return cmd
-}
-
 // launch runs the launcher for srv: its first stdout line is the address.
 func (c *compute) launch(srv *server) {
 	c.mu.Lock()
-	cmd := c.command(c.launcher, []string{"INSTANCE_ID=" + srv.ID, "USER_DATA_FILE=" + srv.UserDataFile,
-		"INSTANCE_INDEX=" + strconv.Itoa(srv.Index), "INSTANCE_NAME=" + srv.Name})
+	line, h := c.launcher, hosts.Host{ID: srv.ID, Name: srv.Name, Index: srv.Index, UserDataFile: srv.UserDataFile}
 	c.mu.Unlock()
-	var errOut bytes.Buffer
-	cmd.Stderr = io.MultiWriter(&errOut, os.Stderr)
-	out, err := cmd.StdoutPipe()
-	var first string
-	var rest bytes.Buffer
-	if err == nil {
-		err = cmd.Start()
-	}
-	if err == nil {
-		br := bufio.NewReader(out)
-		first, _ = br.ReadString('\n')
-		first = strings.TrimSpace(first)
-		if ip := net.ParseIP(first); ip != nil && ip.To4() != nil {
-			c.mu.Lock()
-			srv.Address = first
-			srv.Launcher = "answered"
-			c.running--
-			c.cond.Broadcast()
-			c.mu.Unlock()
-		}
-		io.Copy(io.MultiWriter(&rest, os.Stderr), br)
-		err = cmd.Wait()
-	}
-	c.mu.Lock()
+	output, err := c.hosts.Launch(line, h, func(address string) {
+		srv.Address = address
+		srv.Launcher = "answered"
+	})
 	defer c.mu.Unlock()
-	output := strings.TrimSpace(first + "\n" + rest.String() + errOut.String())
 	if srv.Launcher == "running" {
-		c.running--
-		c.cond.Broadcast()
+		c.hosts.Done()
 		srv.Launcher = "failed"
 		srv.LauncherOutput = output
 		why := "exited without printing an address"
@@ -606,29 +573,13 @@ func (c *compute) startTerminator(srv *server) bool {
 		return false
 	}
 	srv.Terminator = "running"
-	c.running++
-	cmd := c.command(c.terminator, []string{"INSTANCE_ID=" + srv.ID, "INSTANCE_ADDRESS=" + srv.Address,
-		"INSTANCE_INDEX=" + strconv.Itoa(srv.Index), "INSTANCE_NAME=" + srv.Name})
-	var out bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&out, os.Stderr)
-	go func() {
-		err := cmd.Run()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.running--
-		srv.TerminatorOutput = strings.TrimSpace(out.String())
-		if err != nil {
-			srv.Terminator = "failed"
-			srv.TerminatorOutput += " (" + err.Error() + ")"
-			log.Printf("server %s: terminator failed: %v", srv.ID, err)
-		} else {
-			srv.Terminator = "exited"
-		}
+	h := hosts.Host{ID: srv.ID, Name: srv.Name, Index: srv.Index, Address: srv.Address}
+	c.hosts.Terminate(c.terminator, h, false, func(state, output string) {
+		srv.Terminator, srv.TerminatorOutput = state, output
 		if srv.Deleting {
 			c.reap()
 		}
-		c.cond.Broadcast()
-	}()
+	})
 	return true
 }
 
@@ -715,24 +666,4 @@ func (c *compute) terminateAll(timeout time.Duration) {
 }
 
 // settle waits until every launcher answered and every terminator exited.
-func (c *compute) settle(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	done := make(chan struct{})
-	go func() {
-		// wake the waiter at the deadline
-		select {
-		case <-time.After(timeout):
-			c.mu.Lock()
-			c.cond.Broadcast()
-			c.mu.Unlock()
-		case <-done:
-		}
-	}()
-	defer close(done)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.running > 0 && time.Now().Before(deadline) {
-		c.cond.Wait()
-	}
-	return c.running == 0
-}
+func (c *compute) settle(timeout time.Duration) bool { return c.hosts.Settle(timeout) }

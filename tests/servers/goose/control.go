@@ -385,7 +385,7 @@ func (f *fake) serveTestObject(w http.ResponseWriter, r *http.Request, rest stri
 func (c *compute) runningCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.running
+	return c.hosts.Running()
 }
 
 // configCompute applies the compute keys of /_test/config (query

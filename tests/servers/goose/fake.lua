@@ -24,10 +24,10 @@
 --   s:pending_faults(), s:clear_faults()
 --   s:settle([timeout])   -- true once every launcher answered and every terminator exited
 --   s:user_data(id)       -- the user-data the server was created with (as sent)
+--   s:assert_empty([settle_timeout]) -- busted asserts: no server, group, floating IP or container left
 --   s:stop()              -- SIGTERM: the fake runs the terminator of every server left
-local server = require("juju.testing.server")
 local http = require("juju.http")
-local json = require("juju.json")
+local control = require("servers.control")
 
 local M = {}
 
@@ -38,19 +38,9 @@ M.CREDS = {
   domain_name = "juju-domain", access_key = "AKIA-fred", secret_key = "sk-Sup3rS3cret-2",
 }
 
-local Fake = {}
+local Fake = control.methods({})
 Fake.__index = Fake
-
-local function call(self, method, path, body, timeout)
-  local r, msg, _, resp = http.request { url = self.url .. path, method = method, retries = 0,
-    timeout = timeout or 10, body = body and assert(json.encode(body)) or nil,
-    headers = body and { ["Content-Type"] = "application/json" } or nil }
-  r = r or resp
-  assert(r, msg)
-  local doc = assert(json.decode(r.body))
-  if r.status >= 400 then error(path .. ": " .. r.status .. " " .. r.body, 2) end
-  return doc, r.status
-end
+local call = control.call
 
 function Fake:stats()
   local t = call(self, "GET", "/_test/stats")
@@ -77,56 +67,36 @@ function Fake:config(c)
   return call(self, "POST", "/_test/config?" .. table.concat(q, "&"))
 end
 
-function Fake:state() return call(self, "GET", "/_test/state") end
-function Fake:leftovers() return call(self, "GET", "/_test/leftovers") end
-function Fake:calls(service)
-  return call(self, "GET", "/_test/calls" .. (service and ("?service=" .. service) or "")).calls
-end
-function Fake:clear_calls() return call(self, "DELETE", "/_test/calls") end
-function Fake:faults(t) return call(self, "POST", "/_test/faults", t).ids end
 function Fake:pending_faults() return call(self, "GET", "/_test/faults").faults end
-function Fake:clear_faults() return call(self, "DELETE", "/_test/faults") end
 
-function Fake:settle(timeout)
-  timeout = timeout or 120
-  local r, msg, _, resp = http.request { url = self.url .. "/_test/settle?timeout=" .. timeout, retries = 0,
-    timeout = timeout + 10 }
-  r = r or resp
-  assert(r, msg)
-  return r.status == 200, r.body
+--- Fails the spec (luassert) unless the fake holds no server,
+--- security group, floating IP or container; with settle_timeout, first
+--- unless every launcher and terminator finished within it.
+function Fake:assert_empty(settle_timeout)
+  local luassert = require("luassert") -- here: bench/ loads this file outside busted
+  if settle_timeout then luassert.is_true(self:settle(settle_timeout)) end
+  local left = self:leftovers()
+  luassert.are.same({}, left.servers)
+  luassert.are.same({}, left.security_groups)
+  luassert.are.same({}, left.floating_ips)
+  luassert.are.same({}, left.containers)
 end
-
-function Fake:user_data(id)
-  local r, msg, _, resp = http.request { url = self.url .. "/_test/user-data/" .. id, retries = 0, timeout = 10 }
-  r = r or resp
-  assert(r, msg)
-  return r.status == 200 and r.body or nil
-end
-
-function Fake:stop() return self.server:stop() end
 
 --- Builds and starts the fake on host; raises (failing the spec) when it
 --- cannot be built or started. tag names this spec's copy of the binary:
 --- specs run in parallel, and one must not rewrite the file another runs.
 function M.start(host, tag, opts)
   opts = opts or {}
-  local src = (os.getenv("JUJU_TEST_SOURCE_DIR") or ".") .. "/tests/servers/goose"
-  local bin = assert(server.go_build("goose-fake-" .. assert(tag, "fake.start: tag required"), src))
   local c = M.CREDS
-  local argv = { bin, "-addr", "{host}:{port}", "-dir", opts.dir or "{dir}" }
-  local function flag(name, v) if v ~= nil then argv[#argv + 1] = "-" .. name; argv[#argv + 1] = tostring(v) end end
-  flag("launcher", opts.launcher)
-  flag("terminator", opts.terminator)
-  flag("images", opts.images and table.concat(opts.images, ","))
-  flag("address-pool", opts.address_pool)
-  flag("floating-pool", opts.floating_pool)
-  flag("nat-ports", opts.nat_ports and table.concat(opts.nat_ports, ","))
-  flag("build-gets", opts.build_gets)
-  if opts.streams then argv[#argv + 1] = "-streams" end
-  local env = { GOOSE_USER = c.username, GOOSE_PASSWORD = c.password, GOOSE_TENANT = c.tenant_name,
-                GOOSE_DOMAIN = c.domain_name, GOOSE_ACCESS_KEY = c.access_key, GOOSE_SECRET_KEY = c.secret_key }
-  for k, v in pairs(opts.env or {}) do env[k] = v end
-  local s = assert(server.start { name = "goose-fake", host = host, argv = argv, env = env })
+  local s = control.start { src = "goose", bin = "goose-fake", tag = tag, name = "goose-fake", host = host,
+    data_dir = opts.dir,
+    flags = { { "launcher", opts.launcher }, { "terminator", opts.terminator },
+      { "images", opts.images and table.concat(opts.images, ",") }, { "address-pool", opts.address_pool },
+      { "floating-pool", opts.floating_pool }, { "nat-ports", opts.nat_ports and table.concat(opts.nat_ports, ",") },
+      { "build-gets", opts.build_gets }, { "streams", opts.streams and true or nil } },
+    env = { GOOSE_USER = c.username, GOOSE_PASSWORD = c.password, GOOSE_TENANT = c.tenant_name,
+      GOOSE_DOMAIN = c.domain_name, GOOSE_ACCESS_KEY = c.access_key, GOOSE_SECRET_KEY = c.secret_key },
+    extra_env = opts.env }
   return setmetatable({ server = s, url = s.url, v2 = s.url .. "/v2.0", v3 = s.url .. "/v3" }, Fake)
 end
 

@@ -70,6 +70,7 @@ import (
 	"syscall"
 	"time"
 
+	"../hosts"
 	"gopkg.in/goose.v1/testservices/identityservice"
 	"gopkg.in/goose.v1/testservices/novaservice"
 	"gopkg.in/goose.v1/testservices/swiftservice"
@@ -175,9 +176,7 @@ func (f *fake) catalog(name, typ, region, path string) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "host:port to listen on")
-	launcher := flag.String("launcher", "", "program (a shell command line) started per server; prints its address")
-	terminator := flag.String("terminator", "", "program (a shell command line) run when a server is deleted")
-	dir := flag.String("dir", "", "directory for user-data files (default: a new temporary one)")
+	hostFlags := hosts.DefineFlags()
 	addressPool := flag.String("address-pool", "127.0.100.1-254", "fixed addresses when there is no launcher")
 	floatingPool := flag.String("floating-pool", "127.0.4.1-254", "floating IP addresses (A.B.C.X-Y or a list)")
 	natPorts := flag.String("nat-ports", "22,17070,37017", "ports a floating IP forwards to the fixed address")
@@ -229,14 +228,7 @@ func main() {
 		f.catalogPublic("juju", "juju-tools", "RegionOne", "/swift/v1")
 	}
 
-	if *dir == "" {
-		d, err := ioutil.TempDir("", "goose-fake-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		*dir = d
-	}
-	f.compute = newCompute(novaMux, tenantId, *dir, *launcher, *terminator)
+	f.compute = newCompute(novaMux, tenantId, hostFlags.Dir("goose-fake-"), *hostFlags.Launcher, *hostFlags.Terminator)
 	f.compute.token = f.identity.internal
 	var err error
 	if f.compute.pool, err = parsePool(*addressPool); err != nil {

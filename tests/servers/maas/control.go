@@ -156,7 +156,7 @@ func (s *maasServer) serveTest(w http.ResponseWriter, r *http.Request) {
 		}
 		sort.Strings(owned)
 		writeJSON(w, 200, map[string]interface{}{"nodes": nodes, "owned": owned, "files": c.files(),
-			"running": c.running, "acquires": t.acquires})
+			"running": c.hosts.Running(), "acquires": t.acquires})
 	case p == "calls" && r.Method == "GET":
 		writeJSON(w, 200, map[string]interface{}{"calls": t.calls})
 	case p == "calls" && r.Method == "DELETE":

@@ -47,6 +47,7 @@ import (
 	"syscall"
 	"time"
 
+	"../hosts"
 	"github.com/juju/gomaasapi"
 )
 
@@ -394,9 +395,7 @@ func (s *maasServer) ServeHTTP(w0 http.ResponseWriter, r *http.Request) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (host:port)")
 	prefix := flag.String("prefix", "/MAAS", "path prefix of the API")
-	dir := flag.String("dir", "", "where user-data-<system_id> files go (default: a new temporary directory)")
-	launcher := flag.String("launcher", "", "command line started per node start (its first stdout line: the address)")
-	terminator := flag.String("terminator", "", "command line run per release of a launched node (and at exit)")
+	hostFlags := hosts.DefineFlags()
 	nodes := flag.Int("nodes", 0, "Ready nodes to add at start (amd64/generic, 2 cpus, 4096 MB, zone default)")
 	flag.Parse()
 	parts := strings.Split(os.Getenv("MAAS_TEST_OAUTH"), ":")
@@ -404,18 +403,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "maas: MAAS_TEST_OAUTH must be consumer:token:secret")
 		os.Exit(2)
 	}
-	if *dir == "" {
-		d, err := ioutil.TempDir("", "maas-test-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		*dir = d
-	}
 	ts := gomaasapi.NewTestServer("1.0")
 	ts.AddZone("default", "the default zone")
 	s := &maasServer{ts: ts, inner: ts.Server.Config.Handler, pfx: strings.TrimRight(*prefix, "/"),
 		want: credentials{parts[0], parts[1], parts[2]}, control: &control{calls: []call{}, faults: []*fault{}, acquires: []url.Values{}}}
-	s.cloud = newCloud(&s.mu, ts, s.pfx, *dir, *launcher, *terminator)
+	s.cloud = newCloud(&s.mu, ts, s.pfx, hostFlags.Dir("maas-test-"), *hostFlags.Launcher, *hostFlags.Terminator)
 	s.mu.Lock()
 	s.cloud.addNodes(*nodes, "amd64/generic", 2, 4096, "default", nil)
 	s.mu.Unlock()

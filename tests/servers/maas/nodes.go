@@ -9,17 +9,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"io/ioutil"
 	"log"
-	"net"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"../hosts"
 	"github.com/juju/gomaasapi"
 )
 
@@ -69,7 +65,7 @@ type node struct {
 // TestServer (one request at a time, as before).
 type cloud struct {
 	mu          *sync.Mutex
-	cond        *sync.Cond
+	hosts       *hosts.Tracker
 	ts          *gomaasapi.TestServer
 	client      gomaasapi.Client
 	dir         string
@@ -79,7 +75,6 @@ type cloud struct {
 	order       []string
 	added       int
 	index       int
-	running     int  // launchers and terminators not yet exited
 	deployPolls int  // deployment_status queries a node stays Deploying without a launcher
 	failDeploy  int  // the next N starts fail their deployment
 	noLaunch    bool // launcher=0: starts run no launcher (deploy_polls decides)
@@ -93,7 +88,7 @@ func newCloud(mu *sync.Mutex, ts *gomaasapi.TestServer, prefix, dir, launcher, t
 	}
 	c := &cloud{mu: mu, ts: ts, prefix: prefix, client: *client, dir: dir, launcher: launcher, terminator: terminator,
 		nodes: map[string]*node{}, deployPolls: 1}
-	c.cond = sync.NewCond(mu)
+	c.hosts = hosts.NewTracker(mu, "node")
 	return c
 }
 
@@ -250,7 +245,7 @@ func (c *cloud) start(id, userData, series string) (int, string) {
 		n.Launcher, n.Status = "none", "Failed deployment"
 	case c.launcher != "" && !c.noLaunch:
 		n.Launcher = "running"
-		c.running++
+		c.hosts.Start()
 		go c.launch(n)
 	default:
 		n.Launcher = "none"
@@ -259,47 +254,19 @@ func (c *cloud) start(id, userData, series string) (int, string) {
 	return 0, ""
 }
 
-func (c *cloud) command(line string, env []string) *exec.Cmd {
-	cmd := exec.Command("/bin/sh", "-c", "exec "+line)
-	cmd.Env = append(os.Environ(), env...)
-	return cmd
-}
-
 // launch runs the launcher for n: its first stdout line is the address.
 func (c *cloud) launch(n *node) {
 	c.mu.Lock()
-	cmd := c.command(c.launcher, []string{"INSTANCE_ID=" + n.SystemID, "USER_DATA_FILE=" + n.UserDataFile,
-		"INSTANCE_INDEX=" + strconv.Itoa(n.Index), "INSTANCE_NAME=" + n.Hostname})
+	line, h := c.launcher, hosts.Host{ID: n.SystemID, Name: n.Hostname, Index: n.Index, UserDataFile: n.UserDataFile}
 	c.mu.Unlock()
-	var errOut, rest bytes.Buffer
-	cmd.Stderr = io.MultiWriter(&errOut, os.Stderr)
-	out, err := cmd.StdoutPipe()
-	var first string
-	if err == nil {
-		err = cmd.Start()
-	}
-	if err == nil {
-		br := bufio.NewReader(out)
-		first, _ = br.ReadString('\n')
-		first = strings.TrimSpace(first)
-		if ip := net.ParseIP(first); ip != nil && ip.To4() != nil {
-			c.mu.Lock()
-			n.Address, n.Launcher, n.Status = first, "answered", "Deployed"
-			c.mirror(n)
-			c.running--
-			c.cond.Broadcast()
-			c.mu.Unlock()
-		}
-		io.Copy(io.MultiWriter(&rest, os.Stderr), br)
-		err = cmd.Wait()
-	}
-	c.mu.Lock()
+	output, err := c.hosts.Launch(line, h, func(address string) {
+		n.Address, n.Launcher, n.Status = address, "answered", "Deployed"
+		c.mirror(n)
+	})
 	defer c.mu.Unlock()
-	output := strings.TrimSpace(first + "\n" + rest.String() + errOut.String())
 	n.LauncherOutput = output
 	if n.Launcher == "running" {
-		c.running--
-		c.cond.Broadcast()
+		c.hosts.Done()
 		n.Launcher = "failed"
 		if n.Status == "Deploying" {
 			n.Status = "Failed deployment"
@@ -363,31 +330,14 @@ func (c *cloud) startTerminator(n *node) bool {
 		return false
 	}
 	n.Terminator = "running"
-	c.running++
-	cmd := c.command(c.terminator, []string{"INSTANCE_ID=" + n.SystemID, "INSTANCE_ADDRESS=" + n.Address,
-		"INSTANCE_INDEX=" + strconv.Itoa(n.Index), "INSTANCE_NAME=" + n.Hostname})
-	var out bytes.Buffer
-	cmd.Stdout = io.MultiWriter(&out, os.Stderr)
-	cmd.Stderr = io.MultiWriter(&out, os.Stderr)
-	go func() {
-		err := cmd.Run()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.running--
-		n.TerminatorOutput = strings.TrimSpace(out.String())
-		if err != nil {
-			n.Terminator = "failed"
-			n.TerminatorOutput += " (" + err.Error() + ")"
-			log.Printf("node %s: terminator failed: %v", n.SystemID, err)
-		} else {
-			n.Terminator = "exited"
-		}
+	h := hosts.Host{ID: n.SystemID, Name: n.Hostname, Index: n.Index, Address: n.Address}
+	c.hosts.Terminate(c.terminator, h, true, func(state, output string) {
+		n.Terminator, n.TerminatorOutput = state, output
 		if n.Status == "Releasing" {
 			n.Status, n.Address = "Ready", ""
 			c.mirror(n)
 		}
-		c.cond.Broadcast()
-	}()
+	})
 	return true
 }
 
@@ -405,26 +355,7 @@ func (c *cloud) leftovers() []string {
 
 // settle waits (mu NOT held) until every launcher answered and every
 // terminator exited, at most timeout.
-func (c *cloud) settle(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-time.After(timeout):
-			c.mu.Lock()
-			c.cond.Broadcast()
-			c.mu.Unlock()
-		case <-done:
-		}
-	}()
-	defer close(done)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.running > 0 && time.Now().Before(deadline) {
-		c.cond.Wait()
-	}
-	return c.running == 0
-}
+func (c *cloud) settle(timeout time.Duration) bool { return c.hosts.Settle(timeout) }
 
 // terminateAll runs the terminator of every started host not yet
 // terminated and waits for them (at most timeout): the server's exit.
