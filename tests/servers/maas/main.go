@@ -381,11 +381,15 @@ func (s *maasServer) ServeHTTP(w0 http.ResponseWriter, r *http.Request) {
 	body, _ := ioutil.ReadAll(r.Body)
 	if f := s.control.match(opName(r.Method, entry.Path, op)); f != nil {
 		entry.Fault = true
-		if f.Delay > 0 {
-			// held without the lock: /_test/ answers meanwhile
+		if f.Delay > 0 && f.Reset {
+			// held without the lock (/_test/ answers meanwhile): nothing is
+			// done after it. A delay alone carries the call out afterwards,
+			// still under the lock, so later calls see it done.
 			s.mu.Unlock()
 			time.Sleep(time.Duration(f.Delay * float64(time.Second)))
 			s.mu.Lock()
+		} else if f.Delay > 0 {
+			time.Sleep(time.Duration(f.Delay * float64(time.Second)))
 		}
 		if apply(f, w) {
 			if f.Reset {
