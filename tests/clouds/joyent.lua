@@ -10,8 +10,9 @@
 -- hosts take 127.0.0.<base+1>..<base+host_slots>, and without hosts the
 -- fake's pool 127.0.7.<base+1>..<base+host_slots> (nobody listens there).
 -- Keys of calls() are the fake's templates, "METHOD /{user}/machines/{id}";
--- storage_calls() are the Manta fake's requests, "METHOD provider-state",
--- "PUT tools/...", "PUT directory". Faults: error = one 400 InvalidArgument
+-- storage_calls() are the Manta fake's requests under the control directory,
+-- "METHOD provider-state", "PUT tools/...", "PUT directory" (the control
+-- directory itself). Faults: error = one 400 InvalidArgument
 -- (a POST is never retried on it), throttled = 429 (retried: CloudAPI
 -- refuses a rate-limited call before acting), timeout/hold = no answer for
 -- opts.seconds then a reset, reset = every call of key reset.
@@ -107,11 +108,12 @@ function Cloud:storage_calls()
   local text = (fs.read_file(self.fake.manta.log) or ""):sub((self.storage_mark or 0) + 1)
   local out = {}
   for method, path, status in text:gmatch("(%u+) (/%S+) (%d+)") do
-    local rest = path:match("^/[^/]+/stor/(.*)$")
-    if rest then
-      local name = rest:match("([^/]*)$")
-      local what = rest:find("tools/", 1, true) and "tools/..." or (name ~= "" and name or "directory")
-      out[#out + 1] = { key = method .. " " .. what, status = tonumber(status) }
+    -- /<user>/stor/<control-dir>[/<name>]: keyed by the name in the control
+    -- directory ("directory" for itself, "tools/..." for the tarballs)
+    local dir, inner = path:gsub("%?.*$", ""):match("^/[^/]+/stor/([^/]+)/?(.*)$")
+    if dir then
+      local what = inner == "" and "directory" or inner:gsub("^(tools/).*", "%1...")
+      out[#out + 1] = { key = method .. " " .. what, status = tonumber(status), bucket = dir }
     end
   end
   return out
