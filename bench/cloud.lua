@@ -105,11 +105,54 @@ local JUJU_125 = {
       { "PUT provider-state", 1, "6.3.4.10 AddStateInstance" },
     },
   },
+  -- the files API is MAAS's object store (the storage table); 1.25 had no
+  -- boot-images / networks emulation here: the rows are what providers.md lists
+  maas = {
+    source = "../shared/spec/providers.md section 9.3 (maas, call by call) and 9.4 (files)",
+    poll = "GET nodes/?op=deployment_status",
+    api = {
+      { "GET maas/?op=get_config", 1, "9.3.1 prepare: verify credentials" },
+      { "GET nodegroups/?op=list", 1, "9.3.3 constraint validation: architectures" },
+      { "GET nodegroups/{id}/boot-images/", 1, "9.3.3 boot images of each node group (one)" },
+      { "GET nodes/?op=list", 1, "9.3.4.1 AllInstances: agent_name=<uuid>" },
+      { "GET zones/", 1, "9.3.4.1 zones" },
+      { "POST nodes/?op=acquire", 1, "9.3.4.2 acquire" },
+      { "GET nodes/{id}/?op=details", 1, "9.3.4.4 networking info (lshw/lldp)" },
+      { "GET networks/", 1, "9.3.4.4 networks of the node (none listed: no list_connected_macs)" },
+      { "POST nodes/{id}/?op=start", 1, "9.3.4.6 start with distro_series and user_data" },
+      { "GET nodes/?op=deployment_status", 1, "9.3.5 wait for Deployed (per poll, every 10 s)", per_poll = true },
+      { "GET nodes/?op=list", 1, "9.3.6 waitSSH Refresh: id=<system_id> (per poll)", per_poll = true },
+    },
+    storage = {
+      { "GET files/{name}/", 2, "9.3.2 EnsureNotBootstrapped (404) + 9.3.4.7 AddStateInstance (404)" },
+      { "POST files/?op=add", 1, "9.3.4.7 AddStateInstance: provider-state" },
+    },
+  },
+  joyent = {
+    source = "../shared/spec/providers.md section 8.3 (joyent, call by call) and 8.4 (Manta)",
+    poll = "GET /{user}/machines/{id}",
+    api = {
+      { "HEAD /{user}/machines", 1, "8.3.1 prepare: verify credentials (CountMachines)" },
+      { "GET /{user}/packages", 1, "8.3.3 constraint validation: instance-type vocabulary" },
+      { "GET /{user}/machines", 1, "8.3 AllInstances: tag.group=juju&tag.env=<env>" },
+      { "GET /{user}/packages", 1, "8.3.4.1 instance types" },
+      { "POST /{user}/machines", 1, "8.3.4.4 create (201)" },
+      { "GET /{user}/machines/{id}", 1, "8.3.4.5 poll until running (per poll, every second)", per_poll = true },
+    },
+    storage = {
+      { "GET provider-state", 2, "8.3.2 EnsureNotBootstrapped (404) + 8.3.4.6 AddStateInstance (404)" },
+      { "PUT directory", 1, "8.4 control directory (PUT type=directory)" },
+      { "PUT provider-state", 1, "8.3.4.6 AddStateInstance" },
+    },
+  },
 }
 
+-- Bench runs alone: its clouds may reuse the matrix specs' addresses.
 local CLOUDS = {
   { module = "clouds.ec2", address_base = 240, host_slots = 10 },
   { module = "clouds.openstack", address_base = 80, host_slots = 10 },
+  { module = "clouds.maas", address_base = 34, host_slots = 5 },
+  { module = "clouds.joyent", address_base = 40, host_slots = 5 },
 }
 
 local SCRATCH = assert(fs.mkdtemp("/tmp/juju-bench-cloud-"))

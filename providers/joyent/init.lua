@@ -252,10 +252,13 @@ local function package_list(env)
   return env.package_list
 end
 
---- Instance types are the account's packages.
+--- Instance types are the account's packages. A failed package list
+--- fails the validation (as Juju 1.25's ConstraintsValidator), so the
+--- bootstrap stops at the call that failed instead of reading it again.
 function P.constraints_validator(env)
-  local list = env and package_list(env)
-  if not list then return P.constraints end
+  if not env then return P.constraints end
+  local list, msg, code = package_list(env)
+  if not list then return nil, msg, code end
   local names = {}
   for _, p in ipairs(list) do names[#names + 1] = p.name end
   return { conflicts = P.constraints.conflicts, unsupported = P.constraints.unsupported,

@@ -278,8 +278,10 @@ local function acquire(env, params, f)
     if code == "CONFLICT" then
       local cons = constraints_mod.format(params.constraints or {})
       local said = resp and (resp.body or ""):match("^%s*([^\r\n<]+)") or msg
-      return nil, string.format("cannot acquire a node: no node available matches constraints %q%s%s (MAAS: %s)",
-        cons, f.zone and (" in zone " .. f.zone) or "", f.name and (" named " .. f.name) or "", tostring(said)),
+      -- the line names the call too, as every other failure's does
+      local call = tostring(msg):match("^(maas: %u+ %S+):") or "maas: POST nodes/?op=acquire"
+      return nil, string.format("cannot acquire a node: no node available matches constraints %q%s%s (MAAS: %s; %s)",
+        cons, f.zone and (" in zone " .. f.zone) or "", f.name and (" named " .. f.name) or "", tostring(said), call),
         "QUOTA"
     end
     return nil, client.describe("acquire a node", msg), code
@@ -319,7 +321,10 @@ local function wait_deployed(env, sid)
     poll = function()
       local st, msg, code = deploy_status(env, sid)
       if st == nil and msg then
-        if code == "HTTP_TIMEOUT" or code == "THROTTLED" or code == "HTTP" then return nil, msg end
+        -- throttled: MAAS did nothing, ask again; any other failure ends
+        -- the wait naming the call (Juju 1.25's waitForNodeDeployment
+        -- returned the error; the client already retried the GET)
+        if code == "THROTTLED" then return nil, msg end
         return false, string.format("cannot read the deployment status of node %s: %s", sid, msg), code
       end
       -- a MAAS without deployment_status (400): Juju skipped the wait

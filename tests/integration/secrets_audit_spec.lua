@@ -221,6 +221,10 @@ describe("secrets audit", function()
   local CLOUDS = {
     { module = "clouds.ec2", address_base = 250, host_slots = 4 },
     { module = "clouds.openstack", address_base = 110, host_slots = 4 },
+    -- secrets: maas-oauth's token secret; joyent: every line of the
+    -- account's private key (private-key-path's file) and its key id
+    { module = "clouds.maas", address_base = 72, host_slots = 3 }, -- server .72, hosts .73-.75
+    { module = "clouds.joyent", address_base = 76, host_slots = 3 }, -- fakes .76, hosts .77-.79
   }
   -- Files in the test host (pid's mount namespace) under dirs holding any
   -- of needles; the needles go through stdin, never a command line.

@@ -23,7 +23,7 @@ const sshpk = require('sshpk');
 const cavage = require('../manta/httpsig-check');
 
 const key = sshpk.parseKey(fs.readFileSync(process.argv[2], 'utf8'), 'auto');
-const keyId = process.argv[3];
+const keyId = process.argv[3] || process.env.SIGCHECK_KEY_ID; // the fake passes it in the environment
 
 function check(req) {
   const authz = req.headers.authorization;

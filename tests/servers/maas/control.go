@@ -13,16 +13,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 )
 
 type call struct {
-	N      int    `json:"n"`
-	Method string `json:"method"`
-	Path   string `json:"path"`
-	Op     string `json:"op"`
-	Status int    `json:"status"`
-	Fault  bool   `json:"fault,omitempty"`
+	N       int    `json:"n"`
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Op      string `json:"op"`
+	Status  *int   `json:"status"` // null while pending
+	Fault   bool   `json:"fault,omitempty"`
+	Pending bool   `json:"pending"`
 }
 
 type fault struct {
@@ -38,7 +38,7 @@ type fault struct {
 }
 
 type control struct {
-	calls    []call
+	calls    []*call
 	acquires []url.Values // the acquire forms (constraints, agent_name)
 	faults   []*fault
 	faultID  int
@@ -93,9 +93,6 @@ func (t *control) match(name string) *fault {
 
 // apply does what a fault says; true when the call must not go on.
 func apply(f *fault, w http.ResponseWriter) bool {
-	if f.Delay > 0 {
-		time.Sleep(time.Duration(f.Delay * float64(time.Second)))
-	}
 	if f.Reset {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -160,7 +157,7 @@ func (s *maasServer) serveTest(w http.ResponseWriter, r *http.Request) {
 	case p == "calls" && r.Method == "GET":
 		writeJSON(w, 200, map[string]interface{}{"calls": t.calls})
 	case p == "calls" && r.Method == "DELETE":
-		t.calls = []call{}
+		t.calls = []*call{}
 		w.WriteHeader(204)
 	case p == "faults" && r.Method == "POST":
 		var list []*fault

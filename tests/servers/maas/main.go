@@ -360,12 +360,15 @@ func (s *maasServer) ServeHTTP(w0 http.ResponseWriter, r *http.Request) {
 	}
 	api := s.pfx + "/api/1.0/"
 	rel := strings.TrimPrefix(r.URL.Path, api)
-	entry := call{N: len(s.control.calls) + 1, Method: r.Method, Path: template(rel), Op: op}
+	// journaled on arrival, pending (status null) until answered: the
+	// SIGINT cases of the fault matrix wait for a held call
+	entry := &call{N: len(s.control.calls) + 1, Method: r.Method, Path: template(rel), Op: op, Pending: true}
+	if strings.HasPrefix(r.URL.Path, api) {
+		s.control.calls = append(s.control.calls, entry)
+	}
 	defer func() {
-		if strings.HasPrefix(r.URL.Path, api) {
-			entry.Status = w.status
-			s.control.calls = append(s.control.calls, entry)
-		}
+		st := w.status
+		entry.Status, entry.Pending = &st, false
 	}()
 	if authorized != "" {
 		w.Header().Set("WWW-Authenticate", `OAuth realm="MAAS API"`)
@@ -379,7 +382,20 @@ func (s *maasServer) ServeHTTP(w0 http.ResponseWriter, r *http.Request) {
 	body, _ := ioutil.ReadAll(r.Body)
 	if f := s.control.match(opName(r.Method, entry.Path, op)); f != nil {
 		entry.Fault = true
+		if f.Delay > 0 && f.Reset {
+			// held without the lock (/_test/ answers meanwhile): nothing is
+			// done after it. A delay alone carries the call out afterwards,
+			// still under the lock, so later calls see it done.
+			s.mu.Unlock()
+			time.Sleep(time.Duration(f.Delay * float64(time.Second)))
+			s.mu.Lock()
+		} else if f.Delay > 0 {
+			time.Sleep(time.Duration(f.Delay * float64(time.Second)))
+		}
 		if apply(f, w) {
+			if f.Reset {
+				w.status = 0 // no answer
+			}
 			return
 		}
 	}
@@ -406,7 +422,7 @@ func main() {
 	ts := gomaasapi.NewTestServer("1.0")
 	ts.AddZone("default", "the default zone")
 	s := &maasServer{ts: ts, inner: ts.Server.Config.Handler, pfx: strings.TrimRight(*prefix, "/"),
-		want: credentials{parts[0], parts[1], parts[2]}, control: &control{calls: []call{}, faults: []*fault{}, acquires: []url.Values{}}}
+		want: credentials{parts[0], parts[1], parts[2]}, control: &control{calls: []*call{}, faults: []*fault{}, acquires: []url.Values{}}}
 	s.cloud = newCloud(&s.mu, ts, s.pfx, hostFlags.Dir("maas-test-"), *hostFlags.Launcher, *hostFlags.Terminator)
 	s.mu.Lock()
 	s.cloud.addNodes(*nodes, "amd64/generic", 2, 4096, "default", nil)

@@ -10,6 +10,7 @@
 // codes and statuses.
 //
 // node server.js --host H --port P --dir D --user U --key-id /U/keys/FP --public-key FILE
+// (or the key id in MANTA_KEY_ID instead of --key-id)
 // Logs one line per request (method, path, status; never the query or
 // Authorization, which carry signatures).
 'use strict';
@@ -24,6 +25,8 @@ const check = require('./httpsig-check');
 function args() {
   const a = {};
   for (let i = 2; i < process.argv.length; i += 2) a[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
+  // the key id may come from the environment: a command line is public (the secrets audit reads them all)
+  if (!a['key-id'] && process.env.MANTA_KEY_ID) a['key-id'] = process.env.MANTA_KEY_ID;
   for (const k of ['host', 'port', 'dir', 'user', 'key-id', 'public-key']) {
     if (!a[k]) { console.error('server.js: --' + k + ' is required'); process.exit(2); }
   }
