@@ -88,7 +88,7 @@ local function read_certificate(ctx, cfg)
   return pem
 end
 
-local function check_config(ctx, cfg)
+local function check_settings(ctx, cfg)
   if not present(cfg.location) then return nil, "location: " .. P.MISSING_LOCATION end
   if not present(cfg["management-subscription-id"]) then
     return nil, "management-subscription-id: must be set to the subscription's id"
@@ -100,17 +100,21 @@ local function check_config(ctx, cfg)
     return nil, string.format("storage-account-name: %q is not a storage account name (lower-case letters, digits)",
       cfg["storage-account-name"])
   end
-  local pem, err = read_certificate(ctx, cfg)
+  return read_certificate(ctx, cfg)
+end
+
+-- Juju: the file is read, then the path removed from the config.
+local function check_config(ctx, cfg)
+  local pem, err = check_settings(ctx, cfg)
   if not pem then return nil, err end
-  -- Juju: the file is read, then the path removed from the config
   cfg["management-certificate"] = pem
   cfg["management-certificate-path"] = ""
   return cfg
 end
 
-local function new_mgmt(ctx, cfg)
+local function new_mgmt(ctx, cfg, pem)
   return mgmt.new { ctx = ctx, endpoint = cfg["management-endpoint"], subscription = cfg["management-subscription-id"],
-    certificate = cfg["management-certificate"], http = cloud.http_options(cfg, ctx), clock = ctx.clock,
+    certificate = pem or cfg["management-certificate"], http = cloud.http_options(cfg, ctx), clock = ctx.clock,
     log = ctx.log }
 end
 
@@ -140,11 +144,11 @@ function P.validate_config(ctx, cfg)
 end
 
 function P.open(ctx, cfg)
-  local ok, err = check_config(ctx, cfg)
-  if not ok then return nil, err end
+  local pem, err = check_settings(ctx, cfg)
+  if not pem then return nil, err end
   local name = ctx.env_name or cfg.name
   return { ctx = ctx, cfg = cfg, name = name, prefix = "juju-" .. name .. "-",
-    ag = "juju-" .. name .. "-ag", vnet = "juju-" .. name .. "-vnet", mgmt = new_mgmt(ctx, cfg) }
+    ag = "juju-" .. name .. "-ag", vnet = "juju-" .. name .. "-vnet", mgmt = new_mgmt(ctx, cfg, pem) }
 end
 
 -- -------------------------------------------------------------- storage --

@@ -117,8 +117,7 @@ function M.doc(root, items)
     end
     return out
   end
-  return assert(xml.encode({ name = root, attrs = { xmlns = M.NS,
-    ["xmlns:i"] = "http://www.w3.org/2001/XMLSchema-instance" }, children = build(items) }, { declaration = false }))
+  return assert(xml.encode({ name = root, attrs = { xmlns = M.NS }, children = build(items) }, { declaration = false }))
 end
 
 return M

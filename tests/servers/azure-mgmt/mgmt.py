@@ -497,7 +497,9 @@ def main():
     a.terminator = ["/bin/sh", "-c", "exec " + a.terminator] if a.terminator else None
     a.locations = a.locations or ["West US", "East US"]
     with open(a.client_cert) as f:
-        a.client_der = ssl.PEM_cert_to_DER_cert(f.read())
+        pem = f.read()
+    end = "-----END CERTIFICATE-----"
+    a.client_der = ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index(end) + len(end)])
     global ST
     ST = State(a)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
