@@ -66,7 +66,8 @@ local function start(env, j)
   local inst, err, code = provider.start_instance(env, {
     instance_config = { series = "trusty", machine_id = "0", nonce = "n", tags = { ["juju-env-uuid"] = env.cfg.uuid } },
     userdata = "#cloud-config\nruncmd:\n- echo hello\n", tools = { { version = "1.25.6", series = "trusty",
-      arch = "amd64" } }, constraints = {}, name = name })
+      arch = "amd64" } }, constraints = {}, name = name,
+    host_keys = { ed25519 = { public = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPHJ2k7Zd7p3zLKwZ0mG7lJmD3nJ7jL7mH3r1nJ8aP0m" } } })
   if inst then assert(j:record("instance", inst.id, { name = name })) end
   return inst, err, code
 end
@@ -132,6 +133,25 @@ describe("azure provider", function()
     it("refuses an unknown location, naming the known ones", function()
       refused({ location = "Moon North" }, '^location: unknown location "Moon North" %(the subscription has: West US, East US%)')
     end)
+  end)
+
+  it("juju init's entry names real config keys and prepares once filled in", function()
+    local yaml = require("juju.yaml")
+    local entry = assert(yaml.decode(require("juju.boilerplate").ENTRIES.azure)).azure
+    assert.are.equal("azure", entry.type)
+    local keys = {}
+    for k in pairs(entry) do
+      if k ~= "type" then
+        keys[#keys + 1] = k
+        assert.is_table(provider.config.fields[k], "boilerplate key " .. k)
+      end
+    end
+    table.sort(keys)
+    assert.are.same({ "location", "management-certificate-path", "management-subscription-id",
+      "storage-account-name" }, keys)
+    local cfg, pc = environment()
+    for _, k in ipairs(keys) do assert.is_not_nil(cfg[k], k) end
+    assert(provider.prepare_for_bootstrap(pc, cfg))
   end)
 
   it("bootstraps: affinity group, vnet beside the foreign network (byte for byte), cloud service, deployment; "
@@ -204,6 +224,42 @@ describe("azure provider", function()
     assert(release_journal(provider, env, pc, j, {}))
     assert.are.same(EMPTY, s:leftovers())
     assert.are.equal(theirs, s:state().netconf)
+  end)
+
+  -- Every call start_instance makes x {error, throttled, reset}: the
+  -- bootstrap either completes (a retried GET/DELETE) or fails with the
+  -- call named; either way the journal release leaves nothing and the
+  -- foreign network byte for byte.
+  describe("fault matrix", function()
+    local CALLS = { "GET /services/storageservices", "POST /affinitygroups", "GET /services/networking/media",
+      "PUT /services/networking/media", "GET /operations/", "GET /services/hostedservices/operations/isavailable",
+      "POST /services/hostedservices", "/deployments" }
+    for _, call in ipairs(CALLS) do
+      for _, kind in ipairs({ "error", "throttle", "reset" }) do
+        it(call .. " x " .. kind, function()
+          local env, pc, j = opened()
+          s:fault { match = call, kind = kind, status = 500, count = 1 }
+          s:clear_calls()
+          local inst, err = start(env, j)
+          local hit = false
+          for _, c in ipairs(s:calls()) do hit = hit or (c.method .. " " .. c.path):find(call, 1, true) ~= nil end
+          assert.is_true(hit, call .. " was never called")
+          if call:match("^GET") then
+            -- reads are retried: the bootstrap goes on
+            assert.is_table(inst, err)
+          else
+            -- a create is not repeated blindly: the step fails, named
+            assert.is_nil(inst)
+            assert.matches("^cannot ", err)
+            assert.is_nil(err:find("PRIVATE KEY", 1, true))
+          end
+          s:clear_faults()
+          assert(release_journal(provider, env, pc, j, {}))
+          assert.are.same(EMPTY, s:leftovers())
+          assert.are.equal(FOREIGN, s:state().netconf)
+        end)
+      end
+    end
   end)
 
   it("destroy without the journal removes the cloud service, vnet, group and the container", function()
