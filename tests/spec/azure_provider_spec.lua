@@ -125,9 +125,14 @@ describe("azure provider", function()
       assert.are.equal("", cfg["management-certificate-path"])
     end)
 
-    it("refuses a certificate the subscription does not know (the server checks it), key never shown", function()
+    it("refuses a certificate or subscription the server does not know: one line naming the keys", function()
+      local keys = "check the environment's management%-certificate, management%-subscription%-id settings"
+      refused({ ["management-certificate-path"] = s.certs.stranger }, "ForbiddenError.*" .. keys)
+      refused({ ["management-subscription-id"] = "0000-wrong" }, "not associated with the management certificate.*"
+        .. keys)
+      -- a certificate the TLS layer refuses outright: a line naming the call
       local other = fake.make_management_cert(work .. "/other")
-      refused({ ["management-certificate-path"] = other }, "locations")
+      refused({ ["management-certificate-path"] = other }, "^cannot list the subscription's locations: ")
     end)
 
     it("refuses an unknown location, naming the known ones", function()

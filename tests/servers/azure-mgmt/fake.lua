@@ -7,7 +7,8 @@
 --   local fake = require("servers.azure-mgmt.fake")
 --   local s = fake.start { host = "127.0.0.50", launcher = ..., terminator = ..., env = {...},
 --                          storage_key = az.key }
---   s.endpoint, s.ca_file, s.cert_file (management PEM), s.subscription
+--   s.endpoint, s.ca_file, s.cert_file (management PEM), s.subscription,
+--   s.certs.stranger (a certificate the TLS layer takes and the subscription does not know)
 --   s:leftovers(), s:state(), s:calls(), s:fault{...}, s:netconf(doc), s:race(doc), s:settle()
 local server = require("juju.testing.server")
 local http = require("juju.http")
@@ -43,8 +44,11 @@ function M.make_certs(dir, host)
   openssl { "x509", "-req", "-in", dir .. "/server.csr", "-CA", dir .. "/ca.pem", "-CAkey", dir .. "/ca.key",
     "-CAcreateserial", "-out", dir .. "/server.pem", "-days", "2", "-extfile", dir .. "/ext.cnf" }
   M.make_management_cert(dir .. "/management")
+  -- a certificate the TLS layer accepts but the subscription does not
+  -- know: the real API answers it with 403 ForbiddenError
+  M.make_management_cert(dir .. "/stranger")
   return { ca = dir .. "/ca.pem", server_cert = dir .. "/server.pem", server_key = dir .. "/server.key",
-    management = dir .. "/management.pem" }
+    management = dir .. "/management.pem", stranger = dir .. "/stranger.pem" }
 end
 
 --- base.pem: a self-signed certificate followed by its key.
@@ -85,7 +89,7 @@ function M.start(opts)
   local certs = M.make_certs(opts.dir, host)
   local argv = { PYTHON, HERE .. "/mgmt.py", "--host", "{host}", "--port", "{port}", "--dir", "{dir}",
     "--subscription", M.SUBSCRIPTION, "--server-cert", certs.server_cert, "--server-key", certs.server_key,
-    "--client-cert", certs.management, "--storage-key", opts.storage_key or "" }
+    "--client-cert", certs.management, "--trust", certs.stranger, "--storage-key", opts.storage_key or "" }
   if opts.launcher then
     argv[#argv + 1] = "--launcher"; argv[#argv + 1] = opts.launcher
     argv[#argv + 1] = "--terminator"; argv[#argv + 1] = opts.terminator

@@ -487,6 +487,8 @@ def main():
     ap.add_argument("--server-cert", required=True)
     ap.add_argument("--server-key", required=True)
     ap.add_argument("--client-cert", required=True, help="the subscription's management certificate (PEM)")
+    ap.add_argument("--trust", action="append", default=[],
+                    help="another client certificate the TLS layer accepts (then refused with 403, as Azure does)")
     ap.add_argument("--storage-account", default="devstoreaccount1")
     ap.add_argument("--storage-key", default="")
     ap.add_argument("--location", action="append", dest="locations")
@@ -507,6 +509,8 @@ def main():
     ctx.load_cert_chain(a.server_cert, a.server_key)
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(a.client_cert)
+    for t in a.trust:
+        ctx.load_verify_locations(t)
     srv = ThreadingHTTPServer((a.host, a.port), Handler)
     srv.daemon_threads = True
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
