@@ -16,6 +16,7 @@ local json = require("juju.json")
 local yaml = require("juju.yaml")
 local sys = require("juju.sys")
 local fs = require("juju.fs")
+local blob = require("juju.cloud.storage.azure")
 local h = require("helpers")
 
 local IMAGE = "b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-14_04_3-LTS-amd64-server-20150908-en-us-30GB"
@@ -118,6 +119,26 @@ describe("azure bootstrap end to end #integration", function()
     end
     assert.is_true(polled >= 3)
     io.stderr:write("azure bootstrap API calls: ", json.encode(counts), "\n")
+
+    assert.matches("Rotated machine 0's SSH host key", err)
+
+    -- no secret in environ storage
+    local st_blob = assert(blob.new { account = az.account, key = az.key, container = "juju-aze2e-private",
+      endpoint = az.endpoint })
+    local names = assert(st_blob:list())
+    assert.is_true(#names >= 2) -- provider-state, tools, bootstrap-host-key
+    for _, n in ipairs(names) do no_secret(assert(st_blob:get(n)), "blob " .. n) end
+
+    -- nor on machine 0 (searched in the test host's own mount namespace)
+    local hosts = assert(fs.list(state_dir))
+    local rec
+    for _, f in ipairs(hosts) do
+      if f:match("%.json$") then rec = assert(json.decode(h.read(state_dir .. "/" .. f))) end
+    end
+    assert.is_table(rec, "no test host record")
+    local r = sys.run({ "nsenter", "--target", tostring(rec.sshd_pid), "--mount", "--root", "--", "grep", "-rlF",
+      key_body(), "/etc", "/var/lib/juju", "/var/lib/cloud", "/home" }, { timeout = 60 })
+    assert.are.equal(1, r.code, "the management key is on machine 0 in: " .. r.stdout .. r.stderr)
 
     code, out, err = h.juju(env, { "status" })
     assert.are.equal(0, code, err)
