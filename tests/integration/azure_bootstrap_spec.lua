@@ -156,4 +156,19 @@ describe("azure bootstrap end to end #integration", function()
     for _, hst in ipairs(s:state().hosts) do assert.is_truthy(hst.terminate and hst.terminate.done, hst.id) end
     no_secret(all_output, "the output")
   end)
+
+  it("a failed deployment: one line naming the step, the journal leaves nothing, the foreign network unchanged",
+    function()
+    s:netconf(FOREIGN)
+    local env = new_environment("azfail")
+    s:fault { match = "POST /services/hostedservices/", kind = "error", status = 500, code = "InternalError" }
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    s:clear_faults()
+    assert.are.equal(1, code)
+    assert.matches("cannot create deployment juju%-azfail%-%w+%-v2", err)
+    assert.is_true(s:settle(60))
+    assert.are.same({ affinity_groups = {}, hosted_services = {}, deployments = {}, networks = {} }, s:leftovers())
+    assert.are.equal(FOREIGN, s:state().netconf)
+    no_secret(out .. err, "the output")
+  end)
 end)
