@@ -96,8 +96,8 @@ function M.edit(env, change)
     if doc == nil then return nil, etag end
     doc = doc or nil
     local new, why = change(doc)
-    if new == nil and why then return nil, why end
-    if new == doc then return true end -- nothing to do
+    if new == doc then return true end -- nothing to do (also: no document, nothing to remove)
+    if new == nil then return nil, why end
     -- re-read: another writer between our read and now?
     local again, etag2 = read(env)
     if again == nil then return nil, etag2 end

@@ -279,6 +279,21 @@ describe("azure provider", function()
     assert.are.same({}, assert(provider.storage(env2):list()))
   end)
 
+  it("without any network configuration: creates the document, and destroy of a fresh environment is a no-op",
+    function()
+    s:netconf(nil)
+    local env = opened()
+    assert(provider.destroy(env))
+    assert.is_not_string(s:state().netconf) -- still none (JSON null)
+    local env2, pc2, j2 = opened()
+    assert(start(env2, j2))
+    assert.matches('^<NetworkConfiguration xmlns="http://schemas.microsoft.com/ServiceHosting/2011/07/'
+      .. 'NetworkConfiguration"><VirtualNetworkConfiguration><VirtualNetworkSites><VirtualNetworkSite name="'
+      .. env2.vnet:gsub("%-", "%%-") .. '"', s:state().netconf)
+    assert(release_journal(provider, env2, pc2, j2, {}))
+    assert.are.same(EMPTY, s:leftovers())
+  end)
+
   it("the server's SDK check refuses a body the SDK writes differently (elements out of order)", function()
     local env = opened()
     local resp, err = env.mgmt:call("POST", "/affinitygroups", { body = '<CreateAffinityGroup xmlns="'
