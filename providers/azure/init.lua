@@ -405,6 +405,23 @@ local function env_services(env)
   return out
 end
 
+--- The roles of the environment's cloud services (by name prefix), for
+--- the engine's cleanup of an instance the journal lost.
+function P.all_instances(env)
+  local svcs, err, code = env_services(env)
+  if not svcs then return nil, err, code end
+  local out = {}
+  for _, svc in ipairs(svcs) do
+    local dep, derr, dcode = env.mgmt:get_xml("/services/hostedservices/" .. svc .. "/deployments/" .. svc .. "-v2")
+    if dep then
+      out[#out + 1] = instance_object(env, svc, dep)
+    elseif dcode ~= "NOT_FOUND" then
+      return nil, describe("read deployment " .. svc .. "-v2", derr), dcode
+    end
+  end
+  return out
+end
+
 -- Everything of the environment: its cloud services (by name prefix), the
 -- virtual network, the affinity group, then the blob container.
 function P.destroy(env)

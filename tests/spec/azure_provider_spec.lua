@@ -170,7 +170,22 @@ describe("azure provider", function()
     local svc = provider.internal.service_of(inst.id)
     assert.is_table(st.services[svc])
     assert.are.same({ "affinity-group:created", "virtual-network:created", "cloud-service:created" }, kinds(j))
+    local all = assert(provider.all_instances(env))
+    assert.are.equal(1, #all)
+    assert.are.equal(inst.id, all[1].id)
+    s:clear_calls()
     assert(release_journal(provider, env, pc, j, {}))
+    -- x-ms-version per call (providers.md 7.2)
+    local versions = {}
+    for _, c in ipairs(s:calls()) do
+      versions[c.method .. " " .. (c.path:match("^/operations/") and "/operations/<id>"
+        or c.path:match("^/services/hostedservices/[^/]+$") and "/services/hostedservices/<svc>" or c.path)] =
+        c["x-ms-version"]
+    end
+    assert.are.equal("2010-10-28", versions["DELETE /services/hostedservices/<svc>"])
+    assert.are.equal("2009-10-01", versions["GET /operations/<id>"])
+    assert.are.equal("2013-10-01", versions["PUT /services/networking/media"])
+    assert.are.equal("2013-10-01", versions["DELETE /affinitygroups/" .. env.ag])
     assert.are.same(EMPTY, s:leftovers())
     assert.are.equal(FOREIGN, s:state().netconf)
   end)
