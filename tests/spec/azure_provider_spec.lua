@@ -282,6 +282,29 @@ describe("azure provider", function()
     end
   end)
 
+  it("detects a change between its read and its re-read of the network configuration and redoes the edit",
+    function()
+    local env, pc, j = opened()
+    local theirs = FOREIGN:gsub("</VirtualNetworkSites>", '<VirtualNetworkSite name="ops-net" Location="West US">'
+      .. '<AddressSpace><AddressPrefix>192.168.0.0/16</AddressPrefix></AddressSpace></VirtualNetworkSite>'
+      .. "</VirtualNetworkSites>")
+    s:race(theirs, "get")
+    s:clear_calls()
+    assert(start(env, j))
+    local gets, puts = 0, 0
+    for _, c in ipairs(s:calls()) do
+      if c.path == "/services/networking/media" then
+        if c.method == "GET" then gets = gets + 1 elseif c.method == "PUT" then puts = puts + 1 end
+      end
+    end
+    assert.are.equal(4, gets) -- read, re-read (changed), read, re-read
+    assert.are.equal(1, puts)
+    assert.are.equal(theirs, strip_ours(s:state().netconf, env))
+    assert(release_journal(provider, env, pc, j, {}))
+    assert.are.same(EMPTY, s:leftovers())
+    assert.are.equal(theirs, s:state().netconf)
+  end)
+
   it("destroy without the journal removes the cloud service, vnet, group and the container", function()
     local env = opened()
     local _, _, j = environment()

@@ -77,7 +77,7 @@ function Fake:clear_calls() return self:control("clear_calls") end
 function Fake:fault(f) return self:control("fault", f) end
 function Fake:clear_faults() return self:control("clear_faults") end
 function Fake:netconf(doc) return self:control("netconf", { doc = doc }) end
-function Fake:race(doc) return self:control("race", { doc = doc }) end
+function Fake:race(doc, at) return self:control("race", { doc = doc, at = at }) end
 function Fake:reset() return self:control("reset") end
 function Fake:settle(t) return self:control("settle", { timeout = t or 30 }).settled end
 function Fake:stop() return self.server:stop() end

@@ -71,7 +71,9 @@ class State:
         self.ops = {}           # id -> {status, polls, done(fn) or None, error}
         self.calls = []
         self.faults = []
-        self.race = None        # bytes put in place just before the next network PUT
+        self.race = None        # bytes put in place just before the next network PUT (or GET)
+        self.race_at = "put"
+        self.race_skip = 0
         self.index = 0
         self.insts = []
         self.launcher = Launcher(a.launcher, a.terminator, self.log)
@@ -258,6 +260,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _netconf(self, m, body):
         if m == "GET":
+            if ST.race is not None and ST.race_at == "get":
+                if ST.race_skip == 0:  # another writer between the client's read and re-read
+                    ST.netconf, ST.race = ST.race, None
+                else:
+                    ST.race_skip -= 1
             if ST.netconf is None:
                 raise Fail(404, "ResourceNotFound", "The network configuration does not exist.")
             return self._send(200, ST.netconf, ctype="application/octet-stream",
@@ -268,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
                 if s["location"] and s["location"] not in ST.a.locations:
                     raise Fail(400, "BadRequest", "The location %s of virtual network %s is not valid."
                                % (s["location"], name))
-            if ST.race is not None:  # another writer got there first
+            if ST.race is not None and ST.race_at == "put":  # another writer got there first
                 ST.netconf, ST.race = ST.race, None
             want = self.headers.get("If-Match")
             if want and want != ST.netconf_etag():
@@ -455,8 +462,11 @@ class Handler(BaseHTTPRequestHandler):
                 ST.netconf = doc.encode() if doc is not None else None
                 ST.seeded_sites = set(smcheck.network_configuration(ST.netconf)) if ST.netconf else set()
                 return self._json({})
-            if what == "race":  # the document another writer puts just before our next PUT
+            if what == "race":  # the document another writer puts just before our next PUT,
+                # or (at = "get") before the answer to the GET after the next one
                 ST.race = req["doc"].encode()
+                ST.race_at = req.get("at", "put")
+                ST.race_skip = 1
                 ST.seeded_sites |= set(smcheck.network_configuration(ST.race))
                 return self._json({})
             if what == "config":
