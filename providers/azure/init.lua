@@ -321,9 +321,11 @@ end
 local function store_host_key(env, params)
   local hk = params.host_keys and params.host_keys.ed25519
   if not (hk and type(hk.public) == "string") then return true end
+  local opened, st = pcall(P.storage, env)
+  if not opened then return nil, "cannot store the bootstrap host key: " .. tostring(st) end
   local ok, err = env.ctx.journal:record("storage", P.HOST_KEY_FILE)
   if not ok then return nil, err end
-  ok, err = P.storage(env):put(P.HOST_KEY_FILE, (hk.public:gsub("%s+$", "")) .. "\n")
+  ok, err = st:put(P.HOST_KEY_FILE, (hk.public:gsub("%s+$", "")) .. "\n")
   if not ok then return nil, "cannot store the bootstrap host key: " .. tostring(err) end
   return true
 end

@@ -246,7 +246,7 @@ describe("azure provider", function()
     assert.are.equal(theirs, s:state().netconf)
   end)
 
-  -- Every call start_instance makes x {error, throttled, reset}: the
+  -- Every call start_instance makes x {error, throttled, reset, timeout}: the
   -- bootstrap either completes (a retried GET/DELETE) or fails with the
   -- call named; either way the journal release leaves nothing and the
   -- foreign network byte for byte.
@@ -255,16 +255,21 @@ describe("azure provider", function()
       "PUT /services/networking/media", "GET /operations/", "GET /services/hostedservices/operations/isavailable",
       "POST /services/hostedservices", "/deployments" }
     for _, call in ipairs(CALLS) do
-      for _, kind in ipairs({ "error", "throttle", "reset" }) do
+      for _, kind in ipairs({ "error", "throttle", "reset", "delay" }) do
         it(call .. " x " .. kind, function()
-          local env, pc, j = opened()
-          s:fault { match = call, kind = kind, status = 500, count = 1 }
+          -- delay: the answer comes after the attempt's deadline (a timeout)
+          local env, pc, j = opened(kind == "delay" and { ["cloud-request-timeout"] = 1 } or nil)
+          s:fault { match = call, kind = kind, status = 500, count = 1, seconds = 2 }
           s:clear_calls()
           local inst, err = start(env, j)
           local hit = false
           for _, c in ipairs(s:calls()) do hit = hit or (c.method .. " " .. c.path):find(call, 1, true) ~= nil end
           assert.is_true(hit, call .. " was never called")
-          if call:match("^GET") then
+          -- An attempt that runs past cloud-request-timeout is not retried
+          -- (juju.cloud.api: the deadline is spent), except by the
+          -- operation poll, which keeps polling.
+          local goes_on = call:match("^GET") and (kind ~= "delay" or call == "GET /operations/")
+          if goes_on then
             -- reads are retried: the bootstrap goes on
             assert.is_table(inst, err)
           else
@@ -274,6 +279,9 @@ describe("azure provider", function()
             assert.is_nil(err:find("PRIVATE KEY", 1, true))
           end
           s:clear_faults()
+          -- a create whose answer timed out is still done by the server,
+          -- late: the journal's intent (by name) must release it then
+          if kind == "delay" then require("juju.sys").sleep(1.5) end
           assert(release_journal(provider, env, pc, j, {}))
           assert.are.same(EMPTY, s:leftovers())
           assert.are.equal(FOREIGN, s:state().netconf)
