@@ -56,6 +56,7 @@ P.SERVICE_LABEL = "juju-state-server"
 P.STORAGE_KEYS_VERSION = "2009-10-01"
 P.DELETE_SERVICE_VERSION = "2010-10-28"
 P.SERVICE_NAME_TRIES = 10
+P.VNET_IN_USE_WAIT = 30
 P.MISSING_LOCATION = "environment has no location; you need to set one. E.g. 'West US'"
 
 local present = cloud.present
@@ -217,8 +218,16 @@ local function create_vnet(env)
   return cloud.record(env, "virtual-network", env.vnet, { name = env.vnet })
 end
 
+-- Juju retried the removal for 30 s while Azure said the network "is
+-- currently in use" (a role being deleted still holds it).
 local function delete_vnet(env)
-  local ok, err, code = netconf.edit(env, function(doc) return netconf.remove_site(doc, env.vnet) end)
+  local ok, err, code = cloud.poll(env, { what = "for virtual network " .. env.vnet .. " to be free",
+    timeout = P.VNET_IN_USE_WAIT, interval = 1, max_interval = 5, poll = function()
+      local done, perr, pcode = netconf.edit(env, function(doc) return netconf.remove_site(doc, env.vnet) end)
+      if done then return true end
+      if tostring(perr):find("currently in use", 1, true) then return nil, perr end
+      return false, perr, pcode
+    end })
   if not ok then return nil, describe("remove virtual network " .. env.vnet, err), code end
   return true
 end

@@ -229,6 +229,29 @@ describe("azure provider", function()
     assert.are.equal(FOREIGN, s:state().netconf)
   end)
 
+  it("retries the vnet's removal while Azure says it is currently in use (Juju: 30 s)", function()
+    local env, pc, j = opened()
+    s:fault { match = "POST /services/hostedservices", kind = "error", status = 500 }
+    assert.is_nil(start(env, j))
+    s:fault { match = "PUT /services/networking/media", kind = "error", status = 400, code = "BadRequest", count = 2,
+      message = "The virtual network " .. env.vnet .. " is currently in use." }
+    assert(release_journal(provider, env, pc, j, {}))
+    assert.are.same(EMPTY, s:leftovers())
+    assert.are.equal(FOREIGN, s:state().netconf)
+    -- and gives up after the wait with the cause named
+    local env2, pc2, j2 = opened()
+    s:fault { match = "POST /services/hostedservices", kind = "error", status = 500 }
+    assert.is_nil(start(env2, j2))
+    s:fault { match = "PUT /services/networking/media", kind = "error", status = 400, code = "BadRequest",
+      count = 1000, message = "The virtual network " .. env2.vnet .. " is currently in use." }
+    local ok, err = release_journal(provider, env2, pc2, j2, {})
+    assert.is_nil(ok)
+    assert.matches("currently in use", err)
+    s:clear_faults()
+    assert(release_journal(provider, env2, pc2, j2, {}))
+    assert.are.same(EMPTY, s:leftovers())
+  end)
+
   it("detects a concurrent change of the network configuration and keeps it (If-Match 412, edit redone)", function()
     local env, pc, j = opened()
     local theirs = FOREIGN:gsub("</VirtualNetworkSites>", '<VirtualNetworkSite name="hr-net" Location="East US">'

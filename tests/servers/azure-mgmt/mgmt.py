@@ -158,7 +158,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(503, error_xml("ServerBusy", "The server is busy (test fault)"))
             elif kind == "error":
                 return self._send(int(fault.get("status", 500)),
-                                  error_xml(fault.get("code", "InternalError"), "test fault on " + rel))
+                                  error_xml(fault.get("code") or "InternalError",
+                                            fault.get("message") or "test fault on " + rel))
         if not self.headers.get("x-ms-version"):
             return self._send(400, error_xml("MissingOrIncorrectVersionHeader", "The versioning header is not "
                                              "specified or was specified incorrectly."))
@@ -452,7 +453,8 @@ class Handler(BaseHTTPRequestHandler):
             if what == "fault":
                 ST.faults.append({"match": req["match"], "kind": req.get("kind", "error"),
                                   "count": int(req.get("count", 1)), "status": req.get("status", 500),
-                                  "code": req.get("code"), "seconds": req.get("seconds", 5)})
+                                  "code": req.get("code"), "message": req.get("message"),
+                                  "seconds": req.get("seconds", 5)})
                 return self._json({})
             if what == "clear_faults":
                 ST.faults = []
