@@ -280,13 +280,17 @@ end
 local function deployment_doc(env, svc, role, params)
   local size = (params.constraints or {})["instance-type"]
   local image = env.cfg["force-image-name"]
+  -- Azure wants a password even with password logins off: a random one,
+  -- never shown
+  local password = random_name(16) .. "A1!"
+  env.ctx:add_secret(password)
   return mgmt.doc("Deployment", {
     { "Name", svc .. "-v2" }, { "DeploymentSlot", "Production" }, { "Label", svc },
     { "RoleList", { { "Role", {
       { "RoleName", role }, { "RoleType", "PersistentVMRole" },
       { "ConfigurationSets", {
         { "ConfigurationSet", { { "ConfigurationSetType", "LinuxProvisioningConfiguration" }, { "HostName", role },
-          { "UserName", cloud.UBUNTU }, { "UserPassword", random_name(16) .. "A1!" },
+          { "UserName", cloud.UBUNTU }, { "UserPassword", password },
           { "DisableSshPasswordAuthentication", "true" },
           { "CustomData", crypto.base64(gzip.gzip(params.userdata)) } } },
         { "ConfigurationSet", { { "ConfigurationSetType", "NetworkConfiguration" }, { "InputEndpoints", {

@@ -83,9 +83,10 @@ describe("azure bootstrap end to end #integration", function()
     s:netconf(FOREIGN)
     local env = new_environment("aze2e")
     s:clear_calls()
-    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    local code, out, err = h.juju(env, { "bootstrap", "--upload-tools", "--debug" })
     assert.are.equal(0, code, err)
     assert.matches("Bootstrap complete", err)
+    assert.matches("azure: POST https://127%.0%.0%.50:%d+/" .. s.subscription:gsub("%-", "%%-") .. "/affinitygroups", err)
     assert.matches("Creating affinity group juju%-aze2e%-ag in West US", err)
     local all_output = out .. err
 
