@@ -27,9 +27,11 @@ command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 # checks SharedKey), http-signature + sshpk (an independent verifier of
 # Joyent's HTTP Signature). Installed globally under $(npm root -g).
 NPM_PKGS=(s3rver@3.7.1 azurite@3.35.0 http-signature@1.4.0 sshpk@1.18.0)
-# cloud-init is large; only the tests need its schema checker.
+# cloud-init is large; only the tests need its schema checker. python3-azure
+# (the legacy azure.servicemanagement SDK) checks the azure provider's
+# request bodies in tests/servers/azure-mgmt.
 if [ "${1:-}" = "--with-test-tools" ] || [ "${JUJU_INSTALL_TEST_TOOLS:-}" = 1 ]; then
-  PKGS+=(cloud-init)
+  PKGS+=(cloud-init python3-azure)
 fi
 
 missing=()

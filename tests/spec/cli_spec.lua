@@ -73,7 +73,7 @@ describe("juju CLI", function()
       local types = {}
       for _, e in pairs(doc.environments) do types[#types + 1] = e.type end
       table.sort(types)
-      assert.are.same({ "ec2", "joyent", "local", "maas", "manual", "openstack" }, types)
+      assert.are.same({ "azure", "ec2", "joyent", "local", "maas", "manual", "openstack" }, types)
     end)
 
     it("refuses to overwrite without -f, and --show writes nothing", function()

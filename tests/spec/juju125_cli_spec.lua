@@ -364,7 +364,7 @@ describe("Juju 1.25 CLI (issue 15)", function()
       local types = {}
       for _, e in pairs(doc.environments) do types[#types + 1] = e.type end
       table.sort(types)
-      assert.are.same({ "ec2", "joyent", "local", "maas", "manual", "openstack" }, types)
+      assert.are.same({ "azure", "ec2", "joyent", "local", "maas", "manual", "openstack" }, types)
       assert.are.equal("amazon", doc.default)
       -- a user's ec2 script (found first) keeps it so
       h.write(env.JUJU_HOME .. "/providers/ec2.lua", [[
