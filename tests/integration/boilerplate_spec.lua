@@ -8,8 +8,13 @@
 -- mention fails naming it. Then bootstrap --upload-tools, `juju status`
 -- shows machine 0 started, destroy-environment leaves nothing.
 -- Addresses: ec2 hosts .11, openstack fake .12 host .13, maas server .14
--- host .15, joyent fakes .16 host .17, the manual host .18.
+-- host .15, joyent fakes .16 host .17, the manual host .18, the azure
+-- management server .19 its role .20 (tests/clouds/azure.lua was not
+-- there yet: the servers of azure_bootstrap_spec.lua, started here).
 local sshd = require("juju.testing.sshd")
+local instance = require("juju.testing.instance")
+local azure_mgmt = require("servers.azure-mgmt.fake")
+local azurite = require("servers.azure-blob.azurite")
 local authkeys = require("juju.environs.authkeys")
 local yaml = require("juju.yaml")
 local fs = require("juju.fs")
@@ -22,7 +27,11 @@ local TEST_ONLY = {
   ["default-series"] = true, ["state-store"] = true, ["bootstrap-timeout"] = true,
   ["bootstrap-retry-delay"] = true, ["enable-package-install"] = true,
   ["enable-os-refresh-update"] = true, ["enable-os-upgrade"] = true, type = true,
+  ["management-endpoint"] = true, ["storage-endpoint"] = true, ["cloud-ca-bundle-path"] = true,
+  ["force-image-name"] = true, -- the management server's image (the image lookup needs the real cloud's)
 }
+
+local AZURE_IMAGE = "b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-14_04_3-LTS-amd64-server-20150908-en-us-30GB"
 
 -- A fresh JUJU_HOME after `juju init`: env, the file's text, its document.
 local function init_home(prefix, extra_env)
@@ -120,6 +129,35 @@ describe("juju init's boilerplate, filled in, bootstraps #integration", function
       assert.are.same({}, cloud:leftovers())
     end)
   end
+
+  it("azure (the azure management server and azurite)", function()
+    local work = h.tmpdir("juju-boiler-azure-")
+    local state_dir = work .. "/hosts"
+    assert(fs.mkdir_p(state_dir, tonumber("700", 8)))
+    assert(fs.mkdir_p(work .. "/certs", tonumber("700", 8)))
+    local az = azurite.start()
+    local p = instance.programs(state_dir)
+    local s = azure_mgmt.start { host = "127.0.0.19", dir = work .. "/certs", launcher = p.launcher,
+      terminator = p.terminator, storage_key = az.key,
+      env = { INSTANCE_ADDRESS_BASE = "19", INSTANCE_OWNER_PID = p.env.INSTANCE_OWNER_PID } }
+    local ok, err = pcall(function()
+      local env, text, doc = init_home("juju-boiler-azure-home-")
+      write_back(env, doc, "azure", fill_in(text, doc, "azure", {
+        type = "azure", location = "West US", ["management-subscription-id"] = s.subscription,
+        ["management-certificate-path"] = s.cert_file, ["storage-account-name"] = az.account,
+        ["force-image-name"] = AZURE_IMAGE, ["management-endpoint"] = s.endpoint, ["storage-endpoint"] = az.endpoint,
+        ["cloud-ca-bundle-path"] = s.ca_file, ["default-series"] = "bookworm", ["state-store"] = "sqlite",
+        ["bootstrap-timeout"] = 300 }))
+      bootstrap_status_destroy(env, "azure")
+      assert.is_true(s:settle(60))
+      assert.are.same({ affinity_groups = {}, hosted_services = {}, deployments = {}, networks = {} }, s:leftovers())
+      for _, hst in ipairs(s:state().hosts) do assert.is_truthy(hst.terminate and hst.terminate.done, hst.id) end
+    end)
+    s:stop()
+    az.server:stop()
+    instance.terminate_all(state_dir)
+    assert(ok, err)
+  end)
 
   it("local, root-dir in a temp dir", function()
     local env, text, doc = init_home("juju-boiler-local-", { JUJU_AGENT_HEARTBEAT = "1" })
