@@ -64,6 +64,15 @@ manual:
     #
     # bootstrap-user: ubuntu
 
+    # The host's SSH key is checked on every connection: bootstrap-host-key
+    # is its public key line (e.g. /etc/ssh/ssh_host_ed25519_key.pub);
+    # without it the key must already be in
+    # $JUJU_HOME/environments/<name>.known_hosts, or ssh-trust-on-first-use
+    # set to true lets the first connection learn it.
+    #
+    # bootstrap-host-key: ssh-ed25519 AAAA... root@somehost
+    # ssh-trust-on-first-use: false
+
     # enable-os-refresh-update: true
     # enable-os-upgrade: false
 ]]
@@ -101,6 +110,11 @@ openstack:
     #
     # region: <your region>
     # tenant-name: <your tenant name>
+
+    # domain-name is the Keystone v3 domain of the user and the project
+    # (auth-url ending in /v3); Keystone v2 has none.
+    #
+    # domain-name: Default
 
     # auth-mode is userpass (username, password; default $OS_USERNAME and
     # $OS_PASSWORD) or keypair (access-key, secret-key).
