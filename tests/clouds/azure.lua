@@ -20,13 +20,14 @@
 -- timeout/hold = no answer for opts.seconds then a reset, reset = every
 -- call of key reset.
 -- c.secrets: every line of the management certificate's private key and
--- the storage account key.
+-- the storage account key (azurite's account gets a random key per start).
 local instance = require("juju.testing.instance")
 local http = require("juju.http")
 local json = require("juju.json")
 local shell = require("juju.shell")
 local xml = require("juju.xml")
 local fs = require("juju.fs")
+local crypto = require("juju.crypto")
 local sign = require("juju.cloud.sign.azure")
 local blob = require("juju.cloud.storage.azure")
 local h = require("helpers")
@@ -71,7 +72,8 @@ function M.start(opts)
   self.pool = {}
   for i = base + 1, base + slots do self.pool[#self.pool + 1] = "127.0.8." .. i end
   local host = "127.0.0." .. base
-  self.az = azurite.start { host = host }
+  -- a key of its own (azurite's well-known one is on other servers' command lines)
+  self.az = azurite.start { host = host, key = crypto.base64(assert(crypto.random_bytes(64))) }
   local p = instance.programs(self.state_dir)
   self.fake = fake.start { host = host, dir = self.work .. "/certs", storage_key = self.az.key,
     launcher = write_launcher(self.work, p.launcher, slots), terminator = p.terminator,
@@ -196,7 +198,7 @@ end
 -- A SharedKey-signed request to azurite (the store module has no container listing).
 local function blob_request(az, method, query)
   local req = { method = method, url = az.endpoint .. "/" .. query, headers = {} }
-  sign.sign(req, { account = az.account, key = assert(require("juju.crypto").unbase64(az.key)),
+  sign.sign(req, { account = az.account, key = assert(crypto.unbase64(az.key)),
     now = os.time() })
   local r, msg = http.request { url = req.url, method = method, headers = req.headers, timeout = 30 }
   assert(r, "azurite " .. query .. ": " .. tostring(msg))

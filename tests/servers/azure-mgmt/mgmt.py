@@ -579,7 +579,8 @@ def main():
     ap.add_argument("--trust", action="append", default=[],
                     help="another client certificate the TLS layer accepts (then refused with 403, as Azure does)")
     ap.add_argument("--storage-account", default="devstoreaccount1")
-    ap.add_argument("--storage-key", default="")
+    ap.add_argument("--storage-key", default=os.environ.get("AZURE_MGMT_STORAGE_KEY", ""),
+                    help="default $AZURE_MGMT_STORAGE_KEY (a command line is readable by every user)")
     ap.add_argument("--location", action="append", dest="locations")
     ap.add_argument("--op-polls", type=int, default=1)
     ap.add_argument("--launcher", default="", help="shell command line run per deployment's role")
