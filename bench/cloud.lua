@@ -178,7 +178,7 @@ local CLOUDS = {
   { module = "clouds.openstack", address_base = 80, host_slots = 10 },
   { module = "clouds.maas", address_base = 34, host_slots = 5 },
   { module = "clouds.joyent", address_base = 40, host_slots = 5 },
-  { module = "clouds.azure", address_base = 85, host_slots = 4 },
+  { module = "clouds.azure", address_base = 10, host_slots = 3 },
 }
 
 local SCRATCH = assert(fs.mkdtemp("/tmp/juju-bench-cloud-"))

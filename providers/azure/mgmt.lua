@@ -89,7 +89,9 @@ function Client:wait_operation(env, id, what)
     poll = function()
       local op, msg, code = self:get_xml("/operations/" .. id, { version = M.OPERATION_VERSION })
       if not op then
-        if code == "THROTTLED" or code == "HTTP" or code == "HTTP_TIMEOUT" then return nil, msg end
+        -- as gwacl: a failed status read ends the wait (juju.cloud.api
+        -- already retried it); only "server busy" is waited out
+        if code == "THROTTLED" then return nil, msg end
         return false, msg, code
       end
       local status = M.text(op, "Status")

@@ -20,7 +20,8 @@ local M = {}
 
 M.SUBSCRIPTION = "5e6a1c2b-0000-4000-8000-000000000001"
 local PYTHON = "/usr/bin/python3"
-local HERE = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$")) or "."
+-- absolute: the server runs in its own directory (bench loads this file by a relative path)
+local HERE = assert(fs.realpath((debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$")) or "."))
 
 local function openssl(args)
   local argv = { "openssl" }
