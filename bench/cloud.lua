@@ -145,6 +145,31 @@ local JUJU_125 = {
       { "PUT provider-state", 1, "8.3.4.6 AddStateInstance" },
     },
   },
+  -- Azure records no provider-state (7.4.9: state servers are found by
+  -- the cloud service label); async operations are polled every 10 s
+  azure = {
+    source = "../shared/spec/providers.md section 7.3-7.4 (azure, call by call) and 7.5 (blob storage)",
+    poll = "GET /operations/{id}",
+    api = {
+      { "POST /affinitygroups", 1, "7.3.1 create affinity group juju-<env>-ag" },
+      { "GET /services/networking/media", 1, "7.3.3 read the network configuration (404: none yet)" },
+      { "PUT /services/networking/media", 1, "7.3.3 the document with juju-<env>-vnet (async)" },
+      { "GET /operations/{id}", 3, "7.2 async operations: vnet PUT, cloud service, deployment (per poll, every 10 s)",
+        per_poll = true },
+      { "GET /locations", 1, "7.4.3 role sizes of the location" },
+      { "GET /services/storageservices/{account}/keys", 1, "7.5 the storage account key (lazily)" },
+      { "GET /services/hostedservices/operations/isavailable/{svc}", 1, "7.4.6 cloud service name free?" },
+      { "POST /services/hostedservices", 1, "7.4.6 CreateHostedService" },
+      { "GET /services/hostedservices/{svc}", 1, "7.4.6 properties, embed-detail=true" },
+      { "POST /services/hostedservices/{svc}/deployments", 1, "7.4.7 the deployment <svc>-v2 (async)" },
+      { "GET /services/hostedservices/{svc}/deployments/{dep}", 1, "7.4.10 waitSSH Refresh (per poll)",
+        per_poll = true },
+    },
+    storage = {
+      { "PUT container", 1, "7.5 container juju-<env>-private" },
+      { "PUT tools/...", 1, "7.5 tools upload (block blob; per block with blocklist)" },
+    },
+  },
 }
 
 -- Bench runs alone: its clouds may reuse the matrix specs' addresses.
@@ -153,6 +178,7 @@ local CLOUDS = {
   { module = "clouds.openstack", address_base = 80, host_slots = 10 },
   { module = "clouds.maas", address_base = 34, host_slots = 5 },
   { module = "clouds.joyent", address_base = 40, host_slots = 5 },
+  { module = "clouds.azure", address_base = 10, host_slots = 3 },
 }
 
 local SCRATCH = assert(fs.mkdtemp("/tmp/juju-bench-cloud-"))

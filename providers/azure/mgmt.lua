@@ -14,6 +14,7 @@ M.NS = "http://schemas.microsoft.com/windowsazure"
 M.VERSION = "2013-10-01"
 M.OPERATION_VERSION = "2009-10-01"
 M.OPERATION_TIMEOUT = 20 * 60 -- Juju: 20 minutes
+M.THROTTLE_TIMEOUT = 300
 
 local Client = {}
 Client.__index = Client
@@ -46,14 +47,30 @@ function M.children(e, name)
 end
 
 --- One call: o = {body=, version=, ctype=, headers=, idempotent=}.
---- Returns the response or nil, message, code, response.
+--- Returns the response or nil, message, code, response. A throttled
+--- answer (503 ServerBusy: the API refuses the call before acting on it)
+--- is waited out here for any call, a POST or PUT too; juju.cloud.api
+--- retries the idempotent ones' other failures.
 function Client:call(method, path, o)
   o = o or {}
   local headers = { ["x-ms-version"] = o.version or M.VERSION }
   if o.body then headers["Content-Type"] = o.ctype or "application/xml" end
   for k, v in pairs(o.headers or {}) do headers[k] = v end
-  return self.api:request { method = method, path = path, body = o.body, headers = headers,
+  local req = { method = method, path = path, body = o.body, headers = headers,
     idempotent = o.idempotent or method == "GET" or method == "DELETE" }
+  if req.idempotent or not self.ctx then return self.api:request(req) end
+  local last_code, last_resp
+  local got, msg, code = cloud.poll({ ctx = self.ctx }, { what = "for azure " .. method .. " " .. path
+    .. " (server busy)", timeout = M.THROTTLE_TIMEOUT, interval = 1, max_interval = 30,
+    poll = function()
+      local resp, m, c, r = self.api:request(req)
+      if resp then return resp end
+      last_code, last_resp = c, r
+      if c == "THROTTLED" then return nil, m end
+      return false, m, c
+    end })
+  if got then return got end
+  return nil, msg, code or last_code, last_resp
 end
 
 --- A GET whose answer is an XML document: the root element.
@@ -72,7 +89,9 @@ function Client:wait_operation(env, id, what)
     poll = function()
       local op, msg, code = self:get_xml("/operations/" .. id, { version = M.OPERATION_VERSION })
       if not op then
-        if code == "THROTTLED" or code == "HTTP" or code == "HTTP_TIMEOUT" then return nil, msg end
+        -- as gwacl: a failed status read ends the wait (juju.cloud.api
+        -- already retried it); only "server busy" is waited out
+        if code == "THROTTLED" then return nil, msg end
         return false, msg, code
       end
       local status = M.text(op, "Status")

@@ -225,6 +225,8 @@ describe("secrets audit", function()
     -- account's private key (private-key-path's file) and its key id
     { module = "clouds.maas", address_base = 72, host_slots = 3 }, -- server .72, hosts .73-.75
     { module = "clouds.joyent", address_base = 76, host_slots = 3 }, -- fakes .76, hosts .77-.79
+    -- azure: every line of the management certificate's private key, the storage account key
+    { module = "clouds.azure", address_base = 14, host_slots = 3 }, -- servers .14, hosts .15-.17
   }
   -- Files in the test host (pid's mount namespace) under dirs holding any
   -- of needles; the needles go through stdin, never a command line.

@@ -17,7 +17,8 @@ M.ACCOUNT = "devstoreaccount1"
 M.KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 --- opts: host (default 127.0.0.1), debug (true: the emulator logs every
---- string-to-sign to {dir}/debug.log).
+--- string-to-sign to {dir}/debug.log), key (the account's key, base64,
+--- through AZURITE_ACCOUNTS in the environment; default M.KEY).
 function M.start(opts)
   opts = opts or {}
   local argv = { "azurite-blob", "--blobHost", "{host}", "--blobPort", "{port}",
@@ -26,8 +27,9 @@ function M.start(opts)
     argv[#argv + 1] = "--debug"
     argv[#argv + 1] = "{dir}/debug.log"
   end
-  local s = assert(server.start { name = "azurite", argv = argv, host = opts.host or "127.0.0.1" })
-  return { server = s, account = M.ACCOUNT, key = M.KEY,
+  local env = opts.key and { AZURITE_ACCOUNTS = M.ACCOUNT .. ":" .. opts.key } or nil
+  local s = assert(server.start { name = "azurite", argv = argv, host = opts.host or "127.0.0.1", env = env })
+  return { server = s, account = M.ACCOUNT, key = opts.key or M.KEY,
     endpoint = s.url .. "/" .. M.ACCOUNT, debug_log = s.dir .. "/debug.log" }
 end
 

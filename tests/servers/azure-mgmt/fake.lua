@@ -20,7 +20,8 @@ local M = {}
 
 M.SUBSCRIPTION = "5e6a1c2b-0000-4000-8000-000000000001"
 local PYTHON = "/usr/bin/python3"
-local HERE = (debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$")) or "."
+-- absolute: the server runs in its own directory (bench loads this file by a relative path)
+local HERE = assert(fs.realpath((debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$")) or "."))
 
 local function openssl(args)
   local argv = { "openssl" }
@@ -89,13 +90,16 @@ function M.start(opts)
   local certs = M.make_certs(opts.dir, host)
   local argv = { PYTHON, HERE .. "/mgmt.py", "--host", "{host}", "--port", "{port}", "--dir", "{dir}",
     "--subscription", M.SUBSCRIPTION, "--server-cert", certs.server_cert, "--server-key", certs.server_key,
-    "--client-cert", certs.management, "--trust", certs.stranger, "--storage-key", opts.storage_key or "" }
+    "--client-cert", certs.management, "--trust", certs.stranger }
   if opts.launcher then
     argv[#argv + 1] = "--launcher"; argv[#argv + 1] = opts.launcher
     argv[#argv + 1] = "--terminator"; argv[#argv + 1] = opts.terminator
   end
   for _, l in ipairs(opts.locations or {}) do argv[#argv + 1] = "--location"; argv[#argv + 1] = l end
-  local s = assert(server.start { name = "azure-mgmt", argv = argv, host = host, env = opts.env })
+  -- the storage key through the environment: command lines are readable by every user
+  local env = { AZURE_MGMT_STORAGE_KEY = opts.storage_key or "" }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local s = assert(server.start { name = "azure-mgmt", argv = argv, host = host, env = env })
   return setmetatable({ server = s, endpoint = "https://" .. host .. ":" .. s.port, ca_file = certs.ca,
     cert_file = certs.management, pem = assert(fs.read_file(certs.management)), subscription = M.SUBSCRIPTION,
     certs = certs }, Fake)

@@ -15,7 +15,9 @@ import gzip
 import hashlib
 import json
 import os
+import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -77,6 +79,14 @@ class State:
         self.index = 0
         self.insts = []
         self.launcher = Launcher(a.launcher, a.terminator, self.log)
+        self.launcher_on = True
+        self.pool = ["127.0.100.%d" % i for i in range(1, 255)]
+        self.pool_used = 0
+
+    def pool_address(self):
+        addr = self.pool[self.pool_used % len(self.pool)]
+        self.pool_used += 1
+        return addr
 
     def log(self, line):
         sys.stderr.write(line + "\n")
@@ -84,6 +94,17 @@ class State:
 
     def netconf_etag(self):
         return '"%s"' % hashlib.sha256(self.netconf).hexdigest()[:16] if self.netconf is not None else None
+
+
+class PoolJob:
+    """A role's "launch" with launcher off: a pool address, no host."""
+
+    def __init__(self, address):
+        self.address, self.failed, self.done, self.code = address, None, True, 0
+
+    def status(self):
+        return {"pid": None, "address": self.address, "failed": None, "done": True, "exit_code": 0,
+                "output": [], "pool": True}
 
 
 class Fail(Exception):
@@ -97,6 +118,27 @@ def error_xml(code, message):
             '<Message>%s</Message></Error>' % (NS, esc(code), esc(message))).encode()
 
 
+def call_key(method, rel):
+    """A call's key with its names generalised: the cloud service (juju-ENV-xxxx)
+    as {svc}, an operation id as {id}, an affinity group as {ag}."""
+    parts = rel.split("/")
+    out = []
+    for i, p in enumerate(parts):
+        prev = parts[i - 1] if i > 0 else ""
+        if prev == "operations" and p != "isavailable":
+            p = "{id}"
+        elif prev in ("hostedservices", "isavailable") and p != "operations":
+            p = "{svc}"
+        elif prev == "deployments":
+            p = "{dep}"
+        elif prev == "affinitygroups":
+            p = "{ag}"
+        elif prev == "storageservices":
+            p = "{account}"
+        out.append(p)
+    return method + " " + "/".join(out)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "azure-mgmt-test"
@@ -105,6 +147,10 @@ class Handler(BaseHTTPRequestHandler):
         ST.log("%s %s" % (self.address_string(), fmt % args))
 
     def _send(self, status, body=b"", ctype="application/xml; charset=utf-8", headers=None):
+        call = getattr(self, "_call", None)
+        if call is not None:  # the journal's entry of this request: answered
+            with LOCK:
+                call["status"], call["pending"] = status, False
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -124,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
         return der is not None and der == ST.a.client_der
 
     def _dispatch(self):
+        self._call = None
         path, _, query = self.path.partition("?")
         body = self._body()
         if path.startswith("/_test/"):
@@ -137,23 +184,38 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(403, error_xml("ForbiddenError", "The subscription is not associated with the "
                                              "management certificate."))
         rel = "/" + "/".join(parts[1:])
-        call = {"method": self.command, "path": rel, "query": query, "x-ms-version": self.headers.get("x-ms-version")}
+        # journaled on arrival (pending, no status) so a held call is seen
+        call = {"method": self.command, "path": rel, "query": query, "x-ms-version": self.headers.get("x-ms-version"),
+                "status": None, "pending": True, "fault": None}
         with LOCK:
             ST.calls.append(call)
             fault = None
             for f in ST.faults:
-                if f["count"] > 0 and f["match"] in (self.command + " " + rel):
-                    f["count"] -= 1
+                if f["count"] != 0 and self._fault_matches(f, self.command, rel):
+                    if f.get("skip", 0) > 0:
+                        f["skip"] -= 1
+                        continue
+                    if f["count"] > 0:
+                        f["count"] -= 1
                     fault = f
                     break
+            if fault:
+                call["fault"] = fault["kind"]
+        self._call = call
         if fault:
             kind = fault["kind"]
-            if kind == "reset":
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
             if kind == "delay":
                 time.sleep(float(fault.get("seconds", 5)))
+            if kind == "reset" or (kind == "delay" and fault.get("reset")):
+                with LOCK:
+                    call["pending"] = False
+                self.close_connection = True
+                # a TCP reset (SO_LINGER 0), not an orderly close
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                return
+            if kind == "delay":
+                pass
             elif kind == "throttle":
                 return self._send(503, error_xml("ServerBusy", "The server is busy (test fault)"))
             elif kind == "error":
@@ -170,6 +232,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(400, error_xml("BadRequest", "azure.servicemanagement cannot read the body: %s" % e))
         except Fail as e:
             return self._send(e.status, error_xml(e.code, e.message))
+
+    @staticmethod
+    def _fault_matches(f, method, rel):
+        """op: an exact "METHOD template" key (calls' keys: ids as {svc},
+        {id}); match: a substring of "METHOD path"."""
+        if f.get("op"):
+            return f["op"] == call_key(method, rel)
+        return f["match"] in (method + " " + rel)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = lambda self: self._dispatch()
 
@@ -399,8 +469,10 @@ class Handler(BaseHTTPRequestHandler):
         d["user_data"] = ud.decode("utf-8", "replace")
         s["deployments"][d["name"]] = d
         ST.insts.append(inst)
-        if ST.launcher.enabled:
+        if ST.launcher.enabled and ST.launcher_on:
             inst.launch = ST.launcher.launch(inst)
+        elif not ST.launcher_on:  # an address nobody listens on: running at once
+            inst.launch = PoolJob(ST.pool_address())
 
         def waiting():
             j = inst.launch
@@ -413,7 +485,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _terminate(self, d):
         inst = d["inst"]
-        if inst.terminate is None and inst.launch is not None:
+        if inst.terminate is None and inst.launch is not None and not isinstance(inst.launch, PoolJob):
             inst.address = inst.launch.address
             inst.terminate = ST.launcher.terminate(inst)
         inst.state = "terminated"
@@ -446,12 +518,13 @@ class Handler(BaseHTTPRequestHandler):
             if what == "leftovers":
                 return self._json(self._leftovers())
             if what == "calls":
-                return self._json(ST.calls)
+                return self._json([dict(c, key=call_key(c["method"], c["path"])) for c in ST.calls])
             if what == "clear_calls":
                 ST.calls = []
                 return self._json({})
             if what == "fault":
-                ST.faults.append({"match": req["match"], "kind": req.get("kind", "error"),
+                ST.faults.append({"match": req.get("match"), "op": req.get("op"), "kind": req.get("kind", "error"),
+                                  "reset": bool(req.get("reset")), "skip": int(req.get("skip", 0)),
                                   "count": int(req.get("count", 1)), "status": req.get("status", 500),
                                   "code": req.get("code"), "message": req.get("message"),
                                   "seconds": req.get("seconds", 5)})
@@ -474,6 +547,10 @@ class Handler(BaseHTTPRequestHandler):
             if what == "config":
                 if "op_polls" in req:
                     ST.a.op_polls = int(req["op_polls"])
+                if "launcher" in req:
+                    ST.launcher_on = bool(req["launcher"])
+                if req.get("address_pool"):
+                    ST.pool, ST.pool_used = list(req["address_pool"]), 0
                 return self._json({})
             if what == "reset":
                 ST.groups, ST.services, ST.ops, ST.faults, ST.race = {}, {}, {}, [], None
@@ -502,7 +579,8 @@ def main():
     ap.add_argument("--trust", action="append", default=[],
                     help="another client certificate the TLS layer accepts (then refused with 403, as Azure does)")
     ap.add_argument("--storage-account", default="devstoreaccount1")
-    ap.add_argument("--storage-key", default="")
+    ap.add_argument("--storage-key", default=os.environ.get("AZURE_MGMT_STORAGE_KEY", ""),
+                    help="default $AZURE_MGMT_STORAGE_KEY (a command line is readable by every user)")
     ap.add_argument("--location", action="append", dest="locations")
     ap.add_argument("--op-polls", type=int, default=1)
     ap.add_argument("--launcher", default="", help="shell command line run per deployment's role")
