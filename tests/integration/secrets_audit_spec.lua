@@ -226,7 +226,7 @@ describe("secrets audit", function()
     { module = "clouds.maas", address_base = 72, host_slots = 3 }, -- server .72, hosts .73-.75
     { module = "clouds.joyent", address_base = 76, host_slots = 3 }, -- fakes .76, hosts .77-.79
     -- azure: every line of the management certificate's private key, the storage account key
-    { module = "clouds.azure", address_base = 14, host_slots = 3 }, -- servers .14, hosts .15-.17
+    { module = "clouds.azure", address_base = 24, host_slots = 3 }, -- servers .24, hosts .25-.27 (.10-.20: boilerplate_spec)
   }
   -- Files in the test host (pid's mount namespace) under dirs holding any
   -- of needles; the needles go through stdin, never a command line.
