@@ -57,6 +57,19 @@ local Cloud = {}
 Cloud.__index = Cloud
 
 --- opts: address_base (required), host_slots (default 4), cloud_init, work.
+-- The subscription's network configuration as the cloud starts: someone
+-- else's network, which every bootstrap, failure and destroy must keep
+-- byte for byte (leftovers() reports any change).
+M.FOREIGN_NETWORK = '<?xml version="1.0" encoding="utf-8"?>\n'
+  .. '<NetworkConfiguration xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+  .. 'xmlns="http://schemas.microsoft.com/ServiceHosting/2011/07/NetworkConfiguration">\n'
+  .. '  <VirtualNetworkConfiguration>\n    <Dns />\n    <VirtualNetworkSites>\n'
+  .. '      <VirtualNetworkSite name="payroll-net" Location="West US">\n'
+  .. '        <AddressSpace>\n          <AddressPrefix>172.16.0.0/12</AddressPrefix>\n        </AddressSpace>\n'
+  .. '        <Subnets><Subnet name="db"><AddressPrefix>172.16.1.0/24</AddressPrefix></Subnet></Subnets>\n'
+  .. '      </VirtualNetworkSite>\n    </VirtualNetworkSites>\n  </VirtualNetworkConfiguration>\n'
+  .. '</NetworkConfiguration>\n'
+
 function M.start(opts)
   opts = opts or {}
   local base = opts.address_base
@@ -88,6 +101,7 @@ function M.start(opts)
     self.secrets["management key line " .. n] = l
   end
   assert(n > 3, "clouds.azure: the management key has too few lines")
+  self.fake:netconf(M.FOREIGN_NETWORK)
   self:hosts(false)
   return self
 end
@@ -241,6 +255,10 @@ function Cloud:leftovers()
     for _, b in ipairs(assert(store(self.az, name):list())) do
       groups[#groups + 1] = { "blob", { name .. "/" .. b } }
     end
+  end
+  local doc = self:state().netconf
+  if doc ~= M.FOREIGN_NETWORK then
+    groups[#groups + 1] = { "network document", { "changed: the foreign network is not kept byte for byte" } }
   end
   return require("clouds.common").labelled(groups)
 end

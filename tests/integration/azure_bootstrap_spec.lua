@@ -20,15 +20,8 @@ local blob = require("juju.cloud.storage.azure")
 local h = require("helpers")
 
 local IMAGE = "b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-14_04_3-LTS-amd64-server-20150908-en-us-30GB"
-local FOREIGN = '<?xml version="1.0" encoding="utf-8"?>\n'
-  .. '<NetworkConfiguration xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-  .. 'xmlns="http://schemas.microsoft.com/ServiceHosting/2011/07/NetworkConfiguration">\n'
-  .. '  <VirtualNetworkConfiguration>\n    <Dns />\n    <VirtualNetworkSites>\n'
-  .. '      <VirtualNetworkSite name="payroll-net" Location="West US">\n'
-  .. '        <AddressSpace>\n          <AddressPrefix>172.16.0.0/12</AddressPrefix>\n        </AddressSpace>\n'
-  .. '        <Subnets><Subnet name="db"><AddressPrefix>172.16.1.0/24</AddressPrefix></Subnet></Subnets>\n'
-  .. '      </VirtualNetworkSite>\n    </VirtualNetworkSites>\n  </VirtualNetworkConfiguration>\n'
-  .. '</NetworkConfiguration>\n'
+-- the subscription's network document holds someone else's network
+local FOREIGN = require("clouds.azure").FOREIGN_NETWORK
 
 describe("azure bootstrap end to end #integration", function()
   local work, state_dir, s, az
