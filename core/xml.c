@@ -464,9 +464,15 @@ static int emit_node(emit_ctx *e, const jj_xml_node *n, const char *parent_ns, i
     if (!valid_name(n->name))
         return emit_fail(e, n, "not a valid element name");
     buf *b = &e->b;
+    /* An element in the XML namespace (<xml:x>) keeps the predeclared
+     * prefix: binding that namespace to the default (or any other prefix)
+     * is an error, and the default namespace in scope stays the parent's. */
+    int xml_elem = n->ns && strcmp(n->ns, XML_NS_URI) == 0;
     put(b, "<", 1);
+    if (xml_elem)
+        put(b, "xml:", 4);
     puts_(b, n->name);
-    const char *ns = n->ns ? n->ns : "";
+    const char *ns = xml_elem ? (parent_ns ? parent_ns : "") : (n->ns ? n->ns : "");
     const char *pns = parent_ns ? parent_ns : "";
     if (strcmp(ns, pns) != 0) {
         puts_(b, " xmlns=\"");
@@ -513,6 +519,8 @@ static int emit_node(emit_ctx *e, const jj_xml_node *n, const char *parent_ns, i
         if (emit_node(e, n->children[i], ns, depth + 1) != 0)
             return e->rc;
     put(b, "</", 2);
+    if (xml_elem)
+        put(b, "xml:", 4);
     puts_(b, n->name);
     put(b, ">", 1);
     return 0;

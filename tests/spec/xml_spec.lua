@@ -59,6 +59,16 @@ describe("juju.xml", function()
     assert.has_error(function() xml.decode("<a/>", nil, { max_depth = 0 }) end)
   end)
 
+  it("round-trips an element in the XML namespace with its predeclared prefix (fuzz regression)", function()
+    local doc = assert(xml.decode('<a xmlns="urn:a"><xml:b/><c/></a>', "x"))
+    local text = assert(xml.encode(doc))
+    assert.is_nil(text:find('xmlns="http://www.w3.org/XML/1998/namespace"', 1, true))
+    local again = assert(xml.decode(text, "again"))
+    assert.are.equal(text, assert(xml.encode(again)))
+    assert.are.equal("http://www.w3.org/XML/1998/namespace", again.children[1].ns)
+    assert.are.equal("urn:a", again.children[2].ns)
+  end)
+
   it("encodes element tables, declaring namespaces and escaping values", function()
     local text = assert(xml.encode({
       name = "CreateBucketConfiguration", ns = "http://s3.amazonaws.com/doc/2006-03-01/",
