@@ -20,6 +20,9 @@ PKGS=(
   # the Go fakes build in GOPATH mode from these; node runs the npm ones.
   golang-go golang-gopkg-goose.v1-dev golang-github-juju-gomaasapi-dev
   golang-github-joyent-gosdc-dev python3-botocore nodejs
+  # The replicated state store (state-store: dqlite): libdqlite's node API in
+  # jujud, go-dqlite's shell and app package as the independent client and peer.
+  libdqlite-dev libraft-dev go-dqlite golang-github-canonical-go-dqlite-dev
 )
 # Debian splits npm from nodejs; NodeSource's nodejs carries its own.
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
