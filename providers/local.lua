@@ -41,7 +41,7 @@ P.MARKER = ".juju-local"
 -- after the bootstrap script too; destroy removes the union, nothing else).
 P.OWNED = { "agents", "blobs", "cloud-init-output.log", "init", "locks", "log", "shared-secret",
   "state.db", "state.db-shm", "state.db-wal", "state.db-journal", "storage", "system-identity", "tools",
-  "nonce.txt", "server.pem" }
+  "nonce.txt", "server.pem", "machines" }
 
 -- path made absolute, with ".", ".." and repeated "/" resolved lexically,
 -- then symlinks resolved in its deepest existing ancestor.
@@ -180,8 +180,26 @@ end
 
 local function service_name(env) return "juju-agent-" .. env.cfg.namespace end
 
-function P.instance_defaults(env)
+-- Another state server (juju ensure-availability) is another machine agent
+-- on this host, under root-dir/machines/<id> with its own service.
+-- Machine ids (numbers) only: they become paths.
+local function valid_machine_id(id) return type(id) == "string" and id:match("^%d+$") ~= nil end
+local function machine_dir(env, id) return env.root .. "/machines/" .. id end
+local function machine_instance_id(env, id) return env.cfg.namespace .. "-machine-" .. id end
+
+function P.instance_defaults(env, p)
   local root, cfg = env.root, env.cfg
+  local id = p and p.machine_id or "0"
+  if id ~= "0" then
+    local dir = machine_dir(env, id)
+    return {
+      data_dir = dir, log_dir = dir .. "/log", cloud_init_output_log = dir .. "/cloud-init-output.log",
+      service_name = service_name(env) .. "-machine-" .. id, jobs = { "JobManageEnviron" },
+      instance_id = machine_instance_id(env, id),
+      agent_env = { NAMESPACE = cfg.namespace, STORAGE_DIR = root .. "/storage", PROVIDER_TYPE = "local" },
+      agent_start = cfg["agent-start"],
+    }
+  end
   return {
     data_dir = root, log_dir = root .. "/log", cloud_init_output_log = root .. "/cloud-init-output.log",
     service_name = service_name(env), jobs = { "JobManageEnviron" }, instance_id = "localhost",
@@ -190,9 +208,10 @@ function P.instance_defaults(env)
   }
 end
 
--- Nothing is launched: this machine is the instance.
-function P.start_instance(_, params)
-  return { id = "localhost", status = "running", addresses = { common.address("127.0.0.1", "machine-local") },
+-- Nothing is launched: this machine is the instance (of every state server).
+function P.start_instance(env, params)
+  local id = params.machine_id or "0"
+  return { id = id == "0" and "localhost" or machine_instance_id(env, id), status = "running", addresses = { common.address("127.0.0.1", "machine-local") },
     hardware = host_hardware(sys.arch() or params.tools[1].arch) }
 end
 
@@ -242,6 +261,13 @@ function P.finalize(env, _, params)
   return true
 end
 
+--- Where a state server's Dqlite node listens: this host, dqlite-port plus
+--- the machine number (every machine is here).
+function P.state_server_address(env, _, id)
+  local port = math.tointeger(env.cfg["dqlite-port"]) or 17666
+  return string.format("127.0.0.1:%d", port + math.tointeger(tonumber(id)))
+end
+
 --- Where the client reads state (juju status, wait_agent).
 function P.state_info(env)
   return { kind = "sqlite", path = env.root .. "/state.db" }
@@ -280,16 +306,19 @@ local function is_environment_process(env, pid)
   return true, tonumber(pgrp) == pid
 end
 
--- Stops the agent's restart loop (its own process group) and the agent.
-local function stop_agent(env)
-  local name = service_name(env)
-  local init_dir = env.root .. "/init/" .. name
+-- Stops the agent's restart loop (its own process group) and the agent
+-- of machine id (default 0).
+local function stop_agent(env, id)
+  id = id or "0"
+  local name = service_name(env) .. (id == "0" and "" or ("-machine-" .. id))
+  local data_dir = id == "0" and env.root or machine_dir(env, id)
+  local init_dir = data_dir .. "/init/" .. name
   if fs.exists("/run/systemd/system") and fs.exists(init_dir .. "/" .. name .. ".service")
     and env.cfg["agent-start"] == "systemd" then
     sys.run({ "systemctl", "disable", "--now", name .. ".service" }, {})
   end
   local lg = env.ctx:log_for("juju.provider.local")
-  for _, pid_file in ipairs({ init_dir .. "/" .. name .. ".pid", env.root .. "/agents/machine-0/jujud.pid" }) do
+  for _, pid_file in ipairs({ init_dir .. "/" .. name .. ".pid", data_dir .. "/agents/machine-" .. id .. "/jujud.pid" }) do
     local text = fs.read_file(pid_file, { max_size = 64 })
     local pid = text and math.tointeger(tonumber(text:match("%d+")))
     if pid and pid > 1 then
@@ -310,10 +339,23 @@ local function stop_agent(env)
   end
 end
 
---- The instance is this machine: releasing it stops the agent. The
---- engine removes storage objects itself; nothing else is created.
+--- The instance is this machine: releasing it stops the agent (another
+--- state server's: its agent, and its directory goes). The engine removes
+--- storage objects itself; nothing else is created.
 function P.release(env, resource)
-  if resource.kind == "instance" then stop_agent(env) end
+  if resource.kind ~= "instance" then return true end
+  local id = resource.machine
+  if id == nil or id == "0" then
+    stop_agent(env)
+    return true
+  end
+  if not valid_machine_id(id) then return nil, "bad machine id " .. tostring(id) end
+  stop_agent(env, id)
+  local dir = machine_dir(env, id)
+  if fs.exists(dir) then
+    local ok, err = fs.remove_tree(dir)
+    if not ok then return nil, "cannot remove " .. dir .. ": " .. tostring(err) end
+  end
   return true
 end
 
@@ -321,6 +363,9 @@ end
 --- (the marker's entries and P.OWNED); root-dir itself only when the
 --- environment made it and nothing else is left in it.
 function P.destroy(env)
+  for _, id in ipairs(fs.list(env.root .. "/machines") or {}) do
+    if valid_machine_id(id) then stop_agent(env, id) end
+  end
   stop_agent(env)
   local root = env.root
   if not fs.exists(root) then return true end

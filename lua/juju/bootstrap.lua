@@ -210,26 +210,29 @@ end
 
 --- The name the client chooses for machine 0's instance (recorded before
 --- start_instance, so a crash in between leaves a findable instance).
-function M.instance_name(cfg)
-  return string.format("juju-%s-machine-0", tostring(cfg.uuid))
+function M.instance_name(cfg, machine_id)
+  return string.format("juju-%s-machine-%s", tostring(cfg.uuid), machine_id or "0")
 end
 
 --- Step 8: build machine 0's instance config and user-data (once), and
---- let the provider launch it (phase 1).
+--- let the provider launch it (phase 1). A run for another state server
+--- (juju.ha: b.machine_id, b.join) launches that machine the same way.
 function steps.start_instance(b)
   local cfg = b.cfg
+  local machine_id = b.machine_id or "0"
   local series = common.preferred_series(cfg, b.available)
   local tools = {}
   for _, t in ipairs(b.available) do if t.series == series then tools[#tools + 1] = t end end
   if #tools == 0 then return nil, "no matching tools available" end
   local iparams = {}
   if b.provider.instance_defaults then
-    local d, derr = b:op("instance_defaults")
+    local d, derr = b:op("instance_defaults", { machine_id = machine_id })
     if not d then return nil, "cannot get the instance defaults: " .. tostring(derr) end
     for k, v in pairs(d) do iparams[k] = v end
   end
   iparams.series, iparams.constraints = series, b.constraints
   iparams.state_store = providers.default_state_store(b.provider)
+  if b.join then iparams.machine_id, iparams.join = machine_id, true end
   local icfg, ierr = instancecfg.new_bootstrap(cfg, iparams)
   if not icfg then return nil, ierr end
   icfg.agent_start = iparams.agent_start
@@ -237,21 +240,26 @@ function steps.start_instance(b)
   local userdata, uerr = cloudinit.userdata(icfg, { host_keys = host_keys })
   if not userdata then return nil, uerr end
   b.icfg, b.userdata, b.host_keys = icfg, userdata, host_keys
-  b.ctx:infof("Starting new instance for initial state server")
-  local name = M.instance_name(cfg)
+  b.ctx:infof(b.join and ("Starting new instance for state server machine " .. machine_id)
+    or "Starting new instance for initial state server")
+  local name = M.instance_name(cfg, machine_id)
   local jok, jerr = b.journal:intent("instance", name)
   if not jok then return nil, jerr end
   b.ctx:infof("Launching instance")
   local inst, err = b:op("start_instance", {
     instance_config = icfg, userdata = userdata, tools = tools, constraints = b.constraints,
-    placement = b.params.placement, host_keys = host_keys, name = name,
+    placement = b.params.placement, host_keys = host_keys, name = name, machine_id = machine_id,
   })
-  if not inst then return nil, "cannot start bootstrap instance: " .. tostring(err) end
+  if not inst then
+    return nil, string.format("cannot start %s instance: %s", b.join and ("machine " .. machine_id) or "bootstrap",
+      tostring(err))
+  end
   local iok, ierr2 = M.check_instance(b.provider.name, inst)
   if not iok then return nil, ierr2 end
   -- The instance and the phase it starts: one save.
   jok, jerr = b.journal:batch(function(j)
-    j:record("instance", inst.id, { name = name })
+    j:record("instance", inst.id, { name = name, machine = machine_id })
+    if b.join then return true end
     return j:mark_phase("instance-started")
   end)
   if not jok then return nil, jerr end
@@ -259,7 +267,7 @@ function steps.start_instance(b)
   b.ctx:infof(" - %s", inst.id)
   -- provider-state (journaled by preflight, which wrote it with no
   -- instances: check-bootstrapped found none, under the environment lock).
-  local ok, serr = common.record_state_instance(b:storage(), inst.id, { known = {} })
+  local ok, serr = common.record_state_instance(b:storage(), inst.id, { known = not b.join and {} or nil })
   if not ok then return nil, serr end
   local hw = inst.hardware or {}
   -- A provider that does not choose the machine (manual) reports its series.
@@ -341,6 +349,7 @@ function steps.finalize(b)
       crypto.hex(crypto.random_bytes(6)))
     script_opts.tools_file = tools_file
   end
+  script_opts.join = b.join
   local script, serr = cloudinit.script(finished, script_opts)
   if not script then return nil, serr end
   b.script = script
@@ -351,6 +360,10 @@ function steps.finalize(b)
     fok, fin_err = sshinit.finish(b.pc, inst, finished, script, { host_key = host_key, tools_file = tools_file })
   end
   if not fok then return nil, fin_err end
+  if b.join then
+    b.ctx:infof("State server agent installed on machine %s", b.machine_id)
+    return true
+  end
   -- Saved by record-endpoints, which follows with nothing created between.
   b.journal:mark_phase("agent-installed")
   b.ctx:infof("Bootstrap agent installed")
@@ -410,6 +423,10 @@ M.STEPS = {
   { id = "wait-agent", fn = steps.wait_agent, what = "waiting for the agent" },
   { id = "rotate-host-key", fn = steps.rotate_host_key, what = "rotating machine 0's SSH host key" },
 }
+
+--- The step functions by name (juju.ha runs start_instance, select_tools
+--- and finalize for a new state server) and the runner with its hooks.
+M.steps = steps
 
 function M.step_ids()
   local out = {}
@@ -486,6 +503,22 @@ local function run_step(b, step)
   if ok and (elapsed >= 1 or b.ctx.verbose) then b.ctx:infof("(%s took %s)", step.what, M.duration(elapsed)) end
   return ok, err, code
 end
+M.run_step = run_step
+
+--- A run's state (the `b` every step takes): opts are the parsed flags
+--- (constraints, placement, upload-tools, metadata-source, ...).
+function M.new_run(ctx, home, name, store, opts)
+  return setmetatable({
+    ctx = ctx, home = home, name = name, store = store, opts = opts, timings = {}, tmpdirs = {},
+    log = ctx:log_for("juju.environs.bootstrap"), constraints = opts.constraints or {},
+    heartbeat = opts.heartbeat,
+    params = {
+      placement = opts.placement, upload_tools = opts["upload-tools"], requested_version = opts.requested_version,
+      metadata_source = opts["metadata-source"], gzip_level = opts.gzip_level,
+    },
+    fetch = opts.fetch,
+  }, Run)
+end
 
 --- Runs `juju bootstrap` for environment name. opts are the parsed flags.
 --- Returns true, or nil, message (already formatted for "ERROR ...").
@@ -506,17 +539,7 @@ function M.run(ctx, home, name, opts)
   -- full disk, a long name or a vanished directory is reported as what it is.
   local lock, lerr = store:env_lock(name, "bootstrap")
   if not lock then return nil, lerr end
-  local cons = opts.constraints or {}
-  local b = setmetatable({
-    ctx = ctx, home = home, name = name, store = store, opts = opts, timings = {}, tmpdirs = {},
-    log = ctx:log_for("juju.environs.bootstrap"), constraints = cons,
-    heartbeat = opts.heartbeat,
-    params = {
-      placement = opts.placement, upload_tools = opts["upload-tools"], requested_version = opts.requested_version,
-      metadata_source = opts["metadata-source"], gzip_level = opts.gzip_level,
-    },
-    fetch = opts.fetch,
-  }, Run)
+  local b = M.new_run(ctx, home, name, store, opts)
   if b.params.metadata_source then
     local real = fs.realpath(ctx:expand_home(b.params.metadata_source))
     if not real then

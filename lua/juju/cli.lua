@@ -11,7 +11,7 @@ local context = require("juju.context")
 
 local M = {}
 
-M.COMMANDS = { "bootstrap", "destroy-environment", "help", "init", "lua", "status", "switch", "version" }
+M.COMMANDS = { "bootstrap", "destroy-environment", "ensure-availability", "help", "init", "lua", "status", "switch", "version" }
 
 local aliases = { ["generate-config"] = "init", env = "switch", ["destroy-env"] = "destroy-environment",
   stat = "status" }

@@ -377,7 +377,8 @@ end
 --- agent_start ("auto" default: systemd when it is PID 1, else supervised;
 --- "systemd", "supervised", "none"; icfg.agent_start is the fallback),
 --- tools_file (where a file:// tools tarball is on the machine; default
---- the URL's path). Returns text or nil, message.
+--- the URL's path), join (another state server: no bootstrap-state; its
+--- agent joins the state). Returns text or nil, message.
 function M.script(icfg, opts)
   if type(icfg) ~= "table" then error("cloudinit.script: instance config table expected", 2) end
   local ok, err = instancecfg.verify(icfg)
@@ -393,7 +394,10 @@ function M.script(icfg, opts)
     o.tools_file = nil
   end
   local conf = agentconf.render(icfg)
-  local params, perr = yaml.encode(M.bootstrap_params(icfg))
+  -- A joining state server (opts.join, juju.ha) has no bootstrap-state:
+  -- its agent joins the state that machine 0 made.
+  local params, perr = true, nil
+  if not opts.join then params, perr = yaml.encode(M.bootstrap_params(icfg)) end
   if not params then return nil, "cannot encode bootstrap parameters: " .. tostring(perr) end
 
   local lines = {}
@@ -438,10 +442,12 @@ function M.script(icfg, opts)
   add([[agent_dir="$DATA_DIR/agents/$MACHINE_TAG"]])
   add([[mkdir -p "$agent_dir"]])
   secret_file(add, [["$agent_dir/agent.conf"]], conf)
-  secret_file(add, [["$DATA_DIR/bootstrap-params"]], params)
-  add("echo 'Bootstrapping Juju machine agent' >&9")
-  add([["$bin/jujud" bootstrap-state --data-dir "$DATA_DIR" --params "$DATA_DIR/bootstrap-params" "$LOG_FLAG" < /dev/null]])
-  add([[rm -f "$DATA_DIR/bootstrap-params"]])
+  if not opts.join then
+    secret_file(add, [["$DATA_DIR/bootstrap-params"]], params)
+    add("echo 'Bootstrapping Juju machine agent' >&9")
+    add([["$bin/jujud" bootstrap-state --data-dir "$DATA_DIR" --params "$DATA_DIR/bootstrap-params" "$LOG_FLAG" < /dev/null]])
+    add([[rm -f "$DATA_DIR/bootstrap-params"]])
+  end
   add([[ln -sfn "$TOOLS_VERSION" "$DATA_DIR/tools/$MACHINE_TAG"]])
   add([[echo "Starting Juju machine agent ($SERVICE_NAME)" >&9]])
   add([[init_dir="$DATA_DIR/init/$SERVICE_NAME"]])

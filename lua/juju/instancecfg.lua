@@ -101,6 +101,8 @@ end
 --- constraints (table), agent_env (extra values), container_bridge,
 --- state_store, debug, packages, enable_os_refresh_update,
 --- enable_os_upgrade, enable_package_install (override the config).
+--- machine_id and join = true: another state server (juju ensure-availability),
+--- configured as machine 0 is but joining the state instead of creating it.
 function M.new_bootstrap(cfg, params)
   if type(cfg) ~= "table" then error("instancecfg.new_bootstrap: config table expected", 2) end
   params = params or {}
@@ -108,16 +110,18 @@ function M.new_bootstrap(cfg, params)
   if series == nil and str(cfg, "default-series") ~= "" then series = str(cfg, "default-series") end
   local icfg = {
     bootstrap = true,
-    machine_id = "0",
+    join = params.join == true,
+    machine_id = params.machine_id or "0",
     -- A fresh nonce per bootstrap (W1): the client checks it over SSH
     -- before sending any secret.
-    nonce = params.nonce or (M.BOOTSTRAP_NONCE_PREFIX .. ":" .. crypto.hex(crypto.random_bytes(8))),
+    nonce = params.nonce or ((params.join and ("machine-" .. tostring(params.machine_id)) or M.BOOTSTRAP_NONCE_PREFIX)
+      .. ":" .. crypto.hex(crypto.random_bytes(8))),
     series = series,
     jobs = copy(params.jobs or M.DEFAULT_JOBS),
     data_dir = pick(params, "data_dir", "/var/lib/juju"),
     log_dir = pick(params, "log_dir", "/var/log/juju"),
     cloud_init_output_log = pick(params, "cloud_init_output_log", "/var/log/cloud-init-output.log"),
-    service_name = pick(params, "service_name", "jujud-machine-0"),
+    service_name = pick(params, "service_name", "jujud-machine-" .. tostring(params.machine_id or "0")),
     instance_id = params.instance_id,
     hardware = copy(params.hardware),
     constraints = copy(params.constraints or {}),

@@ -141,24 +141,27 @@ end
 
 local function machine_docs(p, docs)
   local uuid, m = p.env_uuid, p.machine
-  local local_id = uuid .. ":0"
+  local mid = m.id or "0"
+  local local_id = uuid .. ":" .. mid
   local addresses = yaml.array()
   for _, a in ipairs(m.addresses or {}) do addresses[#addresses + 1] = address_doc(a) end
   local jobs = yaml.array()
   for _, job in ipairs(m.jobs) do jobs[#jobs + 1] = M.JOB_CODES[job] end
 
-  docs[#docs + 1] = { "sequence", { _id = uuid .. ":machine", ["env-uuid"] = uuid, name = "machine", counter = 1 } }
+  if mid == "0" then
+    docs[#docs + 1] = { "sequence", { _id = uuid .. ":machine", ["env-uuid"] = uuid, name = "machine", counter = 1 } }
+  end
   docs[#docs + 1] = { "machines", {
-    _id = local_id, machineid = "0", ["env-uuid"] = uuid, nonce = m.nonce or M.BOOTSTRAP_NONCE,
+    _id = local_id, machineid = mid, ["env-uuid"] = uuid, nonce = m.nonce or M.BOOTSTRAP_NONCE,
     series = m.series, containertype = "", life = 0, jobs = jobs, novote = false,
     -- Juju adds machine 0 with hasvote false and sets it at the very end of
     -- bootstrap-state; written once here, it is true from the start.
-    hasvote = true, clean = true, addresses = addresses,
+    hasvote = m.hasvote ~= false, clean = true, addresses = addresses,
     preferredpublicaddress = select_address(m.addresses or {}, PUBLIC, p.prefer_ipv6),
     preferredprivateaddress = select_address(m.addresses or {}, INTERNAL, p.prefer_ipv6),
     passwordhash = p.machine_password_hash or "",
   } }
-  local instance = { _id = local_id, machineid = "0", ["env-uuid"] = uuid, instanceid = m.instance_id }
+  local instance = { _id = local_id, machineid = mid, ["env-uuid"] = uuid, instanceid = m.instance_id }
   for name, value in pairs(m.hardware or {}) do
     local field = HARDWARE_FIELDS[name]
     if not field then return bad_params("unknown hardware characteristic %q", tostring(name)) end
@@ -166,11 +169,11 @@ local function machine_docs(p, docs)
     instance[field] = value
   end
   docs[#docs + 1] = { "instanceData", instance }
-  local cons, err = M.constraints_doc(uuid .. ":m#0", uuid, p.constraints)
+  local cons, err = M.constraints_doc(uuid .. ":m#" .. mid, uuid, p.constraints)
   if not cons then return bad_params("%s", err) end
   docs[#docs + 1] = { "constraints", cons }
   docs[#docs + 1] = { "statuses", {
-    _id = uuid .. ":m#0", ["env-uuid"] = uuid, status = "pending", statusinfo = "",
+    _id = uuid .. ":m#" .. mid, ["env-uuid"] = uuid, status = "pending", statusinfo = "",
     updated = p.now * 1000000000,
   } }
   return true
@@ -233,6 +236,20 @@ function M.documents(p)
       path = t.path or string.format("tools/%s-%s", t.version, t.sha256),
     } }
   end
+  return docs
+end
+
+--- The documents of another state server (juju ensure-availability):
+--- p = {env_uuid=, now=, constraints=, machine = {id=, series=, nonce=,
+--- jobs=, addresses=, instance_id=, hardware=, hasvote=}}. Returns the
+--- {collection, document} array or nil, message, "EINVAL".
+function M.state_server_documents(p)
+  if type(p) ~= "table" or type(p.machine) ~= "table" or type(p.machine.id) ~= "string" then
+    return bad_params("state server documents need machine.id")
+  end
+  local docs = {}
+  local ok, err, code = machine_docs(p, docs)
+  if not ok then return nil, err, code end
   return docs
 end
 
