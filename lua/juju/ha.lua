@@ -35,6 +35,9 @@ local function has_job(m, job)
   return false
 end
 
+--- Whether machine document m manages the environment (a state server).
+function M.manages(m) return has_job(m, "JobManageEnviron") end
+
 --- The machines that manage the environment (their ids, sorted), and
 --- the next free machine number.
 function M.state_servers(machines)

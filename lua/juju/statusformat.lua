@@ -37,7 +37,8 @@ function M.normalize(doc, provider_type)
       e["dns-name"] = "localhost"
       e.hardware = nil
     end
-    if id == "0" then e["state-server-member-status"] = "has-vote" end
+    -- Collected from the replicated store when there is one (juju.ha).
+    if id == "0" and e["state-server-member-status"] == nil then e["state-server-member-status"] = "has-vote" end
     machines[id] = yaml.ordered(e, M.MACHINE_KEYS)
   end
   return yaml.ordered({ environment = doc.environment, machines = machines, services = doc.services or {} },

@@ -78,19 +78,27 @@ function M.format_simple(r)
   return table.concat(out)
 end
 
+-- yaml and json as 1.25's availabilityInfo: omitempty lists, YAML in flow
+-- style (machine ids are number-like strings, so Go quotes them).
 function M.format(r, how)
   if how == "simple" then return M.format_simple(r) end
-  local doc = {}
-  local order = {}
+  local keys = {}
   for _, k in ipairs({ "maintained", "removed", "added", "promoted", "demoted" }) do
-    if r[k] and #r[k] > 0 then
-      doc[k] = require("juju.yaml").array(r[k])
-      order[#order + 1] = k
-    end
+    if r[k] and #r[k] > 0 then keys[#keys + 1] = k end
   end
-  if how == "json" then return require("juju.json").encode(doc) .. "\n" end
-  local yaml = require("juju.yaml")
-  return yaml.encode(yaml.ordered(doc, order))
+  if how == "json" then
+    local json, yaml = require("juju.json"), require("juju.yaml")
+    local doc = {}
+    for _, k in ipairs(keys) do doc[k] = yaml.array(r[k]) end
+    return json.encode(doc) .. "\n"
+  end
+  local lines = {}
+  for _, k in ipairs(keys) do
+    local q = {}
+    for i, id in ipairs(r[k]) do q[i] = string.format("%q", id) end
+    lines[#lines + 1] = string.format("%s: [%s]\n", k, table.concat(q, ", "))
+  end
+  return table.concat(lines)
 end
 
 function M.run(_, ctx, opts)

@@ -38,7 +38,14 @@ function M.collect(ctx, home, name)
   -- else state_dump (documents fetched from machine 0).
   local st, now
   local where, werr, wcode
-  if provider.state_info then
+  local ha = require("juju.ha")
+  local dq = ha.store_kind(o) == "dqlite"
+  if dq then
+    -- Every state server is a Dqlite node this client dials (mutual TLS):
+    -- any one of them that is up leads it to the leader.
+    where, werr = require("juju.ha.dqlite").state_spec(cfg, o.info)
+    if not where then return nil, unable(name, tostring(werr)) end
+  elseif provider.state_info then
     where, werr, wcode = provider.state_info(env)
     if not where and wcode ~= "UNAVAILABLE" then return nil, unable(name, tostring(werr)) end
   end
@@ -56,6 +63,13 @@ function M.collect(ctx, home, name)
   end
   local machines = {}
   local uuid = cfg.uuid
+  -- Cluster members by node id (machine number + 1), for
+  -- state-server-member-status.
+  local members
+  if dq and st.members then
+    members = {}
+    for _, m in ipairs(st:members() or {}) do members[m.id] = m end
+  end
   for _, m in ipairs(st:find("machines") or {}) do
     local id = m.machineid
     local idata = st:get("instanceData", uuid .. ":" .. id) or {}
@@ -80,7 +94,13 @@ function M.collect(ctx, home, name)
       series = m.series,
       hardware = #hw > 0 and table.concat(hw, " ") or nil,
     }
-    machines[id] = yaml.ordered(entry, { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware" })
+    local n = math.tointeger(tonumber(id))
+    if members and n then
+      local wants = m.novote ~= true and ha.manages(m)
+      if wants or members[n + 1] then entry["state-server-member-status"] = ha.member_status(wants, members[n + 1]) end
+    end
+    machines[id] = yaml.ordered(entry, { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware",
+      "state-server-member-status" })
   end
   st:close()
   return yaml.ordered({ environment = name, machines = machines, services = {} },
