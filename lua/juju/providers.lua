@@ -28,9 +28,9 @@ M.OPERATIONS = {
   { name = "constraints_validator", required = false, doc = "(env) -> constraints spec" },
   { name = "tools_sources", required = false, doc = "(env) -> {{url=, description=}...}" },
   { name = "instance_defaults", required = false,
-    doc = "(env) -> {data_dir=, log_dir=, ...}: machine 0's instance config overrides" },
+    doc = "(env, {machine_id=}) -> {data_dir=, log_dir=, ...}: a state server's instance config overrides" },
   { name = "start_instance", required = true,
-    doc = "(env, {instance_config=, userdata=, tools=, constraints=, placement=, host_keys=, name=}) -> Instance" },
+    doc = "(env, {instance_config=, userdata=, tools=, constraints=, placement=, host_keys=, name=, machine_id=}) -> Instance" },
   { name = "finalize", required = false,
     doc = "(env, instance, {instance_config=, script=, host_key=}) -> true: runs phase 2 (default: over SSH)" },
   { name = "wait_agent", required = false, doc = "(env, instance) -> true: machine 0's agent reports" },
@@ -40,6 +40,8 @@ M.OPERATIONS = {
   { name = "state_info", required = false, doc = "(env) -> {kind=, path=...}: a state store this client opens" },
   { name = "state_dump", required = false,
     doc = "(env) -> {environment=, now=, machines=, instanceData=, presence=}: machine 0's status documents" },
+  { name = "state_server_address", required = false,
+    doc = "(env, instance, machine_id) -> \"host:port\": where that state server's Dqlite node listens" },
 }
 
 -- Declared (non-operation) fields: key -> {type, required, check}.
