@@ -80,16 +80,6 @@ function M.member(fields)
   return ordered(m, MEMBER_ORDER)
 end
 
-local function command(name, value, extra, order)
-  local t = { [name] = value }
-  local keys = { name }
-  for _, k in ipairs(order or {}) do
-    t[k] = extra[k]
-    keys[#keys + 1] = k
-  end
-  return yaml.ordered(t, keys)
-end
-
 --- Whether a member votes (votes absent means the server's default, 1).
 function M.is_voting(member)
   return member.votes == nil or member.votes > 0
