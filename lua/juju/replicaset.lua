@@ -535,13 +535,16 @@ end
 --- would, talking to client and, when that server is not the primary, to
 --- the primary named by its isMaster (opts.connect(address) -> client is
 --- then required). opts: clock, say, timeout (M.WAIT_TIMEOUT: for new
---- members to become SECONDARY), retry_timeout, connect. A member that
---- never becomes SECONDARY is removed again before the error returns, so
---- no half-member stays. Returns {config=, voting=, client= (the one that
---- did the work)} or nil, msg, code.
+--- members to become SECONDARY), retry_timeout, connect. Members this call
+--- added that never become SECONDARY are removed again before the error
+--- returns, so no half-member stays. Returns {config=, voting=, client= (the one that
+--- did the work)} or nil, msg, code. The set settles in rounds: read the
+--- config (and status), plan, apply, wait for the members still catching
+--- up, again until nothing changes and nobody waits.
 function M.ensure(client, machines, opts)
   opts = opts or {}
   local status
+  local added_here = {} -- machine ids this call added to the set
   for _ = 1, 10 do
     local cfg, msg, code = M.current_config(client)
     if not cfg then return nil, msg, code end
@@ -556,6 +559,9 @@ function M.ensure(client, machines, opts)
     end
     local applied, sc
     applied, msg, code, sc = apply_plan(client, cfg, plan, opts)
+    if applied then
+      for _, id in ipairs(plan.added) do added_here[id] = true end
+    end
     if not applied and code == "NOT_PRIMARY" then
       local im = M.is_master(client)
       if not (im and im.primary) then return nil, msg .. "; isMaster names no primary", code, sc end
@@ -577,10 +583,13 @@ function M.ensure(client, machines, opts)
       if #waiting == 0 then return { config = applied, voting = plan.voting, client = client } end
       local st, werr, wcode = wait_secondary(client, waiting, opts)
       if not st then
+        -- Members this call added go again; ones that were there before stay.
         local hosts = {}
-        for _, m in ipairs(waiting) do hosts[#hosts + 1] = m.host end
+        for _, m in ipairs(waiting) do
+          if added_here[m.tags[M.MACHINE_TAG]] then hosts[#hosts + 1] = m.host end
+        end
         local ok, rmsg = M.remove(client, hosts, opts)
-        if not ok then werr = werr .. "; and removing it again failed: " .. tostring(rmsg) end
+        if not ok then werr = werr .. "; and removing the new members again failed: " .. tostring(rmsg) end
         return nil, werr, wcode
       end
       status = st
