@@ -65,13 +65,14 @@ local function start_servers(case, dir)
   local ports, pids = {}, {}
   for _, s in ipairs(case.servers) do ports[s.name] = free_port() end
   local record = dir .. "/record.jsonl"
-  local replies, last = {}, nil
+  local replies, last, hello = {}, nil, false
   for _, s in ipairs(case.servers) do replies[s.name] = {} end
   for _, line in ipairs(case.lines) do
-    local server = line:match("^> (%S+)")
+    local server, cmd = line:match("^> (%S+) %S+ {\"(%w+)\"")
     if server then
-      last = server
-    else
+      -- isMaster is answered from the server's "@" line, not its script.
+      last, hello = server, cmd == "isMaster" or cmd == "hello"
+    elseif not hello then
       local list = assert(replies[last], "a reply before any command in " .. case.name)
       list[#list + 1] = substitute(line:sub(3), ports)
     end
