@@ -14,7 +14,8 @@ here, so each server of a case is a MockupDB that
   * answers every other command with the next reply of the script, in
     order, whatever the command is (the spec compares what was sent with
     the golden file afterwards); once the script is exhausted, with
-    ok: 0 "mock: script exhausted".
+    ok: 0 "mock: script exhausted". A reply {"$hangup": true} closes the
+    connection instead, as mongod does when a reconfig changes the primary.
 
 Every request is appended to the record file (--record, shared by the
 servers of one case: appends of one short line are atomic) as one JSON line
@@ -105,6 +106,8 @@ class Player:
                 reply = OrderedDict([("ok", 0), ("errmsg", "mock: script exhausted"),
                                      ("code", 1), ("codeName", "InternalError")])
             self.record(handshake or lname in AUTOMATIC or lname == "buildinfo", db, doc, reply)
+            if reply.get("$hangup"):
+                return request.hangup()
             return request.replies(reply)
 
 
