@@ -167,7 +167,7 @@ describe("juju.replicaset #integration", function()
   it("has every golden section covered by a case", function()
     local _, order = read_golden()
     assert.are.same({ "grow 1 to 3", "reconfig refused", "not master", "member never secondary", "reconfig busy",
-      "config from local.system.replset", "connection dropped by reconfig", "initiate" }, order)
+      "config from local.system.replset", "connection dropped by reconfig", "initiate", "set" }, order)
   end)
 
   it("grows the set from 1 to 3: new members without a vote, votes once SECONDARY", function()
@@ -260,6 +260,16 @@ describe("juju.replicaset #integration", function()
       })
       assert.is_true(ok, msg)
       assert.is_true(math.abs(clock.monotonic() - 0.6) < 1e-9) -- 0.1 s, then 0.5 s
+    end)
+  end)
+  it("sets the members: ids kept by host, new ones after the highest given or present (Juju's findMaxId), version + 1", function()
+    run_case("set", function(_, client)
+      local ok, msg = replicaset.set(client("primary"), {
+        { host = "10.0.0.9:37017", priority = 1.0, tags = { ["juju-machine-id"] = "5" }, votes = 1 },
+        { _id = 9, host = "10.0.0.2:37017", arbiterOnly = false, buildIndexes = true, hidden = false, priority = 1.0,
+          tags = { ["juju-machine-id"] = "1" }, secondaryDelaySecs = 0, votes = 1 },
+      })
+      assert.is_true(ok, msg)
     end)
   end)
 end)
