@@ -196,6 +196,7 @@ local function reconfig(client, cfg, what, opts)
     what = string.format("to reconfigure the replica set (version %d, %s)", cfg.version, what),
     timeout = opts.retry_timeout or M.RETRY_TIMEOUT, interval = 1, backoff = 2, max_interval = 10,
     clock = opts.clock, say = opts.say,
+    cancel = opts.cancel, check_interrupt = opts.check_interrupt, deadline = opts.deadline,
     poll = function()
       r, msg, code, server_code = client:command("admin", { replSetReconfig = config_doc(cfg) })
       if r then return true end
@@ -541,6 +542,7 @@ local function wait_secondary(client, members, opts)
     what = "for replica set member(s) " .. member_names(members) .. " to become SECONDARY",
     timeout = opts.timeout or M.WAIT_TIMEOUT, interval = opts.interval or 1, backoff = 2,
     max_interval = opts.max_interval or 30, clock = opts.clock, say = opts.say,
+    cancel = opts.cancel, check_interrupt = opts.check_interrupt, deadline = opts.deadline,
     poll = function()
       local st, err = M.current_status(client)
       if not st then return nil, err end
@@ -567,15 +569,16 @@ local function wait_secondary(client, members, opts)
 end
 
 --- Makes the replica set match machines (see plan), as the peergrouper
---- would, talking to client and, when that server is not the primary, to
---- the primary named by its isMaster (opts.connect(address) -> client is
---- then required). opts: clock, say, timeout (M.WAIT_TIMEOUT: for new
---- members to become SECONDARY), retry_timeout, connect. Members this call
---- added that never become SECONDARY are removed again before the error
---- returns, so no half-member stays. Returns {config=, voting=, client= (the one that
---- did the work)} or nil, msg, code. The set settles in rounds: read the
---- config (and status), plan, apply, wait for the members still catching
---- up, again until nothing changes and nobody waits.
+--- would, in rounds: read the config (and status), plan, apply, wait for
+--- the members still catching up, until nothing changes and nobody waits.
+--- It talks to client and, when that server is not the primary, to the
+--- primary its isMaster names (opts.connect(address) -> client is then
+--- required). opts: clock, say, timeout (M.WAIT_TIMEOUT, for new members
+--- to become SECONDARY), retry_timeout, connect, and wait.poll's cancel,
+--- check_interrupt and deadline. Members this call added that never become
+--- SECONDARY are removed again before the error returns, so no half-member
+--- stays. Returns {config=, voting=, client= (the one that did the work)}
+--- or nil, msg, code.
 function M.ensure(client, machines, opts)
   opts = opts or {}
   local status
@@ -623,8 +626,10 @@ function M.ensure(client, machines, opts)
         for _, m in ipairs(waiting) do
           if added_here[m.tags[M.MACHINE_TAG]] then hosts[#hosts + 1] = m.host end
         end
-        local ok, rmsg = M.remove(client, hosts, opts)
-        if not ok then werr = werr .. "; and removing the new members again failed: " .. tostring(rmsg) end
+        if #hosts > 0 then
+          local ok, rmsg = M.remove(client, hosts, opts)
+          if not ok then werr = werr .. "; and removing the new members again failed: " .. tostring(rmsg) end
+        end
         return nil, werr, wcode
       end
       status = st
