@@ -39,6 +39,7 @@ M.STATES = {
 -- Server error codes.
 local COMMAND_NOT_FOUND = 59
 local NOT_YET_INITIALIZED = 94
+local ALREADY_INITIALIZED = 23
 local CONFIGURATION_IN_PROGRESS = 109
 local CURRENT_CONFIG_NOT_COMMITTED = 370
 local NOT_PRIMARY = { [10107] = true, [13435] = true, [13436] = true, [189] = true, [11602] = true }
@@ -195,10 +196,18 @@ local function reconfig(client, cfg, what, opts)
     what = string.format("to reconfigure the replica set (version %d, %s)", cfg.version, what),
     timeout = opts.retry_timeout or M.RETRY_TIMEOUT, interval = 1, backoff = 2, max_interval = 10,
     clock = opts.clock, say = opts.say,
+    cancel = opts.cancel, check_interrupt = opts.check_interrupt, deadline = opts.deadline,
     poll = function()
       r, msg, code, server_code = client:command("admin", { replSetReconfig = config_doc(cfg) })
       if r then return true end
       if is_busy(msg, server_code) then return nil, msg end
+      if code == "TIMEOUT" then
+        -- A reconfig that changes the primary drops every connection (Juju
+        -- saw io.EOF): whether it was applied is in the config itself.
+        local now = M.current_config(client)
+        if now and now.version >= cfg.version then return true end
+        if now then return nil, msg end
+      end
       return false, msg, code
     end,
   }
@@ -293,25 +302,52 @@ function M.set(client, members, opts)
   return reconfig(client, cfg, "members " .. member_names(out), opts)
 end
 
---- Initiates the set with one member. opts: address (host:port, required),
---- name (M.NAME), tags. true | nil, msg, code.
+--- Initiates the set with one member, as Juju did: replSetInitiate up to
+--- 10 times 0.1 s apart (mongod refuses while it cannot yet reach itself
+--- at the member address), then replSetGetStatus until the set lists its
+--- member. opts: address (host:port, required), name (M.NAME), tags,
+--- clock, timeout (25 s for the status). true | nil, msg, code [, server
+--- code] (23, AlreadyInitialized, is not retried).
 function M.initiate(client, opts)
   if type(opts) ~= "table" or type(opts.address) ~= "string" then
     error("replicaset.initiate(client, {address=})", 2)
   end
   local member = M.member({ _id = 1, host = opts.address, tags = opts.tags })
   local cfg = ordered({ _id = opts.name or M.NAME, version = 1, members = yaml.array({ member }) }, CONFIG_ORDER)
-  local r, msg, code, server_code = client:command("admin", { replSetInitiate = cfg })
-  if not r then
+  local msg, code, server_code
+  local ok = wait.poll {
+    what = "to initiate the replica set", timeout = 10, interval = 0.1, clock = opts.clock,
+    poll = function(st)
+      local r
+      r, msg, code, server_code = client:command("admin", { replSetInitiate = cfg })
+      if r then return true end
+      if server_code == ALREADY_INITIALIZED or st.attempt >= 10 then return false, msg, code end
+      return nil, msg
+    end,
+  }
+  if not ok then
     return nil, string.format("replSetInitiate (member %s): %s", opts.address, tostring(msg)), code, server_code
   end
+  local st, werr, wcode = wait.poll {
+    what = "for the replica set to list its member " .. opts.address, timeout = opts.timeout or 25,
+    interval = 0.5, clock = opts.clock,
+    poll = function()
+      local s, err = M.current_status(client)
+      if s and #s.members > 0 then return s end
+      return nil, err or "no members yet"
+    end,
+  }
+  if not st then return nil, "replSetInitiate (member " .. opts.address .. "): " .. tostring(werr), wcode end
   return true
 end
 
 -- ---- the peergrouper's decision ------------------------------------------------------
 
---- juju status's state-server-member-status for a state server.
+--- juju status's state-server-member-status for a state server: has_vote
+--- is a bool or the machine's replica-set member document (nil: not a
+--- member, so no vote); wants_vote is the machine's wish.
 function M.member_status(has_vote, wants_vote)
+  if type(has_vote) == "table" then has_vote = M.is_voting(has_vote) end
   if has_vote then return wants_vote and "has-vote" or "removing-vote" end
   return wants_vote and "adding-vote" or "no-vote"
 end
@@ -506,6 +542,7 @@ local function wait_secondary(client, members, opts)
     what = "for replica set member(s) " .. member_names(members) .. " to become SECONDARY",
     timeout = opts.timeout or M.WAIT_TIMEOUT, interval = opts.interval or 1, backoff = 2,
     max_interval = opts.max_interval or 30, clock = opts.clock, say = opts.say,
+    cancel = opts.cancel, check_interrupt = opts.check_interrupt, deadline = opts.deadline,
     poll = function()
       local st, err = M.current_status(client)
       if not st then return nil, err end
@@ -532,15 +569,16 @@ local function wait_secondary(client, members, opts)
 end
 
 --- Makes the replica set match machines (see plan), as the peergrouper
---- would, talking to client and, when that server is not the primary, to
---- the primary named by its isMaster (opts.connect(address) -> client is
---- then required). opts: clock, say, timeout (M.WAIT_TIMEOUT: for new
---- members to become SECONDARY), retry_timeout, connect. Members this call
---- added that never become SECONDARY are removed again before the error
---- returns, so no half-member stays. Returns {config=, voting=, client= (the one that
---- did the work)} or nil, msg, code. The set settles in rounds: read the
---- config (and status), plan, apply, wait for the members still catching
---- up, again until nothing changes and nobody waits.
+--- would, in rounds: read the config (and status), plan, apply, wait for
+--- the members still catching up, until nothing changes and nobody waits.
+--- It talks to client and, when that server is not the primary, to the
+--- primary its isMaster names (opts.connect(address) -> client is then
+--- required). opts: clock, say, timeout (M.WAIT_TIMEOUT, for new members
+--- to become SECONDARY), retry_timeout, connect, and wait.poll's cancel,
+--- check_interrupt and deadline. Members this call added that never become
+--- SECONDARY are removed again before the error returns, so no half-member
+--- stays. Returns {config=, voting=, client= (the one that did the work)}
+--- or nil, msg, code.
 function M.ensure(client, machines, opts)
   opts = opts or {}
   local status
@@ -588,8 +626,10 @@ function M.ensure(client, machines, opts)
         for _, m in ipairs(waiting) do
           if added_here[m.tags[M.MACHINE_TAG]] then hosts[#hosts + 1] = m.host end
         end
-        local ok, rmsg = M.remove(client, hosts, opts)
-        if not ok then werr = werr .. "; and removing the new members again failed: " .. tostring(rmsg) end
+        if #hosts > 0 then
+          local ok, rmsg = M.remove(client, hosts, opts)
+          if not ok then werr = werr .. "; and removing the new members again failed: " .. tostring(rmsg) end
+        end
         return nil, werr, wcode
       end
       status = st

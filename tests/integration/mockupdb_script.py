@@ -5,20 +5,22 @@ Used by tests/integration/replicaset_spec.lua for the replica-set golden
 conversations (tests/integration/replicaset_golden.txt): no mongod can run
 here, so each server of a case is a MockupDB that
 
-  * answers the connection handshake (isMaster / hello, over OP_QUERY or
-    OP_MSG) with the script's "hello" fields (setName, ismaster, secondary,
-    primary, hosts ...) plus the wire-protocol limits a driver needs;
-    explicit isMaster commands are answered the same way, since a server
-    cannot tell them from libmongoc's own monitoring;
+  * answers isMaster / hello with the script's "hello" fields (setName,
+    ismaster, secondary, primary, hosts ...) plus the wire-protocol limits
+    a driver needs: libmongoc's own handshakes and heartbeats (legacy
+    OP_QUERY commands, left out of the conversation) and the isMaster
+    commands of the code under test (OP_MSG, part of the conversation);
   * answers ping, endSessions and buildInfo without consulting the script;
   * answers every other command with the next reply of the script, in
     order, whatever the command is (the spec compares what was sent with
     the golden file afterwards); once the script is exhausted, with
-    ok: 0 "mock: script exhausted".
+    ok: 0 "mock: script exhausted". A reply {"$hangup": true} closes the
+    connection instead, as mongod does when a reconfig changes the primary.
 
 Every request is appended to the record file (--record, shared by the
 servers of one case: appends of one short line are atomic) as one JSON line
-{"label": the server's name in the script, "handshake": bool, "db": ...,
+{"label": the server's name in the script, "handshake": bool (libmongoc's
+ own traffic: handshakes, ping, endSessions, buildInfo), "db": ...,
  "cmd": the command document without the driver's own fields ($db, lsid,
  $clusterTime, $readPreference, client metadata), "reply": what was sent},
 both documents in compact JSON with their key order kept.
@@ -88,8 +90,10 @@ class Player:
         lname = name.lower()
         db = (request.namespace or "admin").split(".", 1)[0]
         with self.lock:
-            handshake = lname in HANDSHAKE
-            if handshake:
+            # libmongoc's handshakes and heartbeats are legacy OP_QUERY
+            # commands; an isMaster the code under test runs is OP_MSG.
+            handshake = lname in HANDSHAKE and not isinstance(request, mockupdb.OpMsg)
+            if lname in HANDSHAKE:
                 reply = self.hello(lname)
             elif lname in AUTOMATIC:
                 reply = AUTOMATIC[lname]
@@ -102,6 +106,8 @@ class Player:
                 reply = OrderedDict([("ok", 0), ("errmsg", "mock: script exhausted"),
                                      ("code", 1), ("codeName", "InternalError")])
             self.record(handshake or lname in AUTOMATIC or lname == "buildinfo", db, doc, reply)
+            if reply.get("$hangup"):
+                return request.hangup()
             return request.replies(reply)
 
 

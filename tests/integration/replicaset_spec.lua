@@ -65,13 +65,14 @@ local function start_servers(case, dir)
   local ports, pids = {}, {}
   for _, s in ipairs(case.servers) do ports[s.name] = free_port() end
   local record = dir .. "/record.jsonl"
-  local replies, last = {}, nil
+  local replies, last, hello = {}, nil, false
   for _, s in ipairs(case.servers) do replies[s.name] = {} end
   for _, line in ipairs(case.lines) do
-    local server = line:match("^> (%S+)")
+    local server, cmd = line:match("^> (%S+) %S+ {\"(%w+)\"")
     if server then
-      last = server
-    else
+      -- isMaster is answered from the server's "@" line, not its script.
+      last, hello = server, cmd == "isMaster" or cmd == "hello"
+    elseif not hello then
       local list = assert(replies[last], "a reply before any command in " .. case.name)
       list[#list + 1] = substitute(line:sub(3), ports)
     end
@@ -166,7 +167,7 @@ describe("juju.replicaset #integration", function()
   it("has every golden section covered by a case", function()
     local _, order = read_golden()
     assert.are.same({ "grow 1 to 3", "reconfig refused", "not master", "member never secondary", "reconfig busy",
-      "config from local.system.replset" }, order)
+      "config from local.system.replset", "connection dropped by reconfig", "initiate", "set" }, order)
   end)
 
   it("grows the set from 1 to 3: new members without a vote, votes once SECONDARY", function()
@@ -240,6 +241,35 @@ describe("juju.replicaset #integration", function()
       assert.is_table(cfg, msg)
       assert.are.equal(5, cfg.version)
       assert.are.equal("10.0.0.1:37017", cfg.members[1].host)
+    end)
+  end)
+  it("takes a reconfig that dropped the connection as applied when the config has its version", function()
+    run_case("connection dropped by reconfig", function(_, client)
+      local r, msg = replicaset.ensure(client("primary"), MACHINES, { clock = testing.virtual_clock() })
+      assert.is_table(r, msg)
+      assert.are.equal(4, r.config.version)
+      assert.are.same({ ["0"] = true, ["1"] = true, ["2"] = true }, r.voting)
+    end)
+  end)
+
+  it("initiates a one-member set, retrying while mongod cannot reach itself", function()
+    run_case("initiate", function(_, client)
+      local clock = testing.virtual_clock()
+      local ok, msg = replicaset.initiate(client("primary"), {
+        address = "10.0.0.1:37017", tags = { ["juju-machine-id"] = "0" }, clock = clock,
+      })
+      assert.is_true(ok, msg)
+      assert.is_true(math.abs(clock.monotonic() - 0.6) < 1e-9) -- 0.1 s, then 0.5 s
+    end)
+  end)
+  it("sets the members: ids kept by host, new ones after the highest given or present (Juju's findMaxId), version + 1", function()
+    run_case("set", function(_, client)
+      local ok, msg = replicaset.set(client("primary"), {
+        { host = "10.0.0.9:37017", priority = 1.0, tags = { ["juju-machine-id"] = "5" }, votes = 1 },
+        { _id = 9, host = "10.0.0.2:37017", arbiterOnly = false, buildIndexes = true, hidden = false, priority = 1.0,
+          tags = { ["juju-machine-id"] = "1" }, secondaryDelaySecs = 0, votes = 1 },
+      })
+      assert.is_true(ok, msg)
     end)
   end)
 end)
