@@ -7,7 +7,6 @@
  */
 #include "dqlitenode.h"
 
-#include <dqlite.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -31,6 +30,7 @@
 #include <openssl/x509.h>
 
 #include "fs.h"
+#include "libdqlite_node_api.h" /* libdqlite's <dqlite.h> (see core/CMakeLists.txt) */
 
 #define RAFT_NOCONNECTION_RC 16 /* raft.h's RAFT_NOCONNECTION */
 #define RELAY_BUF 16384
