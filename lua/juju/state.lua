@@ -15,6 +15,7 @@ local M = {}
 local backends = {
   sqlite = "juju.state.sqlite",
   mongodb = "juju.state.mongodb",
+  dqlite = "juju.state.dqlite",
 }
 
 --- Opens a store: state.open("sqlite", {path = ...}) or
