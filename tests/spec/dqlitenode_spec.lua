@@ -198,6 +198,35 @@ describe("juju.dqlitenode", function()
     assert.is_true(node:stop())
   end)
 
+  it("leaves no thread and no fd behind when stopped", function()
+    local function counts() return #assert(fs.list("/proc/self/fd")), #assert(fs.list("/proc/self/task")) end
+    local addr = address("127.0.0.246")
+    local function cycle()
+      local node = assert(dqlitenode.start { id = 1, address = addr, dir = tmp .. "/fds", tls = tls_of(pki) })
+      -- A relayed client connection and a refused one while it runs.
+      local c = assert(dqlite.connect(addr, { tls = client_tls(pki) }))
+      assert(wait_for(function() return c:leader() end))
+      local bad = dqlite.connect(addr, { timeout = 1000 })
+      if bad then bad:leader() end
+      local fds, threads = counts()
+      assert.is_true(threads > 1) -- libdqlite's and the proxy's
+      assert.is_true(node:stop())
+      c:close()
+      if bad then bad:close() end
+      return fds
+    end
+    -- The first node in a process makes libuv's one process-wide signal
+    -- pipe pair; every later node leaves the counts as it found them.
+    cycle()
+    local fds0, threads0 = counts()
+    local running_fds = cycle()
+    assert.is_true(running_fds > fds0)
+    local fds1, threads1 = counts()
+    assert.are.equal(fds0, fds1)
+    assert.are.equal(threads0, threads1)
+    assert.are.equal(1, threads1)
+  end)
+
   it("lets dqlite-demo (go-dqlite, plain) join a plain test-only node", function()
     assert(fs.exists(DEMO), DEMO .. " not found: run scripts/install-deps.sh (go-dqlite)")
     local addr = address("127.0.0.244")
