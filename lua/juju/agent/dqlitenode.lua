@@ -94,6 +94,18 @@ function M.servers(conf)
   return out
 end
 
+--- The state store a client on a state server's host opens (the local
+--- provider's state_info): {kind = "dqlite", servers =, tls =, database =},
+--- the machine's own certificate serving as the client's.
+function M.client_store_options(conf)
+  local t, err = tls(conf, "cannot reach the dqlite state store")
+  if not t then return nil, err, "EINVAL" end
+  t.server_name = M.SERVER_NAME
+  local servers = M.servers(conf)
+  if #servers == 0 then return nil, "agent configuration has no DQLITE_SERVERS", "EINVAL" end
+  return { kind = "dqlite", servers = servers, tls = t, database = M.DATABASE }
+end
+
 local RETRY = { NOLEADER = true, CONNECT = true, TIMEOUT = true, NOTLEADER = true }
 
 --- Opens the dqlite state store through the servers in agent.conf,
