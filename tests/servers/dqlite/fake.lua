@@ -73,8 +73,10 @@ function M.start(opts)
     },
     ready = function(srv) return srv:log_text():find("ready id=", 1, true) ~= nil end,
   }
-  local id = s:log_text():match("ready id=(%d+)")
-  return setmetatable({ server = s, pid = s.pid, host = host, port = s.port, id = math.tointeger(tonumber(id)),
+  -- the uint64 id as juju.dqlite gives it: the same 64 bits in a Lua integer
+  local id = 0
+  for d in s:log_text():match("ready id=(%d+)"):gmatch("%d") do id = id * 10 + math.tointeger(tonumber(d)) end
+  return setmetatable({ server = s, pid = s.pid, host = host, port = s.port, id = id,
     address = string.format("%s:%d", host, s.port) }, Node)
 end
 

@@ -77,6 +77,11 @@ func main() {
 		options = append(options, app.WithTLS(listen, dial))
 	}
 
+	// With TLS, libdqlite listens on the abstract unix socket
+	// "@dqlite-<id>", and every bootstrap node has the same id: two test
+	// clusters on one host (specs run in parallel) would collide. go-dqlite
+	// puts $SNAP_INSTANCE_NAME into that name; make it unique per process.
+	os.Setenv("SNAP_INSTANCE_NAME", fmt.Sprintf("juju-test-%d", os.Getpid()))
 	node, err := app.New(*dir, options...)
 	if err != nil {
 		log.Fatalf("start: %v", err)
