@@ -2,7 +2,8 @@
  *
  *   dqlite.connect(address [, opts])         -> Conn | nil, msg, code
  *     opts.tls = {ca =, cert =, key = [, server_name = "juju-dqlite"]} (PEM;
- *     nil: plain TCP), opts.timeout = ms for the connect and each request
+ *     nil: plain TCP; cert and key may both be left out, for tests of a
+ *     server that refuses clients without a certificate), opts.timeout = ms for the connect and each request
  *   dqlite.connect_leader(addresses [, opts]) -> Conn, leader_address | nil, msg, code
  *   Conn:leader()            -> {id =, address =} | false | nil, msg, code
  *   Conn:cluster()           -> {{id =, address =, role =}, ...} | nil, msg, code
@@ -98,8 +99,8 @@ static void read_opts(lua_State *L, int idx, conn_opts *o)
     o->tls.cert = jj_opt_string(L, ti, "cert", NULL);
     o->tls.key = jj_opt_string(L, ti, "key", NULL);
     o->tls.server_name = jj_opt_string(L, ti, "server_name", NULL);
-    if (!o->tls.ca || !o->tls.cert || !o->tls.key)
-        luaL_error(L, "dqlite.connect: opts.tls needs ca, cert and key (PEM)");
+    if (!o->tls.ca || !o->tls.cert != !o->tls.key)
+        luaL_error(L, "dqlite.connect: opts.tls needs ca, and cert with key (PEM)");
     o->use_tls = 1;
 }
 

@@ -796,8 +796,8 @@ static int tcp_connect(jj_dqlite *c, int64_t deadline, jj_error *err)
 static int load_tls(jj_dqlite *c, const jj_dqlite_tls *tls, jj_error *err)
 {
     char buf[512];
-    if (!tls->ca || !tls->cert || !tls->key)
-        return jj_error_set(err, JJ_EINVAL, "dqlite %s: tls needs ca, cert and key", c->address);
+    if (!tls->ca || !tls->cert != !tls->key)
+        return jj_error_set(err, JJ_EINVAL, "dqlite %s: tls needs ca, and cert with key", c->address);
     ERR_clear_error();
     c->ctx = SSL_CTX_new(TLS_client_method());
     if (!c->ctx)
@@ -819,6 +819,8 @@ static int load_tls(jj_dqlite *c, const jj_dqlite_tls *tls, jj_error *err)
     ERR_clear_error();
     if (ncas == 0)
         return jj_error_set(err, JJ_ETLS, "dqlite %s: tls.ca holds no PEM certificate", c->address);
+    if (!tls->cert)
+        goto no_client_cert;
     bio = BIO_new_mem_buf(tls->cert, -1);
     if (!bio)
         goto ssl_fail;
@@ -850,6 +852,7 @@ static int load_tls(jj_dqlite *c, const jj_dqlite_tls *tls, jj_error *err)
                             c->address);
     }
     EVP_PKEY_free(pkey);
+no_client_cert:
     c->ssl = SSL_new(c->ctx);
     if (!c->ssl)
         goto ssl_fail;

@@ -32,8 +32,8 @@ typedef struct jj_dqlite jj_dqlite;
 /* PEM texts (NUL-terminated), borrowed for the duration of the connect. */
 typedef struct jj_dqlite_tls {
     const char *ca;          /* CA certificate(s) the server must chain to */
-    const char *cert;        /* client certificate (chain: leaf first) */
-    const char *key;         /* client private key */
+    const char *cert;        /* client certificate (chain: leaf first); NULL: none */
+    const char *key;         /* its private key (NULL exactly when cert is) */
     const char *server_name; /* name (DNS or IP) to verify; NULL: "juju-dqlite" */
 } jj_dqlite_tls;
 

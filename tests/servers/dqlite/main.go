@@ -29,6 +29,7 @@ func main() {
 	key := flag.String("key", "", "PEM private key of -cert")
 	ca := flag.String("ca", "", "PEM CA bundle that peers' and clients' certificates must chain to")
 	voters := flag.Int("voters", 3, "voters the cluster aims for (odd, >= 3)")
+	rolesEvery := flag.Duration("roles-every", time.Second, "how often the leader adjusts roles (promotes spares to voters)")
 	verbose := flag.Bool("v", false, "log go-dqlite's debug messages")
 	readyTimeout := flag.Duration("ready-timeout", 60*time.Second, "how long to wait for the join")
 	flag.Parse()
@@ -40,7 +41,7 @@ func main() {
 		log.Fatal(err)
 	}
 
-	options := []app.Option{app.WithAddress(*addr), app.WithVoters(*voters),
+	options := []app.Option{app.WithAddress(*addr), app.WithVoters(*voters), app.WithRolesAdjustmentFrequency(*rolesEvery),
 		app.WithLogFunc(func(l client.LogLevel, format string, a ...interface{}) {
 			if *verbose || l >= client.LogWarn {
 				log.Printf("%s: %s", l.String(), fmt.Sprintf(format, a...))
@@ -65,9 +66,22 @@ func main() {
 		if !pool.AppendCertsFromPEM(pem) {
 			log.Fatalf("%s: no certificate", *ca)
 		}
-		options = append(options, app.WithTLS(app.SimpleTLSConfig(pair, pool)))
+		listen, dial := app.SimpleTLSConfig(pair, pool)
+		// No session resumption: every node's dial config has one ServerName
+		// (the certificate's first DNS name) and one shared session cache, so
+		// a ticket from one node was offered to another, which failed the
+		// handshake ("invalid PSK binder", "bad record MAC") and kept
+		// joining nodes spares.
+		listen.SessionTicketsDisabled = true
+		dial.ClientSessionCache = nil
+		options = append(options, app.WithTLS(listen, dial))
 	}
 
+	// With TLS, libdqlite listens on the abstract unix socket
+	// "@dqlite-<id>", and every bootstrap node has the same id: two test
+	// clusters on one host (specs run in parallel) would collide. go-dqlite
+	// puts $SNAP_INSTANCE_NAME into that name; make it unique per process.
+	os.Setenv("SNAP_INSTANCE_NAME", fmt.Sprintf("juju-test-%d", os.Getpid()))
 	node, err := app.New(*dir, options...)
 	if err != nil {
 		log.Fatalf("start: %v", err)
