@@ -17,7 +17,6 @@ local backends = {
   sqlite = "juju.state.sqlite",
   dqlite = "juju.state.dqlite",
   mongodb = "juju.state.mongodb",
-  dqlite = "juju.state.dqlite",
 }
 
 --- Opens a store: state.open("sqlite", {path = ...}),
