@@ -249,6 +249,70 @@ describe("juju.dqlitenode", function()
     demo:stop()
   end)
 
+  it("is node 1 of a cluster that two go-dqlite app nodes join over TLS, and the cluster survives its kill -9", function()
+    local dq = require("servers.dqlite.fake")
+    local certs = dq.certs(helpers.tmpdir("juju-dqlitenode-mixed-"), { "127.0.0.247", "127.0.0.248", "127.0.0.249" })
+    local pdir = tmp .. "/mixed-pki"
+    assert(fs.mkdir_p(pdir, tonumber("700", 8)))
+    helpers.write(pdir .. "/ca.pem", certs.ca)
+    helpers.write(pdir .. "/cert.pem", certs.cert)
+    helpers.write(pdir .. "/key.pem", certs.key)
+    local child = helpers.source_dir .. "/tests/dqlitenode_child.lua"
+    local function start_ours(port)
+      return assert(server.start { name = "dqlitenode-mixed", host = "127.0.0.247", port = port,
+        argv = { helpers.juju_exe, "lua", child, "1", "{host}:{port}", tmp .. "/mixed1", pdir } })
+    end
+    local ours = start_ours()
+    local ours_addr = "127.0.0.247:" .. ours.port
+    local go2 = dq.start { tag = "dqlitenode", host = "127.0.0.248", tls = certs, join = { ours_addr } }
+    local go3 = dq.start { tag = "dqlitenode", host = "127.0.0.249", tls = certs, join = { ours_addr } }
+    local all = { ours_addr, go2.address, go3.address }
+    local ctls = dq.client_tls(certs)
+    -- go-dqlite nodes promote themselves through the leader (ours).
+    local members = wait_for(function()
+      local c <close> = dqlite.connect_leader(all, { tls = ctls, timeout = 2000 })
+      local m = c and c:cluster()
+      if not m then return nil end
+      local v = 0
+      for _, x in ipairs(m) do if x.role == "voter" then v = v + 1 end end
+      return v == 3 and m
+    end, 60)
+    assert.is_table(members, "no 3 voters; go node logs:\n" .. go2:log_text() .. go3:log_text())
+    local c = assert(dqlite.connect(ours_addr, { tls = ctls }))
+    local leader = assert(c:leader())
+    c:close()
+    assert.are.equal(1, leader.id)
+    assert.are.equal(ours_addr, leader.address)
+
+    assert.matches("^%s*$", dq.shell(all, certs, "mixed", "CREATE TABLE w (n INTEGER PRIMARY KEY)"))
+    for n = 1, 10 do dq.shell(all, certs, "mixed", "INSERT INTO w VALUES (" .. n .. ")") end
+
+    assert(sys.kill(ours.pid, "KILL"))
+    ours.stopped = true
+    local rest = { go2.address, go3.address }
+    local new_leader = wait_for(function()
+      local nc <close> = dqlite.connect_leader(rest, { tls = ctls, timeout = 1000 })
+      local l = nc and nc:leader()
+      return l and l.address ~= ours_addr and l
+    end, 30)
+    assert.is_table(new_leader, "the go-dqlite nodes elected no leader after our node was killed")
+    assert.matches("10", dq.shell(rest, certs, "mixed", "SELECT count(*) FROM w"))
+    dq.shell(rest, certs, "mixed", "INSERT INTO w VALUES (11)")
+
+    -- Back with its data dir: it rejoins as node 1 and follows the new leader.
+    ours = start_ours(tonumber(ours_addr:match(":(%d+)$")))
+    local back = wait_for(function()
+      local bc <close> = dqlite.connect(ours_addr, { tls = ctls, timeout = 1000 })
+      local l = bc and bc:leader()
+      return l and l.address == new_leader.address and l
+    end, 30)
+    assert.is_table(back, "the restarted node does not know the new leader; its log:\n" .. ours:log_text())
+    assert.matches("11", dq.shell(all, certs, "mixed", "SELECT max(n) FROM w"))
+    assert.is_true(ours:stop())
+    go2:stop()
+    go3:stop()
+  end)
+
   describe("three nodes, one per process", function()
     local nodes, addrs = {}, {}
     local child = helpers.source_dir .. "/tests/dqlitenode_child.lua"
