@@ -138,6 +138,12 @@ describe("juju.dqlitenode", function()
     if mc then mc, mmsg = mc:leader() end
     assert.is_nil(mc, "a client certificate of another CA was accepted")
     assert.is_string(mmsg)
+    -- TLS trusting our CA but presenting no certificate at all (OpenSSL's
+    -- client: juju.dqlite always presents one): the handshake is refused.
+    local nr = assert(sys.run({ "/usr/bin/openssl", "s_client", "-connect", addr, "-CAfile", pki.dir .. "/ca.pem",
+      "-verify_return_error", "-servername", "juju-dqlite", "-quiet" }, { stdin = "x", timeout = 10 }))
+    assert.are_not.equal(0, nr.code)
+    assert.matches("certificate required", nr.stderr)
     -- The node still serves good clients afterwards.
     local gcode, gout = shell({ addr }, pki, "SELECT n FROM t")
     assert.are.equal(0, gcode)
