@@ -14,6 +14,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -415,7 +416,7 @@ static int relay_pump(jj_dqlitenode *n, relay *r)
             }
         }
         if (r->rlen > 0 && !r->dead) {
-            ssize_t w = write(r->local, r->r, r->rlen);
+            ssize_t w = send(r->local, r->r, r->rlen, MSG_NOSIGNAL);
             if (w > 0) {
                 memmove(r->r, r->r + w, r->rlen - (size_t)w);
                 r->rlen -= (size_t)w;
@@ -628,15 +629,35 @@ static int connect_peer(void *arg, const char *address, int *fd)
         !SSL_set_tlsext_host_name(ssl, JJ_DQLITENODE_SERVER_NAME))
         goto fail;
     SSL_set_connect_state(ssl);
+    /* A peer that hangs up mid-handshake must not SIGPIPE the process (a
+     * program that does not ignore it): blocked on this thread, any
+     * SIGPIPE the handshake raised is taken back before unblocking. */
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    int shaken = 0;
     for (;;) {
         int rc = SSL_do_handshake(ssl);
-        if (rc == 1)
+        if (rc == 1) {
+            shaken = 1;
             break;
+        }
         int want = 0;
         if (ssl_want(ssl, rc, &want) != 0 ||
             wait_fd(tcp, want == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN, deadline) < 0)
-            goto fail;
+            break;
     }
+    if (!sigismember(&old, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE))
+            sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!shaken)
+        goto fail;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         goto fail;
@@ -824,7 +845,14 @@ int jj_dqlitenode_start(const jj_dqlitenode_opts *o, jj_dqlitenode **out, jj_err
         goto fail;
     }
     if (!o->plain) {
-        if ((drc = pthread_create(&n->thread, NULL, proxy_main, n)) != 0) {
+        /* The proxy thread takes no signals: the program's handlers run on
+         * its own threads, and SIGPIPE from a TLS write becomes EPIPE. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        drc = pthread_create(&n->thread, NULL, proxy_main, n);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (drc != 0) {
             rc = jj_error_errno(err, drc, "dqlite node %s: cannot start the TLS proxy", o->address);
             goto fail;
         }
