@@ -10,12 +10,52 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <stdint.h>
 #include <string.h>
 
 #include "error.h"
 
 #if LUA_VERSION_NUM != 504
 #error "juju bindings target Lua 5.4 exactly"
+/* Whether s[0..n) is UTF-8 without NUL bytes: the SQL bindings (juju.sqlite,
+ * juju.dqlite) bind such strings as TEXT, anything else as a BLOB (both read
+ * back as the same Lua string). */
+static inline int jj_is_text(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 #endif
 
 /* Pushes nil, "<file>:<line>:<col>: <message>" (position only when known)
@@ -94,6 +134,45 @@ static inline jj_owned *jj_push_owned(lua_State *L, void (*free_fn)(void *, size
     }
     lua_setmetatable(L, -2);
     return o;
+}
+
+/* Whether s[0..n) is UTF-8 without NUL bytes: the SQL bindings (juju.sqlite,
+ * juju.dqlite) bind such strings as TEXT, anything else as a BLOB (both read
+ * back as the same Lua string). */
+static inline int jj_is_text(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        if (c == 0)
+            return 0;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xe0) == 0xc0) {
+            len = 2, cp = c & 0x1f, min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3, cp = c & 0x0f, min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < len)
+            return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
 }
 
 #endif

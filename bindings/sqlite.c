@@ -88,44 +88,6 @@ static inline int is_null(lua_State *L, int idx)
            (lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_rawequal(L, idx, NULL_UPVALUE));
 }
 
-/* Whether s[0..n) is UTF-8 without NUL bytes: such strings are bound as
- * TEXT, anything else as a BLOB (both read back as the same Lua string). */
-static int is_text(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            len = 2, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* Binds the value at idx to parameter i; what names the parameter in errors. */
 static int bind_value(lua_State *L, jj_sqlite_stmt *st, int i, int idx, const char *what,
                       jj_error *err)
@@ -139,7 +101,7 @@ static int bind_value(lua_State *L, jj_sqlite_stmt *st, int i, int idx, const ch
         return jj_sqlite_bind_double(st, i, (double)lua_tonumber(L, idx), err);
     case LUA_TSTRING:
         s = lua_tolstring(L, idx, &len);
-        if (is_text((const unsigned char *)s, len))
+        if (jj_is_text((const unsigned char *)s, len))
             return jj_sqlite_bind_text(st, i, s, len, err);
         return jj_sqlite_bind_blob(st, i, s, len, err);
     case LUA_TBOOLEAN: return jj_sqlite_bind_int(st, i, lua_toboolean(L, idx) ? 1 : 0, err);

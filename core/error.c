@@ -123,7 +123,8 @@ const char *jj_error_code_name(int code)
         "YAML_PARSE", "YAML_EMIT", "CONFIG", "LOCKED", "TIMEOUT", "ERANGE",
         "UNSUPPORTED", "CORRUPT", "HTTP", "HTTP_TIMEOUT", "SSH", "SSH_AUTH",
         "SSH_HOSTKEY", "MONGO", "SQLITE", "PROC", "INTERRUPTED", "CHECKSUM",
-        "ENOTDIR", "EISDIR",
+        "ENOTDIR", "EISDIR", "CONNECT", "TLS", "PROTO", "NOTLEADER", "BUSY",
+        "DQLITE", "NOLEADER",
     };
     int idx = -code;
     if (idx < 0 || idx >= (int)(sizeof names / sizeof names[0]))

@@ -40,7 +40,14 @@ enum {
     JJ_ECHECKSUM = -25,
     JJ_ENOTDIR = -26,
     JJ_EISDIR = -27,
-    JJ_E_LAST = -28
+    JJ_ECONNECT = -28,   /* cannot connect to a server */
+    JJ_ETLS = -29,       /* TLS handshake or verification failed */
+    JJ_EPROTO = -30,     /* a malformed answer on a wire protocol */
+    JJ_ENOTLEADER = -31, /* a replicated store's node is not the leader */
+    JJ_EBUSY = -32,      /* the database is busy (locked by another writer) */
+    JJ_EDQLITE = -33,    /* any other dqlite failure */
+    JJ_ENOLEADER = -34,  /* no server answered as the leader */
+    JJ_E_LAST = -35
 };
 
 #define JJ_ERROR_MSG_MAX 1024

@@ -14,6 +14,8 @@ local storage_mod = require("juju.storage")
 local common = require("juju.provider_common")
 local initialize = require("juju.lazy")("juju.state.initialize")
 local state = require("juju.lazy")("juju.state")
+local agentconf = require("juju.lazy")("juju.agentconf")
+local dqlite_agent = require("juju.lazy")("juju.agent.dqlitenode")
 
 local P = {
   name = "local",
@@ -41,7 +43,7 @@ P.MARKER = ".juju-local"
 -- after the bootstrap script too; destroy removes the union, nothing else).
 P.OWNED = { "agents", "blobs", "cloud-init-output.log", "init", "locks", "log", "shared-secret",
   "state.db", "state.db-shm", "state.db-wal", "state.db-journal", "storage", "system-identity", "tools",
-  "nonce.txt", "server.pem", "machines" }
+  "nonce.txt", "server.pem", "dqlite", "machines" }
 
 -- path made absolute, with ".", ".." and repeated "/" resolved lexically,
 -- then symlinks resolved in its deepest existing ancestor.
@@ -270,6 +272,16 @@ end
 
 --- Where the client reads state (juju status, wait_agent).
 function P.state_info(env)
+  if env.cfg["state-store"] == "dqlite" then
+    -- Machine 0 is this host: the client reads its agent.conf (root-dir is
+    -- this user's) for the servers and the TLS material.
+    local path = env.root .. "/agents/machine-0/agent.conf"
+    local text = fs.read_file(path)
+    if not text then return nil, "no agent configuration at " .. path .. " yet", "ENOENT" end
+    local conf, err = agentconf.parse(text)
+    if not conf then return nil, path .. ": " .. tostring(err), "EINVAL" end
+    return dqlite_agent.client_store_options(conf)
+  end
   return { kind = "sqlite", path = env.root .. "/state.db" }
 end
 
@@ -277,7 +289,9 @@ function P.wait_agent(env)
   local info = P.state_info(env)
   local timeout = env.cfg["bootstrap-timeout"] or 600
   return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    if not fs.exists(info.path) then return nil, "no state database yet" end
+    info = info or P.state_info(env)
+    if not info then return nil, "no agent configuration yet" end
+    if info.path and not fs.exists(info.path) then return nil, "no state database yet" end
     local store = state.open(info.kind, info)
     if not store then return nil, "state database not readable yet" end
     local st = initialize.machine_status(store, env.cfg.uuid, "0", sys.time())

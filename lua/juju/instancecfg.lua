@@ -197,7 +197,8 @@ function M.finish(icfg, cfg, opts)
   local hash = crypto.user_password_hash(secret, crypto.COMPAT_SALT)
   -- The API and mongo clients name the server "juju-apiserver" and
   -- "juju-mongodb"; Juju relied on the wildcard CN, we list them as SANs.
-  local hostnames = { "localhost", "juju-apiserver", "juju-mongodb" }
+  -- Dqlite peers and clients verify "juju-dqlite" (core/dqlitenode.h).
+  local hostnames = { "localhost", "juju-apiserver", "juju-mongodb", "juju-dqlite" }
   for _, h in ipairs(opts.hostnames or {}) do hostnames[#hostnames + 1] = h end
   local cert_opts = copy(opts.cert_opts or {})
   cert_opts.hostnames = hostnames
@@ -211,6 +212,18 @@ function M.finish(icfg, cfg, opts)
     cert = cert, private_key = key_or_err, ca_private_key = ca_key,
   }
   icfg.config = env_config
+  if icfg.state_store == "dqlite" then
+    -- What jujud needs to run the node (juju.agent.dqlitenode): machine 0
+    -- is node 1, which bootstraps the cluster; bootstrap-state adds the
+    -- node's address (the machine's, known there) and the server list.
+    local port = cfg["dqlite-port"] or 17666
+    if math.type(port) ~= "integer" or port < 1 or port > 65535 then
+      return fail("dqlite-port must be a port number, got " .. tostring(port))
+    end
+    icfg.agent_env.STATE_STORE = "dqlite"
+    icfg.agent_env.DQLITE_NODE_ID = "1"
+    icfg.agent_env.DQLITE_PORT = tostring(port)
+  end
   return icfg
 end
 
@@ -287,7 +300,7 @@ function M.verify(icfg)
   if not valid_port(ssi.state_port) then return bad("missing state port") end
   if not valid_port(ssi.api_port) then return bad("missing API port") end
   if empty(icfg.instance_id) then return bad("missing instance-id") end
-  if icfg.state_store ~= "mongodb" and icfg.state_store ~= "sqlite" then
+  if icfg.state_store ~= "mongodb" and icfg.state_store ~= "sqlite" and icfg.state_store ~= "dqlite" then
     return bad(string.format("unknown state store %q", tostring(icfg.state_store)))
   end
   if empty(icfg.nonce) then return bad("missing machine nonce") end

@@ -45,13 +45,13 @@ M.OPERATIONS = {
 }
 
 -- Declared (non-operation) fields: key -> {type, required, check}.
-local STORES = { sqlite = true, mongodb = true }
+local STORES = { sqlite = true, mongodb = true, dqlite = true }
 M.FIELDS = {
   name = { type = "string", required = true },
   api_version = { type = "number", required = true },
   description = { type = "string" },
   config = { type = "table", required = true },
-  default_state_store = { type = "string", values = { "sqlite", "mongodb" } },
+  default_state_store = { type = "string", values = { "sqlite", "mongodb", "dqlite" } },
   constraints = { type = "table" },
   boilerplate = { type = "string" },
   public_tools = { type = "boolean" },
@@ -258,8 +258,8 @@ function M.check(p, name, path)
     end
   end
   if p.default_state_store ~= nil and not STORES[p.default_state_store] then
-    return fail("field \"default_state_store\" must be \"sqlite\" or \"mongodb\", got %q%s", p.default_state_store,
-      suggestion(p.default_state_store, { "mongodb", "sqlite" }))
+    return fail("field \"default_state_store\" must be \"sqlite\", \"mongodb\" or \"dqlite\", got %q%s",
+      p.default_state_store, suggestion(p.default_state_store, { "dqlite", "mongodb", "sqlite" }))
   end
   for _, k in ipairs(sorted_keys(p.config)) do
     if k ~= "fields" then return fail("config: unknown key %q%s", tostring(k), suggestion(tostring(k), { "fields" })) end

@@ -1,11 +1,12 @@
--- juju.state: the state-store interface shared by the sqlite and mongodb
--- stores (juju.state.sqlite, juju.state.mongodb), and the document helpers
--- both use so that they behave alike.
+-- juju.state: the state-store interface shared by the sqlite, dqlite and
+-- mongodb stores (juju.state.sqlite, juju.state.dqlite, juju.state.mongodb),
+-- and the document helpers they use so that they behave alike.
 --
 -- A store holds documents (Lua tables with a string `_id`) in named
 -- collections and offers kind, insert, ensure, get, find, update, upsert,
 -- remove, count and close. Operational failures return nil, message, code
--- with code one of "EEXIST", "ENOENT", "SQLITE", "MONGO", "TIMEOUT";
+-- with code one of "EEXIST", "ENOENT", "SQLITE", "DQLITE", "MONGO", "TIMEOUT"
+-- (and the dqlite store's "NOLEADER");
 -- misuse (a document without a string _id, a bad collection name) raises.
 local yaml = require("juju.yaml")
 
@@ -14,15 +15,17 @@ local M = {}
 -- kind -> module name; the module exports open(opts) -> store | nil, msg, code.
 local backends = {
   sqlite = "juju.state.sqlite",
+  dqlite = "juju.state.dqlite",
   mongodb = "juju.state.mongodb",
 }
 
---- Opens a store: state.open("sqlite", {path = ...}) or
+--- Opens a store: state.open("sqlite", {path = ...}),
+--- state.open("dqlite", {servers = {...}, tls = ..., database = ...}) or
 --- state.open("mongodb", {uri = ..., tls = ..., database = ...}).
 function M.open(kind, opts)
   local modname = backends[kind]
   if not modname then
-    error(string.format("unknown state store kind %q (want \"sqlite\" or \"mongodb\")", tostring(kind)), 2)
+    error(string.format("unknown state store kind %q (want \"sqlite\", \"dqlite\" or \"mongodb\")", tostring(kind)), 2)
   end
   if opts ~= nil and type(opts) ~= "table" then
     error("state.open: opts must be a table", 2)

@@ -78,10 +78,12 @@ end
 --- runs) and starts it on host with -addr, -dir (data_dir or the server's
 --- own) and flags in order ({name, value}: left out when value is nil, a
 --- bare -name when true); env and then extra_env are its environment.
---- Raises (failing the spec) when it cannot be built or started.
+--- o.cgo builds with cgo; o.port, o.ready and o.ready_timeout go to
+--- server.start. Raises (failing the spec) when it cannot be built or started.
 function M.start(o)
   local src = (os.getenv("JUJU_TEST_SOURCE_DIR") or ".") .. "/tests/servers/" .. o.src
-  local bin = assert(server.go_build(o.bin .. "-" .. assert(o.tag, "fake.start: tag required"), src))
+  local bin = assert(server.go_build(o.bin .. "-" .. assert(o.tag, "fake.start: tag required"), src,
+    { cgo = o.cgo }))
   local argv = { bin, "-addr", "{host}:{port}", "-dir", o.data_dir or "{dir}" }
   for _, f in ipairs(o.flags or {}) do
     local name, v = f[1], f[2]
@@ -94,7 +96,8 @@ function M.start(o)
   local env = {}
   for k, v in pairs(o.env or {}) do env[k] = v end
   for k, v in pairs(o.extra_env or {}) do env[k] = v end
-  return assert(server.start { name = o.name, host = o.host, argv = argv, env = env })
+  return assert(server.start { name = o.name, host = o.host, port = o.port, argv = argv, env = env,
+    ready = o.ready, ready_timeout = o.ready_timeout })
 end
 
 return M

@@ -6,7 +6,8 @@
 local h = require("helpers")
 local json = require("juju.json")
 
-local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools" }
+local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools", "juju.dqlite",
+  "juju.dqlitenode" }
 
 local function loaded_after(args)
   local root = h.tmpdir()
@@ -49,7 +50,7 @@ describe("start-up", function()
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")
     local dir = h.build_dir .. "/lib/lua/5.4/juju/"
-    local heavy = { "libcurl", "libmongoc", "libssh2", "libarchive", "libsqlite3", "libexpat", "libcrypto" }
+    local heavy = { "libcurl", "libmongoc", "libssh2", "libarchive", "libsqlite3", "libexpat", "libcrypto", "libdqlite" }
     for _, m in ipairs({ "fs", "sys", "json", "yaml", "config", "proc", "gzip" }) do
       local r = assert(sys.run({ "ldd", dir .. m .. ".so" }, { timeout = 30 }))
       assert.are.equal(0, r.code, r.stderr)
@@ -62,6 +63,20 @@ describe("start-up", function()
     local r = assert(sys.run({ "ldd", dir .. "http.so" }, { timeout = 30 }))
     assert.matches("libjujucore_http%.so", r.stdout)
     assert.matches("libcurl", r.stdout)
+  end)
+
+  it("only juju.dqlitenode (jujud on a state server) maps libdqlite; the wire client does not", function()
+    local sys = require("juju.sys")
+    local dir = h.build_dir .. "/lib/lua/5.4/juju/"
+    local node = assert(sys.run({ "ldd", dir .. "dqlitenode.so" }, { timeout = 30 }))
+    assert.are.equal(0, node.code, node.stderr)
+    assert.matches("libjujucore_dqlitenode%.so", node.stdout)
+    assert.matches("libdqlite", node.stdout)
+    for _, m in ipairs({ "dqlite", "sqlite", "crypto" }) do
+      local r = assert(sys.run({ "ldd", dir .. m .. ".so" }, { timeout = 30 }))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.is_nil(r.stdout:find("libdqlite", 1, true), m .. ".so needs libdqlite:\n" .. r.stdout)
+    end
   end)
 
   it("a module behind juju.lazy loads at its first use, once", function()

@@ -39,7 +39,7 @@ function M.run(describe, it, assert, open_store)
     it("names its kind", function()
       with_store(function(s)
         local kind = s:kind()
-        assert.is_true(kind == "sqlite" or kind == "mongodb")
+        assert.is_true(kind == "sqlite" or kind == "dqlite" or kind == "mongodb")
       end)
     end)
 

@@ -17,6 +17,7 @@ local constraints = require("juju.constraints")
 local envconfig = require("juju.environs.config")
 local state = require("juju.state")
 local initialize = require("juju.state.initialize")
+local dqlite_agent = require("juju.agent.dqlitenode")
 
 local M = {}
 
@@ -98,11 +99,27 @@ local function address_scope(a)
   return "public"
 end
 
--- Opens the state store of kind, starting mongod first when needed.
+-- Starts node 1 of a new Dqlite cluster in <data-dir>/dqlite and opens the
+-- store through it: store, nil, node (the caller stops the node after
+-- closing the store) | nil, message.
+local function open_dqlite_store(data_dir, conf)
+  local node, nerr = dqlite_agent.start(data_dir, conf)
+  if not node then return nil, nerr end
+  local store, serr = dqlite_agent.open_store(conf)
+  if not store then
+    node:stop()
+    return nil, serr
+  end
+  return store, nil, node
+end
+
+-- Opens the state store of kind, starting mongod or the dqlite node first
+-- when needed.
 local function open_store(ctx, kind, data_dir, conf, cfg, addresses)
   if kind == "sqlite" then
     return state.open("sqlite", { path = data_dir .. "/state.db" })
   end
+  if kind == "dqlite" then return open_dqlite_store(data_dir, conf) end
   local mongod = require("juju.mongod")
   return mongod.bootstrap_store(ctx, {
     data_dir = data_dir, conf = conf, cfg = cfg, addresses = addresses,
@@ -175,14 +192,23 @@ function M.run(ctx, opts)
   conf.sharedsecret, conf.systemidentity = secret, identity
   conf.values = conf.values or {}
   conf.values.STATE_STORE = kind
+  if kind == "dqlite" then
+    local ok, derr = dqlite_agent.record_address(conf, p.addresses)
+    if not ok then return fail("reading agent configuration", derr) end
+  end
   -- The machine's agent password: made once, kept in agent.conf.
   local password = conf.statepassword or crypto.random_password()
   conf.statepassword, conf.apipassword = password, password
   local ok, werr = fs.write_atomic(conf_path, agentconf.format(conf), MODE_SECRET)
   if not ok then return fail("writing agent configuration", "cannot write agent config: " .. werr) end
 
-  local store, oerr = open_store(ctx, kind, data_dir, conf, cfg, p.addresses)
+  local store, oerr, node = open_store(ctx, kind, data_dir, conf, cfg, p.addresses)
   if not store then return fail("starting the state server", oerr) end
+  -- The dqlite node (when there is one) stops after the store is closed.
+  local function close_store()
+    store:close()
+    if node then node:stop() end
+  end
   lg:infof("state server (%s) ready", kind)
 
   -- The tools this jujud runs from: the directory holding downloaded-tools.txt.
@@ -190,9 +216,9 @@ function M.run(ctx, opts)
   for _, d in ipairs(fs.list(data_dir .. "/tools") or {}) do
     if fs.exists(data_dir .. "/tools/" .. d .. "/downloaded-tools.txt") and d ~= "machine-0" then running = d end
   end
-  if not running then store:close(); return fail("populating tools", "no unpacked tools in " .. data_dir .. "/tools") end
+  if not running then close_store(); return fail("populating tools", "no unpacked tools in " .. data_dir .. "/tools") end
   local tools, terr = populate_tools(data_dir, running)
-  if not tools then store:close(); return nil, terr end
+  if not tools then close_store(); return nil, terr end
 
   local b = version.parse_binary(running)
   local addresses = {}
@@ -218,7 +244,7 @@ function M.run(ctx, opts)
     tools = tools,
     now = math.floor(ctx.clock.time()),
   })
-  store:close()
+  close_store()
   if not res then return fail("initializing state", ierr) end
   lg:infof("state initialized: %d documents created, %d already present", res.inserted, res.existing)
   return true

@@ -7,6 +7,7 @@ local sys = require("juju.sys")
 local agentconf = require("juju.agentconf")
 local state = require("juju.state")
 local initialize = require("juju.state.initialize")
+local dqlite_agent = require("juju.agent.dqlitenode")
 
 local M = {}
 
@@ -19,10 +20,22 @@ function M.validate(opts)
   return nil
 end
 
---- Opens the state store named in agent.conf.
+--- Opens the state store named in agent.conf. A dqlite state server runs
+--- its node for the agent's whole life: store, nil, node (stop the node
+--- after closing the store).
 function M.open_store(data_dir, conf)
   local kind = conf.values and conf.values.STATE_STORE or "mongodb"
   if kind == "sqlite" then return state.open("sqlite", { path = data_dir .. "/state.db" }) end
+  if kind == "dqlite" then
+    local node, nerr = dqlite_agent.start(data_dir, conf)
+    if not node then return nil, nerr end
+    local store, serr = dqlite_agent.open_store(conf)
+    if not store then
+      node:stop()
+      return nil, serr
+    end
+    return store, nil, node
+  end
   return require("juju.mongod").agent_store(data_dir, conf)
 end
 
@@ -38,7 +51,7 @@ function M.run(ctx, opts)
   if not env_uuid then return nil, "agent configuration has no environment tag" end
   local interval = tonumber(ctx:getenv("JUJU_AGENT_HEARTBEAT") or "") or 10
   local signals = sys.signals({ "TERM", "INT" })
-  local store, serr = M.open_store(data_dir, conf)
+  local store, serr, node = M.open_store(data_dir, conf)
   if not store then signals:close(); return nil, "cannot open state: " .. serr end
   local pid_file = data_dir .. "/agents/" .. tag .. "/jujud.pid"
   fs.write_atomic(pid_file, tostring(sys.getpid()) .. "\n", tonumber("644", 8))
@@ -61,6 +74,7 @@ function M.run(ctx, opts)
     end
   end
   store:close()
+  if node then node:stop() end
   signals:close()
   fs.remove(pid_file)
   return result, rerr

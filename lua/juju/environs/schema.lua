@@ -33,6 +33,8 @@ M.fields = {
     description = "series of machine 0 and of new machines" },
   ["state-port"] = f { type = "int", default = 37017, fillin = 37017, immutable = true, description = "mongod port" },
   ["api-port"] = f { type = "int", default = 17070, fillin = 17070, immutable = true, description = "API server port" },
+  ["dqlite-port"] = f { type = "int", default = 17666, fillin = 17666, immutable = true,
+    description = "Dqlite node port of the state servers (state-store: dqlite; engine extension)" },
   ["syslog-port"] = f { type = "int", default = 6514, fillin = 6514, immutable = true, description = "rsyslog TLS port" },
   ["bootstrap-timeout"] = f { type = "int", default = 600, immutable = true,
     description = "seconds to wait for machine 0 to become reachable" },
@@ -90,7 +92,7 @@ M.fields = {
     description = "machine 0's SSH host key (a public key line), checked before anything is sent (engine extension)" },
   ["ssh-trust-on-first-use"] = f { type = "bool",
     description = "accept and record an unknown SSH host key on first contact (default false; engine extension)" },
-  ["state-store"] = f { type = "string", values = { "mongodb", "sqlite" },
+  ["state-store"] = f { type = "string", values = { "mongodb", "sqlite", "dqlite" },
     description = "state database of machine 0 (engine extension; default by provider)" },
 }
 

@@ -118,8 +118,10 @@ end
 -- GOPATH mode against Debian's Go libraries (/usr/share/gocode), as
 -- ../shared/spec/toolchain.md describes, into the build tree:
 -- $JUJU_TEST_BUILD_DIR/gofakes/NAME (cache beside it, nothing outside).
--- Returns the binary's path, or nil, message, code (ENOENT: no go).
-function M.go_build(name, src_dir)
+-- opts.cgo: build with cgo (a fake that links a C library, e.g. go-dqlite's
+-- libdqlite). Returns the binary's path, or nil, message, code (ENOENT: no go).
+function M.go_build(name, src_dir, opts)
+  local cgo = opts and opts.cgo
   local build = os.getenv("JUJU_TEST_BUILD_DIR") or error("go_build: JUJU_TEST_BUILD_DIR is not set", 2)
   if not find_program("go") then
     return nil, name .. ": program \"go\" not found; run scripts/install-deps.sh", "ENOENT"
@@ -132,7 +134,9 @@ function M.go_build(name, src_dir)
     cwd = src_dir, timeout = 300,
     env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = out_dir, GO111MODULE = "off",
             GOPATH = out_dir .. "/gopath:/usr/share/gocode", GOCACHE = out_dir .. "/cache",
-            CGO_ENABLED = "0" },
+            CGO_ENABLED = cgo and "1" or "0",
+            -- Debian's go-dqlite asks for -Wl,-z,now, which go refuses by default
+            CGO_LDFLAGS_ALLOW = cgo and "-Wl,-z,now" or nil },
   })
   if not r then return nil, name .. ": go build: " .. tostring(msg), "EIO" end
   if r.code ~= 0 then
