@@ -373,7 +373,15 @@ end
 --- Step 13.1: record machine 0's API addresses in the .jenv.
 function steps.record_endpoints(b)
   local servers = {}
-  for _, host in ipairs(M.instance_addresses(b.instance)) do
+  if b.icfg and b.icfg.state_store == "dqlite" then
+    -- A Dqlite environment's state servers are its nodes: what the client
+    -- (juju status, ensure-availability) and the agents dial.
+    local addr, err = require("juju.ha.dqlite").node_address({ provider = b.provider, env = b.env, cfg = b.cfg },
+      b.instance, "0")
+    if not addr then return nil, "cannot record the state server address: " .. tostring(err) end
+    servers[1] = addr
+  end
+  for _, host in ipairs(#servers == 0 and M.instance_addresses(b.instance) or {}) do
     servers[#servers + 1] = string.format(host:find(":", 1, true) and "[%s]:%d" or "%s:%d", host, b.cfg["api-port"])
   end
   b.info["state-servers"] = yaml.array(servers)

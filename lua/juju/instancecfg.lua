@@ -220,9 +220,11 @@ function M.finish(icfg, cfg, opts)
     if math.type(port) ~= "integer" or port < 1 or port > 65535 then
       return fail("dqlite-port must be a port number, got " .. tostring(port))
     end
+    -- Another state server (juju.ha) gets its node id, address and the
+    -- servers to join from the client; machine n is node n + 1.
     icfg.agent_env.STATE_STORE = "dqlite"
-    icfg.agent_env.DQLITE_NODE_ID = "1"
-    icfg.agent_env.DQLITE_PORT = tostring(port)
+    icfg.agent_env.DQLITE_NODE_ID = icfg.agent_env.DQLITE_NODE_ID or tostring(math.tointeger(tonumber(icfg.machine_id)) + 1)
+    icfg.agent_env.DQLITE_PORT = icfg.agent_env.DQLITE_PORT or tostring(port)
   end
   return icfg
 end

@@ -108,6 +108,45 @@ end
 
 local RETRY = { NOLEADER = true, CONNECT = true, TIMEOUT = true, NOTLEADER = true }
 
+--- Joins this agent's node to the cluster (every node but node 1, which
+--- bootstrapped it): through the leader, found among the other servers, as
+--- a spare, then a voter. A node that is a voter already (a restart) does
+--- nothing. Retries for up to wait seconds (default 60) while the leader
+--- moves. Returns true or nil, message.
+function M.join(conf, wait)
+  local v = values(conf)
+  local id = math.tointeger(tonumber(v.DQLITE_NODE_ID or ""))
+  if id == 1 then return true end
+  local t, err = tls(conf, "cannot join the dqlite cluster")
+  if not t then return nil, err end
+  t.server_name = M.SERVER_NAME
+  local others = {}
+  for _, a in ipairs(M.servers(conf)) do if a ~= v.DQLITE_ADDRESS then others[#others + 1] = a end end
+  if #others == 0 then return nil, "cannot join the dqlite cluster: DQLITE_SERVERS names no other server" end
+  local dqlite = require("juju.lazy")("juju.dqlite")
+  local deadline = sys.monotonic() + (wait or 60)
+  local last
+  repeat
+    local c, at, code = dqlite.connect_leader(others, { tls = t, timeout = 5000 })
+    if c then
+      local members, cerr = c:cluster()
+      local me
+      for _, m in ipairs(members or {}) do if m.id == id then me = m end end
+      local ok, aerr = members ~= nil, cerr
+      if ok and not me then ok, aerr = c:add(id, v.DQLITE_ADDRESS) end
+      if ok and (not me or me.role ~= "voter") then ok, aerr = c:assign(id, "voter") end
+      c:close()
+      if ok then return true end
+      last = aerr
+    else
+      last = string.format("%s (%s)", tostring(at), tostring(code))
+    end
+    sys.sleep(0.5)
+  until sys.monotonic() >= deadline
+  return nil, string.format("cannot join the dqlite cluster through %s as node %d at %s: %s",
+    table.concat(others, ", "), id, tostring(v.DQLITE_ADDRESS), tostring(last))
+end
+
 --- Opens the dqlite state store through the servers in agent.conf,
 --- retrying for up to wait seconds (default 30) while no leader answers (a
 --- node just started elects itself within a second or two).

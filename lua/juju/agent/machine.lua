@@ -29,6 +29,12 @@ function M.open_store(data_dir, conf)
   if kind == "dqlite" then
     local node, nerr = dqlite_agent.start(data_dir, conf)
     if not node then return nil, nerr end
+    -- Another state server (juju ensure-availability) joins the cluster.
+    local jok, jerr = dqlite_agent.join(conf)
+    if not jok then
+      node:stop()
+      return nil, jerr
+    end
     local store, serr = dqlite_agent.open_store(conf)
     if not store then
       node:stop()

@@ -83,9 +83,12 @@ end
 function M.agent_env(o, st, machine_id, inst)
   local address, err = M.node_address(o, inst, machine_id)
   if not address then return nil, "cannot choose the state server address: " .. tostring(err) end
+  local servers = st:servers()
+  servers[#servers + 1] = address
   return {
     STATE_STORE = "dqlite", DQLITE_NODE_ID = tostring(require("juju.ha").node_id(machine_id)),
-    DQLITE_ADDRESS = address, DQLITE_CLUSTER = table.concat(st:servers(), ","),
+    DQLITE_ADDRESS = address, DQLITE_SERVERS = table.concat(servers, ","),
+    DQLITE_PORT = address:match(":(%d+)$"),
   }
 end
 
@@ -103,14 +106,19 @@ function M.wait_joined(o, st, machine_id, timeout)
     end, 0.2)
 end
 
---- Takes machine_id's node out of the cluster when it is in it.
-function M.leave(_, st, machine_id)
+--- Takes machine_id's node out of the cluster when it is in it (through
+--- the leader).
+function M.leave(o, st, machine_id)
   local node_id = require("juju.ha").node_id(machine_id)
   local members = st:members()
-  if member_of(members, node_id) then
-    local ok, err = st:remove_member(node_id)
-    if not ok then return nil, "cannot remove node " .. node_id .. " from the cluster: " .. tostring(err) end
-  end
+  if not member_of(members, node_id) then return true end
+  local tls, terr = M.client_tls(o.cfg)
+  if not tls then return nil, terr end
+  local c, at, code = require("juju.dqlite").connect_leader(st:servers(), { tls = tls, timeout = 5000 })
+  if not c then return nil, string.format("cannot remove node %d from the cluster: %s (%s)", node_id, tostring(at), tostring(code)) end
+  local ok, err = c:remove(node_id)
+  c:close()
+  if not ok then return nil, string.format("cannot remove node %d from the cluster: %s", node_id, tostring(err)) end
   return true
 end
 
