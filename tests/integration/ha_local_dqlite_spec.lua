@@ -95,6 +95,15 @@ describe("juju ensure-availability (local provider, state-store: dqlite)", funct
       assert.matches(addrs[0], conf.values.DQLITE_SERVERS, 1, true)
     end
 
+    -- Machine 0's agent learns the new servers from the cluster (its agent.conf).
+    wait_for("machine 0's agent.conf to list the three servers", 30, function()
+      local c = agentconf.parse(fs.read_file(root .. "/agents/machine-0/agent.conf"))
+      local want = { addrs[0], addrs[1], addrs[2] }
+      table.sort(want)
+      return c and c.values.DQLITE_SERVERS == table.concat(want, ",")
+    end)
+    assert.are.equal(tonumber("600", 8), fs.stat(root .. "/agents/machine-0/agent.conf").mode & tonumber("777", 8))
+
     r = s:juju("status", "--format", "yaml")
     assert.are.equal(0, r.code, r.stderr)
     local doc = yaml.decode(r.stdout)

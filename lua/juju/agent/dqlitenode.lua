@@ -108,6 +108,26 @@ end
 
 local RETRY = { NOLEADER = true, CONNECT = true, TIMEOUT = true, NOTLEADER = true }
 
+--- Rewrites agent.conf (conf, at path; 0600) when the cluster's members
+--- differ from its DQLITE_SERVERS, and points the store at them. Returns
+--- true (changed or not) or nil, message.
+function M.refresh_servers(conf, path, store)
+  local members, err = store:members()
+  if not members then return nil, err end
+  local addrs = {}
+  for _, m in ipairs(members) do addrs[#addrs + 1] = m.address end
+  table.sort(addrs)
+  local want = table.concat(addrs, ",")
+  local v = values(conf)
+  if #addrs == 0 or v.DQLITE_SERVERS == want then return true end
+  v.DQLITE_SERVERS = want
+  conf.values = v
+  if store.set_servers then store:set_servers(addrs) end
+  local ok, werr = require("juju.fs").write_atomic(path, require("juju.agentconf").format(conf), tonumber("600", 8))
+  if not ok then return nil, "cannot write " .. path .. ": " .. tostring(werr) end
+  return true
+end
+
 --- Joins this agent's node to the cluster (every node but node 1, which
 --- bootstrapped it): through the leader, found among the other servers, as
 --- a spare, then a voter. A node that is a voter already (a restart) does

@@ -64,7 +64,16 @@ function M.run(ctx, opts)
   lg:infof("machine agent for %s started (heartbeat every %ss)", tag, interval)
   local agent_version = require("juju.agent.version").binary()
   local result, rerr = true, nil
+  local conf_path = data_dir .. "/agents/" .. tag .. "/agent.conf"
+  local beats = 0
   while true do
+    -- A Dqlite state server keeps agent.conf's server list as the cluster
+    -- has it (ensure-availability adds nodes), so a restart finds a leader.
+    if node and beats % 10 == 0 then
+      local ok, cerr = dqlite_agent.refresh_servers(conf, conf_path, store)
+      if not ok then lg:warningf("cannot refresh the state servers: %s", tostring(cerr)) end
+    end
+    beats = beats + 1
     local ok, herr = initialize.heartbeat(store, env_uuid, id, {
       pid = sys.getpid(), interval = interval, agent_version = agent_version, stopped = false,
       time = sys.time(),

@@ -263,6 +263,19 @@ function Store:servers()
   return out, rawget(self, "leader")
 end
 
+--- Replaces the servers the store looks for a leader among (the cluster
+--- changed); the current connection is kept.
+function Store:set_servers(list)
+  check_open(self)
+  if type(list) ~= "table" or #list == 0 then error("state (dqlite): set_servers needs host:port strings", 2) end
+  local copy = {}
+  for i, s in ipairs(list) do
+    if type(s) ~= "string" then error("state (dqlite): set_servers needs host:port strings", 2) end
+    copy[i] = s
+  end
+  self._servers = copy
+end
+
 function Store:close()
   if self.closed then return end
   self.closed = true
