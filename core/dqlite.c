@@ -355,17 +355,26 @@ int jj_dqlite_decode_rows(const uint8_t *body, size_t len, jj_dqlite_rows *rows,
         return jj_error_set(err, JJ_EPROTO, "rows batch has %llu columns, the first had %zu",
                             (unsigned long long)ncols, rows->ncols);
     if (!rows->names) {
-        if (!(rows->names = calloc(ncols ? (size_t)ncols : 1, sizeof *rows->names)))
+        /* attached only once every name is read: a result set never has a
+         * column without a name */
+        char **names = calloc(ncols ? (size_t)ncols : 1, sizeof *names);
+        if (!names)
             return jj_error_set(err, JJ_ENOMEM, "out of memory");
-        rows->ncols = (size_t)ncols;
         for (size_t i = 0; i < ncols; i++) {
             const char *s;
             size_t n;
-            if (get_string(&r, &s, &n))
-                return jj_error_set(err, JJ_EPROTO, "malformed rows response (column %zu)", i);
-            if (!(rows->names[i] = dup_bytes(s, n)))
+            int bad = get_string(&r, &s, &n);
+            if (bad || !(names[i] = dup_bytes(s, n))) {
+                for (size_t k = 0; k < i; k++)
+                    free(names[k]);
+                free(names);
+                if (bad)
+                    return jj_error_set(err, JJ_EPROTO, "malformed rows response (column %zu)", i);
                 return jj_error_set(err, JJ_ENOMEM, "out of memory");
+            }
         }
+        rows->names = names;
+        rows->ncols = (size_t)ncols;
     } else {
         for (size_t i = 0; i < ncols; i++) {
             const char *s;
