@@ -568,6 +568,12 @@ static int ssl_retry(jj_dqlite *c, int ret, int64_t deadline, const char *what, 
         return fail(err, JJ_EIO, c, what, "%s", strerror(saved));
     }
     unsigned long lib = ssl_errors(buf, sizeof buf);
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    /* OpenSSL 3 reports a peer that went away without close_notify (killed)
+     * as a protocol error: to the caller it is a lost connection */
+    if (ERR_GET_LIB(lib) == ERR_LIB_SSL && ERR_GET_REASON(lib) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return fail(err, JJ_EIO, c, what, "the server closed the connection");
+#endif
     long vr = SSL_get_verify_result(c->ssl);
     if (vr != X509_V_OK)
         return jj_error_set_lib(err, JJ_ETLS, vr, "dqlite %s: %s: TLS: certificate verification failed: %s",
