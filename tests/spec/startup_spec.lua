@@ -6,7 +6,7 @@
 local h = require("helpers")
 local json = require("juju.json")
 
-local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools" }
+local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.dqlite", "juju.tools" }
 
 local function loaded_after(args)
   local root = h.tmpdir()
