@@ -23,9 +23,9 @@ describe("juju.state.dqlite failover rules", function()
 
   local Conn = {}
   Conn.__index = Conn
-  function Conn:open() return true end
+  function Conn.open() return true end
   function Conn:close() self.closed = true end
-  function Conn:cluster()
+  function Conn.cluster()
     return { { id = 1, address = "n1:1", role = "voter" }, { id = 2, address = "n2:1", role = "voter" } }
   end
   function Conn:transaction(fn)
