@@ -12,6 +12,9 @@
  *   Conn:exec(sql [, params])  -> rows_affected, last_insert_id | nil, msg, code
  *   Conn:query(sql [, params]) -> rows keyed by column name | nil, msg, code
  *   Conn:transaction(fn)     -> fn's results | nil, msg, code (as juju.sqlite)
+ *   Conn:prepare(sql)        -> stmt_id, nparams | nil, msg, code
+ *   Conn:exec_stmt(id [, params]) / Conn:query_stmt(id [, params]) / Conn:finalize(id)
+ *   Conn:client([id])        -> true | nil, msg, code (REQUEST_CLIENT)
  *   Conn:address(), Conn:close() / __close / __gc
  *
  * Values cross as juju.sqlite's: SQL NULL is yaml.null (an upvalue of every
@@ -80,7 +83,7 @@ typedef struct conn_opts {
 static void read_opts(lua_State *L, int idx, conn_opts *o)
 {
     static const char *const known[] = {"tls", "timeout", NULL};
-    static const char *const tls_known[] = {"ca", "cert", "key", "server_name", NULL};
+    static const char *const tls_known[] = { "ca", "cert", "key", "server_name", NULL };
     memset(o, 0, sizeof *o);
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     if (!idx)
@@ -204,7 +207,7 @@ static int l_connect_leader(lua_State *L)
 
 /* --- membership ------------------------------------------------------------- */
 
-static const char *const role_names[] = {"voter", "standby", "spare", NULL};
+static const char *const role_names[] = { "voter", "standby", "spare", NULL };
 
 static void free_nodes_box(void *p, size_t n)
 {
@@ -410,20 +413,26 @@ static void push_value(lua_State *L, const jj_dqlite_value *v)
     }
 }
 
+static int push_rows(lua_State *L, jj_owned *box);
+static jj_owned *push_rows_box(lua_State *L);
+
 static int l_query(lua_State *L)
 {
     conn_ud *u = check_conn(L, 1);
     const char *sql = luaL_checkstring(L, 2);
     jj_dqlite_value params[JJ_DQLITE_MAX_PARAMS];
     size_t n = read_params(L, lua_isnoneornil(L, 3) ? 0 : 3, params);
-    jj_owned *box = jj_push_owned(L, free_rows_box);
-    jj_dqlite_rows *rows = calloc(1, sizeof *rows);
-    if (!rows)
-        return luaL_error(L, "out of memory");
-    box->p = rows;
+    jj_owned *box = push_rows_box(L);
     jj_error err;
-    if (jj_dqlite_query_sql(u->c, sql, params, n, rows, &err))
+    if (jj_dqlite_query_sql(u->c, sql, params, n, box->p, &err))
         return jj_push_error(L, &err); /* the box frees what was read */
+    return push_rows(L, box);
+}
+
+/* Pushes rows (held by box) as Lua tables and releases them. */
+static int push_rows(lua_State *L, jj_owned *box)
+{
+    jj_dqlite_rows *rows = box->p;
     lua_createtable(L, rows->nrows > INT32_MAX ? INT32_MAX : (int)rows->nrows, 0);
     for (size_t r = 0; r < rows->nrows; r++) {
         lua_createtable(L, 0, (int)rows->ncols);
@@ -435,6 +444,80 @@ static int l_query(lua_State *L)
     }
     jj_owned_release(box);
     return 1;
+}
+
+static jj_owned *push_rows_box(lua_State *L)
+{
+    jj_owned *box = jj_push_owned(L, free_rows_box);
+    if (!(box->p = calloc(1, sizeof(jj_dqlite_rows))))
+        luaL_error(L, "out of memory");
+    return box;
+}
+
+static uint32_t check_stmt(lua_State *L, int idx)
+{
+    lua_Integer id = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, id >= 0 && id <= UINT32_MAX, idx, "not a statement id");
+    return (uint32_t)id;
+}
+
+/* The statement requests, for callers that run one text many times. */
+static int l_prepare(lua_State *L)
+{
+    conn_ud *u = check_conn(L, 1);
+    const char *sql = luaL_checkstring(L, 2);
+    uint32_t stmt;
+    uint64_t nparams;
+    jj_error err;
+    if (jj_dqlite_prepare(u->c, sql, &stmt, &nparams, &err))
+        return jj_push_error(L, &err);
+    lua_pushinteger(L, (lua_Integer)stmt);
+    lua_pushinteger(L, (lua_Integer)nparams);
+    return 2;
+}
+
+static int l_exec_stmt(lua_State *L)
+{
+    conn_ud *u = check_conn(L, 1);
+    uint32_t stmt = check_stmt(L, 2);
+    jj_dqlite_value params[JJ_DQLITE_MAX_PARAMS];
+    size_t n = read_params(L, lua_isnoneornil(L, 3) ? 0 : 3, params);
+    uint64_t last_id = 0, changes = 0;
+    jj_error err;
+    if (jj_dqlite_exec(u->c, stmt, params, n, &last_id, &changes, &err))
+        return jj_push_error(L, &err);
+    lua_pushinteger(L, (lua_Integer)changes);
+    lua_pushinteger(L, (lua_Integer)last_id);
+    return 2;
+}
+
+static int l_query_stmt(lua_State *L)
+{
+    conn_ud *u = check_conn(L, 1);
+    uint32_t stmt = check_stmt(L, 2);
+    jj_dqlite_value params[JJ_DQLITE_MAX_PARAMS];
+    size_t n = read_params(L, lua_isnoneornil(L, 3) ? 0 : 3, params);
+    jj_owned *box = push_rows_box(L);
+    jj_error err;
+    if (jj_dqlite_query(u->c, stmt, params, n, box->p, &err))
+        return jj_push_error(L, &err);
+    return push_rows(L, box);
+}
+
+static int l_finalize(lua_State *L)
+{
+    conn_ud *u = check_conn(L, 1);
+    uint32_t stmt = check_stmt(L, 2);
+    jj_error err;
+    return push_ok(L, jj_dqlite_finalize(u->c, stmt, &err), &err);
+}
+
+static int l_client(lua_State *L)
+{
+    conn_ud *u = check_conn(L, 1);
+    lua_Integer id = luaL_optinteger(L, 2, 0);
+    jj_error err;
+    return push_ok(L, jj_dqlite_client(u->c, (uint64_t)id, &err), &err);
 }
 
 static inline int is_failure(lua_State *L, int idx)
@@ -499,6 +582,11 @@ int luaopen_juju_dqlite(lua_State *L)
         {"exec", l_exec},
         {"query", l_query},
         {"transaction", l_transaction},
+        {"prepare", l_prepare},
+        {"exec_stmt", l_exec_stmt},
+        {"query_stmt", l_query_stmt},
+        {"finalize", l_finalize},
+        {"client", l_client},
         {"address", l_address},
         {"close", conn_close},
         {NULL, NULL},

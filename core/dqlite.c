@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,32 @@ static int remaining_ms(int64_t deadline)
 {
     int64_t left = deadline - now_ms();
     return left < 0 ? 0 : (int)left;
+}
+
+/* OpenSSL writes to the socket without MSG_NOSIGNAL: a peer that went away
+ * would raise SIGPIPE and kill a program that did not ignore it. SIGPIPE is
+ * blocked (for this thread) around TLS calls, and one it raised meanwhile is
+ * consumed unless it was blocked already. */
+static void pipe_block(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+static void pipe_unblock(const sigset_t *old)
+{
+    if (!sigismember(old, SIGPIPE)) {
+        sigset_t set, pending;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+            struct timespec zero = {0, 0};
+            sigtimedwait(&set, NULL, &zero);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 /* --- errors ---------------------------------------------------------------- */
@@ -355,17 +383,26 @@ int jj_dqlite_decode_rows(const uint8_t *body, size_t len, jj_dqlite_rows *rows,
         return jj_error_set(err, JJ_EPROTO, "rows batch has %llu columns, the first had %zu",
                             (unsigned long long)ncols, rows->ncols);
     if (!rows->names) {
-        if (!(rows->names = calloc(ncols ? (size_t)ncols : 1, sizeof *rows->names)))
+        /* attached only once every name is read: a result set never has a
+         * column without a name */
+        char **names = calloc(ncols ? (size_t)ncols : 1, sizeof *names);
+        if (!names)
             return jj_error_set(err, JJ_ENOMEM, "out of memory");
-        rows->ncols = (size_t)ncols;
         for (size_t i = 0; i < ncols; i++) {
             const char *s;
             size_t n;
-            if (get_string(&r, &s, &n))
-                return jj_error_set(err, JJ_EPROTO, "malformed rows response (column %zu)", i);
-            if (!(rows->names[i] = dup_bytes(s, n)))
+            int bad = get_string(&r, &s, &n);
+            if (bad || !(names[i] = dup_bytes(s, n))) {
+                for (size_t k = 0; k < i; k++)
+                    free(names[k]);
+                free(names);
+                if (bad)
+                    return jj_error_set(err, JJ_EPROTO, "malformed rows response (column %zu)", i);
                 return jj_error_set(err, JJ_ENOMEM, "out of memory");
+            }
         }
+        rows->names = names;
+        rows->ncols = (size_t)ncols;
     } else {
         for (size_t i = 0; i < ncols; i++) {
             const char *s;
@@ -559,6 +596,12 @@ static int ssl_retry(jj_dqlite *c, int ret, int64_t deadline, const char *what, 
         return fail(err, JJ_EIO, c, what, "%s", strerror(saved));
     }
     unsigned long lib = ssl_errors(buf, sizeof buf);
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    /* OpenSSL 3 reports a peer that went away without close_notify (killed)
+     * as a protocol error: to the caller it is a lost connection */
+    if (ERR_GET_LIB(lib) == ERR_LIB_SSL && ERR_GET_REASON(lib) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+        return fail(err, JJ_EIO, c, what, "the server closed the connection");
+#endif
     long vr = SSL_get_verify_result(c->ssl);
     if (vr != X509_V_OK)
         return jj_error_set_lib(err, JJ_ETLS, vr, "dqlite %s: %s: TLS: certificate verification failed: %s",
@@ -566,8 +609,8 @@ static int ssl_retry(jj_dqlite *c, int ret, int64_t deadline, const char *what, 
     return jj_error_set_lib(err, JJ_ETLS, (long)lib, "dqlite %s: %s: TLS: %s", c->address, what, buf);
 }
 
-static int write_all(jj_dqlite *c, const uint8_t *p, size_t n, int64_t deadline, const char *what,
-                     jj_error *err)
+static int write_all_raw(jj_dqlite *c, const uint8_t *p, size_t n, int64_t deadline,
+                         const char *what, jj_error *err)
 {
     while (n > 0) {
         if (c->ssl) {
@@ -597,8 +640,8 @@ static int write_all(jj_dqlite *c, const uint8_t *p, size_t n, int64_t deadline,
     return 0;
 }
 
-static int read_full(jj_dqlite *c, uint8_t *p, size_t n, int64_t deadline, const char *what,
-                     jj_error *err)
+static int read_full_raw(jj_dqlite *c, uint8_t *p, size_t n, int64_t deadline,
+                         const char *what, jj_error *err)
 {
     while (n > 0) {
         if (c->ssl) {
@@ -628,6 +671,30 @@ static int read_full(jj_dqlite *c, uint8_t *p, size_t n, int64_t deadline, const
         return fail(err, JJ_EIO, c, what, "recv: %s", strerror(errno));
     }
     return 0;
+}
+
+static int write_all(jj_dqlite *c, const uint8_t *p, size_t n, int64_t deadline, const char *what,
+                     jj_error *err)
+{
+    if (!c->ssl)
+        return write_all_raw(c, p, n, deadline, what, err);
+    sigset_t old;
+    pipe_block(&old);
+    int rc = write_all_raw(c, p, n, deadline, what, err);
+    pipe_unblock(&old);
+    return rc;
+}
+
+static int read_full(jj_dqlite *c, uint8_t *p, size_t n, int64_t deadline, const char *what,
+                     jj_error *err)
+{
+    if (!c->ssl)
+        return read_full_raw(c, p, n, deadline, what, err);
+    sigset_t old;
+    pipe_block(&old);
+    int rc = read_full_raw(c, p, n, deadline, what, err);
+    pipe_unblock(&old);
+    return rc;
 }
 
 /* Sends the request built in c->out (begin + put_*) as type. */
@@ -875,18 +942,25 @@ ssl_fail:;
 
 static int tls_handshake(jj_dqlite *c, int64_t deadline, jj_error *err)
 {
-    SSL_set_fd(c->ssl, c->fd);
+    if (SSL_set_fd(c->ssl, c->fd) != 1)
+        return fail(err, JJ_ETLS, c, "TLS handshake", "cannot attach the socket");
+    sigset_t old;
+    pipe_block(&old);
+    int rc = 0;
     for (;;) {
         ERR_clear_error();
         int r = SSL_connect(c->ssl);
         if (r == 1)
-            return 0;
+            break;
         if (ssl_retry(c, r, deadline, "TLS handshake", err)) {
             if (err->code == JJ_EIO)
                 err->code = JJ_ETLS; /* closed during the handshake: refused */
-            return err->code;
+            rc = err->code;
+            break;
         }
     }
+    pipe_unblock(&old);
+    return rc;
 }
 
 int jj_dqlite_connect(const char *address, const jj_dqlite_tls *tls, int timeout_ms,
@@ -939,8 +1013,13 @@ void jj_dqlite_close(jj_dqlite *c)
     if (!c)
         return;
     if (c->ssl) {
-        if (!c->broken)
+        if (!c->broken && c->fd >= 0) {
+            sigset_t old;
+            pipe_block(&old);
             SSL_shutdown(c->ssl); /* non-blocking: best effort */
+            pipe_unblock(&old);
+            ERR_clear_error(); /* leave no failure of ours to the next OpenSSL user */
+        }
         SSL_free(c->ssl);
     }
     SSL_CTX_free(c->ctx);

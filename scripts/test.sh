@@ -24,7 +24,7 @@ FUZZ_BUILD_DIR="$BUILD-fuzz" bash scripts/fuzz.sh 10
 
 echo "== binding specs under an aggressive garbage collector (tests/gc_helper.lua)"
 gc_specs=()
-for m in yaml json xml crypto mac sign gzip fs sys http storage tools config sqlite mongo ssh proc dqlitenode; do
+for m in yaml json xml crypto mac sign gzip fs sys http storage tools config sqlite dqlite_client mongo ssh proc dqlitenode; do
   if [ -f "tests/spec/${m}_spec.lua" ]; then gc_specs+=("tests/spec/${m}_spec.lua"); fi
 done
 JUJU_TEST_BUILD_DIR="$(pwd)/$BUILD" JUJU_TEST_SOURCE_DIR="$(pwd)" JUJU_TEST_SHARED="$(pwd)/../shared" \
@@ -36,7 +36,7 @@ PLAIN="$BUILD-valgrind"
 cmake -S . -B "$PLAIN" -DCMAKE_BUILD_TYPE= -DCMAKE_C_FLAGS="-O1 -g" >/dev/null
 vg_tests=()
 # crypto first: it is the slowest under valgrind (key generation).
-for m in crypto sign yaml json xml mac gzip config fs storage tools sys http sqlite proc knownhosts ssh mongo dqlitenode; do
+for m in crypto sign yaml json xml mac gzip config fs storage tools sys http sqlite dqlite proc knownhosts ssh mongo dqlitenode; do
   if [ -f "tests/c/test_$m.c" ]; then vg_tests+=("test_$m"); fi
 done
 cmake --build "$PLAIN" -j"$(nproc)" --target "${vg_tests[@]}"

@@ -28,7 +28,8 @@ end
 -- TIME_WAIT do not count, a listener does).
 local function port_free(host, port)
   local r = assert(sys.run({ "/usr/bin/python3", "-c",
-    "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ntry:\n s.bind((sys.argv[1],int(sys.argv[2])))\nexcept OSError:\n sys.exit(1)",
+    "import socket,sys\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+      .. "try:\n s.bind((sys.argv[1],int(sys.argv[2])))\nexcept OSError:\n sys.exit(1)",
     host, tostring(port) }, { timeout = 10 }))
   return r.code == 0
 end

@@ -93,7 +93,8 @@ function M.cluster(opts)
   local addresses = {}
   for i, node in ipairs(nodes) do addresses[i] = node.address end
   local tls = opts.tls and M.client_tls(opts.tls)
-  local deadline, last = sys.monotonic() + 60, "no answer"
+  local deadline = sys.monotonic() + 60
+  local last
   repeat
     local c <close>, err = dqlite.connect_leader(addresses, { tls = tls, timeout = 2000 })
     if c then
