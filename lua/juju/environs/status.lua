@@ -21,6 +21,59 @@ local function unable(name, details)
     .. "to create a new environment.\n\nError details:\n%s\n", name, details)
 end
 
+local HARDWARE_FIELDS = { "arch", "cpucores", "cpupower", "mem", "rootdisk" }
+local HARDWARE_NAMES = { cpucores = "cpu-cores", cpupower = "cpu-power", rootdisk = "root-disk" }
+local HARDWARE_MEGABYTES = { mem = true, rootdisk = true }
+local MACHINE_ORDER = { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware" }
+
+-- One machine's entry from its documents (each may be absent).
+local function machine_entry(view, uuid, m, now)
+  local id = m.machineid
+  local idata = view:get("instanceData", uuid .. ":" .. id) or {}
+  -- A heartbeat is stale after three of the agent's own intervals.
+  local beat = view:get("presence", uuid .. ":m#" .. id)
+  local interval = beat and tonumber(beat.interval) or 10
+  local status = assert(initialize.machine_status(view, uuid, id, now, math.max(3 * interval, 3)))
+  local addrs = m.addresses or {}
+  local hw = {}
+  for _, k in ipairs(HARDWARE_FIELDS) do
+    local v = idata[k]
+    if v ~= nil and v ~= yaml.null then
+      hw[#hw + 1] = string.format("%s=%s%s", HARDWARE_NAMES[k] or k, tostring(v), HARDWARE_MEGABYTES[k] and "M" or "")
+    end
+  end
+  local entry = {
+    ["agent-state"] = status.agent_state,
+    ["agent-version"] = status.agent_version and (status.agent_version:match("^([^-]+)") or status.agent_version),
+    ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
+    ["instance-id"] = idata.instanceid,
+    series = m.series,
+    hardware = #hw > 0 and table.concat(hw, " ") or nil,
+  }
+  return id, yaml.ordered(entry, MACHINE_ORDER)
+end
+
+--- The machines section ({[id] = entry}) from an open store or a dump's
+--- view (anything with find and get, as juju.state stores), with heartbeats
+--- judged at `now`. Each collection is read once (three queries, whatever
+--- the number of machines) into one view that every machine's lookups
+--- use. Returns the table or nil, message.
+function M.machines(st, uuid, now)
+  local docs = {}
+  for _, coll in ipairs(state_dump.COLLECTIONS) do
+    local found, err = st:find(coll)
+    if not found then return nil, string.format("cannot read %s: %s", coll, tostring(err)) end
+    docs[coll] = found
+  end
+  local view = state_dump.view(docs)
+  local machines = {}
+  for _, m in ipairs(docs.machines) do
+    local id, entry = machine_entry(view, uuid, m, now)
+    machines[id] = entry
+  end
+  return machines
+end
+
 --- The status document of a bootstrapped environment: table or nil, message.
 function M.collect(ctx, home, name)
   local store, serr = configstore.open(ctx, home)
@@ -54,35 +107,9 @@ function M.collect(ctx, home, name)
   else
     return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
   end
-  local machines = {}
-  local uuid = cfg.uuid
-  for _, m in ipairs(st:find("machines") or {}) do
-    local id = m.machineid
-    local idata = st:get("instanceData", uuid .. ":" .. id) or {}
-    -- A heartbeat is stale after three of the agent's own intervals.
-    local beat = st:get("presence", uuid .. ":m#" .. id)
-    local interval = beat and tonumber(beat.interval) or 10
-    local status = initialize.machine_status(st, uuid, id, now, math.max(3 * interval, 3))
-    local addrs = m.addresses or {}
-    local hw = {}
-    for _, k in ipairs({ "arch", "cpucores", "cpupower", "mem", "rootdisk" }) do
-      local v = idata[k]
-      if v ~= nil and v ~= yaml.null then
-        local key = ({ cpucores = "cpu-cores", cpupower = "cpu-power", rootdisk = "root-disk" })[k] or k
-        hw[#hw + 1] = string.format("%s=%s%s", key, tostring(v), (k == "mem" or k == "rootdisk") and "M" or "")
-      end
-    end
-    local entry = {
-      ["agent-state"] = status.agent_state,
-      ["agent-version"] = status.agent_version and (status.agent_version:match("^([^-]+)") or status.agent_version),
-      ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
-      ["instance-id"] = idata.instanceid,
-      series = m.series,
-      hardware = #hw > 0 and table.concat(hw, " ") or nil,
-    }
-    machines[id] = yaml.ordered(entry, { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware" })
-  end
+  local machines, merr = M.machines(st, cfg.uuid, now)
   st:close()
+  if not machines then return nil, unable(name, tostring(merr)) end
   return yaml.ordered({ environment = name, machines = machines, services = {} },
     { "environment", "machines", "services" })
 end
