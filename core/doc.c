@@ -15,6 +15,7 @@
 struct jj_yaml_node {
     jj_yaml_type type;
     jj_yaml_mark mark;
+    unsigned char text_inline; /* text lives in this node's own allocation (not freed alone) */
     union {
         int boolean;
         int64_t integer;
@@ -25,12 +26,13 @@ struct jj_yaml_node {
     size_t count, cap;
     jj_yaml_node **items; /* sequence items, or mapping values */
     jj_yaml_node **keys;  /* mapping keys */
-    /* Mappings only: open-addressing index of key positions (position + 1,
-     * 0 = empty), present once count exceeds INDEX_MIN; icap is a power of
-     * two kept at least twice count. nonstring counts keys that are not
+    /* Mappings only: open-addressing index of key positions (see
+     * index_insert), built by the first lookup once count exceeds
+     * INDEX_MIN; icap is a power of two kept at least twice count. nonstring counts keys that are not
      * strings (text lookups must then scan: int 1 has text "1"). */
-    size_t *index;
+    uint64_t *index;
     size_t icap;
+    size_t indexed; /* keys[0 .. indexed) are in the index (see index_sync) */
     size_t nonstring;
 };
 
@@ -47,6 +49,14 @@ static jj_yaml_node *node_alloc(jj_yaml_type type)
     return n;
 }
 
+static inline void free_text(jj_yaml_node *n)
+{
+    if (!n->text_inline)
+        free(n->text);
+    n->text = NULL;
+    n->text_inline = 0;
+}
+
 static int set_text(jj_yaml_node *n, const char *s, size_t len)
 {
     char *t = malloc(len + 1);
@@ -55,19 +65,30 @@ static int set_text(jj_yaml_node *n, const char *s, size_t len)
     if (len)
         memcpy(t, s, len);
     t[len] = '\0';
-    free(n->text);
+    free_text(n);
     n->text = t;
     n->len = len;
     return 0;
 }
 
+/* A scalar and its text in one allocation: documents are mostly short
+ * scalars, and one malloc a node instead of two halves the allocator's work
+ * (building, then freeing, a tree of 100k keys). */
 static jj_yaml_node *scalar_with_text(jj_yaml_type type, const char *s, size_t len)
 {
-    jj_yaml_node *n = node_alloc(type);
-    if (n && set_text(n, s, len) != 0) {
-        free(n);
+    if (len > SIZE_MAX - sizeof(jj_yaml_node) - 1)
         return NULL;
-    }
+    jj_yaml_node *n = malloc(sizeof *n + len + 1);
+    if (!n)
+        return NULL;
+    memset(n, 0, sizeof *n);
+    n->type = type;
+    n->text = (char *)(n + 1);
+    n->text_inline = 1;
+    if (len)
+        memcpy(n->text, s, len);
+    n->text[len] = '\0';
+    n->len = len;
     return n;
 }
 
@@ -189,23 +210,19 @@ void jj_yaml_free(jj_yaml_node *n)
     free(n->items);
     free(n->keys);
     free(n->index);
-    free(n->text);
+    free_text(n);
     free(n);
 }
-
-static int index_rebuild(jj_yaml_node *map);
 
 jj_yaml_node *jj_yaml_copy(const jj_yaml_node *src)
 {
     if (!src)
         return NULL;
-    jj_yaml_node *n = node_alloc(src->type);
+    jj_yaml_node *n = src->text ? scalar_with_text(src->type, src->text, src->len) : node_alloc(src->type);
     if (!n)
         return NULL;
     n->mark = src->mark;
     n->v = src->v;
-    if (src->text && set_text(n, src->text, src->len) != 0)
-        goto fail;
     if (src->count) {
         n->items = calloc(src->count, sizeof *n->items);
         if (!n->items)
@@ -224,9 +241,7 @@ jj_yaml_node *jj_yaml_copy(const jj_yaml_node *src)
             if (!n->items[i] || (n->keys && !n->keys[i]))
                 goto fail;
         }
-        n->nonstring = src->nonstring;
-        if (n->type == JJ_YAML_MAP && index_rebuild(n) != 0)
-            goto fail;
+        n->nonstring = src->nonstring; /* the index is built by the first lookup */
     }
     return n;
 fail:
@@ -234,11 +249,11 @@ fail:
     return NULL;
 }
 
-static int grow(jj_yaml_node *n)
+/* Sets the capacity of items (and keys) to cap >= count. */
+static int set_capacity(jj_yaml_node *n, size_t cap)
 {
-    if (n->count < n->cap)
-        return 0;
-    size_t cap = n->cap ? n->cap * 2 : 4;
+    if (cap > SIZE_MAX / sizeof(jj_yaml_node *))
+        return JJ_ENOMEM;
     jj_yaml_node **items = realloc(n->items, cap * sizeof *items);
     if (!items)
         return JJ_ENOMEM;
@@ -250,6 +265,22 @@ static int grow(jj_yaml_node *n)
         n->keys = keys;
     }
     n->cap = cap;
+    return 0;
+}
+
+static int grow(jj_yaml_node *n)
+{
+    if (n->count < n->cap)
+        return 0;
+    return set_capacity(n, n->cap ? n->cap * 2 : 4);
+}
+
+int jj_yaml_reserve(jj_yaml_node *n, size_t count, jj_error *err)
+{
+    if (!n || (n->type != JJ_YAML_SEQ && n->type != JJ_YAML_MAP))
+        return jj_error_set(err, JJ_EINVAL, "yaml: reserve needs a sequence or a mapping");
+    if (count > n->cap && set_capacity(n, count) != 0)
+        return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
     return 0;
 }
 
@@ -313,58 +344,71 @@ static uint64_t key_hash(const jj_yaml_node *k)
     return h;
 }
 
+/* An index slot: the key's position + 1 in the low 32 bits (0 = empty),
+ * its hash's high 32 bits above, so a probe compares hashes before it
+ * touches a key (keys of a large map are all over memory). */
+#define SLOT_POS(s) ((size_t)((s) & 0xffffffffu))
+#define SLOT_TAG(h) ((uint64_t)(h) & 0xffffffff00000000ull)
+/* Positions must fit the slot; larger maps (never seen) are scanned. */
+#define INDEX_MAX 0xfffffffeu
+
 static void index_insert(jj_yaml_node *map, size_t pos)
 {
     size_t mask = map->icap - 1;
-    size_t i = (size_t)key_hash(map->keys[pos]) & mask;
+    uint64_t h = key_hash(map->keys[pos]);
+    size_t i = (size_t)h & mask;
     while (map->index[i])
         i = (i + 1) & mask;
-    map->index[i] = pos + 1;
+    map->index[i] = SLOT_TAG(h) | (uint64_t)(pos + 1);
 }
 
-/* Builds the index afresh for the current keys (or drops it when the map
- * is small). Returns 0 or JJ_ENOMEM (the map stays usable, unindexed, and
- * the next change tries again). */
-static int index_rebuild(jj_yaml_node *map)
+static void index_drop(jj_yaml_node *map)
 {
     free(map->index);
     map->index = NULL;
     map->icap = 0;
-    if (map->count <= INDEX_MIN)
-        return 0;
-    size_t cap = 32;
-    while (cap < map->count * 2)
-        cap *= 2;
-    map->index = calloc(cap, sizeof *map->index);
-    if (!map->index)
-        return JJ_ENOMEM;
-    map->icap = cap;
-    for (size_t i = 0; i < map->count; i++)
-        index_insert(map, i);
-    return 0;
+    map->indexed = 0;
 }
 
-/* Records the key just appended at position count - 1. */
-static int index_added(jj_yaml_node *map)
+/* Brings the index up to date with the keys (building or enlarging it as
+ * needed). The index is a cache: appending a key does not touch it, the
+ * first lookup after indexes what was appended, so a mapping built and
+ * then only walked (an encoder's) never has one. Returns 1 when the index
+ * can be used, 0 when the map is to be scanned (small, or no memory). */
+static int index_sync(jj_yaml_node *map)
 {
-    if (map->count <= INDEX_MIN)
+    if (map->count <= INDEX_MIN || map->count > INDEX_MAX)
         return 0;
-    if (!map->index || map->count * 2 > map->icap)
-        return index_rebuild(map);
-    index_insert(map, map->count - 1);
-    return 0;
+    if (!map->index || map->count * 2 > map->icap) {
+        size_t cap = 32;
+        while (cap < map->count * 2)
+            cap *= 2;
+        uint64_t *index = calloc(cap, sizeof *index);
+        if (!index)
+            return 0; /* the old index (if any) stays valid for what it covers */
+        free(map->index);
+        map->index = index;
+        map->icap = cap;
+        map->indexed = 0;
+    }
+    for (; map->indexed < map->count; map->indexed++)
+        index_insert(map, map->indexed);
+    return 1;
 }
 
-static long find_key_node(const jj_yaml_node *map, const jj_yaml_node *key)
+static long find_key_node(const jj_yaml_node *cmap, const jj_yaml_node *key)
 {
-    if (map->index) {
+    jj_yaml_node *map = (jj_yaml_node *)cmap; /* the index is a cache (see index_sync) */
+    if (index_sync(map)) {
         size_t mask = map->icap - 1;
-        for (size_t i = (size_t)key_hash(key) & mask;; i = (i + 1) & mask) {
-            size_t s = map->index[i];
+        uint64_t h = key_hash(key);
+        uint64_t tag = SLOT_TAG(h);
+        for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+            uint64_t s = map->index[i];
             if (!s)
                 return -1;
-            if (scalar_equal(map->keys[s - 1], key))
-                return (long)(s - 1);
+            if (SLOT_TAG(s) == tag && scalar_equal(map->keys[SLOT_POS(s) - 1], key))
+                return (long)(SLOT_POS(s) - 1);
         }
     }
     for (size_t i = 0; i < map->count; i++)
@@ -383,12 +427,6 @@ static int map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value)
     map->count++;
     if (key->type != JJ_YAML_STRING)
         map->nonstring++;
-    if (index_added(map) != 0) {
-        map->count--; /* give key and value back, as if never added */
-        if (key->type != JJ_YAML_STRING)
-            map->nonstring--;
-        return JJ_ENOMEM;
-    }
     return 0;
 }
 
@@ -441,6 +479,21 @@ int jj_yaml_map_add(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, j
     return 0;
 }
 
+int jj_yaml_map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, jj_error *err)
+{
+    if (bad_pair(map, key, value)) {
+        jj_yaml_free(key);
+        jj_yaml_free(value);
+        return jj_error_set(err, JJ_EINVAL, "yaml: map_append needs a mapping, a scalar key and a value");
+    }
+    if (map_append(map, key, value) != 0) {
+        jj_yaml_free(key);
+        jj_yaml_free(value);
+        return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
+    }
+    return 0;
+}
+
 long jj_yaml_map_find(const jj_yaml_node *map, const jj_yaml_node *key)
 {
     if (!map || map->type != JJ_YAML_MAP || !key)
@@ -467,7 +520,7 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
     if (!map || map->type != JJ_YAML_MAP || !key)
         return -1;
     size_t len = strlen(key);
-    if (map->index && map->nonstring == 0) {
+    if (map->nonstring == 0 && index_sync((jj_yaml_node *)map)) {
         jj_yaml_node probe;
         memset(&probe, 0, sizeof probe);
         probe.type = JJ_YAML_STRING;
@@ -498,11 +551,7 @@ int jj_yaml_map_delete(jj_yaml_node *map, const char *key)
     memmove(map->keys + at, map->keys + at + 1, rest * sizeof *map->keys);
     memmove(map->items + at, map->items + at + 1, rest * sizeof *map->items);
     map->count--;
-    if (index_rebuild(map) != 0) { /* positions moved; without memory, scan */
-        free(map->index);
-        map->index = NULL;
-        map->icap = 0;
-    }
+    index_drop(map); /* positions moved: the next lookup indexes afresh */
     return 1;
 }
 
