@@ -35,11 +35,12 @@ local function machine_entry(view, uuid, m, now)
   local interval = beat and tonumber(beat.interval) or 10
   local status = assert(initialize.machine_status(view, uuid, id, now, math.max(3 * interval, 3)))
   local addrs = m.addresses or {}
-  local hw = {}
+  local hw, n = {}, 0
   for _, k in ipairs(HARDWARE_FIELDS) do
     local v = idata[k]
     if v ~= nil and v ~= yaml.null then
-      hw[#hw + 1] = string.format("%s=%s%s", HARDWARE_NAMES[k] or k, tostring(v), HARDWARE_MEGABYTES[k] and "M" or "")
+      n = n + 1
+      hw[n] = (HARDWARE_NAMES[k] or k) .. "=" .. tostring(v) .. (HARDWARE_MEGABYTES[k] and "M" or "")
     end
   end
   local entry = {
@@ -48,7 +49,7 @@ local function machine_entry(view, uuid, m, now)
     ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
     ["instance-id"] = idata.instanceid,
     series = m.series,
-    hardware = #hw > 0 and table.concat(hw, " ") or nil,
+    hardware = n > 0 and table.concat(hw, " ") or nil,
   }
   return id, yaml.ordered(entry, MACHINE_ORDER)
 end

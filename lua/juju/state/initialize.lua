@@ -269,6 +269,12 @@ function M.heartbeat(store, env_uuid, machine_id, fields)
   return store:upsert("presence", presence_id(env_uuid, machine_id), doc)
 end
 
+-- The fields machine_status copies from the machine's documents.
+local STATUS_FIELDS = {
+  { coll = "machines", field = "series", as = "series" },
+  { coll = "instanceData", field = "instanceid", as = "instance_id" },
+}
+
 --- The agent state of a machine from its presence heartbeat: "started"
 --- when the last heartbeat is younger than stale_after seconds (default
 --- 30), "down" when older or when the agent said it stopped, "pending" when
@@ -282,12 +288,10 @@ function M.machine_status(store, env_uuid, machine_id, now, stale_after)
   stale_after = stale_after or M.DEFAULT_STALE_AFTER
   local status = { machine = machine_id, agent_state = "pending" }
   local local_id = env_uuid .. ":" .. machine_id
-  for coll, fields in pairs({ machines = { "series" }, instanceData = { "instanceid" } }) do
-    local doc, err, code = store:get(coll, local_id)
+  for _, from in ipairs(STATUS_FIELDS) do
+    local doc, err, code = store:get(from.coll, local_id)
     if not doc and code ~= "ENOENT" then return nil, err, code end
-    for _, f in ipairs(doc and fields or {}) do
-      status[f == "instanceid" and "instance_id" or f] = doc[f]
-    end
+    if doc then status[from.as] = doc[from.field] end
   end
   local beat, err, code = store:get("presence", presence_id(env_uuid, machine_id))
   if not beat then
