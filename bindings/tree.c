@@ -488,47 +488,67 @@ static void push_order_index(lua_State *L, int t, encoder *e)
     lua_remove(L, order);
 }
 
-/* Sorting: each key gets a 64-bit prefix that orders as compare_keys does
- * wherever two prefixes differ (its class in the top 3 bits: ordered, _id,
- * number, string, boolean, null; for text, its first bytes), so most
- * comparisons touch neither the slots nor the key bytes; equal prefixes
- * fall back to compare_keys. */
+/* Sorting: each key gets a class (ordered, _id, number, string, boolean,
+ * null: compare_keys' order of kinds) and, for text, its first 8 bytes as
+ * a big-endian number and its length, so that most comparisons touch
+ * neither the slots nor the key bytes (which lie all over memory in a
+ * large table); equal prefixes of two keys longer than 8 bytes fall back
+ * to compare_keys. */
 typedef struct sort_entry {
-    uint64_t prefix;
+    uint64_t prefix;      /* position in __yaml_order, or the text's first bytes */
+    uint32_t cls;
+    uint32_t short_text;  /* text keys of at most 8 bytes: the prefix is all of it */
+    size_t len;
     const key_slot *slot;
 } sort_entry;
 
-enum { CLASS_ORDERED, CLASS_ID, CLASS_NUMBER, CLASS_STRING, CLASS_BOOLEAN, CLASS_NULL };
+enum { CLASS_ORDERED, CLASS_ID, CLASS_NUMBER, CLASS_TEXT, CLASS_BOOLEAN, CLASS_NULL };
 
 static uint64_t text_prefix(const char *s, size_t len)
 {
     uint64_t p = 0;
     for (size_t i = 0; i < 8; i++)
         p = (p << 8) | (i < len ? (unsigned char)s[i] : 0);
-    return p >> 3;
+    return p;
 }
 
-static uint64_t slot_prefix(const key_slot *k)
+static void set_entry(sort_entry *en, const key_slot *k)
 {
-    static const uint64_t top = (uint64_t)1 << 61;
-    if (k->order != LUA_MAXINTEGER) /* positions are >= 1 */
-        return (uint64_t)k->order < top ? (uint64_t)k->order : top - 1;
-    if (k->text_keys)
-        return k->id ? (uint64_t)CLASS_ID << 61
-                     : ((uint64_t)CLASS_STRING << 61) | text_prefix(key_text(k), k->len);
-    switch (k->kind) {
-    case 0: return (uint64_t)CLASS_NUMBER << 61;
-    case 1: return ((uint64_t)CLASS_STRING << 61) | text_prefix(k->s, k->len);
-    case 2: return (uint64_t)CLASS_BOOLEAN << 61;
-    default: return (uint64_t)CLASS_NULL << 61;
+    en->slot = k;
+    en->prefix = 0;
+    en->short_text = 0;
+    en->len = k->len;
+    if (k->order != LUA_MAXINTEGER) {
+        en->cls = CLASS_ORDERED;
+        en->prefix = (uint64_t)k->order; /* positions are >= 1 */
+        return;
+    }
+    const char *text = NULL;
+    if (k->text_keys) {
+        en->cls = k->id ? CLASS_ID : CLASS_TEXT;
+        text = k->id ? NULL : key_text(k);
+    } else {
+        static const uint32_t by_kind[] = {CLASS_NUMBER, CLASS_TEXT, CLASS_BOOLEAN, CLASS_NULL};
+        en->cls = by_kind[k->kind & 3];
+        text = k->kind == 1 ? k->s : NULL;
+    }
+    if (text) {
+        en->prefix = text_prefix(text, k->len);
+        en->short_text = k->len <= 8;
     }
 }
 
 static int compare_entries(const void *pa, const void *pb)
 {
     const sort_entry *a = pa, *b = pb;
+    if (a->cls != b->cls)
+        return a->cls < b->cls ? -1 : 1;
     if (a->prefix != b->prefix)
         return a->prefix < b->prefix ? -1 : 1;
+    /* One text within its prefix and the prefixes equal: the other starts
+     * with it (zero padding), so the shorter is first, as memcmp-then-length. */
+    if (a->cls == CLASS_TEXT && (a->short_text || b->short_text))
+        return a->len < b->len ? -1 : a->len > b->len;
     return compare_keys(a->slot, b->slot);
 }
 
@@ -607,8 +627,7 @@ static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entr
         else
             lua_insert(L, -2); /* below the key lua_next wants on top */
         integer_keys |= slot->kind == 0;
-        sorted[k].prefix = slot_prefix(slot);
-        sorted[k].slot = slot;
+        set_entry(&sorted[k], slot);
         k++;
     }
     if (k != n)

@@ -12,10 +12,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a sequence or mapping has beyond a scalar's fields (a separate
+ * allocation: a document is mostly scalars, and 48 bytes a scalar rather
+ * than 112 halves the memory a large tree spreads over). */
+typedef struct collection {
+    size_t count, cap;
+    jj_yaml_node **items; /* sequence items, or mapping values */
+    jj_yaml_node **keys;  /* mapping keys */
+    /* Mappings only: open-addressing index of key positions (see
+     * index_insert), built by the first lookup once count exceeds
+     * INDEX_MIN; icap is a power of two kept at least twice count.
+     * nonstring counts keys that are not strings (text lookups must then
+     * scan: int 1 has text "1"). */
+    uint64_t *index;
+    size_t icap;
+    size_t indexed; /* keys[0 .. indexed) are in the index (see index_sync) */
+    size_t nonstring;
+} collection;
+
 struct jj_yaml_node {
     jj_yaml_type type;
-    jj_yaml_mark mark;
     unsigned char text_inline; /* text lives in this node's own allocation (not freed alone) */
+    jj_yaml_mark mark;
     union {
         int boolean;
         int64_t integer;
@@ -23,18 +41,13 @@ struct jj_yaml_node {
     } v;
     char *text; /* scalars only, NUL-terminated */
     size_t len;
-    size_t count, cap;
-    jj_yaml_node **items; /* sequence items, or mapping values */
-    jj_yaml_node **keys;  /* mapping keys */
-    /* Mappings only: open-addressing index of key positions (see
-     * index_insert), built by the first lookup once count exceeds
-     * INDEX_MIN; icap is a power of two kept at least twice count. nonstring counts keys that are not
-     * strings (text lookups must then scan: int 1 has text "1"). */
-    uint64_t *index;
-    size_t icap;
-    size_t indexed; /* keys[0 .. indexed) are in the index (see index_sync) */
-    size_t nonstring;
+    collection *c; /* sequences and mappings only (never NULL for them) */
 };
+
+static inline int is_collection(jj_yaml_type type)
+{
+    return type == JJ_YAML_SEQ || type == JJ_YAML_MAP;
+}
 
 /* Below this many keys a scan is as fast as hashing and costs no memory. */
 #define INDEX_MIN 8
@@ -44,8 +57,13 @@ struct jj_yaml_node {
 static jj_yaml_node *node_alloc(jj_yaml_type type)
 {
     jj_yaml_node *n = calloc(1, sizeof *n);
-    if (n)
-        n->type = type;
+    if (!n)
+        return NULL;
+    n->type = type;
+    if (is_collection(type) && !(n->c = calloc(1, sizeof *n->c))) {
+        free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -202,14 +220,17 @@ void jj_yaml_free(jj_yaml_node *n)
 {
     if (!n)
         return;
-    for (size_t i = 0; i < n->count; i++) {
-        jj_yaml_free(n->items[i]);
-        if (n->keys)
-            jj_yaml_free(n->keys[i]);
+    if (is_collection(n->type)) {
+        for (size_t i = 0; i < n->c->count; i++) {
+            jj_yaml_free(n->c->items[i]);
+            if (n->c->keys)
+                jj_yaml_free(n->c->keys[i]);
+        }
+        free(n->c->items);
+        free(n->c->keys);
+        free(n->c->index);
+        free(n->c);
     }
-    free(n->items);
-    free(n->keys);
-    free(n->index);
     free_text(n);
     free(n);
 }
@@ -223,25 +244,25 @@ jj_yaml_node *jj_yaml_copy(const jj_yaml_node *src)
         return NULL;
     n->mark = src->mark;
     n->v = src->v;
-    if (src->count) {
-        n->items = calloc(src->count, sizeof *n->items);
-        if (!n->items)
+    if (is_collection(src->type) && src->c->count) {
+        n->c->items = calloc(src->c->count, sizeof *n->c->items);
+        if (!n->c->items)
             goto fail;
         if (src->type == JJ_YAML_MAP) {
-            n->keys = calloc(src->count, sizeof *n->keys);
-            if (!n->keys)
+            n->c->keys = calloc(src->c->count, sizeof *n->c->keys);
+            if (!n->c->keys)
                 goto fail;
         }
-        n->cap = src->count;
-        for (size_t i = 0; i < src->count; i++) {
-            n->items[i] = jj_yaml_copy(src->items[i]);
-            if (n->keys)
-                n->keys[i] = jj_yaml_copy(src->keys[i]);
-            n->count = i + 1;
-            if (!n->items[i] || (n->keys && !n->keys[i]))
+        n->c->cap = src->c->count;
+        for (size_t i = 0; i < src->c->count; i++) {
+            n->c->items[i] = jj_yaml_copy(src->c->items[i]);
+            if (n->c->keys)
+                n->c->keys[i] = jj_yaml_copy(src->c->keys[i]);
+            n->c->count = i + 1;
+            if (!n->c->items[i] || (n->c->keys && !n->c->keys[i]))
                 goto fail;
         }
-        n->nonstring = src->nonstring; /* the index is built by the first lookup */
+        n->c->nonstring = src->c->nonstring; /* the index is built by the first lookup */
     }
     return n;
 fail:
@@ -254,32 +275,32 @@ static int set_capacity(jj_yaml_node *n, size_t cap)
 {
     if (cap > SIZE_MAX / sizeof(jj_yaml_node *))
         return JJ_ENOMEM;
-    jj_yaml_node **items = realloc(n->items, cap * sizeof *items);
+    jj_yaml_node **items = realloc(n->c->items, cap * sizeof *items);
     if (!items)
         return JJ_ENOMEM;
-    n->items = items;
+    n->c->items = items;
     if (n->type == JJ_YAML_MAP) {
-        jj_yaml_node **keys = realloc(n->keys, cap * sizeof *keys);
+        jj_yaml_node **keys = realloc(n->c->keys, cap * sizeof *keys);
         if (!keys)
             return JJ_ENOMEM;
-        n->keys = keys;
+        n->c->keys = keys;
     }
-    n->cap = cap;
+    n->c->cap = cap;
     return 0;
 }
 
 static int grow(jj_yaml_node *n)
 {
-    if (n->count < n->cap)
+    if (n->c->count < n->c->cap)
         return 0;
-    return set_capacity(n, n->cap ? n->cap * 2 : 4);
+    return set_capacity(n, n->c->cap ? n->c->cap * 2 : 4);
 }
 
 int jj_yaml_reserve(jj_yaml_node *n, size_t count, jj_error *err)
 {
     if (!n || (n->type != JJ_YAML_SEQ && n->type != JJ_YAML_MAP))
         return jj_error_set(err, JJ_EINVAL, "yaml: reserve needs a sequence or a mapping");
-    if (count > n->cap && set_capacity(n, count) != 0)
+    if (count > n->c->cap && set_capacity(n, count) != 0)
         return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
     return 0;
 }
@@ -294,7 +315,7 @@ int jj_yaml_seq_append(jj_yaml_node *seq, jj_yaml_node *item, jj_error *err)
         jj_yaml_free(item);
         return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
     }
-    seq->items[seq->count++] = item;
+    seq->c->items[seq->c->count++] = item;
     return 0;
 }
 
@@ -354,20 +375,20 @@ static uint64_t key_hash(const jj_yaml_node *k)
 
 static void index_insert(jj_yaml_node *map, size_t pos)
 {
-    size_t mask = map->icap - 1;
-    uint64_t h = key_hash(map->keys[pos]);
+    size_t mask = map->c->icap - 1;
+    uint64_t h = key_hash(map->c->keys[pos]);
     size_t i = (size_t)h & mask;
-    while (map->index[i])
+    while (map->c->index[i])
         i = (i + 1) & mask;
-    map->index[i] = SLOT_TAG(h) | (uint64_t)(pos + 1);
+    map->c->index[i] = SLOT_TAG(h) | (uint64_t)(pos + 1);
 }
 
 static void index_drop(jj_yaml_node *map)
 {
-    free(map->index);
-    map->index = NULL;
-    map->icap = 0;
-    map->indexed = 0;
+    free(map->c->index);
+    map->c->index = NULL;
+    map->c->icap = 0;
+    map->c->indexed = 0;
 }
 
 /* Brings the index up to date with the keys (building or enlarging it as
@@ -377,22 +398,22 @@ static void index_drop(jj_yaml_node *map)
  * can be used, 0 when the map is to be scanned (small, or no memory). */
 static int index_sync(jj_yaml_node *map)
 {
-    if (map->count <= INDEX_MIN || map->count > INDEX_MAX)
+    if (map->c->count <= INDEX_MIN || map->c->count > INDEX_MAX)
         return 0;
-    if (!map->index || map->count * 2 > map->icap) {
+    if (!map->c->index || map->c->count * 2 > map->c->icap) {
         size_t cap = 32;
-        while (cap < map->count * 2)
+        while (cap < map->c->count * 2)
             cap *= 2;
         uint64_t *index = calloc(cap, sizeof *index);
         if (!index)
             return 0; /* the old index (if any) stays valid for what it covers */
-        free(map->index);
-        map->index = index;
-        map->icap = cap;
-        map->indexed = 0;
+        free(map->c->index);
+        map->c->index = index;
+        map->c->icap = cap;
+        map->c->indexed = 0;
     }
-    for (; map->indexed < map->count; map->indexed++)
-        index_insert(map, map->indexed);
+    for (; map->c->indexed < map->c->count; map->c->indexed++)
+        index_insert(map, map->c->indexed);
     return 1;
 }
 
@@ -400,19 +421,19 @@ static long find_key_node(const jj_yaml_node *cmap, const jj_yaml_node *key)
 {
     jj_yaml_node *map = (jj_yaml_node *)cmap; /* the index is a cache (see index_sync) */
     if (index_sync(map)) {
-        size_t mask = map->icap - 1;
+        size_t mask = map->c->icap - 1;
         uint64_t h = key_hash(key);
         uint64_t tag = SLOT_TAG(h);
         for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-            uint64_t s = map->index[i];
+            uint64_t s = map->c->index[i];
             if (!s)
                 return -1;
-            if (SLOT_TAG(s) == tag && scalar_equal(map->keys[SLOT_POS(s) - 1], key))
+            if (SLOT_TAG(s) == tag && scalar_equal(map->c->keys[SLOT_POS(s) - 1], key))
                 return (long)(SLOT_POS(s) - 1);
         }
     }
-    for (size_t i = 0; i < map->count; i++)
-        if (scalar_equal(map->keys[i], key))
+    for (size_t i = 0; i < map->c->count; i++)
+        if (scalar_equal(map->c->keys[i], key))
             return (long)i;
     return -1;
 }
@@ -422,11 +443,11 @@ static int map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value)
 {
     if (grow(map) != 0)
         return JJ_ENOMEM;
-    map->keys[map->count] = key;
-    map->items[map->count] = value;
-    map->count++;
+    map->c->keys[map->c->count] = key;
+    map->c->items[map->c->count] = value;
+    map->c->count++;
     if (key->type != JJ_YAML_STRING)
-        map->nonstring++;
+        map->c->nonstring++;
     return 0;
 }
 
@@ -447,8 +468,8 @@ int jj_yaml_map_put(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, j
     long at = find_key_node(map, key);
     if (at >= 0) {
         jj_yaml_free(key);
-        jj_yaml_free(map->items[at]);
-        map->items[at] = value;
+        jj_yaml_free(map->c->items[at]);
+        map->c->items[at] = value;
         return 0;
     }
     if (map_append(map, key, value) != 0) {
@@ -520,7 +541,7 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
     if (!map || map->type != JJ_YAML_MAP || !key)
         return -1;
     size_t len = strlen(key);
-    if (map->nonstring == 0 && index_sync((jj_yaml_node *)map)) {
+    if (map->c->nonstring == 0 && index_sync((jj_yaml_node *)map)) {
         jj_yaml_node probe;
         memset(&probe, 0, sizeof probe);
         probe.type = JJ_YAML_STRING;
@@ -528,8 +549,8 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
         probe.len = len;
         return find_key_node(map, &probe);
     }
-    for (size_t i = 0; i < map->count; i++) {
-        const jj_yaml_node *k = map->keys[i];
+    for (size_t i = 0; i < map->c->count; i++) {
+        const jj_yaml_node *k = map->c->keys[i];
         size_t klen;
         const char *ktext = node_text(k, &klen);
         if (ktext && klen == len && memcmp(ktext, key, len) == 0)
@@ -543,14 +564,14 @@ int jj_yaml_map_delete(jj_yaml_node *map, const char *key)
     long at = find_key_text(map, key);
     if (at < 0)
         return 0;
-    if (map->keys[at]->type != JJ_YAML_STRING)
-        map->nonstring--;
-    jj_yaml_free(map->keys[at]);
-    jj_yaml_free(map->items[at]);
-    size_t rest = map->count - (size_t)at - 1;
-    memmove(map->keys + at, map->keys + at + 1, rest * sizeof *map->keys);
-    memmove(map->items + at, map->items + at + 1, rest * sizeof *map->items);
-    map->count--;
+    if (map->c->keys[at]->type != JJ_YAML_STRING)
+        map->c->nonstring--;
+    jj_yaml_free(map->c->keys[at]);
+    jj_yaml_free(map->c->items[at]);
+    size_t rest = map->c->count - (size_t)at - 1;
+    memmove(map->c->keys + at, map->c->keys + at + 1, rest * sizeof *map->c->keys);
+    memmove(map->c->items + at, map->c->items + at + 1, rest * sizeof *map->c->items);
+    map->c->count--;
     index_drop(map); /* positions moved: the next lookup indexes afresh */
     return 1;
 }
@@ -612,28 +633,28 @@ const char *jj_yaml_text(const jj_yaml_node *n, size_t *len)
 
 size_t jj_yaml_count(const jj_yaml_node *n)
 {
-    return n && (n->type == JJ_YAML_SEQ || n->type == JJ_YAML_MAP) ? n->count : 0;
+    return n && (n->type == JJ_YAML_SEQ || n->type == JJ_YAML_MAP) ? n->c->count : 0;
 }
 
 jj_yaml_node *jj_yaml_seq_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_SEQ && i < n->count ? n->items[i] : NULL;
+    return n && n->type == JJ_YAML_SEQ && i < n->c->count ? n->c->items[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_key_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_MAP && i < n->count ? n->keys[i] : NULL;
+    return n && n->type == JJ_YAML_MAP && i < n->c->count ? n->c->keys[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_value_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_MAP && i < n->count ? n->items[i] : NULL;
+    return n && n->type == JJ_YAML_MAP && i < n->c->count ? n->c->items[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_get(const jj_yaml_node *map, const char *key)
 {
     long at = find_key_text(map, key);
-    return at < 0 ? NULL : map->items[at];
+    return at < 0 ? NULL : map->c->items[at];
 }
 
 const char *jj_yaml_map_get_string(const jj_yaml_node *map, const char *key)
@@ -649,19 +670,19 @@ int jj_yaml_equal(const jj_yaml_node *a, const jj_yaml_node *b)
     if (a->type != b->type)
         return 0;
     if (a->type == JJ_YAML_SEQ) {
-        if (a->count != b->count)
+        if (a->c->count != b->c->count)
             return 0;
-        for (size_t i = 0; i < a->count; i++)
-            if (!jj_yaml_equal(a->items[i], b->items[i]))
+        for (size_t i = 0; i < a->c->count; i++)
+            if (!jj_yaml_equal(a->c->items[i], b->c->items[i]))
                 return 0;
         return 1;
     }
     if (a->type == JJ_YAML_MAP) {
-        if (a->count != b->count)
+        if (a->c->count != b->c->count)
             return 0;
-        for (size_t i = 0; i < a->count; i++) {
-            long j = find_key_node(b, a->keys[i]);
-            if (j < 0 || !jj_yaml_equal(a->items[i], b->items[j]))
+        for (size_t i = 0; i < a->c->count; i++) {
+            long j = find_key_node(b, a->c->keys[i]);
+            if (j < 0 || !jj_yaml_equal(a->c->items[i], b->c->items[j]))
                 return 0;
         }
         return 1;
