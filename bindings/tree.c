@@ -569,6 +569,43 @@ static place push_place(lua_State *L, int entry, int kidx)
     return read_place(L, -1);
 }
 
+/* A large map's sort buffer: malloc'ed and owned by a small userdata that
+ * frees it (at once when done, or at collection after an error), so that
+ * the megabytes a 100k-key map needs count as no Lua allocation and set
+ * off no garbage collection work (which walks the whole heap). */
+#define BUFFER_MT "juju.tree.Buffer"
+
+static int buffer_gc(lua_State *L)
+{
+    void **box = luaL_checkudata(L, 1, BUFFER_MT);
+    free(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* Pushes the box; returns the buffer or NULL (out of memory). May raise. */
+static void *push_buffer(lua_State *L, size_t size)
+{
+    void **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    if (luaL_newmetatable(L, BUFFER_MT)) {
+        lua_pushcfunction(L, buffer_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    *box = malloc(size);
+    return *box;
+}
+
+static void free_buffer(lua_State *L, int idx)
+{
+    void **box = lua_touserdata(L, idx);
+    if (box) {
+        free(*box);
+        *box = NULL;
+    }
+}
+
 /* Maps up to this size sort on the C stack (no userdata to collect). */
 #define SMALL_MAP 8
 
@@ -593,7 +630,9 @@ static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entr
     if (n > SMALL_MAP) {
         if (n > SIZE_MAX / (sizeof *keys + sizeof *sorted) || n > INT_MAX)
             return nomem(e);
-        keys = lua_newuserdatauv(L, n * (sizeof *keys + sizeof *sorted), 0);
+        keys = push_buffer(L, n * (sizeof *keys + sizeof *sorted));
+        if (!keys)
+            return nomem(e);
         sorted = (sort_entry *)(keys + n);
         lua_createtable(L, (int)n, 0);
         values = lua_gettop(L);
@@ -659,6 +698,8 @@ static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entr
         if (rc)
             return rc;
     }
+    if (n > SMALL_MAP)
+        free_buffer(L, order + 1); /* the box pushed above */
     lua_settop(L, order - 1);
     return 0;
 }

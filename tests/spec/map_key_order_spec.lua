@@ -110,6 +110,23 @@ describe("map key order", function()
     end
   end)
 
+  it("a map that cannot be encoded fails the same at any size, and the next encode works", function()
+    for _, n in ipairs({ 4, 5000 }) do
+      local t = { bad = print, none = yaml.null }
+      for i = 1, n do t["k" .. i] = i end
+      local text, err = json.encode(t)
+      assert.is_nil(text)
+      assert.matches("cannot encode a function", err)
+      assert.is_nil(yaml.encode({ outer = t }))
+      t.bad = nil
+      collectgarbage()
+      local back = json.decode(assert(json.encode(t)))
+      assert.are.equal(n, back["k" .. n])
+      assert.are.equal(json.null, back.none)
+      assert.matches("\nnone: null\n", assert(yaml.encode(t)))
+    end
+  end)
+
   it("yaml: a shared __yaml_order array orders every table that uses it", function()
     local order = { "c", "a" }
     local outer = {}
