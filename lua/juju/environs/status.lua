@@ -26,14 +26,16 @@ local HARDWARE_NAMES = { cpucores = "cpu-cores", cpupower = "cpu-power", rootdis
 local HARDWARE_MEGABYTES = { mem = true, rootdisk = true }
 local MACHINE_ORDER = { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware" }
 
--- One machine's entry from its documents (each may be absent).
-local function machine_entry(view, uuid, m, now)
+-- One machine's entry from its documents (by: {coll = {[_id] = doc}}).
+local function machine_entry(by, uuid, m, now)
   local id = m.machineid
-  local idata = view:get("instanceData", uuid .. ":" .. id) or {}
+  local local_id = uuid .. ":" .. id
+  local idata = by.instanceData[local_id]
   -- A heartbeat is stale after three of the agent's own intervals.
-  local beat = view:get("presence", uuid .. ":m#" .. id)
+  local beat = by.presence[uuid .. ":m#" .. id]
   local interval = beat and tonumber(beat.interval) or 10
-  local status = assert(initialize.machine_status(view, uuid, id, now, math.max(3 * interval, 3)))
+  local status = initialize.status_of(id, by.machines[local_id], idata, beat, now, math.max(3 * interval, 3))
+  idata = idata or {}
   local addrs = m.addresses or {}
   local hw, n = {}, 0
   for _, k in ipairs(HARDWARE_FIELDS) do
@@ -55,21 +57,22 @@ local function machine_entry(view, uuid, m, now)
 end
 
 --- The machines section ({[id] = entry}) from an open store or a dump's
---- view (anything with find and get, as juju.state stores), with heartbeats
---- judged at `now`. Each collection is read once (three queries, whatever
---- the number of machines) into one view that every machine's lookups
---- use. Returns the table or nil, message.
+--- view (anything with find, as juju.state stores), with heartbeats judged
+--- at `now`. Each collection is read once (three queries, whatever the
+--- number of machines) and indexed by _id for every machine's lookups.
+--- Returns the table or nil, message.
 function M.machines(st, uuid, now)
-  local docs = {}
+  local docs, by = {}, {}
   for _, coll in ipairs(state_dump.COLLECTIONS) do
     local found, err = st:find(coll)
     if not found then return nil, string.format("cannot read %s: %s", coll, tostring(err)) end
-    docs[coll] = found
+    local index = {}
+    for _, d in ipairs(found) do index[d._id] = d end
+    docs[coll], by[coll] = found, index
   end
-  local view = state_dump.view(docs)
   local machines = {}
   for _, m in ipairs(docs.machines) do
-    local id, entry = machine_entry(view, uuid, m, now)
+    local id, entry = machine_entry(by, uuid, m, now)
     machines[id] = entry
   end
   return machines
