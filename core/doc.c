@@ -356,9 +356,9 @@ static uint64_t key_hash(const jj_yaml_node *k)
     h = (h ^ (unsigned)k->type) * 1099511628211ULL;
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
-    /* FNV's low bits (the slot) are weak for keys that differ in their
-     * last bytes ("key1", "key2"...): mix the high bits in (MurmurHash3's
-     * finalizer) so linear probing stays short. */
+    /* FNV alone spreads keys that differ in their last bytes ("key1",
+     * "key2"...) poorly: mix (MurmurHash3's finalizer) so the high half,
+     * which picks the slot (SLOT_HOME), spreads and probing stays short. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
@@ -366,21 +366,28 @@ static uint64_t key_hash(const jj_yaml_node *k)
 }
 
 /* An index slot: the key's position + 1 in the low 32 bits (0 = empty),
- * its hash's high 32 bits above, so a probe compares hashes before it
- * touches a key (keys of a large map are all over memory). */
+ * its hash's high 32 bits above. The slot a key goes to comes from those
+ * same high bits, so a probe compares hashes before it touches a key (the
+ * keys of a large map are all over memory) and growing the index moves
+ * slots without hashing any key again. */
 #define SLOT_POS(s) ((size_t)((s) & 0xffffffffu))
 #define SLOT_TAG(h) ((uint64_t)(h) & 0xffffffff00000000ull)
+#define SLOT_HOME(s, mask) ((size_t)((s) >> 32) & (mask))
 /* Positions must fit the slot; larger maps (never seen) are scanned. */
-#define INDEX_MAX 0xfffffffeu
+#define INDEX_MAX 0x7ffffffeu
+
+static void index_put(uint64_t *index, size_t mask, uint64_t slot)
+{
+    size_t i = SLOT_HOME(slot, mask);
+    while (index[i])
+        i = (i + 1) & mask;
+    index[i] = slot;
+}
 
 static void index_insert(jj_yaml_node *map, size_t pos)
 {
-    size_t mask = map->c->icap - 1;
     uint64_t h = key_hash(map->c->keys[pos]);
-    size_t i = (size_t)h & mask;
-    while (map->c->index[i])
-        i = (i + 1) & mask;
-    map->c->index[i] = SLOT_TAG(h) | (uint64_t)(pos + 1);
+    index_put(map->c->index, map->c->icap - 1, SLOT_TAG(h) | (uint64_t)(pos + 1));
 }
 
 static void index_drop(jj_yaml_node *map)
@@ -398,22 +405,25 @@ static void index_drop(jj_yaml_node *map)
  * can be used, 0 when the map is to be scanned (small, or no memory). */
 static int index_sync(jj_yaml_node *map)
 {
-    if (map->c->count <= INDEX_MIN || map->c->count > INDEX_MAX)
+    collection *c = map->c;
+    if (c->count <= INDEX_MIN || c->count > INDEX_MAX)
         return 0;
-    if (!map->c->index || map->c->count * 2 > map->c->icap) {
+    if (!c->index || c->count * 2 > c->icap) {
         size_t cap = 32;
-        while (cap < map->c->count * 2)
+        while (cap < c->count * 2)
             cap *= 2;
         uint64_t *index = calloc(cap, sizeof *index);
         if (!index)
             return 0; /* the old index (if any) stays valid for what it covers */
-        free(map->c->index);
-        map->c->index = index;
-        map->c->icap = cap;
-        map->c->indexed = 0;
+        for (size_t i = 0; i < c->icap; i++) /* moved by their tags: no key read */
+            if (c->index[i])
+                index_put(index, cap - 1, c->index[i]);
+        free(c->index);
+        c->index = index;
+        c->icap = cap;
     }
-    for (; map->c->indexed < map->c->count; map->c->indexed++)
-        index_insert(map, map->c->indexed);
+    for (; c->indexed < c->count; c->indexed++)
+        index_insert(map, c->indexed);
     return 1;
 }
 
@@ -422,9 +432,8 @@ static long find_key_node(const jj_yaml_node *cmap, const jj_yaml_node *key)
     jj_yaml_node *map = (jj_yaml_node *)cmap; /* the index is a cache (see index_sync) */
     if (index_sync(map)) {
         size_t mask = map->c->icap - 1;
-        uint64_t h = key_hash(key);
-        uint64_t tag = SLOT_TAG(h);
-        for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        uint64_t tag = SLOT_TAG(key_hash(key));
+        for (size_t i = SLOT_HOME(tag, mask);; i = (i + 1) & mask) {
             uint64_t s = map->c->index[i];
             if (!s)
                 return -1;
