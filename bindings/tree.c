@@ -4,6 +4,7 @@
 #include "tree.h"
 
 #include <stdarg.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +229,8 @@ int jj_tree_push(lua_State *L, const jj_yaml_node *n, const jj_tree_decoding *ho
 typedef struct encoder {
     const jj_tree_encoding *how;
     int visiting; /* stack index of the set of tables being converted */
+    int orders;   /* stack index of {[__yaml_order array] = {key = position}}: each
+                   * array indexed once an encode (10,000 machines share one) */
     int depth;
     jj_error *err;
 } encoder;
@@ -333,6 +336,7 @@ typedef struct key_slot {
     lua_Integer order; /* position in __yaml_order, or LUA_MAXINTEGER */
     int id;            /* with id_first: the key is "_id" */
     int text_keys;
+    int value;         /* where fill_map keeps the key's value (1-based) */
 } key_slot;
 
 /* The key's text; never stored as a pointer into num, which qsort moves. */
@@ -446,8 +450,9 @@ static int read_key(lua_State *L, encoder *e, key_slot *slot)
 }
 
 /* Pushes a table {key = position} from the metatable's __yaml_order (the
- * first mention wins), or nil. */
-static void push_order_index(lua_State *L, int t)
+ * first mention wins), or nil. Nothing runs Lua code during an encode, so
+ * an order array cannot change while its index is cached in e->orders. */
+static void push_order_index(lua_State *L, int t, encoder *e)
 {
     if (!lua_getmetatable(L, t)) {
         lua_pushnil(L);
@@ -461,6 +466,12 @@ static void push_order_index(lua_State *L, int t)
         return;
     }
     int order = lua_gettop(L);
+    lua_pushvalue(L, order);
+    if (lua_rawget(L, e->orders) == LUA_TTABLE) {
+        lua_remove(L, order);
+        return;
+    }
+    lua_pop(L, 1);
     lua_newtable(L);
     lua_Integer n = (lua_Integer)lua_rawlen(L, order);
     for (lua_Integer i = n; i >= 1; i--) { /* backwards: the first mention wins */
@@ -471,7 +482,74 @@ static void push_order_index(lua_State *L, int t)
         lua_pushinteger(L, i);
         lua_rawset(L, -3);
     }
+    lua_pushvalue(L, order);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, e->orders);
     lua_remove(L, order);
+}
+
+/* Sorting: each key gets a class (ordered, _id, number, string, boolean,
+ * null: compare_keys' order of kinds) and, for text, its first 8 bytes as
+ * a big-endian number and its length, so that most comparisons touch
+ * neither the slots nor the key bytes (which lie all over memory in a
+ * large table); equal prefixes of two keys longer than 8 bytes fall back
+ * to compare_keys. */
+typedef struct sort_entry {
+    uint64_t prefix;      /* position in __yaml_order, or the text's first bytes */
+    uint32_t cls;
+    uint32_t short_text;  /* text keys of at most 8 bytes: the prefix is all of it */
+    size_t len;
+    const key_slot *slot;
+} sort_entry;
+
+enum { CLASS_ORDERED, CLASS_ID, CLASS_NUMBER, CLASS_TEXT, CLASS_BOOLEAN, CLASS_NULL };
+
+static uint64_t text_prefix(const char *s, size_t len)
+{
+    uint64_t p = 0;
+    for (size_t i = 0; i < 8; i++)
+        p = (p << 8) | (i < len ? (unsigned char)s[i] : 0);
+    return p;
+}
+
+static void set_entry(sort_entry *en, const key_slot *k)
+{
+    en->slot = k;
+    en->prefix = 0;
+    en->short_text = 0;
+    en->len = k->len;
+    if (k->order != LUA_MAXINTEGER) {
+        en->cls = CLASS_ORDERED;
+        en->prefix = (uint64_t)k->order; /* positions are >= 1 */
+        return;
+    }
+    const char *text = NULL;
+    if (k->text_keys) {
+        en->cls = k->id ? CLASS_ID : CLASS_TEXT;
+        text = k->id ? NULL : key_text(k);
+    } else {
+        static const uint32_t by_kind[] = {CLASS_NUMBER, CLASS_TEXT, CLASS_BOOLEAN, CLASS_NULL};
+        en->cls = by_kind[k->kind & 3];
+        text = k->kind == 1 ? k->s : NULL;
+    }
+    if (text) {
+        en->prefix = text_prefix(text, k->len);
+        en->short_text = k->len <= 8;
+    }
+}
+
+static int compare_entries(const void *pa, const void *pb)
+{
+    const sort_entry *a = pa, *b = pb;
+    if (a->cls != b->cls)
+        return a->cls < b->cls ? -1 : 1;
+    if (a->prefix != b->prefix)
+        return a->prefix < b->prefix ? -1 : 1;
+    /* One text within its prefix and the prefixes equal: the other starts
+     * with it (zero padding), so the shorter is first, as memcmp-then-length. */
+    if (a->cls == CLASS_TEXT && (a->short_text || b->short_text))
+        return a->len < b->len ? -1 : a->len > b->len;
+    return compare_keys(a->slot, b->slot);
 }
 
 static int encode_into(lua_State *L, int idx, encoder *e, jj_yaml_node **root,
@@ -491,9 +569,49 @@ static place push_place(lua_State *L, int entry, int kidx)
     return read_place(L, -1);
 }
 
+/* A large map's sort buffer: malloc'ed and owned by a small userdata that
+ * frees it (at once when done, or at collection after an error), so that
+ * the megabytes a 100k-key map needs count as no Lua allocation and set
+ * off no garbage collection work (which walks the whole heap). */
+#define BUFFER_MT "juju.tree.Buffer"
+
+static int buffer_gc(lua_State *L)
+{
+    void **box = luaL_checkudata(L, 1, BUFFER_MT);
+    free(*box);
+    *box = NULL;
+    return 0;
+}
+
+/* Pushes the box; returns the buffer or NULL (out of memory). May raise. */
+static void *push_buffer(lua_State *L, size_t size)
+{
+    void **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = NULL;
+    if (luaL_newmetatable(L, BUFFER_MT)) {
+        lua_pushcfunction(L, buffer_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    *box = malloc(size);
+    return *box;
+}
+
+static void free_buffer(lua_State *L, int idx)
+{
+    void **box = lua_touserdata(L, idx);
+    if (box) {
+        free(*box);
+        *box = NULL;
+    }
+}
+
+/* Maps up to this size sort on the C stack (no userdata to collect). */
+#define SMALL_MAP 8
+
 static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entry)
 {
-    push_order_index(L, t);
+    push_order_index(L, t, e);
     int order = lua_gettop(L);
     size_t n = 0;
     lua_pushnil(L);
@@ -501,12 +619,37 @@ static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entr
         lua_pop(L, 1);
         n++;
     }
-    key_slot *keys = lua_newuserdatauv(L, (n ? n : 1) * sizeof *keys, 0);
+    key_slot small_keys[SMALL_MAP];
+    sort_entry small_sorted[SMALL_MAP];
+    key_slot *keys = small_keys;
+    sort_entry *sorted = small_sorted;
+    /* The values are taken while walking the table, so each is fetched by
+     * position afterwards instead of looked up again by its key: on the
+     * stack for a small map, in an array for a large one. */
+    int values = 0;
+    if (n > SMALL_MAP) {
+        if (n > SIZE_MAX / (sizeof *keys + sizeof *sorted) || n > INT_MAX)
+            return nomem(e);
+        keys = push_buffer(L, n * (sizeof *keys + sizeof *sorted));
+        if (!keys)
+            return nomem(e);
+        sorted = (sort_entry *)(keys + n);
+        lua_createtable(L, (int)n, 0);
+        values = lua_gettop(L);
+    } else {
+        luaL_checkstack(L, SMALL_MAP + 8, "table nested too deeply");
+    }
+    int base = lua_gettop(L);
+    if (jj_yaml_reserve(map, n, e->err) != 0)
+        return nomem(e);
     size_t k = 0;
+    int integer_keys = 0; /* with text_keys, 2 and "2" can only collide if there are any */
     lua_pushnil(L);
     while (lua_next(L, t)) {
-        lua_pop(L, 1);
-        key_slot *slot = &keys[k++];
+        if (k == n) /* cannot happen: nothing changes the table meanwhile */
+            return fail(e, "table changed while being encoded");
+        key_slot *slot = &keys[k];
+        lua_pushvalue(L, -2);
         int rc = read_key(L, e, slot);
         if (rc)
             return rc;
@@ -516,34 +659,56 @@ static int fill_map(lua_State *L, int t, encoder *e, jj_yaml_node *map, int entr
                 slot->order = lua_tointeger(L, -1);
             lua_pop(L, 1);
         }
+        lua_pop(L, 1); /* the key's copy */
+        slot->value = (int)k + 1;
+        if (values)
+            lua_rawseti(L, values, slot->value);
+        else
+            lua_insert(L, -2); /* below the key lua_next wants on top */
+        integer_keys |= slot->kind == 0;
+        set_entry(&sorted[k], slot);
+        k++;
     }
-    qsort(keys, n, sizeof *keys, compare_keys);
+    if (k != n)
+        return fail(e, "table changed while being encoded");
+    qsort(sorted, n, sizeof *sorted, compare_entries);
+    place none = {{0, 0}, NULL, 0};
     for (size_t i = 0; i < n; i++) {
-        jj_yaml_node *key = slot_key_node(&keys[i]);
+        const key_slot *ks = sorted[i].slot;
+        jj_yaml_node *key = slot_key_node(ks);
         if (!key)
             return nomem(e);
-        if (keys[i].text_keys && jj_yaml_map_find(map, key) >= 0) { /* 2 and "2" */
+        if (ks->text_keys && integer_keys && jj_yaml_map_find(map, key) >= 0) { /* 2 and "2" */
             jj_yaml_free(key);
             return fail(e, "cannot encode a table with two keys written \"%.*s\"",
-                        (int)(keys[i].len > 200 ? 200 : keys[i].len), key_text(&keys[i]));
+                        (int)(ks->len > 200 ? 200 : ks->len), key_text(ks));
         }
-        push_slot_key(L, &keys[i]);
-        int kidx = lua_gettop(L);
-        place at = push_place(L, entry, kidx);
-        lua_pushvalue(L, kidx);
-        lua_rawget(L, t);
+        int top = lua_gettop(L);
+        place at = none;
+        if (entry) {
+            push_slot_key(L, ks);
+            at = push_place(L, entry, top + 1);
+        }
+        if (values)
+            lua_rawgeti(L, values, ks->value);
+        else
+            lua_pushvalue(L, base + ks->value);
         int rc = encode_into(L, lua_gettop(L), e, NULL, map, key, at);
-        lua_settop(L, kidx - 1);
+        lua_settop(L, top);
         if (rc)
             return rc;
     }
-    lua_pop(L, 2); /* keys, order */
+    if (n > SMALL_MAP)
+        free_buffer(L, order + 1); /* the box pushed above */
+    lua_settop(L, order - 1);
     return 0;
 }
 
 static int fill_seq(lua_State *L, int t, encoder *e, jj_yaml_node *seq, int entry)
 {
     lua_Integer n = (lua_Integer)lua_rawlen(L, t);
+    if (n > 0 && jj_yaml_reserve(seq, (size_t)n, e->err) != 0)
+        return nomem(e);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_pushinteger(L, i);
         int kidx = lua_gettop(L);
@@ -635,7 +800,9 @@ static int encode_into(lua_State *L, int idx, encoder *e, jj_yaml_node **root,
     if (root) {
         *root = n;
     } else if (key) {
-        rc = jj_yaml_map_add(parent, key, n, e->err); /* fill_map spots repeated keys */
+        /* A table's keys are distinct Lua values, and distinct nodes but
+         * for 2 and "2" as text, which fill_map looks for first. */
+        rc = jj_yaml_map_append(parent, key, n, e->err);
     } else {
         rc = jj_yaml_seq_append(parent, n, e->err);
     }
@@ -649,9 +816,11 @@ int jj_tree_encode(lua_State *L, int idx, const jj_tree_encoding *how, jj_yaml_n
 {
     idx = lua_absindex(L, idx);
     int top = lua_gettop(L);
-    encoder e = {how, 0, 0, err};
+    encoder e = {how, 0, 0, 0, err};
     lua_newtable(L);
     e.visiting = lua_gettop(L);
+    lua_newtable(L);
+    e.orders = lua_gettop(L);
     place none = {{0, 0}, NULL, 0};
     int rc = encode_into(L, idx, &e, root, NULL, NULL, none);
     lua_settop(L, top);

@@ -12,8 +12,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What a sequence or mapping has beyond a scalar's fields (a separate
+ * allocation: a document is mostly scalars, and 48 bytes a scalar rather
+ * than 112 halves the memory a large tree spreads over). */
+typedef struct collection {
+    size_t count, cap;
+    jj_yaml_node **items; /* sequence items, or mapping values */
+    jj_yaml_node **keys;  /* mapping keys */
+    /* Mappings only: open-addressing index of key positions (see
+     * index_insert), built by the first lookup once count exceeds
+     * INDEX_MIN; icap is a power of two kept at least twice count.
+     * nonstring counts keys that are not strings (text lookups must then
+     * scan: int 1 has text "1"). */
+    uint64_t *index;
+    size_t icap;
+    size_t indexed; /* keys[0 .. indexed) are in the index (see index_sync) */
+    size_t nonstring;
+} collection;
+
 struct jj_yaml_node {
     jj_yaml_type type;
+    unsigned char text_inline; /* text lives in this node's own allocation (not freed alone) */
     jj_yaml_mark mark;
     union {
         int boolean;
@@ -22,17 +41,13 @@ struct jj_yaml_node {
     } v;
     char *text; /* scalars only, NUL-terminated */
     size_t len;
-    size_t count, cap;
-    jj_yaml_node **items; /* sequence items, or mapping values */
-    jj_yaml_node **keys;  /* mapping keys */
-    /* Mappings only: open-addressing index of key positions (position + 1,
-     * 0 = empty), present once count exceeds INDEX_MIN; icap is a power of
-     * two kept at least twice count. nonstring counts keys that are not
-     * strings (text lookups must then scan: int 1 has text "1"). */
-    size_t *index;
-    size_t icap;
-    size_t nonstring;
+    collection *c; /* sequences and mappings only (never NULL for them) */
 };
+
+static inline int is_collection(jj_yaml_type type)
+{
+    return type == JJ_YAML_SEQ || type == JJ_YAML_MAP;
+}
 
 /* Below this many keys a scan is as fast as hashing and costs no memory. */
 #define INDEX_MIN 8
@@ -42,9 +57,22 @@ struct jj_yaml_node {
 static jj_yaml_node *node_alloc(jj_yaml_type type)
 {
     jj_yaml_node *n = calloc(1, sizeof *n);
-    if (n)
-        n->type = type;
+    if (!n)
+        return NULL;
+    n->type = type;
+    if (is_collection(type) && !(n->c = calloc(1, sizeof *n->c))) {
+        free(n);
+        return NULL;
+    }
     return n;
+}
+
+static inline void free_text(jj_yaml_node *n)
+{
+    if (!n->text_inline)
+        free(n->text);
+    n->text = NULL;
+    n->text_inline = 0;
 }
 
 static int set_text(jj_yaml_node *n, const char *s, size_t len)
@@ -55,19 +83,30 @@ static int set_text(jj_yaml_node *n, const char *s, size_t len)
     if (len)
         memcpy(t, s, len);
     t[len] = '\0';
-    free(n->text);
+    free_text(n);
     n->text = t;
     n->len = len;
     return 0;
 }
 
+/* A scalar and its text in one allocation: documents are mostly short
+ * scalars, and one malloc a node instead of two halves the allocator's work
+ * (building, then freeing, a tree of 100k keys). */
 static jj_yaml_node *scalar_with_text(jj_yaml_type type, const char *s, size_t len)
 {
-    jj_yaml_node *n = node_alloc(type);
-    if (n && set_text(n, s, len) != 0) {
-        free(n);
+    if (len > SIZE_MAX - sizeof(jj_yaml_node) - 1)
         return NULL;
-    }
+    jj_yaml_node *n = malloc(sizeof *n + len + 1);
+    if (!n)
+        return NULL;
+    memset(n, 0, sizeof *n);
+    n->type = type;
+    n->text = (char *)(n + 1);
+    n->text_inline = 1;
+    if (len)
+        memcpy(n->text, s, len);
+    n->text[len] = '\0';
+    n->len = len;
     return n;
 }
 
@@ -181,52 +220,49 @@ void jj_yaml_free(jj_yaml_node *n)
 {
     if (!n)
         return;
-    for (size_t i = 0; i < n->count; i++) {
-        jj_yaml_free(n->items[i]);
-        if (n->keys)
-            jj_yaml_free(n->keys[i]);
+    if (is_collection(n->type)) {
+        for (size_t i = 0; i < n->c->count; i++) {
+            jj_yaml_free(n->c->items[i]);
+            if (n->c->keys)
+                jj_yaml_free(n->c->keys[i]);
+        }
+        free(n->c->items);
+        free(n->c->keys);
+        free(n->c->index);
+        free(n->c);
     }
-    free(n->items);
-    free(n->keys);
-    free(n->index);
-    free(n->text);
+    free_text(n);
     free(n);
 }
-
-static int index_rebuild(jj_yaml_node *map);
 
 jj_yaml_node *jj_yaml_copy(const jj_yaml_node *src)
 {
     if (!src)
         return NULL;
-    jj_yaml_node *n = node_alloc(src->type);
+    jj_yaml_node *n = src->text ? scalar_with_text(src->type, src->text, src->len) : node_alloc(src->type);
     if (!n)
         return NULL;
     n->mark = src->mark;
     n->v = src->v;
-    if (src->text && set_text(n, src->text, src->len) != 0)
-        goto fail;
-    if (src->count) {
-        n->items = calloc(src->count, sizeof *n->items);
-        if (!n->items)
+    if (is_collection(src->type) && src->c->count) {
+        n->c->items = calloc(src->c->count, sizeof *n->c->items);
+        if (!n->c->items)
             goto fail;
         if (src->type == JJ_YAML_MAP) {
-            n->keys = calloc(src->count, sizeof *n->keys);
-            if (!n->keys)
+            n->c->keys = calloc(src->c->count, sizeof *n->c->keys);
+            if (!n->c->keys)
                 goto fail;
         }
-        n->cap = src->count;
-        for (size_t i = 0; i < src->count; i++) {
-            n->items[i] = jj_yaml_copy(src->items[i]);
-            if (n->keys)
-                n->keys[i] = jj_yaml_copy(src->keys[i]);
-            n->count = i + 1;
-            if (!n->items[i] || (n->keys && !n->keys[i]))
+        n->c->cap = src->c->count;
+        for (size_t i = 0; i < src->c->count; i++) {
+            n->c->items[i] = jj_yaml_copy(src->c->items[i]);
+            if (n->c->keys)
+                n->c->keys[i] = jj_yaml_copy(src->c->keys[i]);
+            n->c->count = i + 1;
+            if (!n->c->items[i] || (n->c->keys && !n->c->keys[i]))
                 goto fail;
         }
-        n->nonstring = src->nonstring;
-        if (n->type == JJ_YAML_MAP && index_rebuild(n) != 0)
-            goto fail;
+        n->c->nonstring = src->c->nonstring; /* the index is built by the first lookup */
     }
     return n;
 fail:
@@ -234,22 +270,38 @@ fail:
     return NULL;
 }
 
-static int grow(jj_yaml_node *n)
+/* Sets the capacity of items (and keys) to cap >= count. */
+static int set_capacity(jj_yaml_node *n, size_t cap)
 {
-    if (n->count < n->cap)
-        return 0;
-    size_t cap = n->cap ? n->cap * 2 : 4;
-    jj_yaml_node **items = realloc(n->items, cap * sizeof *items);
+    if (cap > SIZE_MAX / sizeof(jj_yaml_node *))
+        return JJ_ENOMEM;
+    jj_yaml_node **items = realloc(n->c->items, cap * sizeof *items);
     if (!items)
         return JJ_ENOMEM;
-    n->items = items;
+    n->c->items = items;
     if (n->type == JJ_YAML_MAP) {
-        jj_yaml_node **keys = realloc(n->keys, cap * sizeof *keys);
+        jj_yaml_node **keys = realloc(n->c->keys, cap * sizeof *keys);
         if (!keys)
             return JJ_ENOMEM;
-        n->keys = keys;
+        n->c->keys = keys;
     }
-    n->cap = cap;
+    n->c->cap = cap;
+    return 0;
+}
+
+static int grow(jj_yaml_node *n)
+{
+    if (n->c->count < n->c->cap)
+        return 0;
+    return set_capacity(n, n->c->cap ? n->c->cap * 2 : 4);
+}
+
+int jj_yaml_reserve(jj_yaml_node *n, size_t count, jj_error *err)
+{
+    if (!n || (n->type != JJ_YAML_SEQ && n->type != JJ_YAML_MAP))
+        return jj_error_set(err, JJ_EINVAL, "yaml: reserve needs a sequence or a mapping");
+    if (count > n->c->cap && set_capacity(n, count) != 0)
+        return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
     return 0;
 }
 
@@ -263,7 +315,7 @@ int jj_yaml_seq_append(jj_yaml_node *seq, jj_yaml_node *item, jj_error *err)
         jj_yaml_free(item);
         return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
     }
-    seq->items[seq->count++] = item;
+    seq->c->items[seq->c->count++] = item;
     return 0;
 }
 
@@ -304,71 +356,93 @@ static uint64_t key_hash(const jj_yaml_node *k)
     h = (h ^ (unsigned)k->type) * 1099511628211ULL;
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
-    /* FNV's low bits (the slot) are weak for keys that differ in their
-     * last bytes ("key1", "key2"...): mix the high bits in (MurmurHash3's
-     * finalizer) so linear probing stays short. */
+    /* FNV alone spreads keys that differ in their last bytes ("key1",
+     * "key2"...) poorly: mix (MurmurHash3's finalizer) so the high half,
+     * which picks the slot (SLOT_HOME), spreads and probing stays short. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     return h;
 }
 
+/* An index slot: the key's position + 1 in the low 32 bits (0 = empty),
+ * its hash's high 32 bits above. The slot a key goes to comes from those
+ * same high bits, so a probe compares hashes before it touches a key (the
+ * keys of a large map are all over memory) and growing the index moves
+ * slots without hashing any key again. */
+#define SLOT_POS(s) ((size_t)((s) & 0xffffffffu))
+#define SLOT_TAG(h) ((uint64_t)(h) & 0xffffffff00000000ull)
+#define SLOT_HOME(s, mask) ((size_t)((s) >> 32) & (mask))
+/* Positions must fit the slot; larger maps (never seen) are scanned. */
+#define INDEX_MAX 0x7ffffffeu
+
+static void index_put(uint64_t *index, size_t mask, uint64_t slot)
+{
+    size_t i = SLOT_HOME(slot, mask);
+    while (index[i])
+        i = (i + 1) & mask;
+    index[i] = slot;
+}
+
 static void index_insert(jj_yaml_node *map, size_t pos)
 {
-    size_t mask = map->icap - 1;
-    size_t i = (size_t)key_hash(map->keys[pos]) & mask;
-    while (map->index[i])
-        i = (i + 1) & mask;
-    map->index[i] = pos + 1;
+    uint64_t h = key_hash(map->c->keys[pos]);
+    index_put(map->c->index, map->c->icap - 1, SLOT_TAG(h) | (uint64_t)(pos + 1));
 }
 
-/* Builds the index afresh for the current keys (or drops it when the map
- * is small). Returns 0 or JJ_ENOMEM (the map stays usable, unindexed, and
- * the next change tries again). */
-static int index_rebuild(jj_yaml_node *map)
+static void index_drop(jj_yaml_node *map)
 {
-    free(map->index);
-    map->index = NULL;
-    map->icap = 0;
-    if (map->count <= INDEX_MIN)
+    free(map->c->index);
+    map->c->index = NULL;
+    map->c->icap = 0;
+    map->c->indexed = 0;
+}
+
+/* Brings the index up to date with the keys (building or enlarging it as
+ * needed). The index is a cache: appending a key does not touch it, the
+ * first lookup after indexes what was appended, so a mapping built and
+ * then only walked (an encoder's) never has one. Returns 1 when the index
+ * can be used, 0 when the map is to be scanned (small, or no memory). */
+static int index_sync(jj_yaml_node *map)
+{
+    collection *c = map->c;
+    if (c->count <= INDEX_MIN || c->count > INDEX_MAX)
         return 0;
-    size_t cap = 32;
-    while (cap < map->count * 2)
-        cap *= 2;
-    map->index = calloc(cap, sizeof *map->index);
-    if (!map->index)
-        return JJ_ENOMEM;
-    map->icap = cap;
-    for (size_t i = 0; i < map->count; i++)
-        index_insert(map, i);
-    return 0;
+    if (!c->index || c->count * 2 > c->icap) {
+        size_t cap = 32;
+        while (cap < c->count * 2)
+            cap *= 2;
+        uint64_t *index = calloc(cap, sizeof *index);
+        if (!index)
+            return 0; /* the old index (if any) stays valid for what it covers */
+        for (size_t i = 0; i < c->icap; i++) /* moved by their tags: no key read */
+            if (c->index[i])
+                index_put(index, cap - 1, c->index[i]);
+        free(c->index);
+        c->index = index;
+        c->icap = cap;
+    }
+    for (; c->indexed < c->count; c->indexed++)
+        index_insert(map, c->indexed);
+    return 1;
 }
 
-/* Records the key just appended at position count - 1. */
-static int index_added(jj_yaml_node *map)
+static long find_key_node(const jj_yaml_node *cmap, const jj_yaml_node *key)
 {
-    if (map->count <= INDEX_MIN)
-        return 0;
-    if (!map->index || map->count * 2 > map->icap)
-        return index_rebuild(map);
-    index_insert(map, map->count - 1);
-    return 0;
-}
-
-static long find_key_node(const jj_yaml_node *map, const jj_yaml_node *key)
-{
-    if (map->index) {
-        size_t mask = map->icap - 1;
-        for (size_t i = (size_t)key_hash(key) & mask;; i = (i + 1) & mask) {
-            size_t s = map->index[i];
+    jj_yaml_node *map = (jj_yaml_node *)cmap; /* the index is a cache (see index_sync) */
+    if (index_sync(map)) {
+        size_t mask = map->c->icap - 1;
+        uint64_t tag = SLOT_TAG(key_hash(key));
+        for (size_t i = SLOT_HOME(tag, mask);; i = (i + 1) & mask) {
+            uint64_t s = map->c->index[i];
             if (!s)
                 return -1;
-            if (scalar_equal(map->keys[s - 1], key))
-                return (long)(s - 1);
+            if (SLOT_TAG(s) == tag && scalar_equal(map->c->keys[SLOT_POS(s) - 1], key))
+                return (long)(SLOT_POS(s) - 1);
         }
     }
-    for (size_t i = 0; i < map->count; i++)
-        if (scalar_equal(map->keys[i], key))
+    for (size_t i = 0; i < map->c->count; i++)
+        if (scalar_equal(map->c->keys[i], key))
             return (long)i;
     return -1;
 }
@@ -378,17 +452,11 @@ static int map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value)
 {
     if (grow(map) != 0)
         return JJ_ENOMEM;
-    map->keys[map->count] = key;
-    map->items[map->count] = value;
-    map->count++;
+    map->c->keys[map->c->count] = key;
+    map->c->items[map->c->count] = value;
+    map->c->count++;
     if (key->type != JJ_YAML_STRING)
-        map->nonstring++;
-    if (index_added(map) != 0) {
-        map->count--; /* give key and value back, as if never added */
-        if (key->type != JJ_YAML_STRING)
-            map->nonstring--;
-        return JJ_ENOMEM;
-    }
+        map->c->nonstring++;
     return 0;
 }
 
@@ -409,8 +477,8 @@ int jj_yaml_map_put(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, j
     long at = find_key_node(map, key);
     if (at >= 0) {
         jj_yaml_free(key);
-        jj_yaml_free(map->items[at]);
-        map->items[at] = value;
+        jj_yaml_free(map->c->items[at]);
+        map->c->items[at] = value;
         return 0;
     }
     if (map_append(map, key, value) != 0) {
@@ -432,6 +500,21 @@ int jj_yaml_map_add(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, j
         jj_yaml_free(key);
         jj_yaml_free(value);
         return jj_error_set(err, JJ_EEXIST, "yaml: mapping key already present");
+    }
+    if (map_append(map, key, value) != 0) {
+        jj_yaml_free(key);
+        jj_yaml_free(value);
+        return jj_error_set(err, JJ_ENOMEM, "yaml: out of memory");
+    }
+    return 0;
+}
+
+int jj_yaml_map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, jj_error *err)
+{
+    if (bad_pair(map, key, value)) {
+        jj_yaml_free(key);
+        jj_yaml_free(value);
+        return jj_error_set(err, JJ_EINVAL, "yaml: map_append needs a mapping, a scalar key and a value");
     }
     if (map_append(map, key, value) != 0) {
         jj_yaml_free(key);
@@ -467,7 +550,7 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
     if (!map || map->type != JJ_YAML_MAP || !key)
         return -1;
     size_t len = strlen(key);
-    if (map->index && map->nonstring == 0) {
+    if (map->c->nonstring == 0 && index_sync((jj_yaml_node *)map)) {
         jj_yaml_node probe;
         memset(&probe, 0, sizeof probe);
         probe.type = JJ_YAML_STRING;
@@ -475,8 +558,8 @@ static long find_key_text(const jj_yaml_node *map, const char *key)
         probe.len = len;
         return find_key_node(map, &probe);
     }
-    for (size_t i = 0; i < map->count; i++) {
-        const jj_yaml_node *k = map->keys[i];
+    for (size_t i = 0; i < map->c->count; i++) {
+        const jj_yaml_node *k = map->c->keys[i];
         size_t klen;
         const char *ktext = node_text(k, &klen);
         if (ktext && klen == len && memcmp(ktext, key, len) == 0)
@@ -490,19 +573,15 @@ int jj_yaml_map_delete(jj_yaml_node *map, const char *key)
     long at = find_key_text(map, key);
     if (at < 0)
         return 0;
-    if (map->keys[at]->type != JJ_YAML_STRING)
-        map->nonstring--;
-    jj_yaml_free(map->keys[at]);
-    jj_yaml_free(map->items[at]);
-    size_t rest = map->count - (size_t)at - 1;
-    memmove(map->keys + at, map->keys + at + 1, rest * sizeof *map->keys);
-    memmove(map->items + at, map->items + at + 1, rest * sizeof *map->items);
-    map->count--;
-    if (index_rebuild(map) != 0) { /* positions moved; without memory, scan */
-        free(map->index);
-        map->index = NULL;
-        map->icap = 0;
-    }
+    if (map->c->keys[at]->type != JJ_YAML_STRING)
+        map->c->nonstring--;
+    jj_yaml_free(map->c->keys[at]);
+    jj_yaml_free(map->c->items[at]);
+    size_t rest = map->c->count - (size_t)at - 1;
+    memmove(map->c->keys + at, map->c->keys + at + 1, rest * sizeof *map->c->keys);
+    memmove(map->c->items + at, map->c->items + at + 1, rest * sizeof *map->c->items);
+    map->c->count--;
+    index_drop(map); /* positions moved: the next lookup indexes afresh */
     return 1;
 }
 
@@ -563,28 +642,28 @@ const char *jj_yaml_text(const jj_yaml_node *n, size_t *len)
 
 size_t jj_yaml_count(const jj_yaml_node *n)
 {
-    return n && (n->type == JJ_YAML_SEQ || n->type == JJ_YAML_MAP) ? n->count : 0;
+    return n && (n->type == JJ_YAML_SEQ || n->type == JJ_YAML_MAP) ? n->c->count : 0;
 }
 
 jj_yaml_node *jj_yaml_seq_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_SEQ && i < n->count ? n->items[i] : NULL;
+    return n && n->type == JJ_YAML_SEQ && i < n->c->count ? n->c->items[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_key_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_MAP && i < n->count ? n->keys[i] : NULL;
+    return n && n->type == JJ_YAML_MAP && i < n->c->count ? n->c->keys[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_value_at(const jj_yaml_node *n, size_t i)
 {
-    return n && n->type == JJ_YAML_MAP && i < n->count ? n->items[i] : NULL;
+    return n && n->type == JJ_YAML_MAP && i < n->c->count ? n->c->items[i] : NULL;
 }
 
 jj_yaml_node *jj_yaml_map_get(const jj_yaml_node *map, const char *key)
 {
     long at = find_key_text(map, key);
-    return at < 0 ? NULL : map->items[at];
+    return at < 0 ? NULL : map->c->items[at];
 }
 
 const char *jj_yaml_map_get_string(const jj_yaml_node *map, const char *key)
@@ -600,19 +679,19 @@ int jj_yaml_equal(const jj_yaml_node *a, const jj_yaml_node *b)
     if (a->type != b->type)
         return 0;
     if (a->type == JJ_YAML_SEQ) {
-        if (a->count != b->count)
+        if (a->c->count != b->c->count)
             return 0;
-        for (size_t i = 0; i < a->count; i++)
-            if (!jj_yaml_equal(a->items[i], b->items[i]))
+        for (size_t i = 0; i < a->c->count; i++)
+            if (!jj_yaml_equal(a->c->items[i], b->c->items[i]))
                 return 0;
         return 1;
     }
     if (a->type == JJ_YAML_MAP) {
-        if (a->count != b->count)
+        if (a->c->count != b->c->count)
             return 0;
-        for (size_t i = 0; i < a->count; i++) {
-            long j = find_key_node(b, a->keys[i]);
-            if (j < 0 || !jj_yaml_equal(a->items[i], b->items[j]))
+        for (size_t i = 0; i < a->c->count; i++) {
+            long j = find_key_node(b, a->c->keys[i]);
+            if (j < 0 || !jj_yaml_equal(a->c->items[i], b->c->items[j]))
                 return 0;
         }
         return 1;

@@ -11,8 +11,12 @@
  * `1_000`, `.inf`) into a typed scalar that keeps its text as written.
  *
  * Mappings keep their keys in insertion order and find keys in constant
- * time (a hash index, built once a mapping has more than a few keys), so
- * building or reading a mapping of n keys is linear in n.
+ * time (a hash index, built by the first lookup once a mapping has more
+ * than a few keys and kept up to date by the lookups after), so building
+ * or reading a mapping of n keys is linear in n, and a mapping that is
+ * built and then only walked (by an emitter) never pays for an index.
+ * Because lookups update that cache, one tree is used by one thread at a
+ * time, reads included.
  *
  * Ownership: a node owns its children. Every function returning a new node
  * gives it to the caller (free with jj_yaml_free). Nodes returned by the
@@ -70,6 +74,12 @@ jj_yaml_node *jj_yaml_copy(const jj_yaml_node *node);
 /* Frees node and all its children. NULL is fine. */
 void jj_yaml_free(jj_yaml_node *node);
 
+/* Makes room for `count` items of a sequence or pairs of a mapping (and a
+ * mapping's key index for them), so that filling it to that size allocates
+ * nothing more. Returns 0, JJ_EINVAL (not a collection) or JJ_ENOMEM (the
+ * node is unchanged and still usable). */
+int jj_yaml_reserve(jj_yaml_node *node, size_t count, jj_error *err);
+
 /* Appends item to seq. Takes ownership of item in all cases (it is freed on
  * failure). Returns 0, JJ_EINVAL (seq not a sequence) or JJ_ENOMEM. */
 int jj_yaml_seq_append(jj_yaml_node *seq, jj_yaml_node *item, jj_error *err);
@@ -88,6 +98,13 @@ int jj_yaml_map_put(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, j
  * Returns 0, JJ_EEXIST (an equal key is present; nothing added), JJ_EINVAL
  * (not a mapping, or a collection as key) or JJ_ENOMEM. */
 int jj_yaml_map_add(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, jj_error *err);
+
+/* Appends the pair key: value without looking for an equal key, for
+ * builders whose keys are distinct by construction (the keys of a Lua
+ * table): the caller's promise (with a repeated key, lookups find the
+ * first). Takes ownership of key and value in all cases. Returns 0,
+ * JJ_EINVAL (not a mapping, or a collection as key) or JJ_ENOMEM. */
+int jj_yaml_map_append(jj_yaml_node *map, jj_yaml_node *key, jj_yaml_node *value, jj_error *err);
 
 /* Position of the key equal to the scalar key (same type and value, as
  * map_put compares), or -1. */

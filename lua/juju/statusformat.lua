@@ -224,7 +224,12 @@ function M.format(doc, fmt)
   elseif fmt == "oneline" or fmt == "short" or fmt == "line" then
     text = oneline(doc)
   else
-    text = (yaml.encode(doc):gsub("\n+$", ""))
+    -- Without its final newlines (found from the end: the text is large
+    -- for a large environment, and a pattern would walk all of it).
+    text = yaml.encode(doc)
+    local last = #text
+    while last > 0 and text:byte(last) == 10 do last = last - 1 end
+    text = text:sub(1, last)
   end
   if text == "" then return "" end
   return text .. "\n"

@@ -127,6 +127,63 @@ static void test_delete_keeps_lookups_right(void)
     jj_yaml_free(map);
 }
 
+/* Appended (unchecked) keys are found by lookups made afterwards, however
+ * appends and lookups interleave (the index is built and caught up lazily),
+ * after a reserve, a copy and a delete; texts kept in the node survive the
+ * lazily made text of a number key beside them. */
+static void test_append_then_lookups_interleaved(void)
+{
+    jj_error err;
+    jj_yaml_node *map = jj_yaml_new_map();
+    CHECK_INT(jj_yaml_reserve(map, BIG / 2, &err), 0);
+    for (size_t i = 0; i < BIG; i++) {
+        CHECK_INT(jj_yaml_map_append(map, key_n(i), jj_yaml_new_int((int64_t)i), &err), 0);
+        if (i % 997 == 0 || i < 40) { /* a lookup now and then: the index catches up */
+            char buf[32];
+            snprintf(buf, sizeof buf, "k%zu", i / 2);
+            CHECK_INT(jj_yaml_int(jj_yaml_map_get(map, buf)), (int64_t)(i / 2));
+            jj_yaml_node *probe = key_n(i);
+            CHECK_INT(jj_yaml_map_find(map, probe), (long)i);
+            jj_yaml_free(probe);
+        }
+    }
+    CHECK(in_order(map, BIG));
+    for (size_t i = 0; i < BIG; i += 4999) {
+        jj_yaml_node *probe = key_n(i);
+        CHECK_INT(jj_yaml_map_find(map, probe), (long)i);
+        jj_yaml_free(probe);
+    }
+    jj_yaml_node *absent = jj_yaml_new_string("k-1");
+    CHECK_INT(jj_yaml_map_find(map, absent), -1);
+    jj_yaml_free(absent);
+    /* An add after appends still refuses a key that was appended. */
+    CHECK_INT(jj_yaml_map_add(map, key_n(BIG - 1), jj_yaml_new_null(), &err), JJ_EEXIST);
+    jj_yaml_node *copy = jj_yaml_copy(map);
+    CHECK(jj_yaml_equal(copy, map));
+    CHECK_INT(jj_yaml_map_delete(copy, "k0"), 1);
+    CHECK_INT(jj_yaml_int(jj_yaml_map_get(copy, "k1")), 1);
+    CHECK_INT(jj_yaml_map_find(copy, jj_yaml_map_key_at(map, BIG - 1)), BIG - 2);
+    jj_yaml_free(copy);
+    CHECK_INT(jj_yaml_reserve(jj_yaml_map_value_at(map, 0), 4, &err), JJ_EINVAL);
+    /* Non-string keys: text lookups scan, typed lookups still hash. */
+    CHECK_INT(jj_yaml_map_append(map, jj_yaml_new_int(12345), jj_yaml_new_string("twelve"), &err), 0);
+    CHECK_STR(jj_yaml_map_get_string(map, "12345"), "twelve");
+    jj_yaml_node *ik = jj_yaml_new_int(12345);
+    CHECK_INT(jj_yaml_map_find(map, ik), BIG);
+    jj_yaml_free(ik);
+    CHECK_STR(jj_yaml_text(jj_yaml_map_key_at(map, 7), NULL), "k7");
+    jj_yaml_free(map);
+
+    jj_yaml_node *seq = jj_yaml_new_seq();
+    CHECK_INT(jj_yaml_reserve(seq, 3, &err), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(jj_yaml_seq_append(seq, jj_yaml_new_stringn("ab\0c", 4), &err), 0);
+    size_t len = 0;
+    CHECK(memcmp(jj_yaml_text(jj_yaml_seq_at(seq, 4), &len), "ab\0c", 4) == 0);
+    CHECK_INT(len, 4);
+    jj_yaml_free(seq);
+}
+
 /* Text of a flat object with n keys; key dup (if < n) is written twice. */
 static char *flat_json(size_t n, size_t dup)
 {
@@ -182,6 +239,7 @@ int main(void)
     RUN(test_add_refuses_duplicates_at_size);
     RUN(test_key_identity_by_type_and_value);
     RUN(test_delete_keeps_lookups_right);
+    RUN(test_append_then_lookups_interleaved);
     RUN(test_json_large_object_order_and_last_wins);
     RUN(test_yaml_large_mapping_duplicate_is_an_error);
     return check_summary();

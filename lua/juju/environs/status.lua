@@ -21,6 +21,72 @@ local function unable(name, details)
     .. "to create a new environment.\n\nError details:\n%s\n", name, details)
 end
 
+local HARDWARE_FIELDS = { "arch", "cpucores", "cpupower", "mem", "rootdisk" }
+local HARDWARE_NAMES = { cpucores = "cpu-cores", cpupower = "cpu-power", rootdisk = "root-disk" }
+local HARDWARE_MEGABYTES = { mem = true, rootdisk = true }
+local MACHINE_ORDER = { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware",
+  "state-server-member-status" }
+
+-- One machine's entry from its documents (by: {coll = {[_id] = doc}});
+-- members: a replicated store's cluster by node id (juju.ha), or nil.
+local function machine_entry(by, uuid, m, now, members)
+  local id = m.machineid
+  local local_id = uuid .. ":" .. id
+  local idata = by.instanceData[local_id]
+  -- A heartbeat is stale after three of the agent's own intervals.
+  local beat = by.presence[uuid .. ":m#" .. id]
+  local interval = beat and tonumber(beat.interval) or 10
+  local status = initialize.status_of(id, by.machines[local_id], idata, beat, now, math.max(3 * interval, 3))
+  idata = idata or {}
+  local addrs = m.addresses or {}
+  local hw, n = {}, 0
+  for _, k in ipairs(HARDWARE_FIELDS) do
+    local v = idata[k]
+    if v ~= nil and v ~= yaml.null then
+      n = n + 1
+      hw[n] = (HARDWARE_NAMES[k] or k) .. "=" .. tostring(v) .. (HARDWARE_MEGABYTES[k] and "M" or "")
+    end
+  end
+  local entry = {
+    ["agent-state"] = status.agent_state,
+    ["agent-version"] = status.agent_version and (status.agent_version:match("^([^-]+)") or status.agent_version),
+    ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
+    ["instance-id"] = idata.instanceid,
+    series = m.series,
+    hardware = n > 0 and table.concat(hw, " ") or nil,
+  }
+  local num = members and math.tointeger(tonumber(id))
+  if num then
+    local ha = require("juju.ha")
+    local wants = m.novote ~= true and ha.manages(m)
+    if wants or members[num + 1] then entry["state-server-member-status"] = ha.member_status(wants, members[num + 1]) end
+  end
+  return id, yaml.ordered(entry, MACHINE_ORDER)
+end
+
+--- The machines section ({[id] = entry}) from an open store or a dump's
+--- view (anything with find, as juju.state stores), with heartbeats judged
+--- at `now`. Each collection is read once (three queries, whatever the
+--- number of machines) and indexed by _id for every machine's lookups.
+--- members (optional): the cluster of a replicated store by node id, for
+--- state-server-member-status. Returns the table or nil, message.
+function M.machines(st, uuid, now, members)
+  local docs, by = {}, {}
+  for _, coll in ipairs(state_dump.COLLECTIONS) do
+    local found, err = st:find(coll)
+    if not found then return nil, string.format("cannot read %s: %s", coll, tostring(err)) end
+    local index = {}
+    for _, d in ipairs(found) do index[d._id] = d end
+    docs[coll], by[coll] = found, index
+  end
+  local machines = {}
+  for _, m in ipairs(docs.machines) do
+    local id, entry = machine_entry(by, uuid, m, now, members)
+    machines[id] = entry
+  end
+  return machines
+end
+
 --- The status document of a bootstrapped environment: table or nil, message.
 function M.collect(ctx, home, name)
   local store, serr = configstore.open(ctx, home)
@@ -61,8 +127,6 @@ function M.collect(ctx, home, name)
   else
     return nil, string.format("juju status cannot reach the state of %q environments from this client", provider.name)
   end
-  local machines = {}
-  local uuid = cfg.uuid
   -- Cluster members by node id (machine number + 1), for
   -- state-server-member-status.
   local members
@@ -70,39 +134,9 @@ function M.collect(ctx, home, name)
     members = {}
     for _, m in ipairs(st:members() or {}) do members[m.id] = m end
   end
-  for _, m in ipairs(st:find("machines") or {}) do
-    local id = m.machineid
-    local idata = st:get("instanceData", uuid .. ":" .. id) or {}
-    -- A heartbeat is stale after three of the agent's own intervals.
-    local beat = st:get("presence", uuid .. ":m#" .. id)
-    local interval = beat and tonumber(beat.interval) or 10
-    local status = initialize.machine_status(st, uuid, id, now, math.max(3 * interval, 3))
-    local addrs = m.addresses or {}
-    local hw = {}
-    for _, k in ipairs({ "arch", "cpucores", "cpupower", "mem", "rootdisk" }) do
-      local v = idata[k]
-      if v ~= nil and v ~= yaml.null then
-        local key = ({ cpucores = "cpu-cores", cpupower = "cpu-power", rootdisk = "root-disk" })[k] or k
-        hw[#hw + 1] = string.format("%s=%s%s", key, tostring(v), (k == "mem" or k == "rootdisk") and "M" or "")
-      end
-    end
-    local entry = {
-      ["agent-state"] = status.agent_state,
-      ["agent-version"] = status.agent_version and (status.agent_version:match("^([^-]+)") or status.agent_version),
-      ["dns-name"] = addrs[1] and (addrs[1].value or addrs[1]) or nil,
-      ["instance-id"] = idata.instanceid,
-      series = m.series,
-      hardware = #hw > 0 and table.concat(hw, " ") or nil,
-    }
-    local n = math.tointeger(tonumber(id))
-    if members and n then
-      local wants = m.novote ~= true and ha.manages(m)
-      if wants or members[n + 1] then entry["state-server-member-status"] = ha.member_status(wants, members[n + 1]) end
-    end
-    machines[id] = yaml.ordered(entry, { "agent-state", "agent-version", "dns-name", "instance-id", "series", "hardware",
-      "state-server-member-status" })
-  end
+  local machines, merr = M.machines(st, cfg.uuid, now, members)
   st:close()
+  if not machines then return nil, unable(name, tostring(merr)) end
   return yaml.ordered({ environment = name, machines = machines, services = {} },
     { "environment", "machines", "services" })
 end

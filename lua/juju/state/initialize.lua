@@ -286,31 +286,15 @@ function M.heartbeat(store, env_uuid, machine_id, fields)
   return store:upsert("presence", presence_id(env_uuid, machine_id), doc)
 end
 
---- The agent state of a machine from its presence heartbeat: "started"
---- when the last heartbeat is younger than stale_after seconds (default
---- 30), "down" when older or when the agent said it stopped, "pending" when
---- it never beat. Returns {agent_state, machine, heartbeat, age, pid,
---- agent_version, instance_id, series} (fields known so far) or nil, msg, code.
-function M.machine_status(store, env_uuid, machine_id, now, stale_after)
-  if type(env_uuid) ~= "string" or type(machine_id) ~= "string" then
-    error("machine_status: env_uuid and machine_id must be strings", 2)
-  end
-  now = now or os.time()
-  stale_after = stale_after or M.DEFAULT_STALE_AFTER
+--- The agent state of a machine from its documents as read (machine_doc,
+--- instance_doc and beat, its presence heartbeat, each nil when absent),
+--- judged at `now`: what machine_status returns, for callers that hold the
+--- documents already (juju status reads each collection once).
+function M.status_of(machine_id, machine_doc, instance_doc, beat, now, stale_after)
   local status = { machine = machine_id, agent_state = "pending" }
-  local local_id = env_uuid .. ":" .. machine_id
-  for coll, fields in pairs({ machines = { "series" }, instanceData = { "instanceid" } }) do
-    local doc, err, code = store:get(coll, local_id)
-    if not doc and code ~= "ENOENT" then return nil, err, code end
-    for _, f in ipairs(doc and fields or {}) do
-      status[f == "instanceid" and "instance_id" or f] = doc[f]
-    end
-  end
-  local beat, err, code = store:get("presence", presence_id(env_uuid, machine_id))
-  if not beat then
-    if code == "ENOENT" then return status end
-    return nil, err, code
-  end
+  if machine_doc then status.series = machine_doc.series end
+  if instance_doc then status.instance_id = instance_doc.instanceid end
+  if not beat then return status end
   status.pid, status.agent_version = beat.pid, beat.agent_version
   if type(beat.time) ~= "number" then
     status.agent_state = "down"
@@ -323,6 +307,26 @@ function M.machine_status(store, env_uuid, machine_id, now, stale_after)
     status.agent_state = "started"
   end
   return status
+end
+
+--- The agent state of a machine from its presence heartbeat: "started"
+--- when the last heartbeat is younger than stale_after seconds (default
+--- 30), "down" when older or when the agent said it stopped, "pending" when
+--- it never beat. Returns {agent_state, machine, heartbeat, age, pid,
+--- agent_version, instance_id, series} (fields known so far) or nil, msg, code.
+function M.machine_status(store, env_uuid, machine_id, now, stale_after)
+  if type(env_uuid) ~= "string" or type(machine_id) ~= "string" then
+    error("machine_status: env_uuid and machine_id must be strings", 2)
+  end
+  local local_id = env_uuid .. ":" .. machine_id
+  local docs = {}
+  for _, coll in ipairs({ "machines", "instanceData", "presence" }) do
+    local doc, err, code = store:get(coll, coll == "presence" and presence_id(env_uuid, machine_id) or local_id)
+    if not doc and code ~= "ENOENT" then return nil, err, code end
+    docs[coll] = doc
+  end
+  return M.status_of(machine_id, docs.machines, docs.instanceData, docs.presence, now or os.time(),
+    stale_after or M.DEFAULT_STALE_AFTER)
 end
 
 return M
