@@ -318,15 +318,7 @@ end
 
 --- The address values of an Instance, public first, then cloud-local,
 --- then machine-local (each in the provider's order).
-function M.instance_addresses(inst)
-  local out = {}
-  for _, scope in ipairs({ "public", "cloud-local", "machine-local" }) do
-    for _, a in ipairs(inst.addresses or {}) do
-      if a.scope == scope then out[#out + 1] = a.value end
-    end
-  end
-  return out
-end
+M.instance_addresses = common.instance_addresses
 
 --- Step 10: finish machine 0's configuration, render the phase-2 script
 --- (once), and install the agent (step 11): the provider's finalize, else

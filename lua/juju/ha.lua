@@ -1,19 +1,11 @@
--- juju.ha: highly available state servers (`juju ensure-availability`).
---
--- The plan is Juju 1.25's: -n 0 keeps the number asked for before, at
--- least 3; an even number is refused; the count is never reduced here.
--- Each new state server is a machine started through the provider as
--- machine 0 was (bootstrap's start-instance, select-tools and finalize
--- steps, with the machine's own id and the join script instead of
--- bootstrap-state); its agent joins the replicated store (a Dqlite voter,
--- or a replica-set member with a vote) and the command waits, on the run's
--- clock, until it has. A machine that does not join is taken out of the
--- cluster, released and forgotten, so no half-member is left; the ones
--- that joined stay. The .jenv's state-servers list is rewritten with every
--- state server once the set changed.
+-- juju.ha: highly available state servers, the library part of `juju
+-- ensure-availability` (the orchestrator is juju.availability): Juju
+-- 1.25's plan (-n 0 keeps the number asked for before, at least 3; an even
+-- number is refused; the count is never reduced), the
+-- state-server-member-status vocabulary, machine <-> Dqlite node ids, and
+-- the environment's state store kind. The backends are juju.ha.dqlite and
+-- juju.ha.mongodb.
 local yaml = require("juju.yaml")
-local sys = require("juju.sys")
-local state = require("juju.state")
 
 local M = {}
 
@@ -86,144 +78,6 @@ function M.node_id(machine_id)
   return n + 1
 end
 
--- ------------------------------------------------------------- ensure --
-
--- Takes a machine that did not join out again: its membership (the
--- backend's leave), its instance through the provider, its documents; what
--- cannot be undone stays in the journal for destroy-environment.
-local function undo(b, backend, o, st, machine_id)
-  local problems = {}
-  local ok, err = backend.leave(o, st, machine_id)
-  if not ok then problems[#problems + 1] = err end
-  for _, r in ipairs(b.journal:resources("instance")) do
-    if r.machine == machine_id and b.provider.release then
-      local pok, res, rerr = pcall(b.provider.release, b.env, r)
-      if pok and res then
-        b.journal:forget("instance", r.id or r.name)
-      else
-        problems[#problems + 1] = string.format("cannot release instance %s: %s", tostring(r.id or r.name),
-          tostring(pok and rerr or res))
-      end
-    end
-  end
-  local uuid = b.cfg.uuid
-  for _, key in ipairs({ { "machines", machine_id }, { "instanceData", machine_id }, { "constraints", "m#" .. machine_id },
-    { "statuses", "m#" .. machine_id }, { "presence", "m#" .. machine_id } }) do
-    st:remove(key[1], uuid .. ":" .. key[2])
-  end
-  if #problems > 0 then return nil, table.concat(problems, "; ") end
-  return true
-end
-
---- Adds state server machine_id through the provider, as machine 0 was
---- (find-tools, start-instance, select-tools, finalize with the join
---- script), then waits for backend.wait_joined. Returns true or nil,
---- message, after undoing what it did.
-function M.add_machine(ctx, o, st, machine_id, opts, backend)
-  local bootstrap = require("juju.bootstrap")
-  local journal = require("juju.journal")
-  local initialize = require("juju.state.initialize")
-  local cfg = o.cfg
-  if opts.series then
-    local c = {}
-    for k, v in pairs(cfg) do c[k] = v end
-    c["default-series"] = opts.series
-    cfg = c
-  end
-  local b = bootstrap.new_run(ctx, o.home, cfg.name, o.store, { constraints = opts.constraints or {},
-    placement = opts.placement })
-  b.provider, b.env, b.cfg, b.info, b.pc = o.provider, o.env, cfg, o.info, o.ctx
-  b.journal = journal.open(o.store, cfg.name, o.info)
-  b.pc.journal = b.journal
-  b.machine_id, b.join = machine_id, true
-  b.signals = sys.signals({ "INT", "TERM", "HUP" })
-  if o.provider.force_upload_tools then b.params.upload_tools = true end
-  local function step(id, fn, what)
-    local ok, res, err = pcall(bootstrap.run_step, b, { id = id, fn = fn, what = what })
-    if not ok then return nil, type(res) == "table" and res.message or tostring(res) end
-    if not res then return nil, err end
-    return true
-  end
-  local function finish(ok, err)
-    for _, d in ipairs(b.tmpdirs) do require("juju.fs").remove_tree(d) end
-    b.signals:close()
-    return ok, err
-  end
-  local function failed(msg)
-    local _, uerr = undo(b, backend, o, st, machine_id)
-    return finish(nil, msg .. (uerr and ("; and undoing it: " .. uerr) or ""))
-  end
-  local s = bootstrap.steps
-  local ok, err = step("find-tools", s.find_tools, "looking for agent tools")
-  if not ok then return finish(nil, err) end
-  ok, err = step("start-instance", s.start_instance, "starting machine " .. machine_id)
-  if not ok then return failed(err) end
-  local inst = b.instance
-  -- The documents first: the agent's heartbeat and status find its machine.
-  local docs, derr = initialize.state_server_documents({
-    env_uuid = cfg.uuid, now = sys.time(), constraints = opts.constraints or {},
-    machine = { id = machine_id, series = b.series, nonce = b.icfg.nonce, jobs = M.STATE_JOBS,
-      addresses = bootstrap.instance_addresses(inst), instance_id = inst.id, hardware = inst.hardware or {},
-      hasvote = false },
-  })
-  if not docs then return failed(derr) end
-  for _, e in ipairs(docs) do
-    local r, ierr = st:ensure(e[1], e[2])
-    if not r then return failed("cannot record machine " .. machine_id .. ": " .. tostring(ierr)) end
-  end
-  local values, verr = backend.agent_env(o, st, machine_id, inst)
-  if not values then return failed(verr) end
-  for k, v in pairs(values) do b.icfg.agent_env[k] = v end
-  ok, err = step("select-tools", s.select_tools, "selecting agent tools for machine " .. machine_id)
-  if not ok then return failed(err) end
-  ok, err = step("finalize", s.finalize, "installing the state server agent on machine " .. machine_id)
-  if not ok then return failed(err) end
-  ok, err = backend.wait_joined(o, st, machine_id, tonumber(cfg["bootstrap-timeout"]) or 600)
-  if not ok then return failed(err) end
-  local uok, uerr = st:update("machines", cfg.uuid .. ":" .. machine_id, { hasvote = true })
-  if not uok then return failed(uerr) end
-  ctx:infof("machine %s is a state server", machine_id)
-  return finish(true)
-end
-
-
-
-local function fail(fmt, ...) return nil, string.format(fmt, ...) end
-
-local function bootstrapped(info)
-  local j = info and info["bootstrap-journal"]
-  local phase = type(j) == "table" and j.phase or nil
-  return info and type(info["bootstrap-config"]) == "table" and #(info["state-servers"] or {}) > 0
-    and (phase == nil or phase == "bootstrapped")
-end
-
---- Runs `juju ensure-availability` for environment name: opts.n,
---- opts.series, opts.constraints, opts.to (hosts). Returns the result
---- ({maintained=, added=, ...} of machine ids) or nil, message.
-function M.ensure(ctx, home, name, opts)
-  local configstore = require("juju.environs.configstore")
-  local envopen = require("juju.environs.open")
-  local store, serr = configstore.open(ctx, home)
-  if not store then return nil, serr end
-  local info, rerr, rcode = store:read(name)
-  if not info then
-    if rcode == "ENOENT" then return fail("environment %q is not bootstrapped (no %s): run juju bootstrap -e %s first",
-      name, store:path(name), name) end
-    return nil, rerr
-  end
-  if not bootstrapped(info) then
-    return fail("environment %q is not bootstrapped: run juju bootstrap -e %s first", name, name)
-  end
-  local lock, lerr = store:env_lock(name, "ensure-availability")
-  if not lock then return nil, lerr end
-  local o, oerr = envopen.open(ctx, home, name, { store = store, info = info })
-  if not o then lock:release(); return nil, oerr end
-  o.home = home
-  local res, err = M.ensure_opened(ctx, o, opts)
-  lock:release()
-  return res, err
-end
-
 --- The state store kind of an opened environment.
 function M.store_kind(o)
   local kind = o.cfg["state-store"]
@@ -232,44 +86,5 @@ function M.store_kind(o)
   end
   return kind
 end
-
-function M.ensure_opened(ctx, o, opts)
-  local kind = M.store_kind(o)
-  if kind == "sqlite" then
-    return fail("environment %q keeps its state in one SQLite file (state-store: sqlite), which cannot be replicated; "
-      .. "ensure-availability needs state-store: dqlite (or mongodb), chosen at bootstrap", o.cfg.name)
-  end
-  local backend = kind == "dqlite" and require("juju.ha.dqlite") or kind == "mongodb" and require("juju.ha.mongodb")
-  if not backend then return fail("unknown state store %q", tostring(kind)) end
-  local st, werr = backend.open_state(ctx, o)
-  if not st then return fail("cannot connect to the state servers of %q: %s", o.cfg.name, tostring(werr)) end
-  local machines, ferr = st:find("machines")
-  if not machines then st:close(); return nil, ferr end
-  local current, next_id = M.state_servers(machines)
-  local plan, perr = M.plan(current, next_id, opts.n or 0)
-  if not plan then st:close(); return nil, perr end
-  if opts.to and #opts.to < #plan.added then
-    st:close()
-    return fail("--to names %d host(s) but %d new state server(s) are needed", #opts.to, #plan.added)
-  end
-  for i, id in ipairs(plan.added) do
-    local ok, aerr = M.add_machine(ctx, o, st, id, {
-      series = opts.series, constraints = opts.constraints, placement = opts.to and opts.to[i],
-    }, backend)
-    if not ok then
-      st:close()
-      return fail("cannot add state server machine %s: %s", id, tostring(aerr))
-    end
-  end
-  if #plan.added > 0 then
-    local ok, uerr = backend.record_servers(ctx, o, st)
-    if not ok then st:close(); return nil, uerr end
-  end
-  st:close()
-  return plan
-end
-
-M.clock_time = sys.time
-M.open_store = state.open
 
 return M

@@ -84,4 +84,16 @@ function M.address(value, scope)
   return { value = value, type = t, scope = scope }
 end
 
+--- The address values of an Instance, public first, then cloud-local,
+--- then machine-local (each in the provider's order).
+function M.instance_addresses(inst)
+  local out = {}
+  for _, scope in ipairs({ "public", "cloud-local", "machine-local" }) do
+    for _, a in ipairs(inst.addresses or {}) do
+      if a.scope == scope then out[#out + 1] = a.value end
+    end
+  end
+  return out
+end
+
 return M

@@ -1,7 +1,7 @@
 -- juju ensure-availability: makes N state servers available (Juju 1.25's
 -- command: -n, --series, --constraints, --format simple|yaml|json), on a
 -- replicated state store (state-store: dqlite or mongodb). The work is in
--- juju.ha.
+-- juju.availability.
 local constraints = require("juju.constraints")
 local envopen = require("juju.environs.open")
 
@@ -106,7 +106,7 @@ function M.run(_, ctx, opts)
   if not home then return nil, herr end
   local name, nerr = envopen.environment_name(ctx, home, opts.environment)
   if not name then return nil, nerr end
-  local result, err = require("juju.ha").ensure(ctx, home, name, {
+  local result, err = require("juju.availability").ensure(ctx, home, name, {
     n = opts.n, series = opts.series, constraints = opts.constraints, to = opts.to,
   })
   if not result then return nil, err end

@@ -64,7 +64,7 @@ function M.node_address(o, inst, machine_id)
   if o.provider.state_server_address then
     return o.provider.state_server_address(o.env, inst, machine_id)
   end
-  local addrs = require("juju.bootstrap").instance_addresses(inst)
+  local addrs = require("juju.provider_common").instance_addresses(inst)
   if #addrs == 0 then return nil, "the instance has no address" end
   local port = math.tointeger(o.cfg["dqlite-port"]) or M.DEFAULT_PORT
   local host = addrs[1]

@@ -65,7 +65,7 @@ function M.open_state(_, o)
 end
 
 local function member_address(o, inst)
-  local addrs = require("juju.bootstrap").instance_addresses(inst)
+  local addrs = require("juju.provider_common").instance_addresses(inst)
   if #addrs == 0 then return nil, "the instance has no address" end
   return hostport(addrs[1], state_port(o.cfg))
 end
