@@ -1025,9 +1025,12 @@ void jj_dqlite_close(jj_dqlite *c)
     SSL_CTX_free(c->ctx);
     if (c->fd >= 0)
         close(c->fd);
+    /* requests and answers carry documents (password hashes, keys) */
+    if (c->out)
+        OPENSSL_cleanse(c->out, c->out_cap);
     free(c->out);
     if (c->in)
-        OPENSSL_cleanse(c->in, c->in_cap); /* answers may carry secrets */
+        OPENSSL_cleanse(c->in, c->in_cap);
     free(c->in);
     free(c);
 }
