@@ -146,7 +146,8 @@ describe("juju.state.dqlite", function()
       -- the killed node comes back with its data and follows the new leader
       killed:restart()
       local dqlite = require("juju.dqlite")
-      local deadline, seen = sys.monotonic() + 30, nil
+      local deadline = sys.monotonic() + 30
+      local seen
       repeat
         local c <close> = dqlite.connect(killed.address, { tls = ctls, timeout = 2000 })
         local l = c and c:leader()
