@@ -295,6 +295,14 @@ describe("juju.dqlite against go-dqlite", function()
         server_name = "not-juju" } })
       assert.is_nil(c)
       assert.are.equal("TLS", code, msg)
+      -- an IP address is checked as one (the certificate names 127.0.0.237, not 10.9.9.9)
+      local ok <close> = assert(dqlite.connect(tlsnode.address, { tls = { ca = certs.ca, cert = certs.cert,
+        key = certs.key, server_name = "127.0.0.237" } }))
+      assert.are.equal(tlsnode.address, ok:leader().address)
+      c, msg, code = dqlite.connect(tlsnode.address, { tls = { ca = certs.ca, cert = certs.cert, key = certs.key,
+        server_name = "10.9.9.9" } })
+      assert.is_nil(c)
+      assert.are.equal("TLS", code, msg)
       -- a client certificate of another CA, and none at all, are refused by the server
       local ocert, okey = assert(require("juju.crypto").new_server_cert(other_ca, other_key,
         { hostnames = { "juju-dqlite" } }))
