@@ -450,6 +450,20 @@ int jj_dqlite_decode_rows(const uint8_t *body, size_t len, jj_dqlite_rows *rows,
 
 /* --- encoding -------------------------------------------------------------- */
 
+/* realloc that wipes the old block (it may hold secrets). */
+static uint8_t *grow(uint8_t *old, size_t used, size_t old_cap, size_t cap)
+{
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return NULL;
+    if (old) {
+        memcpy(p, old, used);
+        OPENSSL_cleanse(old, old_cap);
+        free(old);
+    }
+    return p;
+}
+
 static int out_reserve(jj_dqlite *c, size_t n)
 {
     if (c->out_len + n <= c->out_cap)
@@ -457,7 +471,7 @@ static int out_reserve(jj_dqlite *c, size_t n)
     size_t cap = c->out_cap ? c->out_cap : 512;
     while (cap < c->out_len + n)
         cap *= 2;
-    uint8_t *p = realloc(c->out, cap);
+    uint8_t *p = grow(c->out, c->out_len, c->out_cap, cap);
     if (!p)
         return -1;
     c->out = p;
@@ -730,7 +744,7 @@ static int recv_response(jj_dqlite *c, int64_t deadline, const char *what, jj_er
     }
     size_t n = (size_t)words * WORD;
     if (n > c->in_cap) {
-        uint8_t *p = realloc(c->in, n);
+        uint8_t *p = grow(c->in, 0, c->in_cap, n);
         if (!p) {
             c->broken = 1;
             return fail(err, JJ_ENOMEM, c, what, "out of memory");
@@ -1025,9 +1039,12 @@ void jj_dqlite_close(jj_dqlite *c)
     SSL_CTX_free(c->ctx);
     if (c->fd >= 0)
         close(c->fd);
+    /* requests and answers carry documents (password hashes, keys) */
+    if (c->out)
+        OPENSSL_cleanse(c->out, c->out_cap);
     free(c->out);
     if (c->in)
-        OPENSSL_cleanse(c->in, c->in_cap); /* answers may carry secrets */
+        OPENSSL_cleanse(c->in, c->in_cap);
     free(c->in);
     free(c);
 }

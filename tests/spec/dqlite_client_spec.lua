@@ -1,6 +1,6 @@
 -- dqlite_client_spec.lua: juju.dqlite (core/dqlite.c) against go-dqlite
--- nodes (tests/servers/dqlite): one plain node, one TLS node and a TLS
--- cluster of three, on 127.0.0.233-.237 with free ports; what it writes is
+-- nodes (tests/servers/dqlite): one plain node, one TLS node, a TLS cluster
+-- of three and a plain one, on 127.0.0.233-.239 with free ports; what it writes is
 -- read back through the independent go-dqlite shell.
 local dqlite = require("juju.dqlite")
 local yaml = require("juju.yaml")
@@ -39,7 +39,7 @@ while True:
 end
 
 describe("juju.dqlite against go-dqlite", function()
-  local dir, certs, plain, tlsnode, nodes, addresses, ctls
+  local dir, certs, plain, tlsnode, nodes, addresses, ctls, plain_nodes
 
   setup(function()
     dir = helpers.tmpdir("juju-dqlite-client-")
@@ -50,9 +50,11 @@ describe("juju.dqlite against go-dqlite", function()
     nodes = fake.cluster { tag = TAG, tls = certs, hosts = { "127.0.0.234", "127.0.0.235", "127.0.0.236" } }
     addresses = {}
     for i, n in ipairs(nodes) do addresses[i] = n.address end
+    plain_nodes = fake.cluster { tag = TAG, hosts = { "127.0.0.238", "127.0.0.239", "127.0.0.233" } }
   end)
   teardown(function()
     for _, n in ipairs(nodes or {}) do n:stop() end
+    for _, n in ipairs(plain_nodes or {}) do n:stop() end
     if plain then plain:stop() end
     if tlsnode then tlsnode:stop() end
     helpers.cleanup()
@@ -90,6 +92,31 @@ describe("juju.dqlite against go-dqlite", function()
       assert.are.same(want, members)
       local l = assert(c:leader())
       assert.is_truthy(({ [nodes[1].address] = true, [nodes[2].address] = true, [nodes[3].address] = true })[l.address])
+    end)
+
+    it("works with a plain TCP cluster of three: leader, roles, a write on the leader, NOTLEADER elsewhere", function()
+      local list = {}
+      for i, n in ipairs(plain_nodes) do list[i] = n.address end
+      local c <close>, leader = assert(dqlite.connect_leader(list))
+      local voters = 0
+      for _, m in ipairs(assert(c:cluster())) do
+        if m.role == "voter" then voters = voters + 1 end
+      end
+      assert.are.equal(3, voters)
+      assert(c:open("plain3"))
+      assert(c:exec("CREATE TABLE IF NOT EXISTS t(v TEXT)"))
+      assert.are.equal(1, c:exec("INSERT INTO t VALUES (?)", { "replicated" }))
+      for _, a in ipairs(list) do
+        if a ~= leader then
+          local f <close> = assert(dqlite.connect(a))
+          assert.are.equal(leader, f:leader().address)
+          assert(f:open("plain3"))
+          local r, _, code = f:exec("INSERT INTO t VALUES ('no')")
+          assert.is_nil(r)
+          assert.are.equal("NOTLEADER", code)
+        end
+      end
+      assert.matches("replicated", fake.shell(list, nil, "plain3", "SELECT v FROM t"), 1, true)
     end)
 
     it("connect_leader finds the leader from a list that starts with a dead address and a follower", function()
@@ -266,6 +293,14 @@ describe("juju.dqlite against go-dqlite", function()
       assert.matches("verif", msg)
       c, msg, code = dqlite.connect(tlsnode.address, { tls = { ca = certs.ca, cert = certs.cert, key = certs.key,
         server_name = "not-juju" } })
+      assert.is_nil(c)
+      assert.are.equal("TLS", code, msg)
+      -- an IP address is checked as one (the certificate names 127.0.0.237, not 10.9.9.9)
+      local ok <close> = assert(dqlite.connect(tlsnode.address, { tls = { ca = certs.ca, cert = certs.cert,
+        key = certs.key, server_name = "127.0.0.237" } }))
+      assert.are.equal(tlsnode.address, ok:leader().address)
+      c, msg, code = dqlite.connect(tlsnode.address, { tls = { ca = certs.ca, cert = certs.cert, key = certs.key,
+        server_name = "10.9.9.9" } })
       assert.is_nil(c)
       assert.are.equal("TLS", code, msg)
       -- a client certificate of another CA, and none at all, are refused by the server

@@ -20,7 +20,7 @@ describe("juju.state.dqlite", function()
     local hosts = { "127.0.0.230", "127.0.0.231", "127.0.0.232" }
     certs = fake.certs(dir, hosts)
     ctls = fake.client_tls(certs)
-    nodes = fake.cluster { tag = "state", tls = certs, hosts = hosts }
+    nodes = fake.cluster { tag = "state", tls = certs, hosts = hosts, data_dir = dir .. "/nodes" }
     addresses = {}
     for i, n in ipairs(nodes) do addresses[i] = n.address end
   end)
@@ -94,14 +94,14 @@ describe("juju.state.dqlite", function()
       local _, leader = s:servers()
       assert.is_string(leader)
       local acked, failed = {}, {}
-      local killed_at
+      local killed_at, killed
       local t_kill, t_first_after
       for i = 1, 120 do
         if i == 41 then
           for _, n in ipairs(nodes) do
             if n.address == leader then
               n:kill()
-              killed_at = n.address
+              killed_at, killed = n.address, n
             end
           end
           t_kill = sys.monotonic()
@@ -143,6 +143,21 @@ describe("juju.state.dqlite", function()
       assert.are.same({ new_leader }, leaders)
       print(string.format("dqlite failover: leader killed -> first acknowledged write in %.2f s",
         t_first_after - t_kill))
+      -- the killed node comes back with its data and follows the new leader
+      killed:restart()
+      local dqlite = require("juju.dqlite")
+      local deadline = sys.monotonic() + 30
+      local seen
+      repeat
+        local c <close> = dqlite.connect(killed.address, { tls = ctls, timeout = 2000 })
+        local l = c and c:leader()
+        seen = l and l.address
+        if seen == new_leader then break end
+        sys.sleep(0.2)
+      until sys.monotonic() > deadline
+      assert.are.equal(new_leader, seen)
+      assert.is_true(s:insert("writes", { _id = "w:after-restart" }))
+      assert.are.equal(121, s:count("writes"))
     end)
   end)
 end)

@@ -112,6 +112,7 @@ local function run(self, kind, op, recheck)
     if r[1] ~= nil or not LOST[r[3]] then return table.unpack(r, 1, r.n) end
     drop(self)
     conn = nil
+    sys.sleep(0.05) -- a leader that just lost its lead may still say it leads
   until sys.monotonic() >= deadline
   return table.unpack(r, 1, r.n)
 end

@@ -5,7 +5,8 @@
 --   local dq = require("servers.dqlite.fake")
 --   local certs = dq.certs(dir, { "127.0.0.230" })  -- ca, ca_key, cert, key (PEM) and *_file paths
 --   local n = dq.start { tag = "x", host = "127.0.0.230", tls = certs, join = { addr, ... } }
---   n.address, n.pid, n:kill() (SIGKILL), n:freeze() / n:thaw() (SIGSTOP/CONT), n:stop()
+--   n.address, n.pid, n.id, n:kill() (SIGKILL), n:freeze() / n:thaw() (SIGSTOP/CONT), n:stop(),
+--   n:restart() (same address and data; needs data_dir)
 --   local nodes = dq.cluster { tag = "x", n = 3, hosts = {...}, tls = certs }
 --   dq.shell(node_or_address, certs, database, sql) -- the go-dqlite shell's answer (text)
 local control = require("servers.control")
@@ -32,6 +33,19 @@ function Node:stop()
   return self.server:stop()
 end
 function Node:log_text() return self.server:log_text() end
+
+--- Starts the node again after kill or stop: same address, same data (only
+--- for a node started with opts.data_dir: the default data dir goes with
+--- the server). Returns the node (the same table, new pid).
+function Node:restart()
+  assert(self.opts.data_dir, "dqlite node: restart needs a node started with data_dir")
+  local o = {}
+  for k, v in pairs(self.opts) do o[k] = v end
+  o.port, o.join = self.port, nil -- the data dir knows the cluster
+  local again = M.start(o)
+  self.server, self.pid, self.frozen = again.server, again.pid, false
+  return self
+end
 
 local function write(path, text)
   assert(fs.write_atomic(path, text, "0600"))
@@ -60,7 +74,8 @@ function M.client_tls(certs)
 end
 
 --- Starts one node (opts: tag, host, port, join = {addresses}, tls = certs,
---- data_dir); returns it once it printed its ready line (joined, when join).
+--- data_dir: kept after stop, for restart); returns it once it printed its
+--- ready line (joined, when join).
 function M.start(opts)
   local host = assert(opts.host, "dqlite.start: host required")
   local tls = opts.tls
@@ -76,19 +91,21 @@ function M.start(opts)
   -- the uint64 id as juju.dqlite gives it: the same 64 bits in a Lua integer
   local id = 0
   for d in s:log_text():match("ready id=(%d+)"):gmatch("%d") do id = id * 10 + math.tointeger(tonumber(d)) end
-  return setmetatable({ server = s, pid = s.pid, host = host, port = s.port, id = id,
+  return setmetatable({ server = s, pid = s.pid, host = host, port = s.port, id = id, opts = opts,
     address = string.format("%s:%d", host, s.port) }, Node)
 end
 
 --- n nodes (default 3) on hosts[i] (default 127.0.0.23i), the first
 --- bootstrapping, the others joining it; returns them once the go-dqlite
---- app made them all voters (raises after 60 s).
+--- app made them all voters (raises after 60 s). opts.data_dir: a directory
+--- under which node i keeps its data in node<i> (so nodes can restart).
 function M.cluster(opts)
   local nodes = {}
   local n = opts.n or 3
   for i = 1, n do
     local host = (opts.hosts or {})[i] or string.format("127.0.0.%d", 229 + i)
-    nodes[i] = M.start { tag = opts.tag, host = host, tls = opts.tls, join = i > 1 and { nodes[1].address } or nil }
+    nodes[i] = M.start { tag = opts.tag, host = host, tls = opts.tls, join = i > 1 and { nodes[1].address } or nil,
+      data_dir = opts.data_dir and string.format("%s/node%d", opts.data_dir, i) or nil }
   end
   local addresses = {}
   for i, node in ipairs(nodes) do addresses[i] = node.address end
