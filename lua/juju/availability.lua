@@ -18,14 +18,22 @@ local M = {}
 
 local function fail(fmt, ...) return nil, string.format(fmt, ...) end
 
+--- The steps each new state server goes through (the fault matrix's rows).
+M.STEP_IDS = { "find-tools", "start-instance", "select-tools", "finalize", "join", "vote" }
 
--- Takes a machine that did not join out again: its membership (the
--- backend's leave), its instance through the provider, its documents; what
--- cannot be undone stays in the journal for destroy-environment.
+-- Takes a machine out again: its membership (the backend's leave), its
+-- instance through the provider, its documents; what cannot be undone stays
+-- in the journal for destroy-environment. A voter leaves while it still
+-- runs (removing a stopped voter from two would need the vote it no longer
+-- gives); anything else is stopped first, so it cannot join after leave.
 local function undo(b, backend, o, st, machine_id)
   local problems = {}
-  local ok, err = backend.leave(o, st, machine_id)
-  if not ok then problems[#problems + 1] = err end
+  local voter = backend.is_voter and backend.is_voter(o, st, machine_id)
+  local function leave()
+    local ok, err = backend.leave(o, st, machine_id)
+    if not ok then problems[#problems + 1] = err end
+  end
+  if voter then leave() end
   for _, r in ipairs(b.journal:resources("instance")) do
     if r.machine == machine_id and b.provider.release then
       local pok, res, rerr = pcall(b.provider.release, b.env, r)
@@ -37,6 +45,7 @@ local function undo(b, backend, o, st, machine_id)
       end
     end
   end
+  if not voter then leave() end
   local uuid = b.cfg.uuid
   for _, key in ipairs({ { "machines", machine_id }, { "instanceData", machine_id }, { "constraints", "m#" .. machine_id },
     { "statuses", "m#" .. machine_id }, { "presence", "m#" .. machine_id } }) do
@@ -46,10 +55,20 @@ local function undo(b, backend, o, st, machine_id)
   return true
 end
 
+-- A step of b through juju.bootstrap.run_step (hooks: faults, timings,
+-- deadlines, interrupts): true or nil, message.
+local function step(b, id, fn, what)
+  local ok, res, err = pcall(require("juju.bootstrap").run_step, b, { id = id, fn = fn, what = what })
+  if not ok then return nil, type(res) == "table" and res.message or tostring(res) end
+  if not res then return nil, err end
+  return true
+end
+
 --- Adds state server machine_id through the provider, as machine 0 was
---- (find-tools, start-instance, select-tools, finalize with the join
---- script), then waits for backend.wait_joined. Returns true or nil,
---- message, after undoing what it did.
+--- (the steps find-tools, start-instance, select-tools, finalize with the
+--- join script), then the step join (backend.wait_joined: a member without
+--- a vote). Returns the machine's run (for the vote and for undo) or nil,
+--- message, after undoing what it did. opts.signals: the command's.
 function M.add_machine(ctx, o, st, machine_id, opts, backend)
   local bootstrap = require("juju.bootstrap")
   local journal = require("juju.journal")
@@ -67,17 +86,11 @@ function M.add_machine(ctx, o, st, machine_id, opts, backend)
   b.journal = journal.open(o.store, cfg.name, o.info)
   b.pc.journal = b.journal
   b.machine_id, b.join = machine_id, true
-  b.signals = sys.signals({ "INT", "TERM", "HUP" })
+  b.signals = opts.signals
   if o.provider.force_upload_tools then b.params.upload_tools = true end
-  local function step(id, fn, what)
-    local ok, res, err = pcall(bootstrap.run_step, b, { id = id, fn = fn, what = what })
-    if not ok then return nil, type(res) == "table" and res.message or tostring(res) end
-    if not res then return nil, err end
-    return true
-  end
   local function finish(ok, err)
     for _, d in ipairs(b.tmpdirs) do require("juju.fs").remove_tree(d) end
-    b.signals:close()
+    b.tmpdirs = {}
     return ok, err
   end
   local function failed(msg)
@@ -85,9 +98,9 @@ function M.add_machine(ctx, o, st, machine_id, opts, backend)
     return finish(nil, msg .. (uerr and ("; and undoing it: " .. uerr) or ""))
   end
   local s = bootstrap.steps
-  local ok, err = step("find-tools", s.find_tools, "looking for agent tools")
+  local ok, err = step(b, "find-tools", s.find_tools, "looking for agent tools")
   if not ok then return finish(nil, err) end
-  ok, err = step("start-instance", s.start_instance, "starting machine " .. machine_id)
+  ok, err = step(b, "start-instance", s.start_instance, "starting machine " .. machine_id)
   if not ok then return failed(err) end
   local inst = b.instance
   -- The documents first: the agent's heartbeat and status find its machine.
@@ -105,20 +118,29 @@ function M.add_machine(ctx, o, st, machine_id, opts, backend)
   local values, verr = backend.agent_env(o, st, machine_id, inst)
   if not values then return failed(verr) end
   for k, v in pairs(values) do b.icfg.agent_env[k] = v end
-  ok, err = step("select-tools", s.select_tools, "selecting agent tools for machine " .. machine_id)
+  ok, err = step(b, "select-tools", s.select_tools, "selecting agent tools for machine " .. machine_id)
   if not ok then return failed(err) end
-  ok, err = step("finalize", s.finalize, "installing the state server agent on machine " .. machine_id)
+  ok, err = step(b, "finalize", s.finalize, "installing the state server agent on machine " .. machine_id)
   if not ok then return failed(err) end
-  ok, err = backend.wait_joined(o, st, machine_id, tonumber(cfg["bootstrap-timeout"]) or 600)
+  ok, err = step(b, "join", function()
+    return backend.wait_joined(o, st, machine_id, tonumber(cfg["bootstrap-timeout"]) or 600)
+  end, "waiting for machine " .. machine_id .. " to join the state servers")
   if not ok then return failed(err) end
-  local uok, uerr = st:update("machines", cfg.uuid .. ":" .. machine_id, { hasvote = true })
-  if not uok then return failed(uerr) end
-  ctx:infof("machine %s is a state server", machine_id)
-  return finish(true)
+  finish(true)
+  return b
 end
 
-
-
+-- Undoes the machines of runs (newest first): nil or a message of what
+-- could not be undone.
+local function undo_all(runs, backend, o, st)
+  local problems = {}
+  for i = #runs, 1, -1 do
+    local _, err = undo(runs[i], backend, o, st, runs[i].machine_id)
+    if err then problems[#problems + 1] = "machine " .. runs[i].machine_id .. ": " .. err end
+  end
+  if #problems == 0 then return nil end
+  return table.concat(problems, "; ")
+end
 
 local function bootstrapped(info)
   local j = info and info["bootstrap-journal"]
@@ -173,15 +195,37 @@ function M.ensure_opened(ctx, o, opts)
     st:close()
     return fail("--to names %d host(s) but %d new state server(s) are needed", #opts.to, #plan.added)
   end
-  for i, id in ipairs(plan.added) do
-    local ok, aerr = M.add_machine(ctx, o, st, id, {
-      series = opts.series, constraints = opts.constraints, placement = opts.to and opts.to[i],
-    }, backend)
-    if not ok then
-      st:close()
-      return fail("cannot add state server machine %s: %s", id, tostring(aerr))
-    end
+  -- All or nothing: every new machine joins without a vote first; then
+  -- they get their votes one after the other (the cluster spends the least
+  -- time with an even number of voters). Any failure undoes every machine
+  -- this command added, so no half-member stays.
+  local signals = sys.signals({ "INT", "TERM", "HUP" })
+  local runs = {}
+  local function abort(fmt, ...)
+    local msg = string.format(fmt, ...)
+    local uerr = undo_all(runs, backend, o, st)
+    signals:close()
+    st:close()
+    if uerr then msg = msg .. "\nand undoing the new state servers failed: " .. uerr end
+    return nil, msg
   end
+  for i, id in ipairs(plan.added) do
+    local b, aerr = M.add_machine(ctx, o, st, id, {
+      series = opts.series, constraints = opts.constraints, placement = opts.to and opts.to[i], signals = signals,
+    }, backend)
+    if not b then return abort("cannot add state server machine %s: %s", id, tostring(aerr)) end
+    runs[#runs + 1] = b
+  end
+  for _, b in ipairs(runs) do
+    local id = b.machine_id
+    local ok, verr = step(b, "vote", function()
+      return backend.promote(o, st, id, tonumber(o.cfg["bootstrap-timeout"]) or 600)
+    end, "giving machine " .. id .. " a vote")
+    if ok then ok, verr = st:update("machines", o.cfg.uuid .. ":" .. id, { hasvote = true }) end
+    if not ok then return abort("cannot add state server machine %s: %s", id, tostring(verr)) end
+    ctx:infof("machine %s is a state server", id)
+  end
+  signals:close()
   if #plan.added > 0 then
     local ok, uerr = backend.record_servers(ctx, o, st)
     if not ok then st:close(); return nil, uerr end

@@ -211,6 +211,54 @@ describe("juju ensure-availability (local provider, state-store: dqlite)", funct
     for n = 0, 2 do assert.is_true(port_free("127.0.0.1", port + n), "port " .. (port + n) .. " still bound") end
   end)
 
+  it("undoes a new state server at any failed or interrupted step, then still grows (fault matrix)", function()
+    local port = free_ports()
+    s = testing.new { environments = { loc = { type = "local", ["state-store"] = "dqlite", ["dqlite-port"] = port } },
+      default = "loc", real_clock = true, env = { JUJU_AGENT_HEARTBEAT = "1" } }
+    local r = s:juju("bootstrap")
+    assert.are.equal(0, r.code, r.stderr)
+    local jenv = s:jenv("loc")
+    local root = jenv["bootstrap-config"]["root-dir"]
+    local spec = assert(hadq.state_spec(jenv["bootstrap-config"], jenv))
+    local function check_undone(label)
+      local j = s:jenv("loc")
+      assert.are.same({ "127.0.0.1:" .. port }, j["state-servers"], label)
+      for _, res in ipairs(j["bootstrap-journal"].resources or {}) do
+        assert.is_true(res.machine == nil or res.machine == "0", label .. ": journal keeps " .. json.encode(res))
+      end
+      for n = 1, 2 do
+        assert.is_false(fs.exists(root .. "/machines/" .. n), label .. ": machine " .. n .. "'s directory is left")
+        assert.is_true(port_free("127.0.0.1", port + n), label .. ": machine " .. n .. "'s node port is bound")
+      end
+      local st = assert(state.open("dqlite", spec))
+      local members = assert(st:members())
+      assert.are.equal(1, #members, label .. ": " .. json.encode(members))
+      local machines = assert(st:find("machines"))
+      st:close()
+      assert.are.equal(1, #machines, label)
+    end
+    local cases = {}
+    for _, id in ipairs(require("juju.availability").STEP_IDS) do
+      cases[#cases + 1] = { id = id, apply = function() s:fail_step(id, "injected failure at " .. id) end,
+        want = "injected failure at " .. id }
+    end
+    cases[#cases + 1] = { id = "finalize (SIGINT)", apply = function() s:interrupt_step("finalize", "INT") end,
+      want = "interrupted" }
+    for _, c in ipairs(cases) do
+      s:clear_faults()
+      c.apply()
+      r = s:juju("ensure-availability", "-n", "3")
+      assert.are.equal(1, r.code, c.id .. ": " .. r.stdout)
+      assert.matches("cannot add state server machine 1", r.stderr, 1, true)
+      assert.matches(c.want, r.stderr, 1, true)
+      check_undone(c.id)
+    end
+    s:clear_faults()
+    r = s:juju("ensure-availability")
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("maintaining machines: 0\nadding machines: 1, 2\n", r.stdout)
+  end)
+
   it("takes out a state server that cannot join, leaving no member, machine or process", function()
     local port = free_ports()
     s = testing.new { environments = { loc = { type = "local", ["state-store"] = "dqlite", ["dqlite-port"] = port,

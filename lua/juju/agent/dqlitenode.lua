@@ -130,8 +130,10 @@ end
 
 --- Joins this agent's node to the cluster (every node but node 1, which
 --- bootstrapped it): through the leader, found among the other servers, as
---- a spare, then a voter. A node that is a voter already (a restart) does
---- nothing. Retries for up to wait seconds (default 60) while the leader
+--- a spare. The vote is the client's to give (juju ensure-availability),
+--- once every new state server is in, so a machine that fails before it is
+--- removed without the cluster ever counting on it. A node that is a member
+--- already (a restart) does nothing. Retries for up to wait seconds (default 60) while the leader
 --- moves. Returns true or nil, message.
 function M.join(conf, wait)
   local v = values(conf)
@@ -154,7 +156,6 @@ function M.join(conf, wait)
       for _, m in ipairs(members or {}) do if m.id == id then me = m end end
       local ok, aerr = members ~= nil, cerr
       if ok and not me then ok, aerr = c:add(id, v.DQLITE_ADDRESS) end
-      if ok and (not me or me.role ~= "voter") then ok, aerr = c:assign(id, "voter") end
       c:close()
       if ok then return true end
       last = aerr

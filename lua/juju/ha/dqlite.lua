@@ -92,18 +92,50 @@ function M.agent_env(o, st, machine_id, inst)
   }
 end
 
---- Waits (on the run's clock) until machine_id's node votes.
-function M.wait_joined(o, st, machine_id, timeout)
+local function wait_member(o, st, machine_id, timeout, what, want_voter)
   local node_id = require("juju.ha").node_id(machine_id)
-  return o.ctx:wait(string.format("for machine %s to join the state servers as a voter", machine_id), timeout,
-    function()
-      local members, merr = st:members()
-      if not members then return nil, "cannot read the cluster: " .. tostring(merr) end
-      local m = member_of(members, node_id)
-      if not m then return nil, "node " .. node_id .. " is not a member yet" end
-      if m.role ~= "voter" then return nil, "node " .. node_id .. " is a " .. tostring(m.role) .. ", not a voter yet" end
-      return true
-    end, 0.2)
+  return o.ctx:wait(string.format(what, machine_id), timeout, function()
+    local members, merr = st:members()
+    if not members then return nil, "cannot read the cluster: " .. tostring(merr) end
+    local m = member_of(members, node_id)
+    if not m then return nil, "node " .. node_id .. " is not a member yet" end
+    if want_voter and m.role ~= "voter" then
+      return nil, "node " .. node_id .. " is a " .. tostring(m.role) .. ", not a voter yet"
+    end
+    return true
+  end, 0.2)
+end
+
+--- Waits (on the run's clock) until machine_id's agent has added its node
+--- to the cluster (without a vote: juju.agent.dqlitenode.join).
+function M.wait_joined(o, st, machine_id, timeout)
+  return wait_member(o, st, machine_id, timeout, "for machine %s's node to join the cluster", false)
+end
+
+--- Whether machine_id's node votes.
+function M.is_voter(_, st, machine_id)
+  local m = member_of(st:members(), require("juju.ha").node_id(machine_id))
+  return m ~= nil and m.role == "voter"
+end
+
+local function leader_conn(o, st)
+  local tls, terr = M.client_tls(o.cfg)
+  if not tls then return nil, terr end
+  local c, at, code = require("juju.dqlite").connect_leader(st:servers(), { tls = tls, timeout = 5000 })
+  if not c then return nil, string.format("%s (%s)", tostring(at), tostring(code)) end
+  return c
+end
+
+--- Gives machine_id's node the vote (through the leader) and waits until
+--- the cluster has it as a voter.
+function M.promote(o, st, machine_id, timeout)
+  local node_id = require("juju.ha").node_id(machine_id)
+  local c, err = leader_conn(o, st)
+  if not c then return nil, string.format("cannot give node %d a vote: %s", node_id, err) end
+  local ok, aerr = c:assign(node_id, "voter")
+  c:close()
+  if not ok then return nil, string.format("cannot give node %d a vote: %s", node_id, tostring(aerr)) end
+  return wait_member(o, st, machine_id, timeout, "for machine %s's node to vote", true)
 end
 
 --- Takes machine_id's node out of the cluster when it is in it (through
@@ -112,13 +144,11 @@ function M.leave(o, st, machine_id)
   local node_id = require("juju.ha").node_id(machine_id)
   local members = st:members()
   if not member_of(members, node_id) then return true end
-  local tls, terr = M.client_tls(o.cfg)
-  if not tls then return nil, terr end
-  local c, at, code = require("juju.dqlite").connect_leader(st:servers(), { tls = tls, timeout = 5000 })
-  if not c then return nil, string.format("cannot remove node %d from the cluster: %s (%s)", node_id, tostring(at), tostring(code)) end
-  local ok, err = c:remove(node_id)
+  local c, err = leader_conn(o, st)
+  if not c then return nil, string.format("cannot remove node %d from the cluster: %s", node_id, err) end
+  local ok, rerr = c:remove(node_id)
   c:close()
-  if not ok then return nil, string.format("cannot remove node %d from the cluster: %s", node_id, tostring(err)) end
+  if not ok then return nil, string.format("cannot remove node %d from the cluster: %s", node_id, tostring(rerr)) end
   return true
 end
 
