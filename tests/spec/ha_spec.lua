@@ -103,3 +103,35 @@ describe("juju ensure-availability", function()
     assert.are.equal('{"added":["1","2"],"maintained":["0"]}\n', cmd.format(r, "json"))
   end)
 end)
+
+describe("juju.ha.mongodb", function()
+  local hamongo = require("juju.ha.mongodb")
+  local cfg = { ["admin-secret"] = "s3cret-admin", ["ca-cert"] = "CA", ["state-port"] = 37017, ["api-port"] = 17070,
+    uuid = "u" }
+
+  it("reaches the replica set through every state server with TLS, the password never in the URI", function()
+    local spec = assert(hamongo.state_spec(cfg, { ["state-servers"] = { "10.0.0.1:17070", "[fd00::2]:17070" } }, "/ca.pem"))
+    assert.matches("^mongodb://10%.0%.0%.1:37017,%[fd00::2%]:37017/%?replicaSet=juju&tls=true", spec.uri)
+    assert.are.equal("admin", spec.username)
+    assert.are.equal("/ca.pem", spec.tls.ca_file)
+    assert.is_nil(spec.uri:find("s3cret", 1, true))
+    assert.are_not.equal("s3cret-admin", spec.password)
+    assert.are.equal(require("juju.crypto").user_password_hash("s3cret-admin", require("juju.crypto").COMPAT_SALT),
+      spec.password)
+    local none, err = hamongo.state_spec(cfg, { ["state-servers"] = {} }, "/ca.pem")
+    assert.is_nil(none)
+    assert.matches("no state servers", err)
+  end)
+
+  it("hands replicaset.ensure every state server wanting a vote, at the state port", function()
+    local docs = {
+      { machineid = "0", jobs = { 1, 2 }, addresses = { { value = "10.0.0.1" } } },
+      { machineid = "1", jobs = { 1 }, addresses = { { value = "10.0.0.9" } } },
+      { machineid = "2", jobs = { 2 }, addresses = { { value = "10.0.0.3" } } },
+      { machineid = "3", jobs = { 2 }, novote = true, addresses = { { value = "10.0.0.4" } } },
+    }
+    local st = { find = function(_, coll) assert.are.equal("machines", coll) return docs end }
+    assert.are.same({ { id = "0", address = "10.0.0.1:37017", wants_vote = true },
+      { id = "2", address = "10.0.0.3:37017", wants_vote = true } }, hamongo.machines({ cfg = cfg }, st))
+  end)
+end)

@@ -72,7 +72,7 @@ end
 
 -- The state servers as replicaset.ensure wants them: every machine that
 -- manages the environment, with its address and wanting a vote.
-local function machines_of(o, st, extra)
+function M.machines(o, st, extra)
   local ha = require("juju.ha")
   local out = {}
   for _, m in ipairs(st:find("machines") or {}) do
@@ -95,7 +95,7 @@ end
 --- Gives the new member its place and vote: replicaset.ensure waits for it
 --- to become SECONDARY and removes it again when it does not.
 function M.wait_joined(o, st, _, timeout)
-  local r, err = replicaset.ensure(st.client, machines_of(o, st), {
+  local r, err = replicaset.ensure(st.client, M.machines(o, st), {
     clock = o.ctx.clock, timeout = timeout, say = function(...) o.ctx:infof(...) end,
     connect = function(address)
       return require("juju.mongo").client(string.format("mongodb://%s/?directConnection=true", address),
@@ -120,7 +120,7 @@ end
 --- The .jenv's state-servers (API addresses) and the stateServers document.
 function M.record_servers(_, o, st)
   local ids, voting, addrs = {}, {}, {}
-  for _, m in ipairs(machines_of(o, st)) do
+  for _, m in ipairs(M.machines(o, st)) do
     ids[#ids + 1] = m.id
     voting[#voting + 1] = m.id
     local host = m.address:match("^%[(.+)%]:%d+$") or m.address:match("^(.+):%d+$")
