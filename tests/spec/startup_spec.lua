@@ -8,9 +8,9 @@ local json = require("juju.json")
 
 local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools" }
 
-local function loaded_after(args)
+local function loaded_after(args, env)
   local root = h.tmpdir()
-  local env = h.env(root)
+  env = env or h.env(root)
   local script = root .. "/probe.lua"
   h.write(script, [[
 local out = io.stdout
@@ -45,6 +45,39 @@ describe("start-up", function()
       for _, m in ipairs(HEAVY) do assert.is_nil(set[m], m .. " was loaded by juju " .. table.concat(args, " ")) end
     end)
   end
+
+  it("juju help with its provider cache built runs no provider script and loads no other command", function()
+    local root = h.tmpdir()
+    local env = h.env(root)
+    assert(require("juju.fs").mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+    local _, first = loaded_after({ "help" }, env) -- builds $JUJU_HOME/cache/providers.lua
+    assert.is_true(first["juju.providers"])
+    for _, args in ipairs({ { "help" }, { "help", "commands" }, { "help", "topics" } }) do
+      local code, set = loaded_after(args, env)
+      assert.are.equal(0, code)
+      assert.is_nil(set["juju.providers"], "juju.providers loaded by juju " .. table.concat(args, " "))
+      for name in pairs(set) do
+        local cmd = name:match("^juju%.commands%.(.+)$")
+        -- juju.commands.lua: the probe runs under `juju lua`
+        assert.is_true(cmd == nil or cmd == "help" or cmd == "lua", name .. " loaded by juju " .. table.concat(args, " "))
+      end
+    end
+  end)
+
+  it("the commands' summaries in juju.cli are their modules' own purpose and aliases", function()
+    local cli = require("juju.cli")
+    local names = {}
+    for name in pairs(cli.SUMMARIES) do names[#names + 1] = name end
+    table.sort(names)
+    assert.are.same(cli.COMMANDS, names)
+    for _, name in ipairs(cli.COMMANDS) do
+      local cmd = assert(cli.load_command(name))
+      assert.are.equal(name, cmd.name)
+      assert.are.equal(cmd.purpose, cli.SUMMARIES[name].purpose, name)
+      assert.are.same(cmd.aliases, cli.SUMMARIES[name].aliases, name)
+      for _, a in ipairs(cmd.aliases or {}) do assert.are.equal(cmd, cli.load_command(a)) end
+    end
+  end)
 
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")

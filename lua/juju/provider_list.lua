@@ -1,0 +1,167 @@
+-- juju.provider_list: which providers exist and their one-line
+-- descriptions, without running every script on each `juju help`
+-- (issue 17.4).
+--
+-- The descriptions of the providers that load are kept in
+-- $JUJU_HOME/cache/providers.lua, each under a stamp of its script (size
+-- and mtime of NAME.lua, or of every .lua file in a NAME/ folder) and the
+-- engine's version. A script whose stamp changed is loaded again in full
+-- and the cache rewritten; a script that does not load is never cached, so
+-- it is loaded (and its error reported) on every listing, as before.
+local site = require("juju_site")
+local fs = require("juju.fs")
+
+local M = {}
+
+-- Providers for tests only: never offered to operators.
+M.HIDDEN = { dummy = true }
+
+M.CACHE_FILE = "cache/providers.lua"
+
+--- The folders searched for provider scripts: $JUJU_HOME/providers, then
+--- the built-in folder.
+function M.search_dirs(home)
+  local dirs = {}
+  if home then dirs[#dirs + 1] = home .. "/providers" end
+  dirs[#dirs + 1] = site.providers_dir
+  return dirs
+end
+
+--- Where the script of provider `name` is (NAME.lua, else NAME/init.lua,
+--- in $JUJU_HOME/providers then the built-in folder), or nil.
+function M.find(home, name)
+  for _, d in ipairs(M.search_dirs(home)) do
+    for _, p in ipairs({ d .. "/" .. name .. ".lua", d .. "/" .. name .. "/init.lua" }) do
+      if fs.exists(p) then return p end
+    end
+  end
+  return nil
+end
+
+--- Every provider script that exists: {{name=, path=}...} sorted by name;
+--- a user's provider hides a built-in one of the same name.
+function M.scripts(home)
+  local seen, out = {}, {}
+  for _, d in ipairs(M.search_dirs(home)) do
+    for _, f in ipairs(fs.list(d) or {}) do
+      local name = f:match("^([%w_-]+)%.lua$")
+      if not name and f:match("^[%w_-]+$") and fs.exists(d .. "/" .. f .. "/init.lua") then name = f end
+      if name and not seen[name] then
+        seen[name] = true
+        out[#out + 1] = { name = name, path = M.find(home, name) }
+      end
+    end
+  end
+  table.sort(out, function(a, b) return a.name < b.name end)
+  return out
+end
+
+local function file_stamp(path)
+  local st = fs.stat(path)
+  if not st then return "missing" end
+  return string.format("%d:%.17g", st.size, st.mtime)
+end
+
+-- The .lua files under dir (its private modules), relative, sorted.
+local function lua_files(dir, rel, out)
+  for _, f in ipairs(fs.list(dir .. (rel ~= "" and "/" .. rel or "")) or {}) do
+    local r = rel ~= "" and rel .. "/" .. f or f
+    if f:match("%.lua$") then
+      out[#out + 1] = r
+    elseif f:match("^[%w_-]+$") and (fs.stat(dir .. "/" .. r) or {}).type == "dir" then
+      lua_files(dir, r, out)
+    end
+  end
+  return out
+end
+
+--- The stamp of a provider script: it changes whenever the script (or, for
+--- a NAME/init.lua folder, any .lua file in the folder) is edited.
+function M.stamp(path)
+  local dir = path:match("^(.*)/init%.lua$")
+  if not dir then return file_stamp(path) end
+  local files = lua_files(dir, "", {})
+  table.sort(files)
+  local parts = {}
+  for i, f in ipairs(files) do parts[i] = f .. "=" .. file_stamp(dir .. "/" .. f) end
+  return table.concat(parts, ";")
+end
+
+local function cache_path(home) return home and home .. "/" .. M.CACHE_FILE end
+
+-- The cache: {version=, entries = {[path] = {stamp=, name=, description=}}}
+-- or an empty one when missing, unreadable or from another engine version.
+local function read_cache(home)
+  local empty = { version = site.version, entries = {} }
+  local path = cache_path(home)
+  local text = path and fs.read_file(path)
+  if not text then return empty end
+  local chunk = load(text, "=" .. path, "t", {})
+  local ok, doc = pcall(chunk or error)
+  if not ok or type(doc) ~= "table" or doc.version ~= site.version or type(doc.entries) ~= "table" then
+    return empty
+  end
+  return doc
+end
+
+local function write_cache(home, doc)
+  local path = cache_path(home)
+  if not path or not fs.exists(home) then return end
+  local keys = {}
+  for k in pairs(doc.entries) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local out = { "-- written by juju.provider_list: the descriptions of the providers that load\n",
+    string.format("return { version = %q, entries = {\n", doc.version) }
+  for _, k in ipairs(keys) do
+    local e = doc.entries[k]
+    out[#out + 1] = string.format("  [%q] = { stamp = %q, name = %q, description = %q },\n", k, e.stamp, e.name,
+      e.description)
+  end
+  out[#out + 1] = "} }\n"
+  -- A cache: a failed write only costs the next listing a full load.
+  if fs.mkdir_p(home .. "/cache", tonumber("700", 8)) then
+    fs.write_atomic(path, table.concat(out), tonumber("600", 8))
+  end
+end
+
+--- Every provider that exists, as providers.list gives them but without
+--- the boilerplate: {{name=, path=, description=, error=}...} sorted by
+--- name. Scripts unchanged since the last listing are not run.
+function M.list(home)
+  local cache = read_cache(home)
+  local fresh, dirty = {}, false
+  local out = {}
+  for _, s in ipairs(M.scripts(home)) do
+    local stamp = M.stamp(s.path)
+    local hit = cache.entries[s.path]
+    if hit and hit.stamp == stamp and hit.name == s.name then
+      fresh[s.path] = hit
+      out[#out + 1] = { name = s.name, path = s.path, description = hit.description }
+    else
+      local p, err = require("juju.providers").load(home, s.name)
+      local desc = p and p.description or ""
+      out[#out + 1] = { name = s.name, path = p and p.path or s.path, description = desc, error = err }
+      if p then
+        fresh[s.path] = { stamp = stamp, name = s.name, description = desc }
+        dirty = true
+      end
+    end
+  end
+  for k in pairs(cache.entries) do
+    if not fresh[k] then dirty = true end
+  end
+  if dirty then write_cache(home, { version = site.version, entries = fresh }) end
+  return out
+end
+
+--- The providers offered to operators: those that load, without the
+--- test-only ones, as {{name=, description=}...} sorted by name.
+function M.available(home)
+  local out = {}
+  for _, e in ipairs(M.list(home)) do
+    if not e.error and not M.HIDDEN[e.name] then out[#out + 1] = { name = e.name, description = e.description } end
+  end
+  return out
+end
+
+return M
