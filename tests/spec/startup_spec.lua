@@ -79,6 +79,24 @@ describe("start-up", function()
     end
   end)
 
+  it("cmake/luac.lua precompiles a module to bytecode that errors with the source's file and line", function()
+    local sys = require("juju.sys")
+    local dir = h.tmpdir()
+    local src, out = dir .. "/m.lua", dir .. "/out/m.lua"
+    h.write(src, "local M = {}\nfunction M.twice(x) return 2 * x end\n\nfunction M.fail() error('on line 4') end\nreturn M\n")
+    assert(require("juju.fs").mkdir_p(dir .. "/out", tonumber("700", 8)))
+    local r = assert(sys.run({ "lua5.4", h.source_dir .. "/cmake/luac.lua", src, out, "/where/m.lua" }, { timeout = 30 }))
+    assert.are.equal(0, r.code, r.stderr)
+    local text = h.read(out)
+    assert.are.equal("\27Lua", text:sub(1, 4))
+    assert.is_nil(load(text, "m", "t")) -- not source any more
+    local m = assert(load(text, "m", "b"))()
+    assert.are.equal(42, m.twice(21))
+    local ok, err = pcall(m.fail)
+    assert.is_false(ok)
+    assert.are.equal("/where/m.lua:4: on line 4", err)
+  end)
+
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")
     local dir = h.build_dir .. "/lib/lua/5.4/juju/"
