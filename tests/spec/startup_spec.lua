@@ -64,6 +64,18 @@ describe("start-up", function()
     end
   end)
 
+  it("a dummy bootstrap loads neither the SSH finalizer nor the bindings it does not use", function()
+    local root = h.tmpdir()
+    local env = h.juju_user_env(root)
+    h.write_environments(env, "e", { type = "dummy" })
+    local code, set = loaded_after({ "bootstrap", "-e", "e" }, env)
+    assert.are.equal(0, code)
+    assert.is_true(set["juju.bootstrap"])
+    for _, m in ipairs({ "juju.sshinit", "juju.ssh", "juju.http", "juju.xml", "juju.mongo", "juju.sqlite" }) do
+      assert.is_nil(set[m], m .. " was loaded by a dummy bootstrap")
+    end
+  end)
+
   it("the commands' summaries in juju.cli are their modules' own purpose and aliases", function()
     local cli = require("juju.cli")
     local names = {}
