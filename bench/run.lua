@@ -101,6 +101,24 @@ local function bench_cold_start()
     out[i].net_ratio = net(out[i])
     row(out[i], lua, string.format("net of the spawn: %.2fx", out[i].net_ratio))
   end
+  -- The same commands' user-space instructions (valgrind's callgrind: the
+  -- dynamic loader, Lua and the engine, not the kernel's exec): a count
+  -- that other load on the machine does not move, beside the times.
+  local counts = {}
+  for i = 2, #cmds do
+    local argv = { "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null" }
+    for _, a in ipairs(cmds[i].argv) do argv[#argv + 1] = a end
+    local _, r = lib.run(argv, opts)
+    counts[i] = assert(tonumber((r.stderr:match("Collected : ([%d,]+)") or ""):gsub(",", "") .. ""),
+      "no instruction count from callgrind")
+  end
+  for i = 3, #cmds do
+    rows[#rows + 1] = { cmds[i].name .. " (user-space instructions, callgrind)", "1",
+      string.format("%.2fM", counts[i] / 1e6), "", "", string.format("lua5.4 -e '' (%.2fM)", counts[2] / 1e6),
+      pct(counts[i] / counts[2]), "", "" }
+    out[i].instructions = counts[i]
+  end
+  out[2].instructions = counts[2]
   aim("juju version within 3x of bare lua5.4 (net of the spawn)", out[3].net_ratio <= 3,
     string.format("%.2fx net, %s raw", out[3].net_ratio, pct(out[3].median / lua.median)))
   aim("juju help within 2x of bare lua5.4 (net of the spawn)", out[4].net_ratio <= 2,
