@@ -73,7 +73,7 @@ local function bench_cold_start()
   io.stderr:write("bench: cold start\n")
   local n = runs(50, 10)
   -- An operator's JUJU_HOME: the warm-up runs of `juju help` fill its
-  -- cache of the providers' descriptions (cache/providers.lua).
+  -- cache of the providers' descriptions (cache/providers).
   local home = assert(fs.mkdtemp(SCRATCH .. "/home-"))
   assert(fs.mkdir_p(home .. "/user", "0700"))
   assert(fs.mkdir_p(home .. "/juju", "0700"))
@@ -86,7 +86,7 @@ local function bench_cold_start()
     { name = "juju help commands", argv = { JUJU, "help", "commands" }, opts = opts },
   }
   local t = lib.run_interleaved(n, cmds, 3)
-  assert(fs.exists(home .. "/juju/cache/providers.lua"), "juju help wrote no provider cache")
+  assert(fs.exists(home .. "/juju/cache/providers"), "juju help wrote no provider cache")
   local out = {}
   for i, c in ipairs(cmds) do
     local argv, rss = lib.with_maxrss(c.argv, SCRATCH)
@@ -122,7 +122,7 @@ local function bench_cold_start()
   aim("juju version within 3x of bare lua5.4 (net of the spawn)", out[3].net_ratio <= 3,
     string.format("%.2fx net, %s raw", out[3].net_ratio, pct(out[3].median / lua.median)))
   aim("juju help within 2x of bare lua5.4 (net of the spawn)", out[4].net_ratio <= 2,
-    string.format("%.2fx net, %s raw (provider descriptions from JUJU_HOME/cache/providers.lua)", out[4].net_ratio,
+    string.format("%.2fx net, %s raw (provider descriptions from JUJU_HOME/cache/providers)", out[4].net_ratio,
       pct(out[4].median / lua.median)))
   return out[3]
 end

@@ -3,7 +3,7 @@
 -- (issue 17.4).
 --
 -- The descriptions of the providers that load are kept in
--- $JUJU_HOME/cache/providers.lua, each under a stamp of its script (size
+-- $JUJU_HOME/cache/providers, each under a stamp of its script (size
 -- and mtime of NAME.lua, or of every .lua file in a NAME/ folder) and the
 -- engine's version. A script whose stamp changed is loaded again in full
 -- and the cache rewritten; a script that does not load is never cached, so
@@ -16,7 +16,7 @@ local M = {}
 -- Providers for tests only: never offered to operators.
 M.HIDDEN = { dummy = true }
 
-M.CACHE_FILE = "cache/providers.lua"
+M.CACHE_FILE = "cache/providers"
 
 --- The folders searched for provider scripts: $JUJU_HOME/providers, then
 --- the built-in folder.
@@ -89,19 +89,51 @@ end
 
 local function cache_path(home) return home and home .. "/" .. M.CACHE_FILE end
 
+-- The cache file: a header line "juju-provider-list <engine version>",
+-- then one line per provider that loads: path, stamp, name and
+-- description, tab-separated, with backslash, tab and newline escaped.
+-- (Plain lines, not a Lua chunk: reading them costs less than compiling.)
+local HEADER = "juju-provider-list "
+local ESC = { ["\\"] = "\\\\", ["\t"] = "\\t", ["\n"] = "\\n" }
+local UNESC = { ["\\"] = "\\", t = "\t", n = "\n" }
+
+local function escape(v) return (tostring(v):gsub("[\\\t\n]", ESC)) end
+local function unescape(v)
+  if not v:find("\\", 1, true) then return v end
+  return (v:gsub("\\(.)", UNESC))
+end
+
+-- The tab-separated fields of a line, or nil when it has not exactly n.
+local function fields(line, n)
+  local out, i = {}, 1
+  for k = 1, n - 1 do
+    local j = line:find("\t", i, true)
+    if not j then return nil end
+    out[k], i = unescape(line:sub(i, j - 1)), j + 1
+  end
+  if line:find("\t", i, true) then return nil end
+  out[n] = unescape(line:sub(i))
+  return out
+end
+
 -- The cache: {version=, entries = {[path] = {stamp=, name=, description=}}}
 -- or an empty one when missing, unreadable or from another engine version.
 local function read_cache(home)
   local empty = { version = site.version, entries = {} }
   local path = cache_path(home)
   local text = path and fs.read_file(path)
-  if not text then return empty end
-  local chunk = load(text, "=" .. path, "t", {})
-  local ok, doc = pcall(chunk or error)
-  if not ok or type(doc) ~= "table" or doc.version ~= site.version or type(doc.entries) ~= "table" then
-    return empty
+  if not text or text:sub(1, #HEADER + #site.version + 1) ~= HEADER .. site.version .. "\n" then return empty end
+  local entries = {}
+  local i = #HEADER + #site.version + 2
+  while i <= #text do
+    local j = text:find("\n", i, true)
+    if not j then return empty end
+    local f = fields(text:sub(i, j - 1), 4)
+    if not f then return empty end
+    entries[f[1]] = { stamp = f[2], name = f[3], description = f[4] }
+    i = j + 1
   end
-  return doc
+  return { version = site.version, entries = entries }
 end
 
 local function write_cache(home, doc)
@@ -110,14 +142,11 @@ local function write_cache(home, doc)
   local keys = {}
   for k in pairs(doc.entries) do keys[#keys + 1] = k end
   table.sort(keys)
-  local out = { "-- written by juju.provider_list: the descriptions of the providers that load\n",
-    string.format("return { version = %q, entries = {\n", doc.version) }
+  local out = { HEADER .. doc.version .. "\n" }
   for _, k in ipairs(keys) do
     local e = doc.entries[k]
-    out[#out + 1] = string.format("  [%q] = { stamp = %q, name = %q, description = %q },\n", k, e.stamp, e.name,
-      e.description)
+    out[#out + 1] = table.concat({ escape(k), escape(e.stamp), escape(e.name), escape(e.description) }, "\t") .. "\n"
   end
-  out[#out + 1] = "} }\n"
   -- A cache: a failed write only costs the next listing a full load.
   if fs.mkdir_p(home .. "/cache", tonumber("700", 8)) then
     fs.write_atomic(path, table.concat(out), tonumber("600", 8))

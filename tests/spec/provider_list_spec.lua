@@ -135,11 +135,23 @@ describe("provider listing", function()
     assert.are.equal("mine", by_name(plist.list(home)).mycloud.description)
     assert.are.equal(1, runs(counter))
     local text = h.read(home .. "/" .. plist.CACHE_FILE)
-    h.write(home .. "/" .. plist.CACHE_FILE, (text:gsub('version = "[^"]*"', 'version = "0.0.1"')))
+    h.write(home .. "/" .. plist.CACHE_FILE, (text:gsub("^juju%-provider%-list [^\n]*", "juju-provider-list 0.0.1")))
     plist.list(home)
     assert.are.equal(2, runs(counter))
     plist.list(home)
     assert.are.equal(2, runs(counter))
+  end)
+
+  it("keeps any description and path as they are", function()
+    local home = h.tmpdir() .. "/a\tb\\c"
+    local counter = home .. "/ran"
+    local odd = "tab\there, back\\slash \\t, new\nline"
+    h.write(home .. "/providers/odd.lua", counting("odd", odd, counter))
+    assert.are.equal(odd, by_name(plist.list(home)).odd.description)
+    local e = by_name(plist.list(home)).odd
+    assert.are.equal(1, runs(counter)) -- the second from the cache
+    assert.are.equal(odd, e.description)
+    assert.are.equal(home .. "/providers/odd.lua", e.path)
   end)
 
   it("juju help prints the same text from the cache as from the scripts", function()

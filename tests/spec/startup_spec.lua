@@ -50,7 +50,7 @@ describe("start-up", function()
     local root = h.tmpdir()
     local env = h.env(root)
     assert(require("juju.fs").mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
-    local _, first = loaded_after({ "help" }, env) -- builds $JUJU_HOME/cache/providers.lua
+    local _, first = loaded_after({ "help" }, env) -- builds $JUJU_HOME/cache/providers
     assert.is_true(first["juju.providers"])
     for _, args in ipairs({ { "help" }, { "help", "commands" }, { "help", "topics" } }) do
       local code, set = loaded_after(args, env)
