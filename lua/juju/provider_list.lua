@@ -176,8 +176,17 @@ function M.list(home)
       end
     end
   end
-  for k in pairs(cache.entries) do
-    if not fresh[k] then dirty = true end
+  -- Entries of folders this engine does not search (another build tree
+  -- sharing the JUJU_HOME) are kept; those of its own that are gone are not.
+  local dirs = M.search_dirs(home)
+  for k, e in pairs(cache.entries) do
+    if not fresh[k] then
+      local foreign = true
+      for _, d in ipairs(dirs) do
+        if k:sub(1, #d + 1) == d .. "/" then foreign = false end
+      end
+      if foreign then fresh[k] = e else dirty = true end
+    end
   end
   if dirty then write_cache(home, { version = site.version, entries = fresh }) end
   return out

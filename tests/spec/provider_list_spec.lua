@@ -127,6 +127,16 @@ describe("provider listing", function()
     assert.is_nil(by_name(plist.list(home)).later)
   end)
 
+  it("keeps the entries of another tree's providers in a shared JUJU_HOME", function()
+    local home = h.tmpdir()
+    plist.list(home)
+    local file = home .. "/" .. plist.CACHE_FILE
+    local other = "/elsewhere/share/juju/providers/ec2/init.lua\tx\tec2\tanother tree's ec2\n"
+    h.write(file, h.read(file) .. other)
+    plist.list(home)
+    assert.is_truthy(h.read(file):find(other, 1, true))
+  end)
+
   it("a cache from another engine version or unreadable is rebuilt", function()
     local home = h.tmpdir()
     local counter = home .. "/ran"
