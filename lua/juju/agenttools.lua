@@ -60,8 +60,9 @@ end
 --- http_options: http-proxy, https-proxy, no-proxy, cloud-ca-bundle-path,
 --- ssl-hostname-verification).
 function M.fetcher(cfg)
-  local base = require("juju.cloud.api").http_options(cfg)
+  local base -- at the first fetch: a bootstrap that fetches nothing never loads juju.cloud.api
   return function(url)
+    base = base or require("juju.cloud.api").http_options(cfg)
     local o = { retries = 2, connect_timeout = 30, idle_timeout = 60, max_size = 64 * 1024 * 1024 }
     for k, v in pairs(base) do o[k] = v end
     local r, err, code = http.get(url, o)

@@ -71,7 +71,8 @@ describe("start-up", function()
     local code, set = loaded_after({ "bootstrap", "-e", "e" }, env)
     assert.are.equal(0, code)
     assert.is_true(set["juju.bootstrap"])
-    for _, m in ipairs({ "juju.sshinit", "juju.ssh", "juju.http", "juju.xml", "juju.mongo", "juju.sqlite" }) do
+    for _, m in ipairs({ "juju.sshinit", "juju.cloud.api", "juju.ssh", "juju.http", "juju.xml", "juju.mongo",
+      "juju.sqlite" }) do
       assert.is_nil(set[m], m .. " was loaded by a dummy bootstrap")
     end
   end)
