@@ -4,7 +4,7 @@
 -- outcome into Juju 1.x's exit codes: 0 success (and --help); 2 flag or
 -- argument errors, printed as "error: ..."; 1 run-time failures, printed as
 -- "ERROR ..."; a plugin's own exit code passed through.
-local jfs = require("juju.fs")
+local jfs = require("juju.lazy")("juju.fs") -- only for --log-file: `juju version` maps no fs.so
 local flags = require("juju.flags")
 local log = require("juju.log")
 local context = require("juju.context")

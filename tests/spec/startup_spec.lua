@@ -77,6 +77,14 @@ describe("start-up", function()
     end
   end)
 
+  it("juju version loads neither juju.fs nor the modules it does not use", function()
+    local code, set = loaded_after({ "version" })
+    assert.are.equal(0, code)
+    for _, m in ipairs({ "juju.fs", "juju.json", "juju.yaml", "juju.wait", "juju.providers", "juju.provider_list" }) do
+      assert.is_nil(set[m], m .. " was loaded by juju version")
+    end
+  end)
+
   it("the commands' summaries in juju.cli are their modules' own purpose and aliases", function()
     local cli = require("juju.cli")
     local names = {}
