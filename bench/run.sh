@@ -4,7 +4,9 @@
 # (bench/run.lua) under its juju. Prints Markdown tables and writes
 # bench/results.json (bench/manual-results.json for bench/manual.lua).
 # Takes about 5 minutes; --quick runs fewer repetitions
-# (a smoke test of the instrument, not numbers to quote). Not run by CI.
+# (a smoke test of the instrument, not numbers to quote); --startup runs only
+# the start-up rows (juju version/help, dummy CLI bootstrap, its fsyncs and
+# crypto floor). Not run by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD_DIR:-build-bench}
@@ -26,6 +28,8 @@ mapfile -t bindings < <(cmake --build "$BUILD" --target help | sed -n 's/^\.\.\.
 cmake --build "$BUILD" -j"$(nproc)" --target "${bindings[@]}" >/dev/null
 
 BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/run.lua "$@"
+# --startup: the start-up rows only (bench/results-startup.json).
+for a in "$@"; do [ "$a" = --startup ] && exit 0; done
 
 # The manual provider against a loopback harness sshd (needs root for the
 # mount namespace): bootstrap vs the OpenSSH floor, SFTP vs scp. Writes

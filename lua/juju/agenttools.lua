@@ -60,8 +60,9 @@ end
 --- http_options: http-proxy, https-proxy, no-proxy, cloud-ca-bundle-path,
 --- ssl-hostname-verification).
 function M.fetcher(cfg)
-  local base = require("juju.cloud.api").http_options(cfg)
+  local base -- at the first fetch: a bootstrap that fetches nothing never loads juju.cloud.api
   return function(url)
+    base = base or require("juju.cloud.api").http_options(cfg)
     local o = { retries = 2, connect_timeout = 30, idle_timeout = 60, max_size = 64 * 1024 * 1024 }
     for k, v in pairs(base) do o[k] = v end
     local r, err, code = http.get(url, o)
@@ -263,7 +264,7 @@ exec "$here/bin/jujud" "$@"
 local function cache_key(entries, generated)
   local parts = {}
   for _, e in ipairs(entries) do
-    local st = fs.stat(e.src)
+    local st = not generated[e.src] and fs.stat(e.src)
     local ident = generated[e.src] and crypto.sha256(generated[e.src])
       or string.format("%d:%s", st and st.size or -1, tostring(st and st.mtime))
     local src = generated[e.src] and "(generated)" or e.src
@@ -307,11 +308,15 @@ end
 --- A private directory for building a tools tarball under tmp_root(getenv),
 --- named after this process (juju-tools-<pid>-*) so that a later call can
 --- sweep it if this process is killed; the dead ones are swept first.
-function M.tmpdir(getenv)
+function M.tmpdir(getenv, opts)
   local root = M.tmp_root(getenv)
-  sweep_tmpdirs(root)
+  if not (opts and opts.swept) then sweep_tmpdirs(root) end
   return fs.mkdtemp(string.format("%s/juju-tools-%d-", root, sys.getpid()))
 end
+
+--- Removes the temporary directories of dead processes (as M.tmpdir does
+--- before it makes one).
+function M.sweep_tmpdirs(getenv) sweep_tmpdirs(M.tmp_root(getenv)) end
 
 local function memo_dir()
   if memo.dir then return memo.dir end
@@ -417,6 +422,20 @@ end
 -- build directory. Plain writes, no fsync: the directory is private, read
 -- once by build_tarball and removed when the bootstrap ends; nothing in it
 -- has to survive a crash.
+-- The generated files' directory before it is made (see M.build).
+local PENDING_DIR = "(tools directory)"
+
+-- Moves the generated files (and the entries naming them) from
+-- PENDING_DIR into dir; returns the new generated table.
+local function relocate(entries, generated, dir)
+  local moved = {}
+  for path, content in pairs(generated) do moved[dir .. path:sub(#PENDING_DIR + 1)] = content end
+  for _, e in ipairs(entries) do
+    if generated[e.src] then e.src = dir .. e.src:sub(#PENDING_DIR + 1) end
+  end
+  return moved
+end
+
 local function write_generated(generated)
   for path, content in pairs(generated) do
     local f, err = io.open(path, "wb")
@@ -433,7 +452,10 @@ end
 --- the process's shared copy). Tarballs are cached under JUJU_HOME/cache/tools
 --- by a key over their inputs, so repeated bootstraps with an unchanged
 --- engine do not compress the same files again.
-function M.build(b, record, dir)
+function M.build(b, record, dir_or_maker)
+  -- A maker (a function returning the directory or nil, message) is called
+  -- only when the tarball is built: a cached one needs no directory.
+  local dir = type(dir_or_maker) == "string" and dir_or_maker or PENDING_DIR
   local jujud = site.bin_dir .. "/jujud"
   if not fs.exists(jujud) then return nil, "cannot find jujud next to juju (" .. jujud .. ")" end
   local lua_root, so_dir = engine_parts()
@@ -485,6 +507,11 @@ function M.build(b, record, dir)
     if sum and st and #sum >= 64 then
       return { path = cached, sha256 = sum:sub(1, 64), size = st.size, cached = true }
     end
+  end
+  if dir == PENDING_DIR then
+    local made, merr = dir_or_maker()
+    if not made then return nil, tostring(merr) end
+    dir, generated = made, relocate(entries, generated, made)
   end
   local wok, werr = write_generated(generated)
   if not wok then return nil, werr end

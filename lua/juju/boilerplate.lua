@@ -192,7 +192,7 @@ maas:
 M.ORDER = { "local", "manual", "ec2", "openstack", "azure", "joyent", "maas" }
 
 -- Providers for tests only: never offered to operators.
-local HIDDEN = { dummy = true }
+local HIDDEN = require("juju.provider_list").HIDDEN
 
 --- Every provider this engine can load for JUJU_HOME home, sorted, as
 --- {name=, description=, boilerplate=}: providers.list (the built-in

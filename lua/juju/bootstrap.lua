@@ -26,7 +26,8 @@ local crypto = require("juju.crypto")
 local context = require("juju.context")
 local providers = require("juju.providers")
 local common = require("juju.provider_common")
-local sshinit = require("juju.sshinit")
+-- The SSH finalizer only for providers without their own finalize.
+local sshinit = require("juju.lazy")("juju.sshinit")
 local teardown = require("juju.environs.teardown")
 local prepare = require("juju.environs.prepare")
 local envconfig = require("juju.environs.config")
@@ -288,10 +289,18 @@ function steps.select_tools(b)
   if not chosen.url then
     if not b.params.upload_tools then b.log:warningf("no prepackaged tools available") end
     b.ctx:infof("Building tools to upload (%s)", chosen.binary)
-    local dir, derr = agenttools.tmpdir(function(n) return b.ctx:getenv(n) end)
-    if not dir then return nil, "cannot upload bootstrap tools: " .. derr end
-    b.tmpdirs[#b.tmpdirs + 1] = dir
-    local built, berr = agenttools.build(b, chosen, dir)
+    -- A killed bootstrap's temporary directories are swept now; this one's
+    -- is made only when the tarball is built (a warm JUJU_HOME has it in
+    -- its cache).
+    local function getenv(n) return b.ctx:getenv(n) end
+    agenttools.sweep_tmpdirs(getenv)
+    local function make_dir()
+      local dir, derr = agenttools.tmpdir(getenv, { swept = true })
+      if not dir then return nil, derr end
+      b.tmpdirs[#b.tmpdirs + 1] = dir
+      return dir
+    end
+    local built, berr = agenttools.build(b, chosen, make_dir)
     if not built then return nil, "cannot upload bootstrap tools: " .. berr end
     local name = agenttools.storage_name(agenttools.stream(b.cfg), chosen.binary)
     local storage = b:storage()

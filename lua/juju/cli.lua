@@ -4,7 +4,7 @@
 -- outcome into Juju 1.x's exit codes: 0 success (and --help); 2 flag or
 -- argument errors, printed as "error: ..."; 1 run-time failures, printed as
 -- "ERROR ..."; a plugin's own exit code passed through.
-local jfs = require("juju.fs")
+local jfs = require("juju.lazy")("juju.fs") -- only for --log-file: `juju version` maps no fs.so
 local flags = require("juju.flags")
 local log = require("juju.log")
 local context = require("juju.context")
@@ -13,15 +13,31 @@ local M = {}
 
 M.COMMANDS = { "bootstrap", "destroy-environment", "ensure-availability", "help", "init", "lua", "status", "switch", "version" }
 
-local aliases = { ["generate-config"] = "init", env = "switch", ["destroy-env"] = "destroy-environment",
-  stat = "status" }
+-- What `juju help commands` prints of each command, without loading its
+-- module (issue 17.4); tests/spec/cli_spec.lua checks it against the
+-- modules' own purpose and aliases.
+M.SUMMARIES = {
+  bootstrap = { purpose = "start up an environment from scratch" },
+  ["destroy-environment"] = { purpose = "terminate all machines and other associated resources for an environment",
+    aliases = { "destroy-env" } },
+  help = { purpose = "show help on a command or other topic" },
+  init = { purpose = "generate boilerplate configuration for juju environments", aliases = { "generate-config" } },
+  lua = { purpose = "run a Lua script with the engine's modules (scenarios, tests)" },
+  status = { purpose = "output status information about an environment", aliases = { "stat" } },
+  switch = { purpose = "show or change the default juju environment name", aliases = { "env" } },
+  version = { purpose = "print the current version" },
+}
 
+local aliases = {}
+for name, s in pairs(M.SUMMARIES) do
+  for _, a in ipairs(s.aliases or {}) do aliases[a] = name end
+end
+
+--- The command module of a command name or alias, or nil.
 function M.load_command(name)
   name = aliases[name] or name
-  for _, c in ipairs(M.COMMANDS) do
-    if c == name then return require("juju.commands." .. name:gsub("%-", "_")) end
-  end
-  return nil
+  if not M.SUMMARIES[name] then return nil end
+  return require("juju.commands." .. name:gsub("%-", "_"))
 end
 
 -- juju/cmd's global flags (the help texts are 1.25's).
@@ -137,7 +153,7 @@ local function run_parsed(ctx, cmd, args)
     return 2
   end
   local lg = ctx:log_for("juju.cmd")
-  lg:infof("running juju [%s]", require("juju.commands.version").client_binary())
+  if lg:enabled("INFO") then lg:infof("running juju [%s]", require("juju.commands.version").client_binary()) end
   if cmd.init then
     local ierr = cmd.init(cmd, opts, pos, ctx)
     if ierr then

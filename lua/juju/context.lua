@@ -5,7 +5,8 @@
 -- and an isolated JUJU_HOME.
 local log = require("juju.log")
 local sys = require("juju.sys")
-local wait = require("juju.wait")
+-- juju.wait only when a provider waits: `juju version` and `juju help` never do.
+local wait = require("juju.lazy")("juju.wait")
 
 local M = {}
 
@@ -157,8 +158,8 @@ function ProviderContext:check_interrupt()
   if self._check_interrupt then self._check_interrupt() end
 end
 
-local duration = wait.duration
-M.duration = duration
+--- A duration in Go's format (juju.wait's).
+function M.duration(s) return wait.duration(s) end
 
 --- Waits until poll() returns a true value, calling it every `interval`
 --- seconds (default 1) up to `timeout` seconds, on the context's clock,

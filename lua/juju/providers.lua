@@ -8,8 +8,7 @@
 -- standard globals; writes stay private), and is checked like a schema at
 -- load time: a missing, mistyped, unknown or misspelt key is an error that
 -- names the provider, its file and the key, with the nearest valid name.
-local site = require("juju_site")
-local fs = require("juju.fs")
+local provider_list = require("juju.provider_list")
 
 local M = {}
 
@@ -92,42 +91,23 @@ M.ALIASES = { null = "manual" }
 -- Providers this engine ships or plans; used by `juju init`.
 M.BUILTIN = { "local", "manual", "ec2", "openstack", "azure", "joyent", "maas", "dummy" }
 
-local function search_dirs(home)
-  local dirs = {}
-  if home then dirs[#dirs + 1] = home .. "/providers" end
-  dirs[#dirs + 1] = site.providers_dir
-  return dirs
-end
+local search_dirs = provider_list.search_dirs
 
 --- Where the script of provider `name` is (NAME.lua, else NAME/init.lua,
 --- in $JUJU_HOME/providers then the built-in folder), or nil.
-function M.find(home, name)
-  for _, d in ipairs(search_dirs(home)) do
-    for _, p in ipairs({ d .. "/" .. name .. ".lua", d .. "/" .. name .. "/init.lua" }) do
-      if fs.exists(p) then return p end
-    end
-  end
-  return nil
-end
+M.find = provider_list.find
 
 --- Every provider that exists: {{name=, description=, boilerplate=, path=,
 --- error=}...} sorted by name; a user's provider hides a built-in one of
---- the same name. A provider that does not load has error set.
+--- the same name. A provider that does not load has error set. Runs every
+--- script: juju.provider_list lists them cheaply.
 function M.list(home)
-  local seen, out = {}, {}
-  for _, d in ipairs(search_dirs(home)) do
-    for _, f in ipairs(fs.list(d) or {}) do
-      local name = f:match("^([%w_-]+)%.lua$")
-      if not name and fs.exists(d .. "/" .. f .. "/init.lua") and f:match("^[%w_-]+$") then name = f end
-      if name and not seen[name] then
-        seen[name] = true
-        local p, err = M.load(home, name)
-        out[#out + 1] = { name = name, path = p and p.path or M.find(home, name),
-          description = p and p.description or "", boilerplate = p and p.boilerplate or nil, error = err }
-      end
-    end
+  local out = {}
+  for _, s in ipairs(provider_list.scripts(home)) do
+    local p, err = M.load(home, s.name)
+    out[#out + 1] = { name = s.name, path = p and p.path or s.path,
+      description = p and p.description or "", boilerplate = p and p.boilerplate or nil, error = err }
   end
-  table.sort(out, function(a, b) return a.name < b.name end)
   return out
 end
 

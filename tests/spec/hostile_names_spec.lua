@@ -262,4 +262,26 @@ describe("temporary tools directories", function()
     assert.matches("Building tools to upload", out .. err)
     assert.are.same({ "juju-tools-" .. live:pid() .. "-XyZ789", "juju-tools-notapid", "unrelated" }, fs.list(tmp))
   end)
+
+  it("a bootstrap whose tarball is in the cache makes none (issue 17.4), and still sweeps", function()
+    local agenttools = require("juju.agenttools")
+    local root, env = home(DUMMY)
+    local tmp = root .. "/tmp"
+    assert(fs.mkdir_p(tmp, "0700"))
+    env.TMPDIR = tmp
+    local made = 0
+    local orig = agenttools.tmpdir
+    agenttools.tmpdir = function(...) made = made + 1; return orig(...) end
+    finally(function() agenttools.tmpdir = orig end)
+    local code, _, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, h.juju(env, { "destroy-environment", "-y", "e" }))
+    made = 0
+    -- a dead process's directory (pid 2^22 + 1 is above any pid_max)
+    assert(fs.mkdir_p(tmp .. "/juju-tools-4194305-Dead01/x", "0700"))
+    code, _, err = h.juju(env, { "bootstrap", "--upload-tools" })
+    assert.are.equal(0, code, err)
+    assert.are.equal(0, made)
+    assert.are.same({}, fs.list(tmp))
+  end)
 end)

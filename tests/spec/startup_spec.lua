@@ -9,9 +9,9 @@ local json = require("juju.json")
 local HEAVY = { "juju.http", "juju.ssh", "juju.xml", "juju.mongo", "juju.sqlite", "juju.tools", "juju.dqlite",
   "juju.dqlitenode" }
 
-local function loaded_after(args)
+local function loaded_after(args, env)
   local root = h.tmpdir()
-  local env = h.env(root)
+  env = env or h.env(root)
   local script = root .. "/probe.lua"
   h.write(script, [[
 local out = io.stdout
@@ -46,6 +46,78 @@ describe("start-up", function()
       for _, m in ipairs(HEAVY) do assert.is_nil(set[m], m .. " was loaded by juju " .. table.concat(args, " ")) end
     end)
   end
+
+  it("juju help with its provider cache built runs no provider script and loads no other command", function()
+    local root = h.tmpdir()
+    local env = h.env(root)
+    assert(require("juju.fs").mkdir_p(env.JUJU_HOME, tonumber("700", 8)))
+    local _, first = loaded_after({ "help" }, env) -- builds $JUJU_HOME/cache/providers
+    assert.is_true(first["juju.providers"])
+    for _, args in ipairs({ { "help" }, { "help", "commands" }, { "help", "topics" } }) do
+      local code, set = loaded_after(args, env)
+      assert.are.equal(0, code)
+      assert.is_nil(set["juju.providers"], "juju.providers loaded by juju " .. table.concat(args, " "))
+      for name in pairs(set) do
+        local cmd = name:match("^juju%.commands%.(.+)$")
+        -- juju.commands.lua: the probe runs under `juju lua`
+        assert.is_true(cmd == nil or cmd == "help" or cmd == "lua", name .. " loaded by juju " .. table.concat(args, " "))
+      end
+    end
+  end)
+
+  it("a dummy bootstrap loads neither the SSH finalizer nor the bindings it does not use", function()
+    local root = h.tmpdir()
+    local env = h.juju_user_env(root)
+    h.write_environments(env, "e", { type = "dummy" })
+    local code, set = loaded_after({ "bootstrap", "-e", "e" }, env)
+    assert.are.equal(0, code)
+    assert.is_true(set["juju.bootstrap"])
+    for _, m in ipairs({ "juju.sshinit", "juju.cloud.api", "juju.ssh", "juju.http", "juju.xml", "juju.mongo",
+      "juju.sqlite" }) do
+      assert.is_nil(set[m], m .. " was loaded by a dummy bootstrap")
+    end
+  end)
+
+  it("juju version loads neither juju.fs nor the modules it does not use", function()
+    local code, set = loaded_after({ "version" })
+    assert.are.equal(0, code)
+    for _, m in ipairs({ "juju.fs", "juju.json", "juju.yaml", "juju.wait", "juju.providers", "juju.provider_list" }) do
+      assert.is_nil(set[m], m .. " was loaded by juju version")
+    end
+  end)
+
+  it("the commands' summaries in juju.cli are their modules' own purpose and aliases", function()
+    local cli = require("juju.cli")
+    local names = {}
+    for name in pairs(cli.SUMMARIES) do names[#names + 1] = name end
+    table.sort(names)
+    assert.are.same(cli.COMMANDS, names)
+    for _, name in ipairs(cli.COMMANDS) do
+      local cmd = assert(cli.load_command(name))
+      assert.are.equal(name, cmd.name)
+      assert.are.equal(cmd.purpose, cli.SUMMARIES[name].purpose, name)
+      assert.are.same(cmd.aliases, cli.SUMMARIES[name].aliases, name)
+      for _, a in ipairs(cmd.aliases or {}) do assert.are.equal(cmd, cli.load_command(a)) end
+    end
+  end)
+
+  it("cmake/luac.lua precompiles a module to bytecode that errors with the source's file and line", function()
+    local sys = require("juju.sys")
+    local dir = h.tmpdir()
+    local src, out = dir .. "/m.lua", dir .. "/out/m.lua"
+    h.write(src, "local M = {}\nfunction M.twice(x) return 2 * x end\n\nfunction M.fail() error('on line 4') end\nreturn M\n")
+    assert(require("juju.fs").mkdir_p(dir .. "/out", tonumber("700", 8)))
+    local r = assert(sys.run({ "lua5.4", h.source_dir .. "/cmake/luac.lua", src, out, "/where/m.lua" }, { timeout = 30 }))
+    assert.are.equal(0, r.code, r.stderr)
+    local text = h.read(out)
+    assert.are.equal("\27Lua", text:sub(1, 4))
+    assert.is_nil(load(text, "m", "t")) -- not source any more
+    local m = assert(load(text, "m", "b"))()
+    assert.are.equal(42, m.twice(21))
+    local ok, err = pcall(m.fail)
+    assert.is_false(ok)
+    assert.are.equal("/where/m.lua:4: on line 4", err)
+  end)
 
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")

@@ -5,7 +5,7 @@
 local M = { name = "help", args = "[topic]", purpose = "show help on a command or other topic" }
 
 local function providers_of(ctx)
-  return require("juju.boilerplate").available_providers(ctx:juju_home())
+  return require("juju.provider_list").available(ctx:juju_home())
 end
 
 local function provider_lines(ctx)
@@ -48,7 +48,7 @@ local function commands_topic()
   local cli = require("juju.cli")
   local rows = {}
   for _, name in ipairs(cli.COMMANDS) do
-    local cmd = cli.load_command(name)
+    local cmd = cli.SUMMARIES[name]
     rows[#rows + 1] = { name, cmd.purpose or "" }
     for _, a in ipairs(cmd.aliases or {}) do rows[#rows + 1] = { a, string.format("alias for '%s'", name) } end
   end

@@ -2,7 +2,6 @@
 -- 1.25's output formats (smart, the default, yaml and json).
 local sys = require("juju.sys")
 local version = require("juju.version")
-local json = require("juju.json")
 
 local M = { name = "version", purpose = "print the current version", args = "" }
 
@@ -35,7 +34,7 @@ end
 
 function M.run(_, ctx, opts)
   local v = M.client_binary()
-  local text = opts.format == "json" and (json.encode(v) .. "\n") or (v .. "\n")
+  local text = opts.format == "json" and (require("juju.json").encode(v) .. "\n") or (v .. "\n")
   if opts.output then
     local ok, err = require("juju.fs").write_atomic(opts.output, text, tonumber("644", 8))
     if not ok then return nil, err end
