@@ -20,6 +20,7 @@ M.SUMMARIES = {
   bootstrap = { purpose = "start up an environment from scratch" },
   ["destroy-environment"] = { purpose = "terminate all machines and other associated resources for an environment",
     aliases = { "destroy-env" } },
+  ["ensure-availability"] = { purpose = "ensure the availability of Juju state servers" },
   help = { purpose = "show help on a command or other topic" },
   init = { purpose = "generate boilerplate configuration for juju environments", aliases = { "generate-config" } },
   lua = { purpose = "run a Lua script with the engine's modules (scenarios, tests)" },
