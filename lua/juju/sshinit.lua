@@ -221,6 +221,22 @@ function M.check_nonce(session, data_dir, nonce)
   return true
 end
 
+-- Exit status of the nonce check run in front of the script (opts.nonce).
+local NONCE_EXIT = 97
+
+-- The nonce check (W1) as the first lines of the script fed to bash -s:
+-- the same test as check_nonce, run as root in the script's own exec.
+local function nonce_prelude(data_dir, nonce)
+  return table.concat({
+    "noncefile=" .. shell.quote(data_dir .. "/nonce.txt"),
+    'if [ ! -e "$noncefile" ]; then echo "$noncefile does not exist"; exit ' .. NONCE_EXIT .. '; fi',
+    "if [ \"$(cat \"$noncefile\")\" != " .. shell.quote(nonce) .. " ]; then",
+    '  echo "$noncefile contents do not match machine nonce"; exit ' .. NONCE_EXIT,
+    "fi",
+    "unset noncefile",
+  }, "\n") .. "\n"
+end
+
 --- Waits for a host that answers SSH (spec step 10.4, waitSSH). w is the
 --- run (ctx, check_interrupt) or {ctx=}. opts: target (M.target), addresses
 --- (function() -> list | nil, message: fatal), check (function(session,
@@ -356,9 +372,12 @@ end
 --- lines (the script's fd 9) to the client's stderr as they arrive. opts:
 --- user, host, port (for messages), data_dir (where the script's pid file
 --- goes), log (the script's output log on the host, for messages), timeout
---- (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
+--- (M.SCRIPT_TIMEOUT), nonce (checked in <data_dir>/nonce.txt before the
+--- script runs, in the same exec: code "NONCE" when it does not match).
+--- Returns true or nil, message, code.
 function M.run_script(w, session, script, opts)
   local ctx = w.ctx or w
+  if opts.nonce then script = nonce_prelude(opts.data_dir or "/var/lib/juju", opts.nonce) .. script end
   local pending, last_progress = "", nil
   local function relay(chunk)
     pending = pending .. chunk
@@ -389,6 +408,10 @@ function M.run_script(w, session, script, opts)
   if not r then
     return nil, with_tail(string.format("lost the SSH connection to %s while the bootstrap script ran: %s",
       where, tostring(err))), code
+  end
+  if r.code == NONCE_EXIT and opts.nonce
+    and (tail:find("machine nonce", 1, true) or tail:find("nonce.txt does not exist", 1, true)) then
+    return nil, string.format("%s: %s", where, tail:match("([^\n]*nonce[^\n]*)$") or tail), "NONCE"
   end
   if r.code ~= 0 then
     local how = r.signal and ("killed by SIG" .. r.signal) or ("exit " .. r.code)
@@ -463,31 +486,41 @@ end
 --- bootstrap-host-key), check_nonce (true), tools_file (where the script
 --- expects a file:// tarball: it is uploaded there), tools_on_host (the
 --- file:// URL is already a path on the host), addresses (function),
---- connect (ssh.connect replacement, for tests), say_waiting. Returns true
---- or nil, message, code.
+--- connect (ssh.connect replacement, for tests), say_waiting, session (an
+--- open session whose host key was checked, logged in as opts.user, to
+--- reuse: no new connection, the nonce checked in the script's exec, and
+--- the session stays open for its owner), address (that session's host).
+--- Returns true or nil, message, code.
 function M.finish(w, inst, icfg, script, opts)
   opts = opts or {}
   local cfg = w.cfg
   local target = M.target(w.ctx or w, cfg, { user = opts.user, port = opts.port or inst.ssh_port,
     host_key = opts.host_key, connect = opts.connect })
-  local check
-  if opts.check_nonce ~= false then
-    check = function(session) return M.check_nonce(session, icfg.data_dir, icfg.nonce) end
+  local session, addr_or_err, code
+  local borrowed = opts.session ~= nil
+  if borrowed then
+    session, addr_or_err = opts.session, opts.address
+  else
+    local check
+    if opts.check_nonce ~= false then
+      check = function(s) return M.check_nonce(s, icfg.data_dir, icfg.nonce) end
+    end
+    session, addr_or_err, code = M.wait_for_ssh(w, {
+      target = target, check = check, say_waiting = opts.say_waiting,
+      addresses = opts.addresses or function() return instance_addresses(inst) end,
+      timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
+      addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
+    })
+    if not session then return nil, addr_or_err, code end
   end
-  local session, addr_or_err, code = M.wait_for_ssh(w, {
-    target = target, check = check, say_waiting = opts.say_waiting,
-    addresses = opts.addresses or function() return instance_addresses(inst) end,
-    timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
-    addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
-  })
-  if not session then return nil, addr_or_err, code end
+  local function done() if not borrowed then session:close() end end
   local addr = addr_or_err
   local remote_tools
   if icfg.tools.url:match("^file://") and not opts.tools_on_host then
     local err
     remote_tools, err = upload_tools(session, icfg, opts.tools_file)
     if not remote_tools then
-      session:close()
+      done()
       return nil, err
     end
     if not opts.tools_file then
@@ -495,18 +528,19 @@ function M.finish(w, inst, icfg, script, opts)
       local rerr
       script, rerr = cloudinit.script(icfg, { tools_file = remote_tools, agent_start = icfg.agent_start })
       if not script then
-        session:close()
+        done()
         return nil, rerr
       end
     end
   end
   local ok, err, ecode = M.run_script(w, session, script, {
     user = target.user, host = addr, port = target.port, data_dir = icfg.data_dir, log = icfg.cloud_init_output_log,
+    nonce = borrowed and opts.check_nonce ~= false and icfg.nonce or nil,
   })
   if remote_tools and ecode ~= "SSH" and ecode ~= "TIMEOUT" then
     session:exec("rm -f " .. shell.quote(remote_tools), { timeout = M.CONNECT_TIMEOUT })
   end
-  session:close()
+  done()
   if not ok then return nil, err, ecode end
   return true
 end

@@ -69,15 +69,32 @@ local function before_write(self)
   return true
 end
 
+-- Runs a write snippet, with the owner's write prelude (opts.write_prelude)
+-- in the same command when one is due: one exec, not two. The prelude
+-- runs first in the same shell (an `exit` in it stops the write: a refusal
+-- is printed and exits 0); its check reads the output. Returns r (the write's result) or nil, msg, code.
+function Storage:run_write(snippet, stdin)
+  local prelude, check
+  if self.write_prelude then prelude, check = self.write_prelude() end
+  if not prelude then
+    local ok, berr, bcode = before_write(self)
+    if not ok then return nil, berr, bcode end
+    return self:run(snippet, stdin)
+  end
+  local r, rerr, rcode = self:run(prelude .. "\n" .. snippet, stdin)
+  if not r then return nil, rerr, rcode end
+  local ok, cerr, ccode = check(r)
+  if not ok then return nil, cerr, ccode end
+  return r
+end
+
 --- Writes data to object name (atomically: temp file, rename).
 function Storage:put(name, data)
   if type(data) ~= "string" then error("sshstorage put: data must be a string", 2) end
   local p, err, code = object_path(self, name)
   if not p then return nil, err, code end
-  local ok, berr, bcode = before_write(self)
-  if not ok then return nil, berr, bcode end
   local q = shell.quote(p)
-  local r, rerr, rcode = self:run("umask 077; [ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; mkdir -p -- \"$(dirname "
+  local r, rerr, rcode = self:run_write("umask 077; [ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; mkdir -p -- \"$(dirname "
     .. q .. ")\"; cat > " .. q .. ".tmp.$$; mv -f -- " .. q .. ".tmp.$$ " .. q, data)
   if not r then return nil, rerr, rcode end
   if r.code ~= 0 then return failed("cannot write", name, r) end
@@ -90,10 +107,8 @@ function Storage:put_file(name, src)
   if not p then return nil, err, code end
   local sha, size, hcode = crypto.sha256_file(src)
   if not sha then return nil, size, hcode end
-  local ok, berr, bcode = before_write(self)
-  if not ok then return nil, berr, bcode end
   local q = shell.quote(p)
-  local r, rerr, rcode = self:run("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
+  local r, rerr, rcode = self:run_write("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
   if not r then return nil, rerr, rcode end
   if r.code ~= 0 then return failed("cannot write", name, r) end
   local s, serr, scode = session_of(self)
@@ -255,7 +270,10 @@ function Storage:root_dir() return self.root end
 --- code; called for every operation, so it may connect lazily), root
 --- (M.DEFAULT_ROOT), sudo (true when the login user is not root),
 --- before_write (function() -> true | nil, msg, code: runs before any
---- write), on_broken (called when the session fails), timeout (M.TIMEOUT).
+--- write), write_prelude (function() -> snippet, check | nil: a snippet run
+--- as root in the same command just before a write, when one is due, and
+--- check(r) -> true | nil, msg, code reading its output; it replaces
+--- before_write for that write), on_broken (called when the session fails), timeout (M.TIMEOUT).
 function M.new(opts)
   if type(opts) ~= "table" or type(opts.session) ~= "function" then
     error("sshstorage.new: opts.session (a function returning a session) is required", 2)
@@ -264,7 +282,7 @@ function M.new(opts)
   if type(root) ~= "string" or not root:match("^/") then error("sshstorage.new: root must be an absolute path", 2) end
   return setmetatable({
     session = opts.session, root = root:gsub("/+$", ""), sudo = opts.sudo == true,
-    before_write = opts.before_write, on_broken = opts.on_broken, timeout = opts.timeout or M.TIMEOUT,
+    before_write = opts.before_write, write_prelude = opts.write_prelude, on_broken = opts.on_broken, timeout = opts.timeout or M.TIMEOUT,
   }, Storage)
 end
 
