@@ -47,6 +47,19 @@ end
 
 -- The environment of a harness host: root with the harness's user key,
 -- the host key pinned, no package work, the sqlite store.
+-- What the host's sshd saw so far (its log, LogLevel VERBOSE): logins and
+-- commands run. A bootstrap's round trips are the difference.
+local function round_trips(server)
+  local log = fs.read_file(server.log) or ""
+  local function count(pattern)
+    local n = 0
+    for _ in log:gmatch(pattern) do n = n + 1 end
+    return n
+  end
+  return { connections = count("Accepted publickey for "), execs = count("Starting session: command "),
+    sftp = count("Starting session: subsystem 'sftp'") }
+end
+
 local function manual_attrs(server, extra)
   local attrs = {
     type = "manual", ["bootstrap-host"] = server.host .. ":" .. server.port, ["bootstrap-user"] = "root",
@@ -140,8 +153,17 @@ describe("manual provider #integration", function()
       man = manual_attrs(server),
       other = manual_attrs(server),
     })
+    local trips0 = round_trips(server)
     local r = s:juju("bootstrap")
     assert.are.equal(0, r.code, r.stderr)
+    -- Issue 17.2: one connection for the whole bootstrap, one script per
+    -- step (probe with detection, claim with the first storage write, the
+    -- tools listing, claim with the ubuntu user, provider-state, the tools
+    -- directory, phase 2 with the nonce check, the agent's heartbeat) and
+    -- one SFTP upload. More is a regression of the batching.
+    local trips = round_trips(server)
+    assert.are.same({ connections = 1, execs = 8, sftp = 1 }, { connections = trips.connections - trips0.connections,
+      execs = trips.execs - trips0.execs, sftp = trips.sftp - trips0.sftp })
     -- Juju's progress lines, with the script's own relayed from the host.
     for _, line in ipairs({
       "Bootstrapping environment \"man\"", "Starting new instance for initial state server",
@@ -204,9 +226,14 @@ describe("manual provider #integration", function()
     assert.are.equal(before_other, host_tree(server))
     assert.are.equal("started", status(s).machines["0"]["agent-state"])
 
-    -- destroy-environment: the agent stopped, the host as it was.
+    -- destroy-environment: the agent stopped, the host as it was, in one
+    -- connection and one script (storage goes with the data directory).
+    trips0 = round_trips(server)
     r = s:juju("destroy-environment", "-y", "man")
     assert.are.equal(0, r.code, r.stderr)
+    trips = round_trips(server)
+    assert.are.same({ connections = 1, execs = 1 },
+      { connections = trips.connections - trips0.connections, execs = trips.execs - trips0.execs })
     assert_no_jenv(s)
     assert.are.equal(pristine, host_tree(server))
     assert.is_true(wait_for(function() return #host_processes(server) == 0 end, 10),
@@ -439,7 +466,7 @@ describe("manual provider #integration", function()
         pgid = code == 0 and tonumber(out) or nil
         return pgid ~= nil
       end, 120), "the script never started")
-      -- sudo's session: its sshd parent and the privileged monitor above it.
+      -- The script's session: its sshd parent and the privileged monitor above it.
       local function ppid(pid)
         local stat = fs.read_file("/proc/" .. pid .. "/stat") or ""
         return tonumber(stat:match("^%d+ %b() %S+ (%d+)"))
@@ -454,7 +481,8 @@ describe("manual provider #integration", function()
       local code = proc:wait(10)
       proc:close()
       assert.are.equal(1, code, tostring(out) .. tostring(err))
-      assert.matches("lost the SSH connection to ubuntu@", err)
+      -- Phase 2 runs over the bootstrap-user session (one connection).
+      assert.matches("lost the SSH connection to root@" .. server.host:gsub("%.", "%%.") .. ":%d+", err)
       assert.matches('step "finalize"', err)
       assert.matches("Bootstrap failed, destroying environment", err)
       assert_no_jenv(s)
@@ -472,7 +500,7 @@ describe("manual provider #integration", function()
       s = scenario(server, { man = manual_attrs(server) })
       local r = s:juju("--show-log", "bootstrap")
       assert.are.equal(1, r.code)
-      assert.matches("the bootstrap script failed on ubuntu@" .. server.host:gsub("%.", "%%.") .. ":%d+ %(exit 1%)",
+      assert.matches("the bootstrap script failed on root@" .. server.host:gsub("%.", "%%.") .. ":%d+ %(exit 1%)",
         r.stderr)
       assert.matches("last lines of its output:", r.stderr)
       assert.matches("/var/lib/juju/locks", r.stderr)
