@@ -108,9 +108,18 @@ function Storage:put_file(name, src)
   local sha, size, hcode = crypto.sha256_file(src)
   if not sha then return nil, size, hcode end
   local q = shell.quote(p)
-  local r, rerr, rcode = self:run_write("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot write", name, r) end
+  local prelude = self.write_prelude and self.write_prelude()
+  local r, rerr, rcode
+  if self.sudo or prelude then
+    r, rerr, rcode = self:run_write("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
+    if not r then return nil, rerr, rcode end
+    if r.code ~= 0 then return failed("cannot write", name, r) end
+  else
+    -- As root with nothing due first: the upload makes the directories
+    -- itself over SFTP (no remote command).
+    local ok, berr, bcode = before_write(self)
+    if not ok then return nil, berr, bcode end
+  end
   local s, serr, scode = session_of(self)
   if not s then return nil, serr, scode end
   local dest = p
@@ -122,7 +131,7 @@ function Storage:put_file(name, src)
     end
     dest = string.format("%s/.juju-storage-upload-%s", home.stdout, crypto.hex(crypto.random_bytes(6)))
   end
-  local sent, uerr, ucode = s:upload(src, dest, { mode = "0600" })
+  local sent, uerr, ucode = s:upload(src, dest, { mode = "0600", parents = (not self.sudo) and "0700" or nil })
   if not sent then
     if self.on_broken then self.on_broken() end
     return nil, string.format("cannot upload %s to %s: %s", src, name, tostring(uerr)), ucode
