@@ -185,13 +185,33 @@ if [ -d "$d/agents" ]; then echo "agents ${owner:-unknown}"; elif [ -n "$owner" 
 -- only, and start-instance needs it (one exec, not two).
 local DETECT
 
+-- So does the listing of environ storage (find-tools reads it: one exec
+-- less), after a marker line; not printed when it cannot be read.
+local LISTING_MARK = "juju-storage-listing"
+local LIST_STORAGE = [==[
+if [ ! -e "$d/storage" ]; then echo juju-storage-listing
+elif listing=$(cd "$d/storage" && find . -type f ! -name '*.tmp.*' -print); then
+  echo juju-storage-listing; [ -z "$listing" ] || printf '%s
+' "$listing"
+fi
+]==]
+
 local function probe(env, opts)
-  local r, err, code = root_exec(env, header(env) .. PROBE .. "(\n" .. DETECT .. ") || true\n", opts)
+  local r, err, code = root_exec(env, header(env) .. PROBE .. "(\n" .. DETECT .. ") || true\n" .. LIST_STORAGE, opts)
   if not r then return nil, err, code end
   if r.code ~= 0 then return script_failure("cannot check the state of " .. env.host, r) end
   local kind, owner = r.stdout:match("^(%S+)[ \t]*(%S*)")
   if not kind then return nil, string.format("unexpected output: %q", r.stdout) end
-  env.detection = r.stdout:match("^[^\n]*\n(.*)$")
+  local rest = r.stdout:match("^[^\n]*\n(.*)$") or ""
+  local at = rest:find(LISTING_MARK .. "\n", 1, true)
+  local detection, listing = rest, nil
+  if at then detection, listing = rest:sub(1, at - 1), rest:sub(at + #LISTING_MARK + 1) end
+  env.detection = detection
+  if listing and kind ~= "agents" then
+    local names = {}
+    for line in listing:gmatch("[^\n]+") do names[#names + 1] = (line:gsub("^%./", "")) end
+    P.storage(env):prime_listing(names)
+  end
   return kind, owner
 end
 
@@ -441,6 +461,10 @@ end
 
 --- Phase 2 over SSH as ubuntu; the host key is the machine's own
 --- (bootstrap-host-key or known_hosts), not a generated one.
+local AFTER_SCRIPT = [[for i in $(seq 100); do out=$(%s < /dev/null) && case "$out" in *':m#0'*) break;; esac; ]]
+  .. [[sleep 0.1; done; printf '%%s
+' "$out"]]
+
 --- It runs over the bootstrap-user session the earlier steps used (one
 --- connection for the whole bootstrap; root or sudo -n, as every step),
 --- the nonce checked in the same exec as the script.
@@ -453,9 +477,14 @@ function P.finalize(env, inst, params)
     user = env.user, port = env.port, session = session, address = env.host,
     -- Tools uploaded to environ storage are already on the host.
     tools_on_host = icfg.tools.url:sub(1, #storage_prefix) == storage_prefix,
+    -- wait-agent's first heartbeat read, in the script's exec: once the
+    -- dump has machine 0's presence (up to 10 s on the host; wait-agent
+    -- judges it and polls on when it is not fresh yet).
+    after = AFTER_SCRIPT:format(sshinit.state_dump_command(P.DATA_DIR)),
   })
   if not ok and (fcode == "SSH" or fcode == "TIMEOUT") then forget_session(env) end
-  return ok, ferr, fcode
+  if ok then env.dump_after_script = ferr end
+  return ok, not ok and ferr or nil, fcode
 end
 
 --- Machine 0's status documents, read over SSH by the shared
@@ -471,7 +500,15 @@ end
 function P.wait_agent(env)
   local timeout = env.cfg["bootstrap-timeout"] or 600
   return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    local doc, err = P.state_dump(env)
+    local doc, err
+    local first = env.dump_after_script
+    env.dump_after_script = nil
+    if first then
+      -- Read right after phase 2, in its exec: no round trip.
+      doc, err = sshinit.state_dump(function() return first end, P.DATA_DIR)
+    else
+      doc, err = P.state_dump(env)
+    end
     if not doc then return nil, err end
     local st = state_dump.machine_status(doc, "0")
     if st and st.agent_state == "started" then

@@ -64,6 +64,21 @@ local function failed(what, name, r)
   return nil, string.format("%s %q: exit %d: %s", what, name, r.code, msg), "EIO"
 end
 
+-- The listing snapshot (prime_listing): a set of names kept up to date by
+-- this storage's own writes, dropped by any write whose outcome is unknown.
+local function snapshot_add(self, name) if self.listing then self.listing[name] = true end end
+local function snapshot_drop(self) self.listing = nil end
+
+--- Primes list() with the names a script just read on the host (one exec
+--- saved): valid while this storage is the only writer (the environment's
+--- lock and the host's claim); its own writes keep it current.
+function Storage:prime_listing(names)
+  check_open(self)
+  local set = {}
+  for _, n in ipairs(names) do set[n] = true end
+  self.listing = set
+end
+
 local function before_write(self)
   if self.before_write then return self.before_write() end
   return true
@@ -96,8 +111,9 @@ function Storage:put(name, data)
   local q = shell.quote(p)
   local r, rerr, rcode = self:run_write("umask 077; [ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; mkdir -p -- \"$(dirname "
     .. q .. ")\"; cat > " .. q .. ".tmp.$$; mv -f -- " .. q .. ".tmp.$$ " .. q, data)
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot write", name, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot write", name, r) end
+  snapshot_add(self, name)
   return true
 end
 
@@ -133,18 +149,21 @@ function Storage:put_file(name, src)
   end
   local sent, uerr, ucode = s:upload(src, dest, { mode = "0600", parents = (not self.sudo) and "0700" or nil })
   if not sent then
+    snapshot_drop(self)
     if self.on_broken then self.on_broken() end
     return nil, string.format("cannot upload %s to %s: %s", src, name, tostring(uerr)), ucode
   end
   if self.sudo then
     r, rerr, rcode = self:run("install -m 0600 -- " .. shell.quote(dest) .. " " .. q .. "; rm -f -- "
       .. shell.quote(dest))
-    if not r then return nil, rerr, rcode end
-    if r.code ~= 0 then return failed("cannot write", name, r) end
+    if not r then snapshot_drop(self); return nil, rerr, rcode end
+    if r.code ~= 0 then snapshot_drop(self); return failed("cannot write", name, r) end
   end
   if sent ~= size then
+    snapshot_drop(self)
     return nil, string.format("cannot upload %s to %s: sent %d of %d bytes", src, name, sent, size), "EIO"
   end
+  snapshot_add(self, name)
   return size, sha
 end
 
@@ -214,6 +233,15 @@ end
 --- Sorted names of all objects whose names start with prefix.
 function Storage:list(prefix)
   prefix = prefix or ""
+  check_open(self)
+  if self.listing then
+    local out = {}
+    for n in pairs(self.listing) do
+      if n:sub(1, #prefix) == prefix then out[#out + 1] = n end
+    end
+    table.sort(out)
+    return out
+  end
   local q = shell.quote(self.root)
   local r, rerr, rcode = self:run("[ -d " .. q .. " ] || exit 0; cd -- " .. q
     .. " && find . -type f ! -name '*.tmp.*' -print")
@@ -234,16 +262,18 @@ function Storage:remove(name)
   if not p then return nil, err, code end
   local q = shell.quote(p)
   local r, rerr, rcode = self:run("[ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; rm -f -- " .. q)
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot remove", name, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot remove", name, r) end
+  if self.listing then self.listing[name] = nil end
   return true
 end
 
 --- Removes every object and the root directory.
 function Storage:remove_all()
   local r, rerr, rcode = self:run("rm -rf -- " .. shell.quote(self.root))
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot remove", self.root, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot remove", self.root, r) end
+  if self.listing then self.listing = {} end
   return true
 end
 
