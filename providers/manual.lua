@@ -590,6 +590,13 @@ find "$d" -mindepth 1 -delete
 echo destroyed
 ]==]
 
+--- The destroy script for environment uuid (bench/manual.lua runs it
+--- through OpenSSH as destroy's floor).
+local function destroy_script(uuid)
+  return table.concat({ header({ uuid = uuid }), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
+    shell.assign("sudoers", P.SUDOERS), DESTROY }, "\n")
+end
+
 --- Stops machine 0's agent and juju-db and removes everything the
 --- bootstrap created on the host (as recorded there). Host-key records are
 --- the engine's: destroy-environment drops what it learned, a failed
@@ -612,9 +619,7 @@ function P.destroy(env)
     forget_session(env)
     return true
   end
-  local script = table.concat({ header(env), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
-    shell.assign("sudoers", P.SUDOERS), DESTROY }, "\n")
-  local r, err, code = root_exec(env, script, {
+  local r, err, code = root_exec(env, destroy_script(env.uuid), {
     timeout = math.min(env.cfg["bootstrap-timeout"] or 600, P.DESTROY_CONNECT_TIMEOUT), exec_timeout = 120,
   })
   forget_session(env)
@@ -632,6 +637,6 @@ function P.destroy(env)
   return true
 end
 
-P.internal = { parse_detection = parse_detection }
+P.internal = { parse_detection = parse_detection, destroy_script = destroy_script }
 
 return P
