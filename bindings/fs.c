@@ -89,9 +89,32 @@ static inline int write_with(lua_State *L, write_fn fn)
     return push_ok(L, fn(path, data, len, mode, &err), &err);
 }
 
+typedef int (*write_ex_fn)(const char *, const void *, size_t, mode_t, int, jj_error *);
+
+/* (path, data [, mode [, {durable = false}]]): durable defaults to true. */
+static inline int write_with_opts(lua_State *L, write_ex_fn fn, const char *what)
+{
+    const char *path = luaL_checkstring(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    mode_t mode = opt_mode(L, 3, 0600);
+    int durable = 1;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        static const char *const known[] = {"durable", NULL};
+        jj_opt_check_names(L, 4, known, what);
+        lua_getfield(L, 4, "durable");
+        if (!lua_isnil(L, -1))
+            durable = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    jj_error err;
+    return push_ok(L, fn(path, data, len, mode, durable, &err), &err);
+}
+
 static int l_write_atomic(lua_State *L)
 {
-    return write_with(L, jj_fs_write_atomic);
+    return write_with_opts(L, jj_fs_write_atomic_ex, "write_atomic");
 }
 
 static int l_create_exclusive(lua_State *L)
@@ -101,7 +124,7 @@ static int l_create_exclusive(lua_State *L)
 
 static int l_append_sync(lua_State *L)
 {
-    return write_with(L, jj_fs_append_sync);
+    return write_with_opts(L, jj_fs_append_ex, "append_sync");
 }
 
 static int l_mkdir(lua_State *L)

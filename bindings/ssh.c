@@ -310,7 +310,7 @@ static int session_exec(lua_State *L)
 
 /* ---- SFTP ------------------------------------------------------------------------------ */
 
-static const char *const transfer_keys[] = {"mode", "on_progress", "cancel", NULL};
+static const char *const transfer_keys[] = {"mode", "parents", "on_progress", "cancel", NULL};
 
 typedef int (*transfer_fn)(jj_ssh_session *, const char *, const char *,
                            const jj_ssh_transfer_opts *, uint64_t *, jj_error *);
@@ -335,6 +335,7 @@ static int transfer(lua_State *L, transfer_fn fn)
     cb_ctx cx;
     memset(&cx, 0, sizeof cx);
     o.mode = (int)jj_opt_mode(L, opts, "mode", 0); /* 0: the default, 0644 or 0600 */
+    o.parents_mode = (int)jj_opt_mode(L, opts, "parents", 0); /* upload: mkdir -p with it */
     cx.on_progress = jj_opt_function(L, opts, "on_progress");
     jj_sys_cancel cancel;
     jj_opt_cancel(L, opts, &cancel);

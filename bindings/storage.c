@@ -106,9 +106,14 @@ static int l_open_dir(lua_State *L)
     if (!lua_isnoneornil(L, 2))
         luaL_checktype(L, 2, LUA_TTABLE);
     mode_t file_mode = 0600, dir_mode = 0700;
+    int durable = 1;
     if (lua_istable(L, 2)) {
         file_mode = (mode_t)jj_opt_mode(L, 2, "mode", file_mode);
         dir_mode = (mode_t)jj_opt_mode(L, 2, "dir_mode", dir_mode);
+        lua_getfield(L, 2, "durable");
+        if (!lua_isnil(L, -1))
+            durable = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
     dir_ud *d = lua_newuserdatauv(L, sizeof *d, 0);
     d->s = NULL;
@@ -116,6 +121,7 @@ static int l_open_dir(lua_State *L)
     jj_error err;
     if (jj_storage_open_dir(path, file_mode, dir_mode, &d->s, &err))
         return jj_push_error(L, &err);
+    jj_storage_set_durable(d->s, durable);
     return 1;
 }
 

@@ -90,6 +90,7 @@ int jj_fs_atomic_begin(jj_fs_atomic *af, const char *path, mode_t mode, jj_error
 {
     af->fd = -1;
     af->path = path;
+    af->durable = 1;
     af->tmp[0] = '\0';
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -127,7 +128,11 @@ int jj_fs_atomic_commit(jj_fs_atomic *af, jj_error *err)
     const char *path = af->path;
     int fd = af->fd;
     af->fd = -1;
-    int rc = sync_and_close(fd, af->tmp, err);
+    int rc;
+    if (af->durable)
+        rc = sync_and_close(fd, af->tmp, err);
+    else
+        rc = close(fd) != 0 ? jj_error_errno(err, errno, "close %s", af->tmp) : 0;
     if (rc) {
         unlink(af->tmp);
         return rc;
@@ -137,7 +142,7 @@ int jj_fs_atomic_commit(jj_fs_atomic *af, jj_error *err)
         unlink(af->tmp);
         return jj_error_errno(err, e, "rename %s to %s", af->tmp, path);
     }
-    return jj_fs_fsync_parent(path, err);
+    return af->durable ? jj_fs_fsync_parent(path, err) : 0;
 }
 
 /* Reads fd to its end into a malloc'd, NUL-terminated buffer and closes it.
@@ -242,10 +247,17 @@ int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *le
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                        jj_error *err)
 {
+    return jj_fs_write_atomic_ex(path, data, len, mode, 1, err);
+}
+
+int jj_fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode, int durable,
+                          jj_error *err)
+{
     jj_fs_atomic af;
     int rc = jj_fs_atomic_begin(&af, path, mode, err);
     if (rc)
         return rc;
+    af.durable = durable != 0;
     if (jj_fs_write_all(af.fd, data, len) != 0) {
         int e = errno;
         jj_fs_atomic_abort(&af);
@@ -285,6 +297,12 @@ int jj_fs_create_exclusive(const char *path, const void *data, size_t len, mode_
 int jj_fs_append_sync(const char *path, const void *data, size_t len, mode_t mode,
                       jj_error *err)
 {
+    return jj_fs_append_ex(path, data, len, mode, 1, err);
+}
+
+int jj_fs_append_ex(const char *path, const void *data, size_t len, mode_t mode, int durable,
+                    jj_error *err)
+{
     int created = 0;
     int fd;
     /* Know whether we created the file: only then set its mode and make its
@@ -313,6 +331,8 @@ int jj_fs_append_sync(const char *path, const void *data, size_t len, mode_t mod
         close(fd);
         return jj_error_errno(err, e, "append to %s", path);
     }
+    if (!durable)
+        return close(fd) != 0 ? jj_error_errno(err, errno, "close %s", path) : 0;
     int rc = sync_and_close(fd, path, err);
     if (rc == 0 && created)
         rc = jj_fs_fsync_parent(path, err);
@@ -359,6 +379,11 @@ int jj_fs_mkdir_p(const char *path, mode_t mode, jj_error *err)
     size_t n = strlen(path);
     if (n == 0)
         return jj_error_set(err, JJ_EINVAL, "mkdir: empty path");
+    /* The common case, a directory that exists: one stat, not a mkdir and
+     * a stat per component. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return 0;
     if (n >= sizeof buf)
         return jj_error_set(err, JJ_ERANGE, "path too long: %s", path);
     memcpy(buf, path, n + 1);

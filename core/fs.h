@@ -38,6 +38,10 @@ int jj_fs_read_regular(const char *path, size_t max_size, char **out, size_t *le
  * removed on failure. */
 int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                        jj_error *err);
+/* The same, durable only when durable != 0 (0: atomic for readers, but no
+ * fsync: for files whose durability is not the client's to promise). */
+int jj_fs_write_atomic_ex(const char *path, const void *data, size_t len, mode_t mode, int durable,
+                          jj_error *err);
 
 /* The steps of jj_fs_write_atomic, for modules that stream a file into
  * place (storage objects, unpacked tools): begin creates the temporary
@@ -48,6 +52,7 @@ int jj_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
 typedef struct jj_fs_atomic {
     int fd;
     const char *path;
+    int durable; /* 1 after begin; 0 makes commit skip both fsyncs (still atomic) */
     char tmp[PATH_MAX];
 } jj_fs_atomic;
 int jj_fs_atomic_begin(jj_fs_atomic *af, const char *path, mode_t mode, jj_error *err);
@@ -71,6 +76,9 @@ int jj_fs_create_exclusive(const char *path, const void *data, size_t len, mode_
  * `mode` and its directory is fsynced so the file itself survives a crash. */
 int jj_fs_append_sync(const char *path, const void *data, size_t len, mode_t mode,
                       jj_error *err);
+/* The same; durable == 0: no fsync (the append still lands whole). */
+int jj_fs_append_ex(const char *path, const void *data, size_t len, mode_t mode, int durable,
+                    jj_error *err);
 
 /* mkdir with exactly `mode` (umask does not apply); JJ_EEXIST if present. */
 int jj_fs_mkdir(const char *path, mode_t mode, jj_error *err);

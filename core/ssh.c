@@ -1212,6 +1212,37 @@ static int sftp_replace(jj_ssh_session *s, const char *tmp, const char *remote_p
     return sftp_check(s, rc, what, "cannot rename the temporary file into place", err);
 }
 
+/* mkdir -p of path's parent directories over SFTP, from the top, with mode
+ * (the server's umask applies). A directory that exists, or one this user
+ * may not make, is passed over: the open that follows reports what is
+ * really wrong. Only a failed connection fails here. */
+static int sftp_make_parents(jj_ssh_session *s, const char *path, long mode, const char *what,
+                             jj_error *err)
+{
+    size_t len = strlen(path);
+    char *dir = malloc(len + 1);
+    if (!dir)
+        return jj_error_set(err, JJ_ENOMEM, "out of memory");
+    memcpy(dir, path, len + 1);
+    int rc = 0;
+    for (size_t i = 1; i < len && rc == 0; i++) {
+        if (dir[i] != '/')
+            continue;
+        dir[i] = '\0';
+        while ((rc = libssh2_sftp_mkdir_ex(s->sftp, dir, (unsigned)i, mode)) ==
+               LIBSSH2_ERROR_EAGAIN)
+            if ((rc = sftp_wait(s, what, err)) != 0)
+                break;
+        if (rc == LIBSSH2_ERROR_SFTP_PROTOCOL && !s->broken)
+            rc = 0; /* exists, or not ours to make */
+        else if (rc && !s->broken)
+            rc = sftp_fail(s, rc, err, "%s: cannot make directory %s", what, dir);
+        dir[i] = '/';
+    }
+    free(dir);
+    return rc;
+}
+
 /* Streams fd into the open remote handle h in SFTP_CHUNK writes. */
 static int sftp_send_file(jj_ssh_session *s, LIBSSH2_SFTP_HANDLE *h, int fd, int64_t total,
                           const jj_ssh_transfer_opts *o, uint64_t *done, const char *what,
@@ -1283,6 +1314,14 @@ int jj_ssh_upload(jj_ssh_session *s, const char *local_path, const char *remote_
     if (!rc) {
         h = sftp_open(s, tmp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL, mode,
                       what, &rc, err);
+        if (!h && rc && !s->broken && o && o->parents_mode > 0 &&
+            libssh2_sftp_last_error(s->sftp) == LIBSSH2_FX_NO_SUCH_FILE) {
+            /* A missing directory: make the parents, then try once more. */
+            rc = sftp_make_parents(s, remote_path, o->parents_mode, what, err);
+            if (!rc)
+                h = sftp_open(s, tmp, LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL,
+                              mode, what, &rc, err);
+        }
         created = h != NULL;
     }
     if (!rc) {

@@ -145,12 +145,15 @@ typedef int (*jj_ssh_progress_fn)(void *ud, uint64_t done, int64_t total);
 
 typedef struct jj_ssh_transfer_opts {
     int mode;                    /* file mode; default 0644 (upload), 0600 (download) */
+    int parents_mode;            /* upload: > 0 makes missing parent directories (this mode) */
     jj_ssh_progress_fn on_progress;
     void *ud;
     const jj_sys_cancel *cancel; /* stops the transfer's waits; or NULL */
 } jj_ssh_transfer_opts;
 
 /* SFTP upload in 1 MiB writes through "<remote>.juju-upload-<random>",
+ * its missing parent directories made first over SFTP when o->parents_mode
+ * is set (mkdir -p: no remote command),
  * fsynced, chmod'ed to mode and renamed over remote_path (a remote file in
  * the way is removed first: SFTP v3 renames do not overwrite). The temp file
  * is removed on failure, unless the failure is the connection itself (a

@@ -23,7 +23,18 @@ struct jj_storage {
     char *root;
     mode_t file_mode;
     mode_t dir_mode;
+    int durable; /* 0: no fsyncs (jj_storage_set_durable) */
 };
+
+void jj_storage_set_durable(jj_storage *s, int durable)
+{
+    s->durable = durable != 0;
+}
+
+static int storage_fsync_parent(const jj_storage *s, const char *path, jj_error *err)
+{
+    return s->durable ? jj_fs_fsync_parent(path, err) : 0;
+}
 
 int jj_storage_check_name(const char *name, size_t len, jj_error *err)
 {
@@ -103,6 +114,7 @@ int jj_storage_open_dir(const char *path, mode_t file_mode, mode_t dir_mode, jj_
         return rc;
     }
     s->file_mode = file_mode & 07777;
+    s->durable = 1;
     s->dir_mode = dir_mode & 07777;
     *out = s;
     return 0;
@@ -186,7 +198,7 @@ int jj_storage_put(jj_storage *s, const char *name, const void *data, size_t len
             rc = jj_error_errno(err, errno, "write %s", k.tmp);
             jj_fs_atomic_abort(&k);
         } else {
-            rc = jj_fs_atomic_commit(&k, err);
+            rc = (k.durable = s->durable, jj_fs_atomic_commit(&k, err));
         }
     }
     if (rc)
@@ -240,7 +252,7 @@ int jj_storage_put_file(jj_storage *s, const char *name, const char *src_path, i
     if (rc)
         jj_fs_atomic_abort(&k);
     else
-        rc = jj_fs_atomic_commit(&k, err);
+        rc = (k.durable = s->durable, jj_fs_atomic_commit(&k, err));
     if (!rc && sha256)
         rc = jj_hasher_final(h, sha256, err);
 out:
@@ -329,7 +341,7 @@ int jj_storage_put_file_link(jj_storage *s, const char *name, const char *src_pa
     if (lrc)
         goto copy; /* another filesystem, or links not allowed: a copy */
     *linked = true;
-    if ((rc = jj_fs_fsync_parent(path, err)) != 0)
+    if ((rc = storage_fsync_parent(s, path, err)) != 0)
         goto out;
     if (!sha256) {
         /* Nothing to hash: the caller knows the content. */
@@ -405,7 +417,7 @@ int jj_storage_get_to_file(jj_storage *s, const char *name, const char *dst_path
             if (rc)
                 jj_fs_atomic_abort(&k);
             else
-                rc = jj_fs_atomic_commit(&k, err);
+                rc = jj_fs_atomic_commit(&k, err); /* the caller's file: durable */
         }
         close(in);
     }
@@ -586,7 +598,7 @@ int jj_storage_remove(jj_storage *s, const char *name, jj_error *err)
         if (errno != ENOENT && errno != ENOTDIR)
             rc = jj_error_errno(err, errno, "remove %s", name);
     } else {
-        rc = jj_fs_fsync_parent(path, err);
+        rc = storage_fsync_parent(s, path, err);
     }
     free(path);
     return rc;

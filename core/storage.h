@@ -37,6 +37,10 @@ int jj_storage_check_name(const char *name, size_t len, jj_error *err);
 int jj_storage_open_dir(const char *path, mode_t file_mode, mode_t dir_mode, jj_storage **out,
                         jj_error *err);
 
+/* durable == 0: writes and removes stay atomic but are not fsynced (an
+ * emulated cloud's storage, whose durability is not the client's). */
+void jj_storage_set_durable(jj_storage *s, int durable);
+
 /* Takes ownership of s and frees it. NULL ok. */
 void jj_storage_close(jj_storage *s);
 

@@ -4,7 +4,12 @@
 -- passwordless sudo), refuses a machine that already runs agents, detects
 -- its series and hardware, sets up the `ubuntu` user (passwordless sudo,
 -- the environment's authorized keys), and the SSH finalizer
--- (juju.sshinit) runs the phase-2 script as ubuntu through sudo.
+-- (juju.sshinit) runs the phase-2 script as root over the same session.
+-- One connection serves the whole bootstrap (env.session, closed when the
+-- agent is up, by destroy, or by a broken exec), and each step's remote work is one
+-- script: check-bootstrapped's probe also detects series and hardware,
+-- the first storage write claims the host in the same command, and
+-- start-instance claims and sets up the ubuntu user and nonce in one.
 --
 -- The host key is checked on every connection: bootstrap-host-key (a
 -- public key line) when set, else $JUJU_HOME/environments/<env>.known_hosts,
@@ -176,12 +181,37 @@ local PROBE = [==[
 if [ -d "$d/agents" ]; then echo "agents ${owner:-unknown}"; elif [ -n "$owner" ]; then echo "claimed $owner"; else echo "free"; fi
 ]==]
 
+-- The series and hardware detection (DETECT, below) rides along: it reads
+-- only, and start-instance needs it (one exec, not two).
+local DETECT
+
+-- So does the listing of environ storage (find-tools reads it: one exec
+-- less), after a marker line; not printed when it cannot be read.
+local LISTING_MARK = "juju-storage-listing"
+local LIST_STORAGE = [==[
+if [ ! -e "$d/storage" ]; then echo juju-storage-listing
+elif listing=$(cd "$d/storage" && find . -type f ! -name '*.tmp.*' -print); then
+  echo juju-storage-listing; [ -z "$listing" ] || printf '%s
+' "$listing"
+fi
+]==]
+
 local function probe(env, opts)
-  local r, err, code = root_exec(env, header(env) .. PROBE, opts)
+  local r, err, code = root_exec(env, header(env) .. PROBE .. "(\n" .. DETECT .. ") || true\n" .. LIST_STORAGE, opts)
   if not r then return nil, err, code end
   if r.code ~= 0 then return script_failure("cannot check the state of " .. env.host, r) end
-  local kind, owner = r.stdout:match("^(%S+)%s*(%S*)")
+  local kind, owner = r.stdout:match("^(%S+)[ \t]*(%S*)")
   if not kind then return nil, string.format("unexpected output: %q", r.stdout) end
+  local rest = r.stdout:match("^[^\n]*\n(.*)$") or ""
+  local at = rest:find(LISTING_MARK .. "\n", 1, true)
+  local detection, listing = rest, nil
+  if at then detection, listing = rest:sub(1, at - 1), rest:sub(at + #LISTING_MARK + 1) end
+  env.detection = detection
+  if listing and kind ~= "agents" then
+    local names = {}
+    for line in listing:gmatch("[^\n]+") do names[#names + 1] = (line:gsub("^%./", "")) end
+    P.storage(env):prime_listing(names)
+  end
   return kind, owner
 end
 
@@ -212,21 +242,32 @@ fi
 echo ok
 ]==]
 
-local function claim(env, opts)
-  if env.claimed then return true end
-  local script = header(env) .. shell.assign("log", P.LOG_DIR) .. "\n" .. CLAIM
-  local r, err, code = root_exec(env, script, opts)
-  if not r then return nil, err, code end
-  if r.code ~= 0 then return script_failure("cannot claim " .. env.host, r) end
-  local kind, owner = r.stdout:match("^(%S+)%s*(%S*)")
+local function claim_script(env)
+  return header(env) .. shell.assign("log", P.LOG_DIR) .. "\n" .. CLAIM
+end
+
+-- Reads the claim's answer (the first line of r.stdout): true or nil, message, code.
+local function claim_result(env, r)
+  local kind, owner = r.stdout:match("^(%S+)[ \t]*(%S*)")
   if kind == "provisioned" then return nil, provisioned_message(env, owner), "PROVISIONED" end
   if kind == "claimed" then
     return nil, string.format("%s is being bootstrapped by, or was left by, environment %s: destroy that "
       .. "environment first", env.host, owner), "PROVISIONED"
   end
-  if kind ~= "ok" then return nil, string.format("unexpected output: %q", r.stdout) end
+  if kind ~= "ok" then
+    if r.code ~= 0 then return script_failure("cannot claim " .. env.host, r) end
+    return nil, string.format("cannot claim %s: unexpected output: %q", env.host, r.stdout)
+  end
   env.claimed, env.touched = true, true
   return true
+end
+
+local function claim(env, opts)
+  if env.claimed then return true end
+  local r, err, code = root_exec(env, claim_script(env), opts)
+  if not r then return nil, err, code end
+  if r.code ~= 0 then return script_failure("cannot claim " .. env.host, r) end
+  return claim_result(env, r)
 end
 
 -- The ubuntu user (spec 5, "Init ubuntu user"): created when missing, with
@@ -268,25 +309,40 @@ local function authorized_key_lines(cfg)
   return out
 end
 
-local function init_ubuntu_user(env, run)
+-- start-instance's one script: refuses a host that runs agents, claims it
+-- (unless a storage write already did), sets up the ubuntu user and the
+-- nonce. Each part says it is done on stdout ("claim ok", "user ok"), so a
+-- failure names the part that failed.
+local function claim_and_init_ubuntu(env, run)
   local keys = authorized_key_lines(env.cfg)
   local script = table.concat({
-    header(env), shell.assign("user", P.UBUNTU), shell.assign("sudoers", P.SUDOERS), INIT_UBUNTU,
-    table.concat(keys, "\n"), "JUJU_KEYS_EOF",
+    header(env), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU), shell.assign("sudoers", P.SUDOERS),
+    'if [ -d "$d/agents" ]; then echo "provisioned ${owner:-unknown}"; exit 0; fi',
+    env.claimed and "echo ok" or CLAIM,
+    INIT_UBUNTU, table.concat(keys, "\n"), "JUJU_KEYS_EOF",
     -- The nonce file, as phase-1 cloud-init would have left it (W1).
     "install -D -m 644 /dev/null " .. shell.quote(P.DATA_DIR .. "/nonce.txt"),
     "printf '%s\\n' " .. shell.quote(env.nonce) .. " > " .. shell.quote(P.DATA_DIR .. "/nonce.txt"),
-    "echo ok",
+    "echo user-ok",
   }, "\n") .. "\n"
   local r, err, code = root_exec(env, script, { run = run })
   if not r then return nil, err, code end
-  if r.code ~= 0 then return script_failure("initializing ubuntu user on " .. env.host, r) end
+  local first = r.stdout:match("^[^\n]*") or ""
+  if first:match("^provisioned") then
+    local owner = first:match("^provisioned (%S+)")
+    return nil, provisioned_message(env, owner) or "machine is already provisioned"
+  end
+  local ok, cerr, ccode = claim_result(env, r)
+  if not ok then return nil, cerr, ccode end
+  if r.code ~= 0 or not r.stdout:find("\nuser%-ok\n") then
+    return script_failure("initializing ubuntu user on " .. env.host, r)
+  end
   return true
 end
 
 -- Series and hardware (spec 5, DetectSeriesAndHardwareCharacteristics),
 -- with /etc/os-release where lsb_release is missing.
-local DETECT = [==[
+DETECT = [==[
 series=
 if command -v lsb_release > /dev/null 2>&1; then series=$(lsb_release -cs 2> /dev/null || true); fi
 if [ -z "$series" ] || [ "$series" = "n/a" ]; then
@@ -317,11 +373,17 @@ local function parse_detection(text)
   return { series = series, arch = arch, hardware = hw }
 end
 
+-- The facts the last probe read (its detection part), else detected now.
 local function detect(env, run)
-  local r, err, code = root_exec(env, DETECT, { run = run })
-  if not r then return nil, err, code end
-  if r.code ~= 0 then return script_failure("cannot detect series and hardware of " .. env.host, r) end
-  local facts, perr = parse_detection(r.stdout)
+  local text = env.detection
+  env.detection = nil
+  if not text then
+    local r, err, code = root_exec(env, DETECT, { run = run })
+    if not r then return nil, err, code end
+    if r.code ~= 0 then return script_failure("cannot detect series and hardware of " .. env.host, r) end
+    text = r.stdout
+  end
+  local facts, perr = parse_detection(text)
   if not facts then return nil, "cannot detect series and hardware of " .. env.host .. ": " .. perr end
   return facts
 end
@@ -334,6 +396,11 @@ function P.storage(env)
       root = P.DATA_DIR .. "/storage", sudo = env.user ~= "root",
       session = function() return admin_session(env) end,
       before_write = function() return claim(env) end,
+      -- The first write claims the host in the same command.
+      write_prelude = function()
+        if env.claimed then return nil end
+        return claim_script(env), function(r) return claim_result(env, r) end
+      end,
       on_broken = function() forget_session(env) end,
     }
   end
@@ -368,9 +435,13 @@ function P.start_instance(env, params)
   local w = env.ctx
   local _, err, code = admin_session(env, w)
   if err then return nil, err, code end
-  local kind, owner = probe(env, { run = w })
-  if not kind then return nil, owner end
-  if kind == "agents" then return nil, provisioned_message(env, owner) or "machine is already provisioned" end
+  -- check-bootstrapped's probe read the host (under the environment lock);
+  -- the script below refuses agents again before it changes anything.
+  if not env.detection then
+    local kind, owner = probe(env, { run = w })
+    if not kind then return nil, owner end
+    if kind == "agents" then return nil, provisioned_message(env, owner) or "machine is already provisioned" end
+  end
   local facts, derr = detect(env, w)
   if not facts then return nil, derr end
   local have_tools = false
@@ -380,10 +451,8 @@ function P.start_instance(env, params)
   if not have_tools then
     return nil, string.format("no matching tools available for %s (%s/%s)", env.host, facts.series, facts.arch)
   end
-  local ok, cerr, ccode = claim(env, { run = w })
-  if not ok then return nil, cerr, ccode end
   env.nonce = params.instance_config.nonce
-  ok, cerr, ccode = init_ubuntu_user(env, w)
+  local ok, cerr, ccode = claim_and_init_ubuntu(env, w)
   if not ok then return nil, cerr, ccode end
   return { id = instance_id(env), status = "running", series = facts.series, ssh_port = env.port,
     -- The address the operator gave: reachable from this client.
@@ -392,14 +461,30 @@ end
 
 --- Phase 2 over SSH as ubuntu; the host key is the machine's own
 --- (bootstrap-host-key or known_hosts), not a generated one.
+local AFTER_SCRIPT = [[for i in $(seq 100); do out=$(%s < /dev/null) && case "$out" in *':m#0'*) break;; esac; ]]
+  .. [[sleep 0.1; done; printf '%%s
+' "$out"]]
+
+--- It runs over the bootstrap-user session the earlier steps used (one
+--- connection for the whole bootstrap; root or sudo -n, as every step),
+--- the nonce checked in the same exec as the script.
 function P.finalize(env, inst, params)
   local icfg = params.instance_config
   local storage_prefix = P.storage(env):url("")
-  return sshinit.finish(env.ctx, inst, icfg, params.script, {
-    user = P.UBUNTU, port = env.port, say_waiting = false, retry_auth = false,
+  local session, err, code = admin_session(env)
+  if not session then return nil, err, code end
+  local ok, ferr, fcode = sshinit.finish(env.ctx, inst, icfg, params.script, {
+    user = env.user, port = env.port, session = session, address = env.host,
     -- Tools uploaded to environ storage are already on the host.
     tools_on_host = icfg.tools.url:sub(1, #storage_prefix) == storage_prefix,
+    -- wait-agent's first heartbeat read, in the script's exec: once the
+    -- dump has machine 0's presence (up to 10 s on the host; wait-agent
+    -- judges it and polls on when it is not fresh yet).
+    after = AFTER_SCRIPT:format(sshinit.state_dump_command(P.DATA_DIR)),
   })
+  if not ok and (fcode == "SSH" or fcode == "TIMEOUT") then forget_session(env) end
+  if ok then env.dump_after_script = ferr end
+  return ok, not ok and ferr or nil, fcode
 end
 
 --- Machine 0's status documents, read over SSH by the shared
@@ -415,10 +500,23 @@ end
 function P.wait_agent(env)
   local timeout = env.cfg["bootstrap-timeout"] or 600
   return env.ctx:wait("for the machine agent's first heartbeat", timeout, function()
-    local doc, err = P.state_dump(env)
+    local doc, err
+    local first = env.dump_after_script
+    env.dump_after_script = nil
+    if first then
+      -- Read right after phase 2, in its exec: no round trip.
+      doc, err = sshinit.state_dump(function() return first end, P.DATA_DIR)
+    else
+      doc, err = P.state_dump(env)
+    end
     if not doc then return nil, err end
     local st = state_dump.machine_status(doc, "0")
-    if st and st.agent_state == "started" then return true end
+    if st and st.agent_state == "started" then
+      -- The bootstrap's last remote step: its session is closed here (a
+      -- failure closes it in destroy, a broken exec at once).
+      forget_session(env)
+      return true
+    end
     return nil, string.format("machine 0's agent is %s", st and st.agent_state or "unknown")
   end, 1)
 end
@@ -492,6 +590,13 @@ find "$d" -mindepth 1 -delete
 echo destroyed
 ]==]
 
+--- The destroy script for environment uuid (bench/manual.lua runs it
+--- through OpenSSH as destroy's floor).
+local function destroy_script(uuid)
+  return table.concat({ header({ uuid = uuid }), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
+    shell.assign("sudoers", P.SUDOERS), DESTROY }, "\n")
+end
+
 --- Stops machine 0's agent and juju-db and removes everything the
 --- bootstrap created on the host (as recorded there). Host-key records are
 --- the engine's: destroy-environment drops what it learned, a failed
@@ -503,15 +608,18 @@ function P.release(env, resource)
   return true
 end
 
+-- Environ storage is <data-dir>/storage on the host: destroy removes it.
+P.destroy_removes_storage = true
+
 function P.destroy(env)
   local lg = env.ctx:log_for("juju.provider.manual")
-  if env.fresh and not env.touched then
+  if env.fresh and not env.touched or env.destroyed then
+    -- Never touched, or already undone by this env's release of the
+    -- instance (the teardown then destroys): nothing to connect for.
     forget_session(env)
     return true
   end
-  local script = table.concat({ header(env), shell.assign("log", P.LOG_DIR), shell.assign("user", P.UBUNTU),
-    shell.assign("sudoers", P.SUDOERS), DESTROY }, "\n")
-  local r, err, code = root_exec(env, script, {
+  local r, err, code = root_exec(env, destroy_script(env.uuid), {
     timeout = math.min(env.cfg["bootstrap-timeout"] or 600, P.DESTROY_CONNECT_TIMEOUT), exec_timeout = 120,
   })
   forget_session(env)
@@ -525,10 +633,10 @@ function P.destroy(env)
   if owner and owner ~= "none" then
     lg:warningf("%s belongs to environment %s: left as it is", env.host, owner)
   end
-  env.claimed, env.touched = false, false
+  env.claimed, env.touched, env.destroyed = false, false, true
   return true
 end
 
-P.internal = { parse_detection = parse_detection }
+P.internal = { parse_detection = parse_detection, destroy_script = destroy_script }
 
 return P

@@ -55,6 +55,7 @@ M.FIELDS = {
   boilerplate = { type = "string" },
   public_tools = { type = "boolean" },
   force_upload_tools = { type = "boolean" },
+  destroy_removes_storage = { type = "boolean" },
   internal = { type = "table" },
 }
 M.DEFAULT_STATE_STORE = "mongodb"

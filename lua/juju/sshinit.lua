@@ -221,6 +221,22 @@ function M.check_nonce(session, data_dir, nonce)
   return true
 end
 
+-- Exit status of the nonce check run in front of the script (opts.nonce).
+local NONCE_EXIT = 97
+
+-- The nonce check (W1) as the first lines of the script fed to bash -s:
+-- the same test as check_nonce, run as root in the script's own exec.
+local function nonce_prelude(data_dir, nonce)
+  return table.concat({
+    "noncefile=" .. shell.quote(data_dir .. "/nonce.txt"),
+    'if [ ! -e "$noncefile" ]; then echo "$noncefile does not exist"; exit ' .. NONCE_EXIT .. '; fi',
+    "if [ \"$(cat \"$noncefile\")\" != " .. shell.quote(nonce) .. " ]; then",
+    '  echo "$noncefile contents do not match machine nonce"; exit ' .. NONCE_EXIT,
+    "fi",
+    "unset noncefile",
+  }, "\n") .. "\n"
+end
+
 --- Waits for a host that answers SSH (spec step 10.4, waitSSH). w is the
 --- run (ctx, check_interrupt) or {ctx=}. opts: target (M.target), addresses
 --- (function() -> list | nil, message: fatal), check (function(session,
@@ -333,7 +349,7 @@ end
 --- stdout (the failure dump), and the process group is recorded in
 --- pid_file so that a destroy can stop a script orphaned by a dropped
 --- connection. user ~= "root" runs it through `sudo -n`.
-function M.root_command(user, pid_file, pause)
+function M.root_command(user, pid_file, pause, after)
   local inner = {
     "exec 9>&2 2>&1",
     "mkdir -p " .. shell.quote(pid_file:match("^(.*)/[^/]*$") or "/"),
@@ -346,6 +362,12 @@ function M.root_command(user, pid_file, pause)
   inner[#inner + 1] = "/bin/bash -s"
   inner[#inner + 1] = "rc=$?"
   inner[#inner + 1] = "rm -f " .. shell.quote(pid_file)
+  if after then
+    -- after = {mark=, command=}: run when the script succeeded, its output
+    -- after the mark line and its status on the last line.
+    inner[#inner + 1] = "if [ $rc -eq 0 ]; then echo " .. shell.quote(after.mark) .. "; " .. after.command
+      .. " < /dev/null; echo \"$?\"; fi"
+  end
   inner[#inner + 1] = "exit $rc"
   local cmd = "/bin/bash -c " .. shell.quote(table.concat(inner, "; "))
   if user ~= "root" then cmd = "sudo -n " .. cmd end
@@ -356,9 +378,13 @@ end
 --- lines (the script's fd 9) to the client's stderr as they arrive. opts:
 --- user, host, port (for messages), data_dir (where the script's pid file
 --- goes), log (the script's output log on the host, for messages), timeout
---- (M.SCRIPT_TIMEOUT). Returns true or nil, message, code.
+--- (M.SCRIPT_TIMEOUT), nonce (checked in <data_dir>/nonce.txt before the
+--- script runs, in the same exec: code "NONCE" when it does not match),
+--- after (a command run as root once the script succeeded, in the same
+--- exec). Returns true[, {code=, stdout=} of after] or nil, message, code.
 function M.run_script(w, session, script, opts)
   local ctx = w.ctx or w
+  if opts.nonce then script = nonce_prelude(opts.data_dir or "/var/lib/juju", opts.nonce) .. script end
   local pending, last_progress = "", nil
   local function relay(chunk)
     pending = pending .. chunk
@@ -373,12 +399,38 @@ function M.run_script(w, session, script, opts)
   end
   local out = tail_buffer()
   local pause = tonumber(ctx:getenv("JUJU_SSHINIT_PAUSE") or "")
-  local cmd = M.root_command(opts.user, (opts.data_dir or "/var/lib/juju") .. "/bootstrap-script.pgid", pause)
+  -- opts.after: its output is split off the script's at a random mark.
+  local after, on_stdout = nil, out.add
+  local after_out
+  local pending_out = ""
+  if opts.after then
+    after = { mark = "juju-after-script-" .. crypto.hex(crypto.random_bytes(8)), command = opts.after }
+    local parts = nil
+    on_stdout = function(chunk)
+      if parts then
+        parts[#parts + 1] = chunk
+        return
+      end
+      pending_out = pending_out .. chunk
+      local i, j = pending_out:find(after.mark .. "\n", 1, true)
+      if i then
+        out.add(pending_out:sub(1, i - 1))
+        parts = { pending_out:sub(j + 1) }
+        after_out = parts
+      elseif #pending_out > 4096 then
+        out.add(pending_out:sub(1, -#after.mark - 2))
+        pending_out = pending_out:sub(-#after.mark - 1)
+      end
+    end
+  end
+  local cmd = M.root_command(opts.user, (opts.data_dir or "/var/lib/juju") .. "/bootstrap-script.pgid", pause, after)
   local r, err, code = session:exec(cmd, {
-    stdin = script, on_stderr = relay, on_stdout = out.add, collect = false,
+    stdin = script, on_stderr = relay, on_stdout = on_stdout, collect = false,
     timeout = opts.timeout or M.SCRIPT_TIMEOUT,
   })
   if pending ~= "" then relay("\n") end
+  -- Output held back while looking for the mark that never came.
+  if not after_out and pending_out ~= "" then out.add(pending_out) end
   local where = string.format("%s@%s", opts.user, M.hostport(opts.host, opts.port))
   local tail = out.lines(M.TAIL_LINES)
   local function with_tail(msg)
@@ -389,6 +441,10 @@ function M.run_script(w, session, script, opts)
   if not r then
     return nil, with_tail(string.format("lost the SSH connection to %s while the bootstrap script ran: %s",
       where, tostring(err))), code
+  end
+  if r.code == NONCE_EXIT and opts.nonce
+    and (tail:find("machine nonce", 1, true) or tail:find("nonce.txt does not exist", 1, true)) then
+    return nil, string.format("%s: %s", where, tail:match("([^\n]*nonce[^\n]*)$") or tail), "NONCE"
   end
   if r.code ~= 0 then
     local how = r.signal and ("killed by SIG" .. r.signal) or ("exit " .. r.code)
@@ -401,6 +457,11 @@ function M.run_script(w, session, script, opts)
         .. "machine as it is for diagnosis)", opts.log)
     end
     return nil, msg, "SCRIPT"
+  end
+  if after_out then
+    local text = table.concat(after_out)
+    local body, status = text:match("^(.-)\n?(%d+)\n$")
+    if body then return true, { code = math.tointeger(tonumber(status)), stdout = body, stderr = "" } end
   end
   return true
 end
@@ -463,31 +524,41 @@ end
 --- bootstrap-host-key), check_nonce (true), tools_file (where the script
 --- expects a file:// tarball: it is uploaded there), tools_on_host (the
 --- file:// URL is already a path on the host), addresses (function),
---- connect (ssh.connect replacement, for tests), say_waiting. Returns true
---- or nil, message, code.
+--- connect (ssh.connect replacement, for tests), say_waiting, session (an
+--- open session whose host key was checked, logged in as opts.user, to
+--- reuse: no new connection, the nonce checked in the script's exec, and
+--- the session stays open for its owner), address (that session's host),
+--- after (run_script's). Returns true[, after's result] or nil, message, code.
 function M.finish(w, inst, icfg, script, opts)
   opts = opts or {}
   local cfg = w.cfg
   local target = M.target(w.ctx or w, cfg, { user = opts.user, port = opts.port or inst.ssh_port,
     host_key = opts.host_key, connect = opts.connect })
-  local check
-  if opts.check_nonce ~= false then
-    check = function(session) return M.check_nonce(session, icfg.data_dir, icfg.nonce) end
+  local session, addr_or_err, code
+  local borrowed = opts.session ~= nil
+  if borrowed then
+    session, addr_or_err = opts.session, opts.address
+  else
+    local check
+    if opts.check_nonce ~= false then
+      check = function(s) return M.check_nonce(s, icfg.data_dir, icfg.nonce) end
+    end
+    session, addr_or_err, code = M.wait_for_ssh(w, {
+      target = target, check = check, say_waiting = opts.say_waiting,
+      addresses = opts.addresses or function() return instance_addresses(inst) end,
+      timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
+      addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
+    })
+    if not session then return nil, addr_or_err, code end
   end
-  local session, addr_or_err, code = M.wait_for_ssh(w, {
-    target = target, check = check, say_waiting = opts.say_waiting,
-    addresses = opts.addresses or function() return instance_addresses(inst) end,
-    timeout = cfg["bootstrap-timeout"], retry_delay = cfg["bootstrap-retry-delay"],
-    addresses_delay = cfg["bootstrap-addresses-delay"], retry_auth = opts.retry_auth,
-  })
-  if not session then return nil, addr_or_err, code end
+  local function done() if not borrowed then session:close() end end
   local addr = addr_or_err
   local remote_tools
   if icfg.tools.url:match("^file://") and not opts.tools_on_host then
     local err
     remote_tools, err = upload_tools(session, icfg, opts.tools_file)
     if not remote_tools then
-      session:close()
+      done()
       return nil, err
     end
     if not opts.tools_file then
@@ -495,20 +566,21 @@ function M.finish(w, inst, icfg, script, opts)
       local rerr
       script, rerr = cloudinit.script(icfg, { tools_file = remote_tools, agent_start = icfg.agent_start })
       if not script then
-        session:close()
+        done()
         return nil, rerr
       end
     end
   end
   local ok, err, ecode = M.run_script(w, session, script, {
     user = target.user, host = addr, port = target.port, data_dir = icfg.data_dir, log = icfg.cloud_init_output_log,
+    nonce = borrowed and opts.check_nonce ~= false and icfg.nonce or nil, after = opts.after,
   })
   if remote_tools and ecode ~= "SSH" and ecode ~= "TIMEOUT" then
     session:exec("rm -f " .. shell.quote(remote_tools), { timeout = M.CONNECT_TIMEOUT })
   end
-  session:close()
+  done()
   if not ok then return nil, err, ecode end
-  return true
+  return true, err
 end
 
 -- Rotates the SSH host key the phase-1 user-data carried (issue 14.14):
@@ -637,11 +709,14 @@ end
 --- runs `jujud state-dump` (read-only) as root through exec(script) ->
 --- {code, stdout, stderr} | nil, message, code (a session's exec through
 --- sudo, or the provider's own). Returns the decoded dump or nil, message.
-function M.state_dump(exec, data_dir)
+--- The command that prints the state dump (no stdin).
+function M.state_dump_command(data_dir)
   data_dir = data_dir or "/var/lib/juju"
-  local cmd = string.format("exec %s/tools/machine-0/jujud state-dump --data-dir %s < /dev/null\n",
-    shell.quote(data_dir), shell.quote(data_dir))
-  local r, err, code = exec(cmd)
+  return string.format("%s/tools/machine-0/jujud state-dump --data-dir %s", shell.quote(data_dir), shell.quote(data_dir))
+end
+
+function M.state_dump(exec, data_dir)
+  local r, err, code = exec("exec " .. M.state_dump_command(data_dir) .. " < /dev/null\n")
   if not r then return nil, err, code end
   if r.code ~= 0 then
     return nil, string.format("jujud state-dump (exit %d): %s", r.code, ((r.stderr or "") .. (r.stdout or "")):gsub("%s+$", ""))

@@ -64,9 +64,43 @@ local function failed(what, name, r)
   return nil, string.format("%s %q: exit %d: %s", what, name, r.code, msg), "EIO"
 end
 
+-- The listing snapshot (prime_listing): a set of names kept up to date by
+-- this storage's own writes, dropped by any write whose outcome is unknown.
+local function snapshot_add(self, name) if self.listing then self.listing[name] = true end end
+local function snapshot_drop(self) self.listing = nil end
+
+--- Primes list() with the names a script just read on the host (one exec
+--- saved): valid while this storage is the only writer (the environment's
+--- lock and the host's claim); its own writes keep it current.
+function Storage:prime_listing(names)
+  check_open(self)
+  local set = {}
+  for _, n in ipairs(names) do set[n] = true end
+  self.listing = set
+end
+
 local function before_write(self)
   if self.before_write then return self.before_write() end
   return true
+end
+
+-- Runs a write snippet, with the owner's write prelude (opts.write_prelude)
+-- in the same command when one is due: one exec, not two. The prelude
+-- runs first in the same shell (an `exit` in it stops the write: a refusal
+-- is printed and exits 0); its check reads the output. Returns r (the write's result) or nil, msg, code.
+function Storage:run_write(snippet, stdin)
+  local prelude, check
+  if self.write_prelude then prelude, check = self.write_prelude() end
+  if not prelude then
+    local ok, berr, bcode = before_write(self)
+    if not ok then return nil, berr, bcode end
+    return self:run(snippet, stdin)
+  end
+  local r, rerr, rcode = self:run(prelude .. "\n" .. snippet, stdin)
+  if not r then return nil, rerr, rcode end
+  local ok, cerr, ccode = check(r)
+  if not ok then return nil, cerr, ccode end
+  return r
 end
 
 --- Writes data to object name (atomically: temp file, rename).
@@ -74,13 +108,12 @@ function Storage:put(name, data)
   if type(data) ~= "string" then error("sshstorage put: data must be a string", 2) end
   local p, err, code = object_path(self, name)
   if not p then return nil, err, code end
-  local ok, berr, bcode = before_write(self)
-  if not ok then return nil, berr, bcode end
   local q = shell.quote(p)
-  local r, rerr, rcode = self:run("umask 077; [ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; mkdir -p -- \"$(dirname "
+  local r, rerr, rcode = self:run_write("umask 077; [ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; mkdir -p -- \"$(dirname "
     .. q .. ")\"; cat > " .. q .. ".tmp.$$; mv -f -- " .. q .. ".tmp.$$ " .. q, data)
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot write", name, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot write", name, r) end
+  snapshot_add(self, name)
   return true
 end
 
@@ -90,12 +123,19 @@ function Storage:put_file(name, src)
   if not p then return nil, err, code end
   local sha, size, hcode = crypto.sha256_file(src)
   if not sha then return nil, size, hcode end
-  local ok, berr, bcode = before_write(self)
-  if not ok then return nil, berr, bcode end
   local q = shell.quote(p)
-  local r, rerr, rcode = self:run("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot write", name, r) end
+  local prelude = self.write_prelude and self.write_prelude()
+  local r, rerr, rcode
+  if self.sudo or prelude then
+    r, rerr, rcode = self:run_write("umask 077; mkdir -p -- \"$(dirname " .. q .. ")\"")
+    if not r then return nil, rerr, rcode end
+    if r.code ~= 0 then return failed("cannot write", name, r) end
+  else
+    -- As root with nothing due first: the upload makes the directories
+    -- itself over SFTP (no remote command).
+    local ok, berr, bcode = before_write(self)
+    if not ok then return nil, berr, bcode end
+  end
   local s, serr, scode = session_of(self)
   if not s then return nil, serr, scode end
   local dest = p
@@ -107,20 +147,23 @@ function Storage:put_file(name, src)
     end
     dest = string.format("%s/.juju-storage-upload-%s", home.stdout, crypto.hex(crypto.random_bytes(6)))
   end
-  local sent, uerr, ucode = s:upload(src, dest, { mode = "0600" })
+  local sent, uerr, ucode = s:upload(src, dest, { mode = "0600", parents = (not self.sudo) and "0700" or nil })
   if not sent then
+    snapshot_drop(self)
     if self.on_broken then self.on_broken() end
     return nil, string.format("cannot upload %s to %s: %s", src, name, tostring(uerr)), ucode
   end
   if self.sudo then
     r, rerr, rcode = self:run("install -m 0600 -- " .. shell.quote(dest) .. " " .. q .. "; rm -f -- "
       .. shell.quote(dest))
-    if not r then return nil, rerr, rcode end
-    if r.code ~= 0 then return failed("cannot write", name, r) end
+    if not r then snapshot_drop(self); return nil, rerr, rcode end
+    if r.code ~= 0 then snapshot_drop(self); return failed("cannot write", name, r) end
   end
   if sent ~= size then
+    snapshot_drop(self)
     return nil, string.format("cannot upload %s to %s: sent %d of %d bytes", src, name, sent, size), "EIO"
   end
+  snapshot_add(self, name)
   return size, sha
 end
 
@@ -190,6 +233,15 @@ end
 --- Sorted names of all objects whose names start with prefix.
 function Storage:list(prefix)
   prefix = prefix or ""
+  check_open(self)
+  if self.listing then
+    local out = {}
+    for n in pairs(self.listing) do
+      if n:sub(1, #prefix) == prefix then out[#out + 1] = n end
+    end
+    table.sort(out)
+    return out
+  end
   local q = shell.quote(self.root)
   local r, rerr, rcode = self:run("[ -d " .. q .. " ] || exit 0; cd -- " .. q
     .. " && find . -type f ! -name '*.tmp.*' -print")
@@ -210,16 +262,18 @@ function Storage:remove(name)
   if not p then return nil, err, code end
   local q = shell.quote(p)
   local r, rerr, rcode = self:run("[ ! -d " .. q .. " ] || exit " .. IS_DIR .. "; rm -f -- " .. q)
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot remove", name, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot remove", name, r) end
+  if self.listing then self.listing[name] = nil end
   return true
 end
 
 --- Removes every object and the root directory.
 function Storage:remove_all()
   local r, rerr, rcode = self:run("rm -rf -- " .. shell.quote(self.root))
-  if not r then return nil, rerr, rcode end
-  if r.code ~= 0 then return failed("cannot remove", self.root, r) end
+  if not r then snapshot_drop(self); return nil, rerr, rcode end
+  if r.code ~= 0 then snapshot_drop(self); return failed("cannot remove", self.root, r) end
+  if self.listing then self.listing = {} end
   return true
 end
 
@@ -255,7 +309,10 @@ function Storage:root_dir() return self.root end
 --- code; called for every operation, so it may connect lazily), root
 --- (M.DEFAULT_ROOT), sudo (true when the login user is not root),
 --- before_write (function() -> true | nil, msg, code: runs before any
---- write), on_broken (called when the session fails), timeout (M.TIMEOUT).
+--- write), write_prelude (function() -> snippet, check | nil: a snippet run
+--- as root in the same command just before a write, when one is due, and
+--- check(r) -> true | nil, msg, code reading its output; it replaces
+--- before_write for that write), on_broken (called when the session fails), timeout (M.TIMEOUT).
 function M.new(opts)
   if type(opts) ~= "table" or type(opts.session) ~= "function" then
     error("sshstorage.new: opts.session (a function returning a session) is required", 2)
@@ -264,7 +321,7 @@ function M.new(opts)
   if type(root) ~= "string" or not root:match("^/") then error("sshstorage.new: root must be an absolute path", 2) end
   return setmetatable({
     session = opts.session, root = root:gsub("/+$", ""), sudo = opts.sudo == true,
-    before_write = opts.before_write, on_broken = opts.on_broken, timeout = opts.timeout or M.TIMEOUT,
+    before_write = opts.before_write, write_prelude = opts.write_prelude, on_broken = opts.on_broken, timeout = opts.timeout or M.TIMEOUT,
   }, Storage)
 end
 

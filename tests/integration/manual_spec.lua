@@ -47,6 +47,44 @@ end
 
 -- The environment of a harness host: root with the harness's user key,
 -- the host key pinned, no package work, the sqlite store.
+-- What the host's sshd saw so far (its log, LogLevel VERBOSE): logins and
+-- commands run. A bootstrap's round trips are the difference.
+local function round_trips(server)
+  local log = fs.read_file(server.log) or ""
+  local function count(pattern)
+    local n = 0
+    for _ in log:gmatch(pattern) do n = n + 1 end
+    return n
+  end
+  return { connections = count("Accepted publickey for "), execs = count("Starting session: command "),
+    sftp = count("Starting session: subsystem 'sftp'") }
+end
+
+-- Runs fn with every juju.ssh session's exec recorded (the command and
+-- the start of its stdin): the in-process side of the sshd's count.
+local function recording_execs(fn)
+  local real, execs = ssh.connect, {}
+  ssh.connect = function(o)
+    local session, err, code = real(o)
+    if not session then return session, err, code end
+    return setmetatable({}, { __index = function(_, k)
+      local f = session[k]
+      if type(f) ~= "function" then return f end
+      return function(_, ...)
+        if k == "exec" then
+          local cmd, opts = ...
+          execs[#execs + 1] = cmd .. "\n" .. (type(opts) == "table" and type(opts.stdin) == "string" and opts.stdin or "")
+        end
+        return f(session, ...)
+      end
+    end })
+  end
+  local ok, res = pcall(fn)
+  ssh.connect = real
+  if not ok then error(res, 0) end
+  return res, execs
+end
+
 local function manual_attrs(server, extra)
   local attrs = {
     type = "manual", ["bootstrap-host"] = server.host .. ":" .. server.port, ["bootstrap-user"] = "root",
@@ -140,8 +178,25 @@ describe("manual provider #integration", function()
       man = manual_attrs(server),
       other = manual_attrs(server),
     })
-    local r = s:juju("bootstrap")
+    local trips0 = round_trips(server)
+    local r, execs = recording_execs(function() return s:juju("bootstrap") end)
     assert.are.equal(0, r.code, r.stderr)
+    -- Issue 17.2: one connection for the whole bootstrap, one script per
+    -- step (probe with detection and the storage listing, claim with the
+    -- first storage write, claim with the ubuntu user, provider-state,
+    -- phase 2 with the nonce check and the first heartbeat read) and one
+    -- SFTP upload that makes its own directories. More is a regression of
+    -- the batching. When the agent is slower than phase 2's wait for its
+    -- presence, wait-agent polls on (1 s apart): those reads are counted
+    -- apart, by the commands the client sent.
+    local trips = round_trips(server)
+    local polls = 0
+    for _, cmd in ipairs(execs) do
+      if cmd:match("^/bin/bash %-s\nexec [^\n]*jujud state%-dump") then polls = polls + 1 end
+    end
+    assert.are.equal(#execs, trips.execs - trips0.execs, "the sshd saw other commands than the client sent")
+    assert.are.same({ connections = 1, execs = 5, sftp = 1 }, { connections = trips.connections - trips0.connections,
+      execs = #execs - polls, sftp = trips.sftp - trips0.sftp })
     -- Juju's progress lines, with the script's own relayed from the host.
     for _, line in ipairs({
       "Bootstrapping environment \"man\"", "Starting new instance for initial state server",
@@ -204,9 +259,14 @@ describe("manual provider #integration", function()
     assert.are.equal(before_other, host_tree(server))
     assert.are.equal("started", status(s).machines["0"]["agent-state"])
 
-    -- destroy-environment: the agent stopped, the host as it was.
+    -- destroy-environment: the agent stopped, the host as it was, in one
+    -- connection and one script (storage goes with the data directory).
+    trips0 = round_trips(server)
     r = s:juju("destroy-environment", "-y", "man")
     assert.are.equal(0, r.code, r.stderr)
+    trips = round_trips(server)
+    assert.are.same({ connections = 1, execs = 1 },
+      { connections = trips.connections - trips0.connections, execs = trips.execs - trips0.execs })
     assert_no_jenv(s)
     assert.are.equal(pristine, host_tree(server))
     assert.is_true(wait_for(function() return #host_processes(server) == 0 end, 10),
@@ -439,7 +499,7 @@ describe("manual provider #integration", function()
         pgid = code == 0 and tonumber(out) or nil
         return pgid ~= nil
       end, 120), "the script never started")
-      -- sudo's session: its sshd parent and the privileged monitor above it.
+      -- The script's session: its sshd parent and the privileged monitor above it.
       local function ppid(pid)
         local stat = fs.read_file("/proc/" .. pid .. "/stat") or ""
         return tonumber(stat:match("^%d+ %b() %S+ (%d+)"))
@@ -454,7 +514,8 @@ describe("manual provider #integration", function()
       local code = proc:wait(10)
       proc:close()
       assert.are.equal(1, code, tostring(out) .. tostring(err))
-      assert.matches("lost the SSH connection to ubuntu@", err)
+      -- Phase 2 runs over the bootstrap-user session (one connection).
+      assert.matches("lost the SSH connection to root@" .. server.host:gsub("%.", "%%.") .. ":%d+", err)
       assert.matches('step "finalize"', err)
       assert.matches("Bootstrap failed, destroying environment", err)
       assert_no_jenv(s)
@@ -472,7 +533,7 @@ describe("manual provider #integration", function()
       s = scenario(server, { man = manual_attrs(server) })
       local r = s:juju("--show-log", "bootstrap")
       assert.are.equal(1, r.code)
-      assert.matches("the bootstrap script failed on ubuntu@" .. server.host:gsub("%.", "%%.") .. ":%d+ %(exit 1%)",
+      assert.matches("the bootstrap script failed on root@" .. server.host:gsub("%.", "%%.") .. ":%d+ %(exit 1%)",
         r.stderr)
       assert.matches("last lines of its output:", r.stderr)
       assert.matches("/var/lib/juju/locks", r.stderr)

@@ -63,6 +63,43 @@ describe("durable writes of a bootstrap", function()
     assert.is_nil(s:jenv("dummyenv"))
   end)
 
+  it("a warm pair writes durably only the .jenv: not the dummy's emulated cloud, not an unchanged current-environment", function()
+    s = new_scenario()
+    assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+    assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code, s.last.stderr)
+    -- Every writer, with its options (durable unless durable = false).
+    local writes = {}
+    local wa, ce, ap = fs.write_atomic, fs.create_exclusive, fs.append_sync
+    local function wrap(op, real)
+      return function(path, data, mode, opts)
+        writes[#writes + 1] = { op = op, path = path, durable = not (type(opts) == "table" and opts.durable == false) }
+        return real(path, data, mode, opts)
+      end
+    end
+    fs.write_atomic, fs.create_exclusive, fs.append_sync =
+      wrap("write_atomic", wa), wrap("create_exclusive", ce), wrap("append_sync", ap)
+    local ok, err = pcall(function()
+      assert.are.equal(0, s:juju("bootstrap").code, s.last.stderr)
+      assert.are.equal(0, s:juju("destroy-environment", "-y", "dummyenv").code, s.last.stderr)
+    end)
+    fs.write_atomic, fs.create_exclusive, fs.append_sync = wa, ce, ap
+    if not ok then error(err, 0) end
+    local durable, world = {}, 0
+    for _, w in ipairs(writes) do
+      if w.durable then durable[#durable + 1] = w.op .. " " .. w.path:gsub("^.*/", "") end
+      if w.path:find("/dummy/", 1, true) then
+        world = world + 1
+        assert.is_false(w.durable, "durable write into the dummy's world: " .. w.path)
+      end
+    end
+    assert.is_true(world >= 3, "the dummy wrote its instance, user-data and script")
+    -- 1 create + 6 rewrites at bootstrap, 2 at destroy: nothing else.
+    local expected = { "create_exclusive dummyenv.jenv" }
+    for _ = 1, 8 do expected[#expected + 1] = "write_atomic dummyenv.jenv" end
+    assert.are.same(expected, durable)
+    assert.are.equal("dummyenv\n", fs.read_file(s.home .. "/current-environment"))
+  end)
+
   it("writes nothing durably in the tools build directory, and reuses the closure on disk", function()
     agenttools.forget_built()
     s = new_scenario()

@@ -170,6 +170,49 @@ describe("sshinit helpers", function()
     assert.are.equal("[::1]:2222", sshinit.hostport("::1", 2222))
   end)
 
+  it("checks the nonce in the script's own exec, and returns the after command's output split off the script's", function()
+    local run = fake_run()
+    -- The host answers as the remote command would: the script's output,
+    -- then the mark, the after command's output and its status.
+    local function session(answer)
+      local s = {}
+      function s:exec(cmd, opts)
+        self.cmd, self.stdin = cmd, opts.stdin
+        local mark = cmd:match("juju%-after%-script%-%x+")
+        local text, code = answer(self.stdin, mark)
+        -- In small chunks, so the mark straddles two of them.
+        for i = 1, #text, 7 do opts.on_stdout(text:sub(i, i + 6)) end
+        return { code = code, stdout = "", stderr = "" }
+      end
+      return s
+    end
+    local opts = { user = "root", host = "10.0.0.9", port = 22, data_dir = "/var/lib/juju", nonce = "user-admin:n1",
+      after = "echo state" }
+    local s = session(function(stdin, mark)
+      assert.matches("^noncefile='/var/lib/juju/nonce%.txt'\n", stdin)
+      assert.is_truthy(stdin:find("'user-admin:n1'", 1, true))
+      assert.is_truthy(stdin:find("the script\n", 1, true))
+      assert.is_string(mark)
+      return "line one\nline two\n" .. mark .. "\n{\"doc\": 1}\n0\n", 0
+    end)
+    local ok, after = sshinit.run_script(run, s, "the script\n", opts)
+    assert.is_true(ok)
+    assert.are.same({ code = 0, stdout = "{\"doc\": 1}", stderr = "" }, after)
+    assert.is_truthy(s.cmd:find("echo state", 1, true))
+    -- A nonce that does not match: named, code NONCE, the script never ran.
+    s = session(function() return "/var/lib/juju/nonce.txt contents do not match machine nonce\n", 97 end)
+    local nok, err, code = sshinit.run_script(run, s, "the script\n", opts)
+    assert.is_nil(nok)
+    assert.are.equal("NONCE", code)
+    assert.matches("^root@10%.0%.0%.9:22: /var/lib/juju/nonce%.txt contents do not match machine nonce$", err)
+    -- A failing script keeps its whole output tail (no mark ever came).
+    s = session(function() return "boom at the end\n", 1 end)
+    nok, err, code = sshinit.run_script(run, s, "the script\n", opts)
+    assert.is_nil(nok)
+    assert.are.equal("SCRIPT", code)
+    assert.matches("last lines of its output:\nboom at the end", err)
+  end)
+
   it("runs the script through sudo for other users, with fd 9 as the progress channel", function()
     local cmd = sshinit.root_command("ubuntu", "/var/lib/juju/bootstrap-script.pgid")
     assert.matches("^sudo %-n /bin/bash %-c ", cmd)

@@ -419,6 +419,19 @@ describe("juju.ssh against a real sshd #integration", function()
     assert.are.equal("ENOENT", code)
   end)
 
+  it("makes missing parent directories over SFTP with parents (mkdir -p, no command), only when asked", function()
+    local f = tmpdir() .. "/obj"
+    assert(fs.write_atomic(f, "object"))
+    local _, _, code = s:upload(f, "/var/lib/juju/p/q/r/obj")
+    assert.are.equal("ENOENT", code)
+    assert.are.equal(6, assert(s:upload(f, "/var/lib/juju/p/q/r/obj", { mode = "0600", parents = "0700" })))
+    -- An existing tree is fine too (a second object beside the first).
+    assert.are.equal(6, assert(s:upload(f, "/var/lib/juju/p/q/other", { parents = "0700" })))
+    local r = assert(s:exec("cat /var/lib/juju/p/q/r/obj; echo; stat -c '%a' /var/lib/juju/p /var/lib/juju/p/q/r "
+      .. "/var/lib/juju/p/q/r/obj; ls -A /var/lib/juju/p/q"))
+    assert.are.equal("object\n700\n700\n600\nother\nr\n", r.stdout)
+  end)
+
   it("re-raises an error from on_progress and removes the remote temp file", function()
     local f = tmpdir() .. "/big"
     assert(fs.write_atomic(f, payload(3 * 1024 * 1024)))

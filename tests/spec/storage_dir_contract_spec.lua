@@ -9,3 +9,8 @@ teardown(function() fs.remove_tree(root) end)
 require("spec.storage_contract").run(describe, it, assert, function(name)
   return storage.open_dir(root .. "/" .. name)
 end, { kind = "directory" })
+
+-- The same contract without fsyncs (the dummy provider's emulated cloud).
+require("spec.storage_contract").run(describe, it, assert, function(name)
+  return storage.open_dir(root .. "/nondurable-" .. name, { durable = false })
+end, { kind = "directory (durable = false)" })

@@ -37,6 +37,48 @@ describe("teardown", function()
     assert.are.equal("fip-1", left[1].id)
   end)
 
+  it("leaves storage objects to a destroy that removes the storage (destroy_removes_storage), kept when it fails", function()
+    for _, destroy_ok in ipairs({ true, false }) do
+      local j = journal.memory()
+      assert(j:record("storage", "provider-state"))
+      assert(j:record("instance", "manual:h"))
+      assert(j:record("storage", "tools/x.tgz"))
+      local calls = {}
+      local ctx = pc()
+      ctx._storage = { remove = function(_, name) calls[#calls + 1] = "remove " .. name; return true end,
+        exists = function() return true end }
+      local provider = {
+        destroy_removes_storage = true,
+        release = function(_, r) calls[#calls + 1] = "release " .. r.id; return true end,
+        destroy = function()
+          calls[#calls + 1] = "destroy"
+          if destroy_ok then return true end
+          return nil, "host unreachable"
+        end,
+      }
+      local ok, err = teardown.run(provider, {}, ctx, j, { destroy = true })
+      assert.are.same({ "release manual:h", "destroy" }, calls)
+      if destroy_ok then
+        assert.is_true(ok)
+        assert.are.same({}, j:resources())
+      else
+        assert.is_nil(ok)
+        assert.matches("host unreachable", err)
+        local left = {}
+        for _, r in ipairs(j:resources()) do left[#left + 1] = r.kind .. " " .. r.id end
+        assert.are.same({ "storage provider-state", "storage tools/x.tgz" }, left)
+      end
+    end
+    -- Without destroy (a failed bootstrap of an existing .jenv), objects are removed one by one.
+    local j = journal.memory()
+    assert(j:record("storage", "provider-state"))
+    local removed = {}
+    local ctx = pc()
+    ctx._storage = { remove = function(_, name) removed[#removed + 1] = name; return true end }
+    assert(teardown.run({ destroy_removes_storage = true, destroy = function() return true end }, {}, ctx, j, {}))
+    assert.are.same({ "provider-state" }, removed)
+  end)
+
   it("finds an intent without an id by its name among all_instances, and releases untracked instances", function()
     local j = journal.memory()
     assert(j:intent("instance", "juju-u-machine-0"))

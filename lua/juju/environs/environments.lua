@@ -115,8 +115,17 @@ function M.read_current(home)
   return text
 end
 
+--- Writes current-environment (durably), unless it already says exactly
+--- that with its mode: every bootstrap makes its environment current, and
+--- an unchanged file costs no rewrite and no fsyncs (issue 17.3).
 function M.write_current(home, name)
-  return fs.write_atomic(home .. "/current-environment", name .. "\n", tonumber("644", 8))
+  local path = home .. "/current-environment"
+  local st = fs.lstat(path)
+  if st and st.type == "file" and st.mode == tonumber("644", 8)
+    and fs.read_file(path, { max_size = 64 * 1024 }) == name .. "\n" then
+    return true
+  end
+  return fs.write_atomic(path, name .. "\n", tonumber("644", 8))
 end
 
 return M

@@ -3,8 +3,9 @@
 --
 -- The journaled resources are released in reverse order of creation, each
 -- under pcall, so one failing release does not stop the others: storage
--- objects through the environment's storage, everything else through the
--- provider's release(env, resource). An intent without an id (a crash
+-- objects through the environment's storage (unless the provider's destroy,
+-- which follows, removes its storage itself: destroy_removes_storage),
+-- everything else through the provider's release(env, resource). An intent without an id (a crash
 -- between create and record) is looked up by its name among all_instances.
 -- Instances tagged with the environment that the journal does not know
 -- (all_instances) are released too. Then, when asked, the provider's
@@ -50,7 +51,11 @@ function M.run(provider, env, pc, j, opts)
     for i = #rs, 1, -1 do
       local r = rs[i]
       local ok, err
-      if r.kind == "storage" then
+      if r.kind == "storage" and opts.destroy and provider.destroy_removes_storage then
+        -- Removed by the provider's destroy below (with the rest): kept in
+        -- the journal until that succeeds.
+        ok = "deferred"
+      elseif r.kind == "storage" then
         local st, serr = pc:storage()
         if st then ok, err = call(st.remove, st, r.id) else ok, err = nil, serr end
         -- An object that is already gone is released.
@@ -70,7 +75,9 @@ function M.run(provider, env, pc, j, opts)
       else
         ok, err = nil, "the provider has no release operation"
       end
-      if ok then
+      if ok == "deferred" then
+        lg:debugf("%s: removed by the environment's destroy", describe(r))
+      elseif ok then
         if r.id then released[r.kind .. ":" .. r.id] = true end
         if j then j:forget(r.kind, r.id or r.name) end
       else
