@@ -87,7 +87,14 @@ function M.add_machine(ctx, o, st, machine_id, opts, backend)
   b.pc.journal = b.journal
   b.machine_id, b.join = machine_id, true
   b.signals = opts.signals
-  if o.provider.force_upload_tools then b.params.upload_tools = true end
+  -- The new machine runs what machine 0 runs: tools this client uploaded
+  -- at bootstrap (journaled storage objects under tools/) are uploaded
+  -- again from the same cached build (the same object), not looked up.
+  local uploaded = false
+  for _, r in ipairs(b.journal:resources("storage")) do
+    if tostring(r.id or ""):match("^tools/") then uploaded = true end
+  end
+  if o.provider.force_upload_tools or uploaded then b.params.upload_tools = true end
   local function finish(ok, err)
     for _, d in ipairs(b.tmpdirs) do require("juju.fs").remove_tree(d) end
     b.tmpdirs = {}

@@ -304,7 +304,11 @@ function steps.select_tools(b)
     if not built then return nil, "cannot upload bootstrap tools: " .. berr end
     local name = agenttools.storage_name(agenttools.stream(b.cfg), chosen.binary)
     local storage = b:storage()
-    local ok, jerr = b.journal:record("storage", name)
+    -- (Recorded once: another state server re-uploads the same object.)
+    local known = false
+    for _, r in ipairs(b.journal:resources("storage")) do if r.id == name then known = true end end
+    local ok, jerr = true, nil
+    if not known then ok, jerr = b.journal:record("storage", name) end
     if not ok then return nil, jerr end
     local size, sha
     if storage.put_file_link then

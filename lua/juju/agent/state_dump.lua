@@ -32,6 +32,12 @@ local function open_store(data_dir, conf)
     if not store then return nil, err end
     return store, kind
   end
+  if kind == "dqlite" then
+    -- A client of the running agent's node (and of the other state
+    -- servers'): the dump never starts a node of its own.
+    local store, err = require("juju.agent.dqlitenode").open_store(conf, 10)
+    return store, err or kind
+  end
   local store, err = require("juju.agent.machine").open_store(data_dir, conf)
   return store, err or kind
 end
