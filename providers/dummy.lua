@@ -211,6 +211,15 @@ function P.release(env, resource)
   return nil, string.format("dummy: unknown resource kind %q", tostring(resource.kind))
 end
 
+--- Where a state server's Dqlite node would listen (state-store: dqlite):
+--- this host, dqlite-port plus the machine number.
+function P.state_server_address(env, _, machine_id)
+  local ok, err = enter(env, "state_server_address", { machine_id = machine_id })
+  if not ok then return nil, err end
+  local port = math.tointeger(env.cfg["dqlite-port"]) or 17666
+  return string.format("127.0.0.1:%d", port + (math.tointeger(tonumber(machine_id)) or 0))
+end
+
 -- The dummy keeps no state store of its own: status uses state_dump.
 function P.state_info(_)
   return nil, "the dummy provider has no state store", "UNAVAILABLE"

@@ -27,6 +27,8 @@ local OP_CASES = {
   destroy = "fails-cleanup",
   state_info = "fails-status",
   state_dump = "fails-status",
+  -- called by record-endpoints of a state-store: dqlite environment
+  state_server_address = "fails-bootstrap-dqlite",
 }
 
 local KINDS = { "error", "timeout", "interrupt" }
@@ -38,8 +40,10 @@ local function record(row, kind, outcome) cells[row .. "|" .. kind] = outcome en
 
 -- A scenario that has bootstrapped and destroyed once (so the client key and
 -- lock files exist), and the snapshot of its JUJU_HOME then.
-local function baseline()
-  local s = testing.new { environments = { dummyenv = { type = "dummy" } }, default = "dummyenv" }
+local function baseline(attrs)
+  local e = { type = "dummy" }
+  for k, v in pairs(attrs or {}) do e[k] = v end
+  local s = testing.new { environments = { dummyenv = e }, default = "dummyenv" }
   assert(s:juju("bootstrap").code == 0, s.last.stderr)
   assert(s:juju("destroy-environment", "-y", "dummyenv").code == 0, s.last.stderr)
   return s, s:snapshot()
@@ -88,7 +92,13 @@ describe("fault matrix", function()
       it(kind .. " in operation " .. op, function()
         local case = OP_CASES[op]
         assert.is_string(case, "no fault case for " .. op)
-        local s, snap = baseline()
+        local s, snap
+        if case == "fails-bootstrap-dqlite" then
+          s, snap = baseline({ ["state-store"] = "dqlite" })
+          case = "fails-bootstrap"
+        else
+          s, snap = baseline()
+        end
         if case == "fails-bootstrap" then
           inject(s, "op", op, kind)
           local r = s:juju("--show-log", "bootstrap")
