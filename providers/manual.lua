@@ -432,6 +432,12 @@ end
 --- and hardware, claims it and sets up the ubuntu user with the engine's
 --- nonce.
 function P.start_instance(env, params)
+  if params.machine_id ~= nil and params.machine_id ~= "0" then
+    -- juju ensure-availability: this provider manages one host.
+    return nil, string.format("the manual provider manages one host (bootstrap-host %s): state servers on other "
+      .. "hosts are not supported yet; use state-store: dqlite on the local provider or a cloud for "
+      .. "ensure-availability", env.host), "UNSUPPORTED"
+  end
   local w = env.ctx
   local _, err, code = admin_session(env, w)
   if err then return nil, err, code end
