@@ -4,7 +4,8 @@
 # (bench/run.lua) under its juju. Prints Markdown tables and writes
 # bench/results.json (bench/manual-results.json for bench/manual.lua).
 # Takes about 5 minutes; --quick runs fewer repetitions
-# (a smoke test of the instrument, not numbers to quote). Not run by CI.
+# (a smoke test of the instrument, not numbers to quote). bench/ha.lua
+# (the Dqlite state servers) runs last. Not run by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD_DIR:-build-bench}
@@ -36,3 +37,9 @@ BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/manual.lua "$@"
 # hosts): API calls per bootstrap next to Juju 1.25's sequence, wall time
 # by step. Writes bench/cloud-results.json; skipped with a note when not root.
 BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/cloud.lua "$@"
+
+# The highly available Dqlite state (bench/ha.lua): heartbeat upserts on
+# SQLite vs Dqlite on 1 and 3 nodes (each node a process), failover after
+# SIGKILL of the leader, `juju ensure-availability -n 3` on the local
+# provider. Writes bench/ha-results.json and bench/ha.md.
+BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/ha.lua "$@"
