@@ -404,7 +404,7 @@ local function bench_ensure(results)
   end
   local bm = lib.summary(boot).median
   add("juju bootstrap (local, state-store: dqlite)", boot, "the floor: one state server")
-  add("  its steps (prepare .. wait-agent)", boot_steps)
+  add("  its steps (summed from its log, ms resolution)", boot_steps)
   add("juju ensure-availability -n 3 (0 -> 3 voters)", ens, string.format("%.2fx the bootstrap", lib.summary(ens).median / bm))
   add("  machine starts + installs (its steps, 2 machines)", ens_steps, "find-tools, start-instance, select-tools, finalize")
   for _, id in ipairs({ "find-tools", "start-instance", "select-tools", "finalize" }) do
@@ -412,7 +412,7 @@ local function bench_ensure(results)
   end
   add("  the rest: waiting for the votes (agents start, join, vote)", ens_wait, "wall time minus the steps")
   add("juju destroy-environment (3 state servers)", destroy)
-  rows[#rows + 1] = { "ensure-availability runs that failed", tostring(attempts), tostring(#failures), "",
+  rows[#rows + 1] = { "ensure-availability runs that failed (n: attempts)", tostring(attempts), tostring(#failures), "",
     #failures > 0 and ("first: " .. failures[1]) or "" }
   return rows
 end
