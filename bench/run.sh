@@ -6,7 +6,8 @@
 # Takes about 5 minutes; --quick runs fewer repetitions
 # (a smoke test of the instrument, not numbers to quote); --startup runs only
 # the start-up rows (juju version/help, dummy CLI bootstrap, its fsyncs and
-# crypto floor). Not run by CI.
+# crypto floor). bench/ha.lua (the Dqlite state servers) runs last. Not run
+# by CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD_DIR:-build-bench}
@@ -40,3 +41,9 @@ BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/manual.lua "$@"
 # hosts): API calls per bootstrap next to Juju 1.25's sequence, wall time
 # by step. Writes bench/cloud-results.json; skipped with a note when not root.
 BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/cloud.lua "$@"
+
+# The highly available Dqlite state (bench/ha.lua): heartbeat upserts on
+# SQLite vs Dqlite on 1 and 3 nodes (each node a process), failover after
+# SIGKILL of the leader, `juju ensure-availability -n 3` on the local
+# provider. Writes bench/ha-results.json and bench/ha.md.
+BENCH_BUILD_DIR="$(pwd)/$BUILD" "$BUILD/bin/juju" lua bench/ha.lua "$@"

@@ -603,6 +603,11 @@ static int ssl_retry(jj_dqlite *c, int ret, int64_t deadline, const char *what, 
     if (e == SSL_ERROR_SYSCALL) {
         int saved = errno;
         unsigned long lib = ssl_errors(buf, sizeof buf);
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+        /* (also reported through SSL_ERROR_SYSCALL: a killed leader) */
+        if (ERR_GET_LIB(lib) == ERR_LIB_SSL && ERR_GET_REASON(lib) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
+            return fail(err, JJ_EIO, c, what, "the server closed the connection");
+#endif
         if (lib)
             return jj_error_set_lib(err, JJ_ETLS, (long)lib, "dqlite %s: %s: TLS: %s", c->address, what, buf);
         if (ret == 0 || saved == 0)

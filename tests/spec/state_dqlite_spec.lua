@@ -78,6 +78,41 @@ describe("juju.state.dqlite", function()
       assert.has_error(function() state.open("dqlite", { servers = { 7 } }) end)
     end)
 
+    it("waits out other connections' transactions: concurrent writers never fail with database is locked", function()
+      local script = dir .. "/writer.lua"
+      helpers.write(script, [[
+local state = require("juju.state")
+local json = require("juju.json")
+local cfg = json.decode(io.open(arg[1]):read("a"))
+local s = assert(state.open("dqlite", { servers = cfg.servers, tls = cfg.tls, database = "busy" }))
+local failed = 0
+for i = 1, 60 do
+  local ok, err = s:upsert("presence", "m#" .. arg[2], { n = i })
+  if not ok then failed = failed + 1; io.stderr:write(tostring(err), "\n") end
+  ok, err = s:upsert("shared", "counter", { last = arg[2] .. ":" .. i })
+  if not ok then failed = failed + 1; io.stderr:write(tostring(err), "\n") end
+end
+s:close()
+io.write(failed, "\n")
+os.exit(failed == 0 and 0 or 1)
+]])
+      local cfgfile = dir .. "/writer.json"
+      helpers.write(cfgfile, json.encode({ servers = addresses, tls = ctls }))
+      local exe = os.getenv("JUJU_TEST_BUILD_DIR") .. "/bin/juju"
+      local procs = {}
+      for w = 1, 4 do
+        procs[w] = assert(sys.spawn({ exe, "lua", script, cfgfile, tostring(w) }))
+      end
+      for w, p in ipairs(procs) do
+        local out, err = p:read_all(120)
+        local code = p:wait(10)
+        assert.are.equal(0, code, string.format("writer %d: %s %s", w, tostring(out), tostring(err)))
+      end
+      local st <close> = open_store("busy")
+      assert.are.equal(4, st:count("presence"))
+      for w = 1, 4 do assert.are.equal(60, assert(st:get("presence", "m#" .. w)).n) end
+    end)
+
     it("raises when used after close", function()
       local s = open_store("closing")
       s:close()

@@ -104,12 +104,21 @@ local function run(self, kind, op, recheck)
       conn, msg, code = connect(self)
       if not conn then return nil, msg, code end
     end
-    if r and kind == "insert" then
+    if r and kind == "insert" and r.lost then
       r = table.pack(recheck(conn))
     else
       r = table.pack(op(conn))
     end
+    -- Another connection's transaction holds the database (several agents
+    -- and clients write to one leader): wait a little and run op again,
+    -- up to busy_timeout, as SQLite's own busy handler would.
+    local busy_until = sys.monotonic() + self.busy_timeout / 1000
+    while r[1] == nil and r[3] == "BUSY" and sys.monotonic() < busy_until do
+      sys.sleep(0.002 + math.random() * 0.02)
+      r = table.pack(op(conn))
+    end
     if r[1] ~= nil or not LOST[r[3]] then return table.unpack(r, 1, r.n) end
+    r.lost = true
     drop(self)
     conn = nil
     sys.sleep(0.05) -- a leader that just lost its lead may still say it leads
@@ -291,7 +300,8 @@ Store.__name = "juju.state.dqlite.Store"
 --- of "host:port"), opens opts.database (default "juju") and creates the
 --- table. opts.tls: juju.dqlite's tls table (nil: plain TCP, tests only);
 --- opts.timeout: ms per request (default 5000); opts.failover_timeout: ms to
---- look for a leader (default 20000). Returns the store or nil, msg, code.
+--- look for a leader (default 20000); opts.busy_timeout: ms a write waits
+--- for other connections' transactions (default 5000). Returns the store or nil, msg, code.
 function M.open(opts)
   if type(opts) ~= "table" or type(opts.servers) ~= "table" or #opts.servers == 0 then
     error("state (dqlite): opts.servers (the cluster's addresses) is required", 2)
@@ -304,6 +314,7 @@ function M.open(opts)
   local self = setmetatable({
     _servers = servers, tls = opts.tls, database = opts.database or "juju",
     timeout = opts.timeout or 5000, failover_timeout = opts.failover_timeout or 20000,
+    busy_timeout = opts.busy_timeout or 5000,
   }, Store)
   local c, err, code = connect(self)
   if not c then
