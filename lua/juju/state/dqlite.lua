@@ -75,7 +75,15 @@ local function connect(self)
     local c, at, ccode = dqlite.connect_leader(self._servers, { tls = self.tls, timeout = self.timeout })
     if c then
       local ok, oerr, ocode = c:open(self.database)
-      if ok then ok, oerr, ocode = c:exec(SCHEMA) end
+      if ok then
+        ok, oerr, ocode = c:exec(SCHEMA)
+        -- (several stores opening at once: another one's CREATE holds it)
+        local busy_until = sys.monotonic() + self.busy_timeout / 1000
+        while not ok and ocode == "BUSY" and sys.monotonic() < busy_until do
+          sys.sleep(0.002 + math.random() * 0.02)
+          ok, oerr, ocode = c:exec(SCHEMA)
+        end
+      end
       if ok then
         self.conn, self.leader = c, at
         return c
