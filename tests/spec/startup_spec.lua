@@ -119,6 +119,33 @@ describe("start-up", function()
     assert.are.equal("/where/m.lua:4: on line 4", err)
   end)
 
+  it("juju.sys and juju.fs are built into juju and jujud: no dlopen of their modules, no heavy library", function()
+    local sys = require("juju.sys")
+    local heavy = { "libcurl", "libmongoc", "libssh2", "libarchive", "libsqlite3", "libexpat", "libcrypto", "libdqlite" }
+    for _, exe in ipairs({ "juju", "jujud" }) do
+      local r = assert(sys.run({ "ldd", h.build_dir .. "/bin/" .. exe }, { timeout = 30 }))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("libjujucore%.so", r.stdout)
+      if not r.stdout:find("libasan", 1, true) then -- the sanitizer build links every library (cmd/CMakeLists.txt)
+        for _, lib in ipairs(heavy) do
+          assert.is_nil(r.stdout:find(lib, 1, true), exe .. " needs " .. lib .. ":\n" .. r.stdout)
+        end
+      end
+    end
+    local root = h.tmpdir()
+    local script = root .. "/maps.lua"
+    h.write(script, [[
+local builtin = package.preload["juju.sys"] ~= nil and package.preload["juju.fs"] ~= nil
+assert(require("juju.sys").getpid() and require("juju.fs").exists("/"))
+local maps = assert(io.open("/proc/self/maps")):read("a")
+io.write(tostring(builtin), " ", tostring(maps:find("/juju/sys.so", 1, true) ~= nil), " ",
+  tostring(maps:find("/juju/fs.so", 1, true) ~= nil), "\n")
+]])
+    local r = assert(h.juju_exe_run(h.env(root), { "lua", script }))
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("true false false\n", r.stdout)
+  end)
+
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")
     local dir = h.build_dir .. "/lib/lua/5.4/juju/"
