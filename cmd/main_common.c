@@ -74,14 +74,22 @@ static void prepend_path(lua_State *L, const char *field, const char *prefix, co
  * search of package.cpath. */
 int luaopen_juju_sys(lua_State *L);
 int luaopen_juju_fs(lua_State *L);
+int luaopen_juju_yaml(lua_State *L);
+int luaopen_juju_json(lua_State *L);
+int luaopen_juju_config(lua_State *L);
+
+static const luaL_Reg builtin_bindings[] = {
+    {"juju.sys", luaopen_juju_sys},   {"juju.fs", luaopen_juju_fs},         {"juju.yaml", luaopen_juju_yaml},
+    {"juju.json", luaopen_juju_json}, {"juju.config", luaopen_juju_config}, {NULL, NULL},
+};
 
 static void preload_builtin_bindings(lua_State *L)
 {
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-    lua_pushcfunction(L, luaopen_juju_sys);
-    lua_setfield(L, -2, "juju.sys");
-    lua_pushcfunction(L, luaopen_juju_fs);
-    lua_setfield(L, -2, "juju.fs");
+    for (const luaL_Reg *b = builtin_bindings; b->name; b++) {
+        lua_pushcfunction(L, b->func);
+        lua_setfield(L, -2, b->name);
+    }
     lua_pop(L, 1);
 }
 
