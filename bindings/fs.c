@@ -339,6 +339,22 @@ static int l_tree_snapshot(lua_State *L)
     return 2;
 }
 
+/* fs.tree_stamp(dir, suffix): see jj_fs_tree_stamp. */
+static int l_tree_stamp(lua_State *L)
+{
+    const char *dir = luaL_checkstring(L, 1);
+    const char *suffix = luaL_checkstring(L, 2);
+    jj_owned *o = jj_push_owned(L, free_plain);
+    char *out;
+    jj_error err;
+    if (jj_fs_tree_stamp(dir, suffix, &out, &err))
+        return jj_push_error(L, &err);
+    o->p = out;
+    lua_pushstring(L, out);
+    jj_owned_release(o);
+    return 1;
+}
+
 static int l_umask(lua_State *L)
 {
     if (lua_isnoneornil(L, 1)) {
@@ -506,6 +522,7 @@ static const luaL_Reg fs_functions[] = {
     {"lock", l_lock},
     {"lock_holder", l_lock_holder},
     {"tree_snapshot", l_tree_snapshot},
+    {"tree_stamp", l_tree_stamp},
     {"umask", l_umask},
     {NULL, NULL},
 };

@@ -69,6 +69,30 @@ static void prepend_path(lua_State *L, const char *field, const char *prefix, co
     lua_pop(L, 2);
 }
 
+/* The bindings built into the executable (cmd/CMakeLists.txt,
+ * JUJU_BUILTIN_BINDINGS): require finds them in package.preload before any
+ * search of package.cpath. */
+int luaopen_juju_sys(lua_State *L);
+int luaopen_juju_fs(lua_State *L);
+int luaopen_juju_yaml(lua_State *L);
+int luaopen_juju_json(lua_State *L);
+int luaopen_juju_config(lua_State *L);
+
+static const luaL_Reg builtin_bindings[] = {
+    {"juju.sys", luaopen_juju_sys},   {"juju.fs", luaopen_juju_fs},         {"juju.yaml", luaopen_juju_yaml},
+    {"juju.json", luaopen_juju_json}, {"juju.config", luaopen_juju_config}, {NULL, NULL},
+};
+
+static void preload_builtin_bindings(lua_State *L)
+{
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    for (const luaL_Reg *b = builtin_bindings; b->name; b++) {
+        lua_pushcfunction(L, b->func);
+        lua_setfield(L, -2, b->name);
+    }
+    lua_pop(L, 1);
+}
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -85,6 +109,7 @@ static int run(lua_State *L)
     const char *entry = lua_tostring(L, 3);
 
     luaL_openlibs(L);
+    preload_builtin_bindings(L);
     char prefix[PATH_MAX];
     exe_prefix(prefix, sizeof prefix);
     prepend_path(L, "path", prefix, "/share/lua/5.4/?.lua;/share/lua/5.4/?/init.lua");

@@ -386,6 +386,11 @@ int jj_fs_mkdir_p(const char *path, mode_t mode, jj_error *err)
         return 0;
     if (n >= sizeof buf)
         return jj_error_set(err, JJ_ERANGE, "path too long: %s", path);
+    /* The common case, a directory that exists: one stat, not a mkdir and a
+     * stat for each component from the root down. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return 0;
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')
@@ -1037,4 +1042,119 @@ int jj_fs_lock_holder(const char *path, char **out, jj_error *err)
     }
     close(fd);
     return rc;
+}
+
+/* --- tree stamps ------------------------------------------------------- */
+
+typedef struct stamp_paths {
+    char **v;
+    size_t n, cap;
+} stamp_paths;
+
+static int folder_name(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* Appends the relative paths of the matching files under root/rel. */
+static int stamp_collect(const char *root, const char *rel, const char *suffix, stamp_paths *p, jj_error *err)
+{
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel) >= (int)sizeof dir)
+        return 0; /* too long to list: as an unreadable folder */
+    char **names;
+    size_t n;
+    jj_error ignored;
+    if (jj_fs_list(dir, &names, &n, &ignored))
+        return 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char r[PATH_MAX];
+        if (snprintf(r, sizeof r, "%s%s%s", rel, *rel ? "/" : "", names[i]) >= (int)sizeof r)
+            continue;
+        if (ends_with(names[i], suffix)) {
+            if (p->n == p->cap) {
+                size_t ncap = p->cap ? p->cap * 2 : 16;
+                char **nv = realloc(p->v, ncap * sizeof *nv);
+                if (!nv) {
+                    rc = jj_error_set(err, JJ_ENOMEM, "stamp %s: out of memory", root);
+                    break;
+                }
+                p->v = nv;
+                p->cap = ncap;
+            }
+            if (!(p->v[p->n] = strdup(r))) {
+                rc = jj_error_set(err, JJ_ENOMEM, "stamp %s: out of memory", root);
+                break;
+            }
+            p->n++;
+        } else if (folder_name(names[i])) {
+            char full[PATH_MAX];
+            struct stat sb;
+            if (snprintf(full, sizeof full, "%s/%s", root, r) < (int)sizeof full && stat(full, &sb) == 0 &&
+                S_ISDIR(sb.st_mode))
+                rc = stamp_collect(root, r, suffix, p, err);
+        }
+    }
+    jj_fs_free_names(names, n);
+    return rc;
+}
+
+int jj_fs_tree_stamp(const char *dir, const char *suffix, char **out, jj_error *err)
+{
+    *out = NULL;
+    stamp_paths p = {NULL, 0, 0};
+    int rc = stamp_collect(dir, "", suffix, &p, err);
+    if (rc == 0 && p.n > 1)
+        qsort(p.v, p.n, sizeof *p.v, cmp_names);
+    char *s = NULL;
+    size_t len = 0, cap = 0;
+    for (size_t i = 0; rc == 0 && i < p.n; i++) {
+        char full[PATH_MAX], part[PATH_MAX + 64];
+        struct stat sb;
+        int m;
+        if (snprintf(full, sizeof full, "%s/%s", dir, p.v[i]) < (int)sizeof full && stat(full, &sb) == 0)
+            m = snprintf(part, sizeof part, "%s%s=%lld:%lld.%09ld", i ? ";" : "", p.v[i], (long long)sb.st_size,
+                         (long long)sb.st_mtim.tv_sec, (long)sb.st_mtim.tv_nsec);
+        else
+            m = snprintf(part, sizeof part, "%s%s=missing", i ? ";" : "", p.v[i]);
+        if (m < 0 || (size_t)m >= sizeof part)
+            continue;
+        if (len + (size_t)m + 1 > cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            while (ncap < len + (size_t)m + 1)
+                ncap *= 2;
+            char *ns = realloc(s, ncap);
+            if (!ns) {
+                rc = jj_error_set(err, JJ_ENOMEM, "stamp %s: out of memory", dir);
+                break;
+            }
+            s = ns;
+            cap = ncap;
+        }
+        memcpy(s + len, part, (size_t)m + 1);
+        len += (size_t)m;
+    }
+    jj_fs_free_names(p.v, p.n);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    *out = s ? s : strdup("");
+    if (!*out)
+        return jj_error_set(err, JJ_ENOMEM, "stamp %s: out of memory", dir);
+    return 0;
 }

@@ -156,6 +156,17 @@ typedef struct jj_fs_entry {
 int jj_fs_tree_snapshot(const char *dir, jj_fs_entry **entries, size_t *count, jj_error *err);
 void jj_fs_free_entries(jj_fs_entry *entries, size_t count);
 
+/* A stamp of the files under dir whose names end in suffix (".lua"), in
+ * dir and in its folders named [A-Za-z0-9_-]+ (recursively, following
+ * symlinks): "rel=SIZE:SEC.NSEC;..." sorted bytewise by relative path (the
+ * modification time to the nanosecond), "rel=missing" for a file that
+ * cannot be stat'ed. It
+ * changes whenever one of those files is edited, added or removed.
+ * Unreadable folders count as empty. *out is malloc'd, owned by the caller.
+ * (lua/juju/provider_list.lua: one call instead of a list and a stat per
+ * file from Lua on every `juju help`.) */
+int jj_fs_tree_stamp(const char *dir, const char *suffix, char **out, jj_error *err);
+
 /* Sets the process umask and returns the previous one. */
 mode_t jj_fs_umask(mode_t mask);
 

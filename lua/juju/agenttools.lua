@@ -181,7 +181,8 @@ local function add_tree(entries, src_dir, prefix, pattern, skip, rel)
     if st and st.type == "dir" then
       add_tree(entries, p, prefix .. "/" .. n, pattern, skip, r)
     elseif st and st.type == "file" and n:match(pattern) then
-      entries[#entries + 1] = { src = p, name = prefix .. "/" .. n }
+      -- st: for cache_key, which would otherwise stat every file again.
+      entries[#entries + 1] = { src = p, name = prefix .. "/" .. n, st = st }
     end
   end
 end
@@ -264,7 +265,7 @@ exec "$here/bin/jujud" "$@"
 local function cache_key(entries, generated)
   local parts = {}
   for _, e in ipairs(entries) do
-    local st = not generated[e.src] and fs.stat(e.src)
+    local st = not generated[e.src] and (e.st or fs.stat(e.src))
     local ident = generated[e.src] and crypto.sha256(generated[e.src])
       or string.format("%d:%s", st and st.size or -1, tostring(st and st.mtime))
     local src = generated[e.src] and "(generated)" or e.src

@@ -43,12 +43,20 @@ end
 function M.scripts(home)
   local seen, out = {}, {}
   for _, d in ipairs(M.search_dirs(home)) do
-    for _, f in ipairs(fs.list(d) or {}) do
+    local names = fs.list(d) or {}
+    local files = {}
+    for _, f in ipairs(names) do files[f] = true end
+    for _, f in ipairs(names) do
       local name = f:match("^([%w_-]+)%.lua$")
-      if not name and f:match("^[%w_-]+$") and fs.exists(d .. "/" .. f .. "/init.lua") then name = f end
+      local path = name and d .. "/" .. f
+      if not name and f:match("^[%w_-]+$") and not files[f .. ".lua"] and fs.exists(d .. "/" .. f .. "/init.lua") then
+        name, path = f, d .. "/" .. f .. "/init.lua"
+      end
+      -- The first folder that has it wins, NAME.lua before NAME/init.lua:
+      -- the path M.find gives, without searching again.
       if name and not seen[name] then
         seen[name] = true
-        out[#out + 1] = { name = name, path = M.find(home, name) }
+        out[#out + 1] = { name = name, path = path }
       end
     end
   end
@@ -62,29 +70,14 @@ local function file_stamp(path)
   return string.format("%d:%.17g", st.size, st.mtime)
 end
 
--- The .lua files under dir (its private modules), relative, sorted.
-local function lua_files(dir, rel, out)
-  for _, f in ipairs(fs.list(dir .. (rel ~= "" and "/" .. rel or "")) or {}) do
-    local r = rel ~= "" and rel .. "/" .. f or f
-    if f:match("%.lua$") then
-      out[#out + 1] = r
-    elseif f:match("^[%w_-]+$") and (fs.stat(dir .. "/" .. r) or {}).type == "dir" then
-      lua_files(dir, r, out)
-    end
-  end
-  return out
-end
-
 --- The stamp of a provider script: it changes whenever the script (or, for
---- a NAME/init.lua folder, any .lua file in the folder) is edited.
+--- a NAME/init.lua folder, any .lua file in the folder and its NAME
+--- subfolders) is edited. A folder's stamp is one C call (fs.tree_stamp):
+--- "rel=SIZE:SEC.NSEC;..." sorted by path.
 function M.stamp(path)
   local dir = path:match("^(.*)/init%.lua$")
   if not dir then return file_stamp(path) end
-  local files = lua_files(dir, "", {})
-  table.sort(files)
-  local parts = {}
-  for i, f in ipairs(files) do parts[i] = f .. "=" .. file_stamp(dir .. "/" .. f) end
-  return table.concat(parts, ";")
+  return (fs.tree_stamp(dir, ".lua"))
 end
 
 local function cache_path(home) return home and home .. "/" .. M.CACHE_FILE end

@@ -9,6 +9,8 @@
 -- load time: a missing, mistyped, unknown or misspelt key is an error that
 -- names the provider, its file and the key, with the nearest valid name.
 local provider_list = require("juju.provider_list")
+local fs = require("juju.fs")
+local sys = require("juju.sys")
 
 local M = {}
 
@@ -315,6 +317,59 @@ local function private_require(name, dir, env)
   end
 end
 
+-- Built-in provider scripts run from bytecode kept in
+-- $JUJU_HOME/cache/bytecode (issue 17.4: compiling dummy.lua is a tenth of
+-- a warm dummy bootstrap's Lua): one file per script, a header line with the
+-- engine version, the script's path and its size and mtime, then
+-- string.dump of the compiled chunk (debug information kept: errors and
+-- tracebacks name the script's file and lines). A script edited since (its
+-- size or mtime changed) is compiled from its text again and the cache
+-- rewritten; a cache that does not load is ignored. $JUJU_HOME/providers
+-- scripts are always loaded as text. The file is a cache: written without
+-- fsync, a torn one only costs a compile.
+M.BYTECODE_DIR = "cache/bytecode"
+
+local function bytecode_header(path, st)
+  return string.format("juju-provider-bytecode %s %s %d:%.17g\n", require("juju_site").version, path, st.size,
+    st.mtime)
+end
+
+--- The compiled chunk of script `path` with _ENV env, from cache_file when
+--- it holds this script as it is now, else compiled from the text (and
+--- cache_file rewritten). cache_file nil: text only. Returns chunk or nil, message.
+function M.load_chunk(path, env, cache_file)
+  local st = cache_file and fs.stat(path)
+  if not st then return loadfile(path, "t", env) end
+  local header = bytecode_header(path, st)
+  local cached = fs.read_file(cache_file)
+  if cached and cached:sub(1, #header) == header then
+    local chunk = load(cached:sub(#header + 1), "@" .. path, "b", env)
+    if chunk then return chunk end
+  end
+  local chunk, err = loadfile(path, "t", env)
+  if not chunk then return nil, err end
+  local dir = cache_file:match("^(.*)/[^/]*$")
+  if dir and fs.mkdir_p(dir, tonumber("700", 8)) then
+    local tmp = string.format("%s.%d.tmp", cache_file, sys.getpid())
+    local f = io.open(tmp, "wb")
+    if f then
+      local ok = f:write(header, string.dump(chunk))
+      ok = f:close() and ok
+      if not (ok and os.rename(tmp, cache_file)) then os.remove(tmp) end
+    end
+  end
+  return chunk
+end
+
+-- The bytecode cache file of a built-in script, or nil (not built in, no
+-- JUJU_HOME).
+local function bytecode_file(home, path)
+  local builtin = require("juju_site").providers_dir
+  if not home or path:sub(1, #builtin + 1) ~= builtin .. "/" then return nil end
+  local rel = path:sub(#builtin + 2):gsub("/", "%%")
+  return string.format("%s/%s/%s", home, M.BYTECODE_DIR, rel)
+end
+
 --- Loads provider `type_name` (aliases resolved) for JUJU_HOME home.
 --- Returns the checked provider table, or nil, message. opts.log (a
 --- logger) gets a debug line naming the file loaded.
@@ -331,7 +386,7 @@ function M.load(home, type_name, opts)
   local env = setmetatable({}, { __index = _G })
   local dir = path:match("^(.*)/init%.lua$")
   env.require = private_require(name, dir, env)
-  local chunk, err = loadfile(path, "t", env)
+  local chunk, err = M.load_chunk(path, env, bytecode_file(home, path))
   if not chunk then return nil, string.format("provider %q: cannot load %s", name, err) end
   local ok, p = pcall(chunk)
   if not ok then return nil, string.format("provider %q: error running %s: %s", name, path, tostring(p)) end

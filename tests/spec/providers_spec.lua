@@ -22,6 +22,66 @@ describe("provider loading", function()
     assert.are.equal(2, p.api_version)
   end)
 
+  describe("bytecode of built-in scripts (JUJU_HOME/cache/bytecode)", function()
+    local fs = require("juju.fs")
+    local function touch(path, when) assert(os.execute(string.format("touch -d @%s '%s'", when, path))) end
+
+    it("a built-in provider runs from the cache the next time, and the same", function()
+      local home = h.tmpdir()
+      local a = assert(providers.load(home, "dummy"))
+      local cache = home .. "/" .. providers.BYTECODE_DIR .. "/dummy.lua"
+      local text = h.read(cache)
+      assert.matches("^juju%-provider%-bytecode ", text)
+      assert.are.equal("\27Lua", text:sub(#text:match("^[^\n]*\n") + 1, #text:match("^[^\n]*\n") + 4))
+      local b = assert(providers.load(home, "dummy"))
+      assert.are.equal(a.path, b.path)
+      assert.are.equal(debug.getinfo(a.open, "S").source, debug.getinfo(b.open, "S").source)
+      assert.are.equal(debug.getinfo(a.open, "S").linedefined, debug.getinfo(b.open, "S").linedefined)
+    end)
+
+    it("uses the bytecode while the script is unchanged and its text once it is edited", function()
+      local dir = h.tmpdir()
+      local script, cache = dir .. "/p.lua", dir .. "/cache/p.lua"
+      h.write(script, "return 'one'\n")
+      touch(script, "1000000000")
+      assert.are.equal("one", assert(providers.load_chunk(script, {}, cache))())
+      assert.is_true(fs.exists(cache))
+      -- same size and mtime, other text: the cache is what runs
+      h.write(script, "return 'two'\n")
+      touch(script, "1000000000")
+      assert.are.equal("one", assert(providers.load_chunk(script, {}, cache))())
+      -- appended to (a scenario extending a built-in script): the text runs, the cache follows
+      local f = assert(io.open(script, "a"))
+      f:write("-- more\n")
+      f:close()
+      assert.are.equal("two", assert(providers.load_chunk(script, {}, cache))())
+      assert.are.equal("two", assert(providers.load_chunk(script, {}, cache))())
+      -- a torn cache is compiled again
+      local full = h.read(cache)
+      h.write(cache, full:sub(1, #full - 10))
+      assert.are.equal("two", assert(providers.load_chunk(script, {}, cache))())
+    end)
+
+    it("errors from the bytecode name the script's file and line", function()
+      local dir = h.tmpdir()
+      local script, cache = dir .. "/p.lua", dir .. "/cache/p.lua"
+      h.write(script, "local x = 1\n\nerror('on line 3')\n")
+      for _ = 1, 2 do
+        local ok, err = pcall(assert(providers.load_chunk(script, setmetatable({}, { __index = _G }), cache)))
+        assert.is_false(ok)
+        assert.are.equal(script .. ":3: on line 3", err)
+      end
+      assert.is_true(fs.exists(cache))
+    end)
+
+    it("$JUJU_HOME/providers scripts are loaded as text, never cached", function()
+      local home = h.tmpdir()
+      h.write(home .. "/providers/mycloud.lua", string.format(good, "mycloud", "mine"))
+      assert(providers.load(home, "mycloud"))
+      assert.is_nil(fs.list(home .. "/" .. providers.BYTECODE_DIR))
+    end)
+  end)
+
   it("finds $JUJU_HOME/providers/NAME.lua first, in its own _ENV", function()
     local home = h.tmpdir()
     h.write(home .. "/providers/dummy.lua", string.format(good, "dummy", "custom"))

@@ -119,6 +119,39 @@ describe("start-up", function()
     assert.are.equal("/where/m.lua:4: on line 4", err)
   end)
 
+  it("the base bindings are built into juju and jujud: no dlopen of their modules, no heavy library", function()
+    local sys = require("juju.sys")
+    local heavy = { "libcurl", "libmongoc", "libssh2", "libarchive", "libsqlite3", "libexpat", "libcrypto", "libdqlite" }
+    for _, exe in ipairs({ "juju", "jujud" }) do
+      local r = assert(sys.run({ "ldd", h.build_dir .. "/bin/" .. exe }, { timeout = 30 }))
+      assert.are.equal(0, r.code, r.stderr)
+      assert.matches("libjujucore%.so", r.stdout)
+      if not r.stdout:find("libasan", 1, true) then -- the sanitizer build links every library (cmd/CMakeLists.txt)
+        for _, lib in ipairs(heavy) do
+          assert.is_nil(r.stdout:find(lib, 1, true), exe .. " needs " .. lib .. ":\n" .. r.stdout)
+        end
+      end
+    end
+    local root = h.tmpdir()
+    local script = root .. "/maps.lua"
+    h.write(script, [[
+local out = {}
+for _, m in ipairs({ "sys", "fs", "yaml", "json", "config" }) do
+  local builtin = package.preload["juju." .. m] ~= nil
+  assert(require("juju." .. m))
+  local maps = assert(io.open("/proc/self/maps")):read("a")
+  out[#out + 1] = m .. "=" .. tostring(builtin) .. "/" .. tostring(maps:find("/juju/" .. m .. ".so", 1, true) ~= nil)
+end
+-- one null and one array metatable for yaml and json, as with the modules
+local y, j = require("juju.yaml"), require("juju.json")
+out[#out + 1] = tostring(y.null == j.null and y.is_array(j.array({})))
+io.write(table.concat(out, " "), "\n")
+]])
+    local r = assert(h.juju_exe_run(h.env(root), { "lua", script }))
+    assert.are.equal(0, r.code, r.stderr)
+    assert.are.equal("sys=true/false fs=true/false yaml=true/false json=true/false config=true/false true\n", r.stdout)
+  end)
+
   it("the base bindings map no heavy library: the core is split by dependency", function()
     local sys = require("juju.sys")
     local dir = h.build_dir .. "/lib/lua/5.4/juju/"
