@@ -386,11 +386,6 @@ int jj_fs_mkdir_p(const char *path, mode_t mode, jj_error *err)
         return 0;
     if (n >= sizeof buf)
         return jj_error_set(err, JJ_ERANGE, "path too long: %s", path);
-    /* The common case, a directory that exists: one stat, not a mkdir and a
-     * stat for each component from the root down. */
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-        return 0;
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
         if (buf[i] != '/' && buf[i] != '\0')

@@ -142,18 +142,19 @@ describe("juju ensure-availability (local provider, state-store: dqlite)", funct
     local killed = leader.id - 1
     local pid_file = data_dir(killed) .. "/agents/machine-" .. killed .. "/jujud.pid"
     local pid = math.tointeger(tonumber(assert(fs.read_file(pid_file)):match("%d+")))
-    local acked = {}
+    local acked, refused = {}, {}
     local t_kill
     for i = 1, 120 do
       local id = string.format("w%03d", i)
-      local ok = st:insert("hatest", { _id = id, n = i })
-      if ok then acked[#acked + 1] = id end
+      local ok, werr = st:insert("hatest", { _id = id, n = i })
+      if ok then acked[#acked + 1] = id else refused[#refused + 1] = id .. ": " .. tostring(werr) end
       if i == 40 then
         assert.is_true(sys.kill(pid, "KILL"))
         t_kill = sys.monotonic()
       end
     end
-    assert.is_true(#acked >= 100, string.format("only %d of 120 writes were acknowledged", #acked))
+    assert.is_true(#acked >= 100, string.format("only %d of 120 writes were acknowledged; first refused: %s", #acked,
+      tostring(refused[1])))
     -- juju status answers with the leader gone.
     r = s:juju("status", "--format", "yaml")
     assert.are.equal(0, r.code, r.stderr)
