@@ -41,7 +41,7 @@ end
 local function ms_since(t0) return math.floor((sys.monotonic() - t0) * 1000 + 0.5) end
 
 local function open_store(failover_ms)
-  return state.open("dqlite", { servers = servers, tls = tls, database = "juju", timeout = 3000,
+  return state.open("dqlite", { servers = servers, tls = tls, database = "juju", timeout = 5000,
     failover_timeout = failover_ms })
 end
 
