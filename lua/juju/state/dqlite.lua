@@ -131,6 +131,9 @@ local function run(self, kind, op, recheck)
     conn = nil
     sys.sleep(0.05) -- a leader that just lost its lead may still say it leads
   until sys.monotonic() >= deadline
+  -- Out of time with the leader lost (a deposed leader's NOTLEADER, a
+  -- dropped connection): no leader within failover_timeout, as connect says.
+  if r[3] ~= "TIMEOUT" then r[3] = "NOLEADER" end
   return table.unpack(r, 1, r.n)
 end
 
