@@ -187,7 +187,10 @@ describe("dummy bootstrap", function()
     for _ = 1, 400 do
       local j = s:jenv("dummyenv")
       world = j and s:world("dummyenv")
-      if world and #s:instances(world) > 0 and j["bootstrap-journal"] and #j["bootstrap-journal"].resources >= 2 then break end
+      -- Until the instance is recorded with its id, not only intended: the
+      -- intent is saved before the create call, the record after it returns.
+      local rs = j and j["bootstrap-journal"] and j["bootstrap-journal"].resources
+      if world and #s:instances(world) > 0 and rs and rs[2] and rs[2].id then break end
       sys.sleep(0.05)
     end
     assert.are.same({ "dummy-0" }, s:instances(world))
